@@ -1,0 +1,18 @@
+//! The pure domain of studyledger: values, facts, the rules of DESIGN §3 as pure functions, and
+//! the cqrs-es aggregates that decide on commands. No I/O and no SQL live here.
+//!
+//! Module map:
+//! - [`values`]: `Hours`, `Quarter`, `Slug`, `Category` — parse, don't validate.
+//! - [`facts`]: what a member's ledger records (enrolment, sessions, completions).
+//! - [`rules`]: one file per rule family (`sessions`, `credit`, `status`, `rulesets`).
+//! - [`member`], [`course`], [`organisation`], [`rulebook`]: the aggregates.
+//! - [`rejection`]: the kinds of refusal, for the HTTP layer's single error table.
+
+pub mod course;
+pub mod facts;
+pub mod member;
+pub mod organisation;
+pub mod rejection;
+pub mod rulebook;
+pub mod rules;
+pub mod values;

@@ -1,0 +1,600 @@
+//! The Member aggregate: one learner's ledger, the busiest stream in the system.
+//!
+//! `decide` is a plain function from state and command to events or a rejection; the cqrs-es
+//! `Aggregate::handle` adapter only writes its events to the sink, and `apply` only moves state.
+//! What a decision needs from outside the stream — the course's current terms, the clock, the
+//! ledger's time zone — arrives inside the command, loaded by the caller.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::facts::{Completion, CourseTerms, Enrolment, StudySession};
+use crate::rejection::{Classify, RejectionKind};
+use crate::rules::sessions::{
+    check_completion_time, check_session_times, overlapping_session, session_minutes,
+    TimeViolation,
+};
+use crate::values::{Category, CourseId, Hours};
+
+/// "Now" and the ledger's time zone, as the caller saw them when the command arrived.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    pub now: DateTime<Utc>,
+    pub tz: Tz,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberCommand {
+    Enrol(Enrolment),
+    RecordStudySession {
+        session_id: Uuid,
+        course: CourseTerms,
+        started_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+        clock: Clock,
+    },
+    RecordCompletion {
+        completion_id: Uuid,
+        course: CourseTerms,
+        completed_at: DateTime<Utc>,
+        clock: Clock,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MemberEvent {
+    MemberEnrolled(Enrolment),
+    StudySessionRecorded {
+        session_id: Uuid,
+        course_id: CourseId,
+        started_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+        minutes: i64,
+    },
+    /// Carries the course's terms as they were when the completion was recorded (rule 2).
+    CourseCompleted {
+        completion_id: Uuid,
+        course_id: CourseId,
+        category: Category,
+        credit_hours: Hours,
+        min_study_minutes: u32,
+        completed_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for MemberEvent {
+    fn event_type(&self) -> String {
+        match self {
+            MemberEvent::MemberEnrolled(_) => "MemberEnrolled",
+            MemberEvent::StudySessionRecorded { .. } => "StudySessionRecorded",
+            MemberEvent::CourseCompleted { .. } => "CourseCompleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberRejection {
+    #[error("the member is not enrolled")]
+    NotEnrolled,
+    #[error("the member is already enrolled with other details")]
+    EnrolmentConflict,
+    #[error("the member number and the name must not be empty")]
+    IncompleteEnrolment,
+    #[error("{kind} {id} is already recorded with other content")]
+    IdReused { kind: &'static str, id: Uuid },
+    #[error("the session overlaps session {other} of the same member")]
+    SessionOverlaps { other: Uuid },
+    #[error("invalid study session: {0}")]
+    InvalidSession(TimeViolation),
+    #[error("invalid course completion: {0}")]
+    InvalidCompletion(TimeViolation),
+}
+
+impl Classify for MemberRejection {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            MemberRejection::NotEnrolled => RejectionKind::NotFound,
+            MemberRejection::EnrolmentConflict
+            | MemberRejection::IdReused { .. }
+            | MemberRejection::SessionOverlaps { .. } => RejectionKind::Conflict,
+            MemberRejection::IncompleteEnrolment
+            | MemberRejection::InvalidSession(_)
+            | MemberRejection::InvalidCompletion(_) => RejectionKind::RuleViolation,
+        }
+    }
+}
+
+/// A member's state: every fact the rules need, in the order the rules read them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// The sequence of the last applied event; each event's own sequence is its version.
+    version: usize,
+    enrolment: Option<Enrolment>,
+    /// Sorted by start and pairwise disjoint.
+    sessions: Vec<StudySession>,
+    /// In the order recorded.
+    completions: Vec<Completion>,
+}
+
+impl Member {
+    pub fn version(&self) -> usize {
+        self.version
+    }
+
+    pub fn enrolment(&self) -> Option<&Enrolment> {
+        self.enrolment.as_ref()
+    }
+
+    pub fn sessions(&self) -> &[StudySession] {
+        &self.sessions
+    }
+
+    pub fn completions(&self) -> &[Completion] {
+        &self.completions
+    }
+
+    pub fn session(&self, session_id: Uuid) -> Option<&StudySession> {
+        self.sessions.iter().find(|s| s.session_id == session_id)
+    }
+
+    pub fn completion(&self, completion_id: Uuid) -> Option<&Completion> {
+        self.completions
+            .iter()
+            .find(|c| c.completion_id == completion_id)
+    }
+
+    /// Rule 1 and the recording checks of rule 2. An exact resend decides no events.
+    pub fn decide(&self, command: &MemberCommand) -> Result<Vec<MemberEvent>, MemberRejection> {
+        match command {
+            MemberCommand::Enrol(enrolment) => self.decide_enrolment(enrolment),
+            MemberCommand::RecordStudySession {
+                session_id,
+                course,
+                started_at,
+                ended_at,
+                clock,
+            } => {
+                let enrolment = self.enrolment.as_ref().ok_or(MemberRejection::NotEnrolled)?;
+                if let Some(recorded) = self.session(*session_id) {
+                    return if recorded.course_id == course.course_id
+                        && recorded.started_at == *started_at
+                        && recorded.ended_at == *ended_at
+                    {
+                        Ok(vec![])
+                    } else {
+                        Err(MemberRejection::IdReused {
+                            kind: "session",
+                            id: *session_id,
+                        })
+                    };
+                }
+                check_session_times(
+                    *started_at,
+                    *ended_at,
+                    enrolment.enrolled_on,
+                    clock.now,
+                    clock.tz,
+                )
+                .map_err(MemberRejection::InvalidSession)?;
+                if let Some(other) = overlapping_session(&self.sessions, *started_at, *ended_at) {
+                    return Err(MemberRejection::SessionOverlaps {
+                        other: other.session_id,
+                    });
+                }
+                Ok(vec![MemberEvent::StudySessionRecorded {
+                    session_id: *session_id,
+                    course_id: course.course_id.clone(),
+                    started_at: *started_at,
+                    ended_at: *ended_at,
+                    minutes: session_minutes(*started_at, *ended_at),
+                }])
+            }
+            MemberCommand::RecordCompletion {
+                completion_id,
+                course,
+                completed_at,
+                clock,
+            } => {
+                let enrolment = self.enrolment.as_ref().ok_or(MemberRejection::NotEnrolled)?;
+                if let Some(recorded) = self.completion(*completion_id) {
+                    return if recorded.course.course_id == course.course_id
+                        && recorded.completed_at == *completed_at
+                    {
+                        Ok(vec![])
+                    } else {
+                        Err(MemberRejection::IdReused {
+                            kind: "completion",
+                            id: *completion_id,
+                        })
+                    };
+                }
+                check_completion_time(*completed_at, enrolment.enrolled_on, clock.now, clock.tz)
+                    .map_err(MemberRejection::InvalidCompletion)?;
+                Ok(vec![MemberEvent::CourseCompleted {
+                    completion_id: *completion_id,
+                    course_id: course.course_id.clone(),
+                    category: course.category,
+                    credit_hours: course.credit_hours,
+                    min_study_minutes: course.min_study_minutes,
+                    completed_at: *completed_at,
+                }])
+            }
+        }
+    }
+
+    fn decide_enrolment(&self, enrolment: &Enrolment) -> Result<Vec<MemberEvent>, MemberRejection> {
+        match &self.enrolment {
+            Some(existing) if existing == enrolment => Ok(vec![]),
+            Some(_) => Err(MemberRejection::EnrolmentConflict),
+            None if enrolment.member_no.trim().is_empty() || enrolment.name.trim().is_empty() => {
+                Err(MemberRejection::IncompleteEnrolment)
+            }
+            None => Ok(vec![MemberEvent::MemberEnrolled(enrolment.clone())]),
+        }
+    }
+}
+
+impl Aggregate for Member {
+    const TYPE: &'static str = "member";
+    type Command = MemberCommand;
+    type Event = MemberEvent;
+    type Error = MemberRejection;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(&command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        let sequence = self.version;
+        match event {
+            MemberEvent::MemberEnrolled(enrolment) => self.enrolment = Some(enrolment),
+            MemberEvent::StudySessionRecorded {
+                session_id,
+                course_id,
+                started_at,
+                ended_at,
+                minutes: _,
+            } => {
+                let at = self.sessions.partition_point(|s| s.started_at < started_at);
+                self.sessions.insert(
+                    at,
+                    StudySession {
+                        session_id,
+                        course_id,
+                        started_at,
+                        ended_at,
+                        sequence,
+                    },
+                );
+            }
+            MemberEvent::CourseCompleted {
+                completion_id,
+                course_id,
+                category,
+                credit_hours,
+                min_study_minutes,
+                completed_at,
+            } => self.completions.push(Completion {
+                completion_id,
+                course: CourseTerms {
+                    course_id,
+                    category,
+                    credit_hours,
+                    min_study_minutes,
+                },
+                completed_at,
+                sequence,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone};
+    use cqrs_es::test::TestFramework;
+
+    type MemberTest = TestFramework<Member>;
+
+    fn at(month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2018, month, day, hour, minute, 0)
+            .single()
+            .expect("instant")
+    }
+
+    fn clock() -> Clock {
+        Clock {
+            now: at(12, 1, 0, 0),
+            tz: chrono_tz::Asia::Shanghai,
+        }
+    }
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn enrolment() -> Enrolment {
+        Enrolment {
+            member_id: id(1),
+            member_no: "M-0001".to_owned(),
+            name: "林晓".to_owned(),
+            org_id: "fz-branch-1".parse().expect("slug"),
+            enrolled_on: NaiveDate::from_ymd_opt(2018, 3, 1).expect("date"),
+        }
+    }
+
+    fn course() -> CourseTerms {
+        CourseTerms {
+            course_id: "party-history".parse().expect("slug"),
+            category: Category::Required,
+            credit_hours: Hours::from_hundredths(250),
+            min_study_minutes: 60,
+        }
+    }
+
+    fn record_session(n: u128, start: DateTime<Utc>, end: DateTime<Utc>) -> MemberCommand {
+        MemberCommand::RecordStudySession {
+            session_id: id(n),
+            course: course(),
+            started_at: start,
+            ended_at: end,
+            clock: clock(),
+        }
+    }
+
+    fn session_recorded(n: u128, start: DateTime<Utc>, end: DateTime<Utc>) -> MemberEvent {
+        MemberEvent::StudySessionRecorded {
+            session_id: id(n),
+            course_id: course().course_id,
+            started_at: start,
+            ended_at: end,
+            minutes: (end - start).num_minutes(),
+        }
+    }
+
+    fn record_completion(n: u128, when: DateTime<Utc>) -> MemberCommand {
+        MemberCommand::RecordCompletion {
+            completion_id: id(n),
+            course: course(),
+            completed_at: when,
+            clock: clock(),
+        }
+    }
+
+    #[test]
+    fn enrolling_records_the_member() {
+        MemberTest::with(())
+            .given_no_previous_events()
+            .when(MemberCommand::Enrol(enrolment()))
+            .then_expect_events(vec![MemberEvent::MemberEnrolled(enrolment())]);
+    }
+
+    #[test]
+    fn enrolling_again_with_the_same_details_records_nothing() {
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(MemberCommand::Enrol(enrolment()))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn enrolling_again_with_other_details_is_a_conflict() {
+        let mut other = enrolment();
+        other.name = "王芳".to_owned();
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(MemberCommand::Enrol(other))
+            .then_expect_error(MemberRejection::EnrolmentConflict);
+    }
+
+    #[test]
+    fn an_enrolment_without_a_name_is_rejected() {
+        let mut nameless = enrolment();
+        nameless.name = "  ".to_owned();
+        MemberTest::with(())
+            .given_no_previous_events()
+            .when(MemberCommand::Enrol(nameless))
+            .then_expect_error(MemberRejection::IncompleteEnrolment);
+    }
+
+    #[test]
+    fn a_session_for_a_member_not_enrolled_is_rejected() {
+        MemberTest::with(())
+            .given_no_previous_events()
+            .when(record_session(10, at(5, 1, 9, 0), at(5, 1, 10, 0)))
+            .then_expect_error(MemberRejection::NotEnrolled);
+    }
+
+    #[test]
+    fn a_valid_session_is_recorded_with_its_whole_minutes() {
+        let start = at(5, 1, 9, 0);
+        let end = start + chrono::Duration::seconds(59 * 60 + 59);
+        let expected = MemberEvent::StudySessionRecorded {
+            session_id: id(10),
+            course_id: course().course_id,
+            started_at: start,
+            ended_at: end,
+            minutes: 59,
+        };
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(record_session(10, start, end))
+            .then_expect_events(vec![expected]);
+    }
+
+    #[test]
+    fn a_touching_session_is_recorded() {
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                session_recorded(10, at(5, 1, 9, 0), at(5, 1, 10, 0)),
+            ])
+            .when(record_session(11, at(5, 1, 10, 0), at(5, 1, 11, 0)))
+            .then_expect_events(vec![session_recorded(11, at(5, 1, 10, 0), at(5, 1, 11, 0))]);
+    }
+
+    #[test]
+    fn an_overlapping_session_is_rejected() {
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                session_recorded(10, at(5, 1, 9, 0), at(5, 1, 10, 0)),
+                session_recorded(12, at(5, 1, 13, 0), at(5, 1, 14, 0)),
+            ])
+            .when(record_session(11, at(5, 1, 9, 30), at(5, 1, 10, 30)))
+            .then_expect_error(MemberRejection::SessionOverlaps { other: id(10) });
+    }
+
+    #[test]
+    fn a_session_recorded_out_of_order_still_guards_against_overlap() {
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                session_recorded(12, at(5, 2, 9, 0), at(5, 2, 10, 0)),
+                session_recorded(10, at(5, 1, 9, 0), at(5, 1, 10, 0)),
+            ])
+            .when(record_session(11, at(5, 2, 8, 0), at(5, 2, 9, 1)))
+            .then_expect_error(MemberRejection::SessionOverlaps { other: id(12) });
+    }
+
+    #[test]
+    fn the_same_session_sent_twice_records_nothing_new() {
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                session_recorded(10, at(5, 1, 9, 0), at(5, 1, 10, 0)),
+            ])
+            .when(record_session(10, at(5, 1, 9, 0), at(5, 1, 10, 0)))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_session_id_reused_with_other_times_is_a_conflict() {
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                session_recorded(10, at(5, 1, 9, 0), at(5, 1, 10, 0)),
+            ])
+            .when(record_session(10, at(5, 3, 9, 0), at(5, 3, 10, 0)))
+            .then_expect_error(MemberRejection::IdReused {
+                kind: "session",
+                id: id(10),
+            });
+    }
+
+    #[test]
+    fn sessions_that_break_the_time_rules_are_rejected() {
+        let cases = [
+            (at(5, 1, 10, 0), at(5, 1, 10, 0), TimeViolation::EndNotAfterStart),
+            (at(5, 1, 8, 0), at(5, 1, 20, 1), TimeViolation::LongerThanTwelveHours),
+            (at(11, 30, 23, 0), at(12, 1, 0, 6), TimeViolation::InTheFuture),
+            (at(2, 28, 9, 0), at(2, 28, 10, 0), TimeViolation::BeforeEnrolment),
+        ];
+        for (start, end, violation) in cases {
+            MemberTest::with(())
+                .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+                .when(record_session(10, start, end))
+                .then_expect_error(MemberRejection::InvalidSession(violation));
+        }
+    }
+
+    #[test]
+    fn a_completion_carries_the_course_terms_of_its_recording() {
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(record_completion(20, at(5, 1, 12, 0)))
+            .then_expect_events(vec![MemberEvent::CourseCompleted {
+                completion_id: id(20),
+                course_id: course().course_id,
+                category: Category::Required,
+                credit_hours: Hours::from_hundredths(250),
+                min_study_minutes: 60,
+                completed_at: at(5, 1, 12, 0),
+            }]);
+    }
+
+    #[test]
+    fn a_second_completion_of_the_same_course_is_recorded_too() {
+        let first = MemberEvent::CourseCompleted {
+            completion_id: id(20),
+            course_id: course().course_id,
+            category: Category::Required,
+            credit_hours: Hours::from_hundredths(250),
+            min_study_minutes: 60,
+            completed_at: at(5, 1, 12, 0),
+        };
+        let result = MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment()), first])
+            .when(record_completion(21, at(5, 2, 12, 0)))
+            .inspect_result();
+        assert_eq!(result.map(|events| events.len()), Ok(1));
+    }
+
+    #[test]
+    fn completions_in_the_future_or_before_enrolment_are_rejected() {
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(record_completion(20, at(12, 1, 0, 6)))
+            .then_expect_error(MemberRejection::InvalidCompletion(TimeViolation::InTheFuture));
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(record_completion(20, at(2, 28, 15, 59)))
+            .then_expect_error(MemberRejection::InvalidCompletion(
+                TimeViolation::BeforeEnrolment,
+            ));
+    }
+
+    #[test]
+    fn a_completion_id_reused_for_another_course_is_a_conflict() {
+        let first = MemberEvent::CourseCompleted {
+            completion_id: id(20),
+            course_id: "other".parse().expect("slug"),
+            category: Category::Elective,
+            credit_hours: Hours::from_hundredths(100),
+            min_study_minutes: 0,
+            completed_at: at(5, 1, 12, 0),
+        };
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment()), first])
+            .when(record_completion(20, at(5, 1, 12, 0)))
+            .then_expect_error(MemberRejection::IdReused {
+                kind: "completion",
+                id: id(20),
+            });
+    }
+
+    #[test]
+    fn applied_facts_remember_their_sequence_and_stay_sorted() {
+        let mut member = Member::default();
+        member.apply(MemberEvent::MemberEnrolled(enrolment()));
+        member.apply(session_recorded(12, at(5, 2, 9, 0), at(5, 2, 10, 0)));
+        member.apply(session_recorded(10, at(5, 1, 9, 0), at(5, 1, 10, 0)));
+        assert_eq!(member.version(), 3);
+        let order: Vec<(Uuid, usize)> = member
+            .sessions()
+            .iter()
+            .map(|s| (s.session_id, s.sequence))
+            .collect();
+        assert_eq!(order, [(id(10), 3), (id(12), 2)]);
+    }
+}

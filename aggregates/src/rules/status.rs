@@ -1,0 +1,160 @@
+//! Rule 6: a member's status in a quarter — the 8 + 3 rule of the origin, as data.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::rules::credit::QuarterTotals;
+use crate::rules::rulesets::Ruleset;
+use crate::values::{Hours, Quarter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarterStatus {
+    Exempt,
+    Compliant,
+    InProgress,
+    NonCompliant,
+}
+
+impl QuarterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarterStatus::Exempt => "exempt",
+            QuarterStatus::Compliant => "compliant",
+            QuarterStatus::InProgress => "in_progress",
+            QuarterStatus::NonCompliant => "non_compliant",
+        }
+    }
+}
+
+/// The elective hours that count against the elective target: the elective hours, plus the
+/// required hours beyond the required target when the ruleset says so.
+pub fn effective_elective(totals: &QuarterTotals, ruleset: &Ruleset) -> Hours {
+    if ruleset.excess_required_counts_as_elective {
+        let excess = totals.required.minus(ruleset.required_hours).max(Hours::ZERO);
+        totals.elective.plus(excess)
+    } else {
+        totals.elective
+    }
+}
+
+/// Rule 6. `today` is the local date in the ledger's time zone.
+pub fn quarter_status(
+    quarter: Quarter,
+    totals: &QuarterTotals,
+    ruleset: &Ruleset,
+    enrolled_on: NaiveDate,
+    today: NaiveDate,
+) -> QuarterStatus {
+    if enrolled_on > quarter.first_day() {
+        QuarterStatus::Exempt
+    } else if totals.required >= ruleset.required_hours
+        && effective_elective(totals, ruleset) >= ruleset.elective_hours
+    {
+        QuarterStatus::Compliant
+    } else if today <= quarter.last_day() {
+        QuarterStatus::InProgress
+    } else {
+        QuarterStatus::NonCompliant
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    fn totals(required: i64, elective: i64) -> QuarterTotals {
+        QuarterTotals {
+            required: Hours::from_hundredths(required),
+            elective: Hours::from_hundredths(elective),
+        }
+    }
+
+    fn q2() -> Quarter {
+        Quarter::parse("2018-Q2").expect("quarter")
+    }
+
+    #[test]
+    fn eight_required_and_three_elective_hours_make_a_quarter_compliant() {
+        let v1 = Ruleset::version_1();
+        let after = date(2018, 7, 1);
+        let enrolled = date(2018, 1, 1);
+        assert_eq!(
+            quarter_status(q2(), &totals(800, 300), &v1, enrolled, after),
+            QuarterStatus::Compliant
+        );
+        assert_eq!(
+            quarter_status(q2(), &totals(799, 300), &v1, enrolled, after),
+            QuarterStatus::NonCompliant
+        );
+        assert_eq!(
+            quarter_status(q2(), &totals(800, 299), &v1, enrolled, after),
+            QuarterStatus::NonCompliant
+        );
+    }
+
+    #[test]
+    fn a_short_quarter_is_in_progress_until_its_last_day_has_passed() {
+        let v1 = Ruleset::version_1();
+        let enrolled = date(2018, 1, 1);
+        assert_eq!(
+            quarter_status(q2(), &totals(0, 0), &v1, enrolled, date(2018, 6, 30)),
+            QuarterStatus::InProgress
+        );
+        assert_eq!(
+            quarter_status(q2(), &totals(0, 0), &v1, enrolled, date(2018, 7, 1)),
+            QuarterStatus::NonCompliant
+        );
+    }
+
+    #[test]
+    fn a_member_enrolled_after_the_first_day_is_exempt_for_that_quarter() {
+        let v1 = Ruleset::version_1();
+        let today = date(2019, 1, 1);
+        assert_eq!(
+            quarter_status(q2(), &totals(0, 0), &v1, date(2018, 4, 2), today),
+            QuarterStatus::Exempt
+        );
+        assert_eq!(
+            quarter_status(q2(), &totals(0, 0), &v1, date(2018, 4, 1), today),
+            QuarterStatus::NonCompliant,
+            "enrolled on the first day: not exempt"
+        );
+        assert_eq!(
+            quarter_status(q2(), &totals(900, 900), &v1, date(2018, 5, 1), today),
+            QuarterStatus::Exempt,
+            "exemption comes first, whatever the hours"
+        );
+    }
+
+    #[test]
+    fn excess_required_hours_count_as_elective_only_when_the_ruleset_says_so() {
+        let v1 = Ruleset::version_1();
+        let generous = Ruleset {
+            version: 2,
+            excess_required_counts_as_elective: true,
+            ..Ruleset::version_1()
+        };
+        let today = date(2019, 1, 1);
+        let enrolled = date(2018, 1, 1);
+        let t = totals(1000, 100);
+        assert_eq!(
+            quarter_status(q2(), &t, &v1, enrolled, today),
+            QuarterStatus::NonCompliant
+        );
+        assert_eq!(
+            quarter_status(q2(), &t, &generous, enrolled, today),
+            QuarterStatus::Compliant
+        );
+        assert_eq!(effective_elective(&t, &generous), Hours::from_hundredths(300));
+        assert_eq!(
+            effective_elective(&totals(500, 100), &generous),
+            Hours::from_hundredths(100),
+            "a shortfall in required hours adds nothing"
+        );
+    }
+}
