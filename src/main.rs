@@ -1,1 +1,24 @@
-fn main() {}
+//! The `studyledger` binary: clap commands mapped to functions, nothing else.
+
+use clap::Parser;
+use studyledger::config::{Cli, Command};
+use studyledger::{bench, demo, serve, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Migrate(args) => serve::migrate_only(args).await,
+        Command::DemoData(args) => demo::run(args).await,
+        Command::BenchWrite(args) => bench::run(args).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("studyledger: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -94,7 +94,9 @@ impl Course {
                 existing.course_id.clone(),
             )),
             None if record.title.trim().is_empty() => Err(CourseRejection::MissingTitle),
-            None if !record.credit_hours.is_positive() || record.credit_hours > MAX_CREDIT_HOURS => {
+            None if !record.credit_hours.is_positive()
+                || record.credit_hours > MAX_CREDIT_HOURS =>
+            {
                 Err(CourseRejection::CreditOutOfRange)
             }
             None if record.min_study_minutes > MAX_MIN_STUDY_MINUTES => {

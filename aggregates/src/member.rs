@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::facts::{Completion, CourseTerms, Enrolment, StudySession};
 use crate::rejection::{Classify, RejectionKind};
 use crate::rules::sessions::{
-    check_completion_time, check_session_times, overlapping_session, session_minutes,
-    TimeViolation,
+    check_completion_time, check_session_times, overlapping_session, session_minutes, TimeViolation,
 };
 use crate::values::{Category, CourseId, Hours};
 
@@ -163,7 +162,10 @@ impl Member {
                 ended_at,
                 clock,
             } => {
-                let enrolment = self.enrolment.as_ref().ok_or(MemberRejection::NotEnrolled)?;
+                let enrolment = self
+                    .enrolment
+                    .as_ref()
+                    .ok_or(MemberRejection::NotEnrolled)?;
                 if let Some(recorded) = self.session(*session_id) {
                     return if recorded.course_id == course.course_id
                         && recorded.started_at == *started_at
@@ -204,7 +206,10 @@ impl Member {
                 completed_at,
                 clock,
             } => {
-                let enrolment = self.enrolment.as_ref().ok_or(MemberRejection::NotEnrolled)?;
+                let enrolment = self
+                    .enrolment
+                    .as_ref()
+                    .ok_or(MemberRejection::NotEnrolled)?;
                 if let Some(recorded) = self.completion(*completion_id) {
                     return if recorded.course.course_id == course.course_id
                         && recorded.completed_at == *completed_at
@@ -505,10 +510,26 @@ mod tests {
     #[test]
     fn sessions_that_break_the_time_rules_are_rejected() {
         let cases = [
-            (at(5, 1, 10, 0), at(5, 1, 10, 0), TimeViolation::EndNotAfterStart),
-            (at(5, 1, 8, 0), at(5, 1, 20, 1), TimeViolation::LongerThanTwelveHours),
-            (at(11, 30, 23, 0), at(12, 1, 0, 6), TimeViolation::InTheFuture),
-            (at(2, 28, 9, 0), at(2, 28, 10, 0), TimeViolation::BeforeEnrolment),
+            (
+                at(5, 1, 10, 0),
+                at(5, 1, 10, 0),
+                TimeViolation::EndNotAfterStart,
+            ),
+            (
+                at(5, 1, 8, 0),
+                at(5, 1, 20, 1),
+                TimeViolation::LongerThanTwelveHours,
+            ),
+            (
+                at(11, 30, 23, 0),
+                at(12, 1, 0, 6),
+                TimeViolation::InTheFuture,
+            ),
+            (
+                at(2, 28, 9, 0),
+                at(2, 28, 10, 0),
+                TimeViolation::BeforeEnrolment,
+            ),
         ];
         for (start, end, violation) in cases {
             MemberTest::with(())
@@ -555,7 +576,9 @@ mod tests {
         MemberTest::with(())
             .given(vec![MemberEvent::MemberEnrolled(enrolment())])
             .when(record_completion(20, at(12, 1, 0, 6)))
-            .then_expect_error(MemberRejection::InvalidCompletion(TimeViolation::InTheFuture));
+            .then_expect_error(MemberRejection::InvalidCompletion(
+                TimeViolation::InTheFuture,
+            ));
         MemberTest::with(())
             .given(vec![MemberEvent::MemberEnrolled(enrolment())])
             .when(record_completion(20, at(2, 28, 15, 59)))

@@ -64,7 +64,10 @@ impl RuleBook {
         &self.rulesets
     }
 
-    pub fn decide(&self, command: &RuleBookCommand) -> Result<Vec<RuleBookEvent>, RuleBookRejection> {
+    pub fn decide(
+        &self,
+        command: &RuleBookCommand,
+    ) -> Result<Vec<RuleBookEvent>, RuleBookRejection> {
         let RuleBookCommand::Publish(ruleset) = command;
         if self.rulesets.contains(ruleset) {
             return Ok(vec![]);

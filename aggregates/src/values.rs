@@ -203,7 +203,8 @@ pub struct Quarter {
 
 impl Quarter {
     pub fn new(year: i32, number: u8) -> Option<Quarter> {
-        ((1..=4).contains(&number) && (1..=9999).contains(&year)).then_some(Quarter { year, number })
+        ((1..=4).contains(&number) && (1..=9999).contains(&year))
+            .then_some(Quarter { year, number })
     }
 
     pub fn parse(raw: &str) -> Result<Quarter, ValueError> {
@@ -245,10 +246,7 @@ impl Quarter {
     }
 
     pub fn last_day(self) -> NaiveDate {
-        self.next()
-            .first_day()
-            .pred_opt()
-            .unwrap_or(NaiveDate::MAX)
+        self.next().first_day().pred_opt().unwrap_or(NaiveDate::MAX)
     }
 
     pub fn next(self) -> Quarter {
@@ -362,10 +360,21 @@ mod tests {
     fn quarters_parse_and_print() {
         let q = Quarter::parse("2018-Q3").expect("valid");
         assert_eq!(q.to_string(), "2018-Q3");
-        assert_eq!(q.first_day(), NaiveDate::from_ymd_opt(2018, 7, 1).expect("date"));
-        assert_eq!(q.last_day(), NaiveDate::from_ymd_opt(2018, 9, 30).expect("date"));
-        assert_eq!(Quarter::parse("2018-Q4").expect("valid").next().to_string(), "2019-Q1");
-        for bad in ["2018-Q0", "2018-Q5", "18-Q1", "2018Q1", "2018-q1", "2018-Q12"] {
+        assert_eq!(
+            q.first_day(),
+            NaiveDate::from_ymd_opt(2018, 7, 1).expect("date")
+        );
+        assert_eq!(
+            q.last_day(),
+            NaiveDate::from_ymd_opt(2018, 9, 30).expect("date")
+        );
+        assert_eq!(
+            Quarter::parse("2018-Q4").expect("valid").next().to_string(),
+            "2019-Q1"
+        );
+        for bad in [
+            "2018-Q0", "2018-Q5", "18-Q1", "2018Q1", "2018-q1", "2018-Q12",
+        ] {
             assert!(Quarter::parse(bad).is_err(), "{bad}");
         }
         let all: Vec<String> = Quarter::parse("2018-Q3")
@@ -386,7 +395,10 @@ mod tests {
             Quarter::of_instant(instant, chrono_tz::Asia::Shanghai).to_string(),
             "2018-Q3"
         );
-        assert_eq!(Quarter::of_instant(instant, chrono_tz::UTC).to_string(), "2018-Q2");
+        assert_eq!(
+            Quarter::of_instant(instant, chrono_tz::UTC).to_string(),
+            "2018-Q2"
+        );
         let just_before = Utc
             .with_ymd_and_hms(2018, 6, 30, 15, 59, 59)
             .single()

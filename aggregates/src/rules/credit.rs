@@ -258,7 +258,10 @@ mod tests {
         let sessions = vec![session(&other, at(5, 1, 1), 3)];
         let completions = vec![completion(&ethics, at(5, 2, 0), 2)];
         let outcomes = credit_completions(&sessions, &completions, &[Ruleset::version_1()], TZ);
-        assert_eq!(verdicts(&outcomes), [Err(NotCreditedReason::InsufficientStudyTime)]);
+        assert_eq!(
+            verdicts(&outcomes),
+            [Err(NotCreditedReason::InsufficientStudyTime)]
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@ impl Ruleset {
     pub fn version_1() -> Ruleset {
         Ruleset {
             version: 1,
-            effective_from: Quarter::new(2000, 1).unwrap_or_else(|| unreachable!("2000-Q1 is valid")),
+            effective_from: Quarter::new(2000, 1)
+                .unwrap_or_else(|| unreachable!("2000-Q1 is valid")),
             required_hours: Hours::whole(8),
             elective_hours: Hours::whole(3),
             excess_required_counts_as_elective: false,
@@ -66,16 +67,34 @@ mod tests {
             ruleset(2, "2019-Q1", 10),
             ruleset(3, "2018-Q3", 9),
         ];
-        assert_eq!(ruleset_for(q("2018-Q2"), &rulesets).map(|r| r.version), Some(1));
-        assert_eq!(ruleset_for(q("2018-Q3"), &rulesets).map(|r| r.version), Some(3));
-        assert_eq!(ruleset_for(q("2018-Q4"), &rulesets).map(|r| r.version), Some(3));
-        assert_eq!(ruleset_for(q("2019-Q1"), &rulesets).map(|r| r.version), Some(2));
-        assert_eq!(ruleset_for(q("1999-Q4"), &rulesets).map(|r| r.version), None);
+        assert_eq!(
+            ruleset_for(q("2018-Q2"), &rulesets).map(|r| r.version),
+            Some(1)
+        );
+        assert_eq!(
+            ruleset_for(q("2018-Q3"), &rulesets).map(|r| r.version),
+            Some(3)
+        );
+        assert_eq!(
+            ruleset_for(q("2018-Q4"), &rulesets).map(|r| r.version),
+            Some(3)
+        );
+        assert_eq!(
+            ruleset_for(q("2019-Q1"), &rulesets).map(|r| r.version),
+            Some(2)
+        );
+        assert_eq!(
+            ruleset_for(q("1999-Q4"), &rulesets).map(|r| r.version),
+            None
+        );
     }
 
     #[test]
     fn on_equal_effective_from_the_higher_version_wins() {
         let rulesets = [ruleset(3, "2019-Q1", 10), ruleset(2, "2019-Q1", 12)];
-        assert_eq!(ruleset_for(q("2020-Q1"), &rulesets).map(|r| r.version), Some(3));
+        assert_eq!(
+            ruleset_for(q("2020-Q1"), &rulesets).map(|r| r.version),
+            Some(3)
+        );
     }
 }

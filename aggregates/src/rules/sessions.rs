@@ -94,7 +94,9 @@ mod tests {
     use crate::values::Slug;
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2018, 5, 2, h, m, 0).single().expect("instant")
+        Utc.with_ymd_and_hms(2018, 5, 2, h, m, 0)
+            .single()
+            .expect("instant")
     }
 
     fn session(start: DateTime<Utc>, end: DateTime<Utc>) -> StudySession {
@@ -116,14 +118,20 @@ mod tests {
         assert_eq!(session_minutes(at(9, 0), at(9, 59)), 59);
         let almost = at(10, 0) - Duration::seconds(1);
         assert_eq!(session_minutes(at(9, 0), almost), 59);
-        assert_eq!(session_minutes(at(9, 0), at(10, 0) + Duration::seconds(59)), 60);
+        assert_eq!(
+            session_minutes(at(9, 0), at(10, 0) + Duration::seconds(59)),
+            60
+        );
     }
 
     #[test]
     fn session_times_are_checked_in_order() {
         let tz = chrono_tz::Asia::Shanghai;
         let now = at(20, 0);
-        assert_eq!(check_session_times(at(9, 0), at(10, 0), enrolled(), now, tz), Ok(()));
+        assert_eq!(
+            check_session_times(at(9, 0), at(10, 0), enrolled(), now, tz),
+            Ok(())
+        );
         assert_eq!(
             check_session_times(at(9, 0), at(9, 0), enrolled(), now, tz),
             Err(TimeViolation::EndNotAfterStart)
@@ -171,7 +179,10 @@ mod tests {
     fn completion_times_are_checked() {
         let tz = chrono_tz::Asia::Shanghai;
         let now = at(20, 0);
-        assert_eq!(check_completion_time(at(20, 5), enrolled(), now, tz), Ok(()));
+        assert_eq!(
+            check_completion_time(at(20, 5), enrolled(), now, tz),
+            Ok(())
+        );
         assert_eq!(
             check_completion_time(at(20, 6), enrolled(), now, tz),
             Err(TimeViolation::InTheFuture)

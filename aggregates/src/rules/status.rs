@@ -31,7 +31,10 @@ impl QuarterStatus {
 /// required hours beyond the required target when the ruleset says so.
 pub fn effective_elective(totals: &QuarterTotals, ruleset: &Ruleset) -> Hours {
     if ruleset.excess_required_counts_as_elective {
-        let excess = totals.required.minus(ruleset.required_hours).max(Hours::ZERO);
+        let excess = totals
+            .required
+            .minus(ruleset.required_hours)
+            .max(Hours::ZERO);
         totals.elective.plus(excess)
     } else {
         totals.elective
@@ -150,7 +153,10 @@ mod tests {
             quarter_status(q2(), &t, &generous, enrolled, today),
             QuarterStatus::Compliant
         );
-        assert_eq!(effective_elective(&t, &generous), Hours::from_hundredths(300));
+        assert_eq!(
+            effective_elective(&t, &generous),
+            Hours::from_hundredths(300)
+        );
         assert_eq!(
             effective_elective(&totals(500, 100), &generous),
             Hours::from_hundredths(100),

@@ -1,0 +1,229 @@
+//! `studyledger bench-write`: study-session commands per second over HTTP, against
+//! PostgreSQL's own rate of single-row INSERT transactions into an events-shaped table, both
+//! measured in the same run on the same server, with 1 and 16 clients by default.
+//!
+//! Each run gets fresh members (one per client), so every run starts from the same state;
+//! the report gives the median of the runs and the ratio of the medians. The service runs in
+//! this process on a loopback port, so client, service and database share the machine just as
+//! the baseline's client and database do.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::config::BenchArgs;
+use crate::http::{router, AppState};
+use crate::ledger::{Ledger, LedgerSettings};
+use crate::{db, JobError};
+
+pub async fn run(args: BenchArgs) -> Result<(), JobError> {
+    let server: PgConnectOptions = args.database_url.parse()?;
+    let bench_db = format!("studyledger_bench_{}", std::process::id());
+    let mut admin = server.clone().connect().await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {bench_db}"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {bench_db}"))
+        .execute(&mut admin)
+        .await?;
+
+    let outcome = measure(&args, server.clone().database(&bench_db)).await;
+
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    outcome
+}
+
+async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobError> {
+    let max_clients = args.clients.iter().copied().max().unwrap_or(1);
+    let pool_size = u32::try_from(max_clients * 2).unwrap_or(32).max(4);
+    let pool = PgPoolOptions::new()
+        .max_connections(pool_size)
+        .connect_with(options)
+        .await?;
+    db::migrate(&pool).await?;
+    sqlx::query(
+        "CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS,
+                                    PRIMARY KEY (aggregate_type, aggregate_id, sequence))",
+    )
+    .execute(&pool)
+    .await?;
+
+    let ledger = Ledger::new(
+        pool.clone(),
+        chrono_tz::Asia::Shanghai,
+        &LedgerSettings {
+            member_cache: 20_000,
+        },
+    );
+    ledger
+        .publish_initial_rules()
+        .await
+        .map_err(|e| format!("publishing ruleset 1: {e}"))?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = router(AppState::new(ledger, None));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(max_clients * 2)
+        .build()?;
+    setup_catalog(&http, &base).await?;
+
+    let seconds = args.seconds.max(0.5);
+    println!(
+        "write benchmark: {} runs of {seconds} s per measurement; medians; ratio = ledger / PostgreSQL",
+        args.runs
+    );
+    println!(
+        "{:>7}  {:>16}  {:>16}  {:>6}",
+        "clients", "postgres ins/s", "ledger cmd/s", "ratio"
+    );
+    for &clients in &args.clients {
+        let mut baseline = Vec::new();
+        let mut ledger_rates = Vec::new();
+        for run in 0..args.runs.max(1) {
+            baseline.push(postgres_inserts(&pool, clients, seconds).await?);
+            ledger_rates.push(ledger_sessions(&http, &base, clients, seconds, run).await?);
+        }
+        let pg = median(&mut baseline);
+        let sl = median(&mut ledger_rates);
+        println!("{clients:>7}  {pg:>16.0}  {sl:>16.0}  {:>6.2}", sl / pg);
+        eprintln!("  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}");
+    }
+    server.abort();
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+async fn setup_catalog(http: &reqwest::Client, base: &str) -> Result<(), JobError> {
+    let org = http
+        .post(format!("{base}/v1/orgs"))
+        .json(&json!({"org_id": "bench", "name": "Bench"}))
+        .send()
+        .await?;
+    let course = http
+        .post(format!("{base}/v1/courses"))
+        .json(&json!({"course_id": "bench-course", "title": "Bench", "category": "required", "credit_hours": 1}))
+        .send()
+        .await?;
+    if !org.status().is_success() || !course.status().is_success() {
+        return Err(format!("setup failed: {} / {}", org.status(), course.status()).into());
+    }
+    Ok(())
+}
+
+/// Single-row INSERT transactions of session-sized events, one connection per client.
+async fn postgres_inserts(pool: &PgPool, clients: usize, seconds: f64) -> Result<f64, JobError> {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let pool = pool.clone();
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let aggregate_id = Uuid::new_v4().to_string();
+            let mut connection = pool.acquire().await?;
+            let mut sequence: i64 = 0;
+            while Instant::now() < deadline {
+                sequence += 1;
+                let payload = json!({"StudySessionRecorded": {
+                    "session_id": Uuid::new_v4(), "course_id": "bench-course",
+                    "started_at": Utc::now(), "ended_at": Utc::now(), "minutes": 1}});
+                sqlx::query(
+                    "INSERT INTO bench_events (aggregate_type, aggregate_id, sequence, event_type,
+                                               event_version, payload, metadata, recorded_at)
+                     VALUES ('member', $1, $2, 'StudySessionRecorded', '1', $3::json, $4::json, now())",
+                )
+                .bind(&aggregate_id)
+                .bind(sequence)
+                .bind(payload.to_string())
+                .bind(r#"{"actor":"bench","request_id":"00000000-0000-0000-0000-000000000000","recorded_at":"2026-01-01T00:00:00Z"}"#)
+                .execute(&mut *connection)
+                .await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), sqlx::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `POST /v1/members/{id}/study-sessions` in a loop, one fresh member per client.
+async fn ledger_sessions(
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    seconds: f64,
+    run: usize,
+) -> Result<f64, JobError> {
+    let mut members = Vec::new();
+    for client in 0..clients {
+        let member_id = Uuid::new_v4();
+        let response = http
+            .post(format!("{base}/v1/members"))
+            .json(
+                &json!({"member_id": member_id, "member_no": format!("B{run}-{client}"),
+                          "name": "Bench", "org_id": "bench", "enrolled_on": "2020-01-01"}),
+            )
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("enrolment failed: {}", response.status()).into());
+        }
+        members.push(member_id);
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let first_start = Utc::now() - chrono::Duration::days(60);
+    let mut tasks = Vec::new();
+    for member_id in members {
+        let http = http.clone();
+        let url = format!("{base}/v1/members/{member_id}/study-sessions");
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n: i64 = 0;
+            while Instant::now() < deadline {
+                let started_at = first_start + chrono::Duration::minutes(2 * n);
+                n += 1;
+                let response = http
+                    .post(&url)
+                    .json(
+                        &json!({"session_id": Uuid::new_v4(), "course_id": "bench-course",
+                                  "started_at": started_at,
+                                  "ended_at": started_at + chrono::Duration::minutes(1)}),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if response.status() != reqwest::StatusCode::CREATED {
+                    return Err(format!("session answered {}", response.status()));
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for task in tasks {
+        task.await?.map_err(|e| e.to_string())?;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,131 @@
+//! One error type for every handler, and one table that turns it into an HTTP answer:
+//! `application/problem+json` (RFC 9457) with `type`, `title`, `status` and `detail`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use studyledger_aggregates::rejection::{Classify, RejectionKind};
+
+use crate::ledger::CommandError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than the 64 KiB allowed")]
+    TooLarge,
+    #[error("{0}")]
+    RuleViolation(String),
+    #[error("too many concurrent changes to the same record; retry shortly")]
+    Busy,
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The table: variant → status, problem type and title.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Malformed(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Conflict(_) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict with recorded facts",
+            ),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::RuleViolation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rule-violation",
+                "Rule violation",
+            ),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "contention", "Busy"),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// A domain refusal, classified by the domain.
+    pub fn rejected(rejection: &(impl Classify + std::fmt::Display)) -> ApiError {
+        let detail = rejection.to_string();
+        match rejection.kind() {
+            RejectionKind::NotFound => ApiError::NotFound(detail),
+            RejectionKind::Conflict => ApiError::Conflict(detail),
+            RejectionKind::RuleViolation => ApiError::RuleViolation(detail),
+        }
+    }
+}
+
+/// A problem+json answer for any status, also used by the middleware's own refusals.
+pub fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": format!("/problems/{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let mut response = problem(status, kind, title, &self.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "database unavailable");
+            ApiError::Unavailable
+        } else {
+            tracing::error!(%error, "store error");
+            ApiError::Internal
+        }
+    }
+}
+
+impl<E: std::error::Error + Classify> From<CommandError<E>> for ApiError {
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(rejection) => ApiError::rejected(&rejection),
+            CommandError::Contention => ApiError::Busy,
+            CommandError::Store(store) => store.into(),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Extractors and parsers at the edge: raw request text becomes domain values here or the
+//! request is refused with a problem+json answer. Handlers never see a raw id.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use studyledger_aggregates::values::{Hours, Quarter, Slug};
+use uuid::Uuid;
+
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::store::Metadata;
+
+/// A JSON body. Any content type is read as JSON; syntax errors, wrong types and missing
+/// fields are 400, a body over the limit is 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::Malformed(rejection.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A query string; anything it cannot hold is 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::Malformed(e.body_text()))
+    }
+}
+
+/// Who is asking and under which request id: what goes into event metadata.
+pub struct RequestMeta(pub Metadata);
+
+impl FromRequestParts<AppState> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let actor = match (token, state.admin_token()) {
+            (Some(token), Some(admin)) if token == admin => "admin",
+            _ => "anonymous",
+        };
+        Ok(RequestMeta(Metadata {
+            actor: actor.to_owned(),
+            request_id,
+            recorded_at: Utc::now(),
+        }))
+    }
+}
+
+pub fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::Malformed(format!("{field} must be a UUID")))
+}
+
+pub fn slug(field: &str, raw: &str) -> Result<Slug, ApiError> {
+    Slug::parse(raw).map_err(|e| ApiError::Malformed(format!("{field}: {e}")))
+}
+
+pub fn date(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ApiError::Malformed(format!("{field} must be a date YYYY-MM-DD")))
+}
+
+pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::Malformed(format!("{field} must be an RFC 3339 instant")))
+}
+
+pub fn quarter(field: &str, raw: &str) -> Result<Quarter, ApiError> {
+    Quarter::parse(raw).map_err(|e| ApiError::Malformed(format!("{field}: {e}")))
+}
+
+/// Class hours from a JSON number: more than two decimals is a rule violation (422).
+pub fn hours(field: &str, raw: f64) -> Result<Hours, ApiError> {
+    Hours::from_json_number(raw).map_err(|e| ApiError::RuleViolation(format!("{field}: {e}")))
+}

@@ -1,0 +1,286 @@
+//! Members: enrolment, study sessions, course completions, the profile and quarterly compliance.
+//!
+//! Compliance is folded from the member's stream on each request with the same pure functions
+//! the projections will use; the durable views come with the projector.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use studyledger_aggregates::course::Course;
+use studyledger_aggregates::facts::{CourseTerms, Enrolment};
+use studyledger_aggregates::member::{Clock, Member, MemberCommand};
+use studyledger_aggregates::organisation::Organisation;
+use studyledger_aggregates::values::{local_date, CourseId};
+use studyledger_projections::fold::MemberFold;
+use uuid::Uuid;
+
+use crate::http::error::ApiError;
+use crate::http::extract::{self, ApiJson, ApiQuery, RequestMeta};
+use crate::http::AppState;
+use crate::ledger::Ledger;
+
+#[derive(Deserialize)]
+pub struct Enrol {
+    member_id: String,
+    member_no: String,
+    name: String,
+    org_id: String,
+    enrolled_on: String,
+}
+
+#[derive(Deserialize)]
+pub struct RecordSession {
+    session_id: String,
+    course_id: String,
+    started_at: String,
+    ended_at: String,
+}
+
+#[derive(Deserialize)]
+pub struct RecordCompletion {
+    completion_id: String,
+    course_id: String,
+    completed_at: String,
+}
+
+#[derive(Deserialize)]
+pub struct ComplianceQuery {
+    quarter: Option<String>,
+}
+
+fn member_path(raw: &str) -> Result<Uuid, ApiError> {
+    extract::uuid("member_id", raw)
+}
+
+/// The terms of a registered course, or 422 when the course is unknown.
+async fn course_terms(ledger: &Ledger, course_id: &CourseId) -> Result<CourseTerms, ApiError> {
+    let course = ledger.read_immutable::<Course>(course_id.as_str()).await?;
+    course
+        .record()
+        .map(|r| r.terms())
+        .ok_or_else(|| ApiError::RuleViolation(format!("course {course_id} is not registered")))
+}
+
+fn clock(ledger: &Ledger) -> Clock {
+    Clock {
+        now: Utc::now(),
+        tz: ledger.tz(),
+    }
+}
+
+fn profile_json(member: &Member, fold: &MemberFold) -> Option<Value> {
+    let enrolment = member.enrolment()?;
+    let lifetime = fold.lifetime_totals();
+    Some(json!({
+        "member_id": enrolment.member_id,
+        "member_no": enrolment.member_no,
+        "name": enrolment.name,
+        "org_id": enrolment.org_id,
+        "enrolled_on": enrolment.enrolled_on,
+        "credited_hours": {
+            "required": lifetime.required,
+            "elective": lifetime.elective,
+            "total": lifetime.total(),
+        },
+        "sequence": member.version(),
+    }))
+}
+
+pub async fn enrol(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(body): ApiJson<Enrol>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let enrolment = Enrolment {
+        member_id: extract::uuid("member_id", &body.member_id)?,
+        member_no: body.member_no,
+        name: body.name,
+        org_id: extract::slug("org_id", &body.org_id)?,
+        enrolled_on: extract::date("enrolled_on", &body.enrolled_on)?,
+    };
+    let ledger = state.ledger();
+    let org = ledger
+        .read_immutable::<Organisation>(enrolment.org_id.as_str())
+        .await?;
+    if org.record().is_none() {
+        return Err(ApiError::RuleViolation(format!(
+            "organisation {} is not registered",
+            enrolment.org_id
+        )));
+    }
+    let id = enrolment.member_id.to_string();
+    let executed = ledger
+        .execute::<Member, _>(&id, MemberCommand::Enrol(enrolment.clone()), &meta, |_| ())
+        .await?;
+    let position = ledger
+        .position_after::<Member, _>(&id, &executed, 1)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "member_id": enrolment.member_id,
+            "member_no": enrolment.member_no,
+            "name": enrolment.name,
+            "org_id": enrolment.org_id,
+            "enrolled_on": enrolment.enrolled_on,
+            "sequence": 1,
+            "position": position,
+        })),
+    ))
+}
+
+pub async fn record_session(
+    State(state): State<AppState>,
+    Path(member_id): Path<String>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(body): ApiJson<RecordSession>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let member_id = member_path(&member_id)?;
+    let session_id = extract::uuid("session_id", &body.session_id)?;
+    let course_id = extract::slug("course_id", &body.course_id)?;
+    let started_at = extract::instant("started_at", &body.started_at)?;
+    let ended_at = extract::instant("ended_at", &body.ended_at)?;
+    let ledger = state.ledger();
+    let course = course_terms(ledger, &course_id).await?;
+    let command = MemberCommand::RecordStudySession {
+        session_id,
+        course,
+        started_at,
+        ended_at,
+        clock: clock(ledger),
+    };
+    let id = member_id.to_string();
+    let executed = ledger
+        .execute::<Member, _>(&id, command, &meta, |member| {
+            member.session(session_id).map(|s| s.sequence)
+        })
+        .await?;
+    let sequence = executed.answer.unwrap_or_default();
+    let position = ledger
+        .position_after::<Member, _>(&id, &executed, sequence)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "member_id": member_id,
+            "session_id": session_id,
+            "course_id": course_id,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "minutes": studyledger_aggregates::rules::sessions::session_minutes(started_at, ended_at),
+            "sequence": sequence,
+            "position": position,
+        })),
+    ))
+}
+
+pub async fn record_completion(
+    State(state): State<AppState>,
+    Path(member_id): Path<String>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(body): ApiJson<RecordCompletion>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let member_id = member_path(&member_id)?;
+    let completion_id = extract::uuid("completion_id", &body.completion_id)?;
+    let course_id = extract::slug("course_id", &body.course_id)?;
+    let completed_at = extract::instant("completed_at", &body.completed_at)?;
+    let ledger = state.ledger();
+    let course = course_terms(ledger, &course_id).await?;
+    let command = MemberCommand::RecordCompletion {
+        completion_id,
+        course,
+        completed_at,
+        clock: clock(ledger),
+    };
+    let id = member_id.to_string();
+    let executed = ledger
+        .execute::<Member, _>(&id, command, &meta, |member| {
+            member
+                .completion(completion_id)
+                .map(|c| (c.sequence, c.course.clone()))
+        })
+        .await?;
+    let (sequence, terms) = executed.answer.clone().ok_or(ApiError::Internal)?;
+    let position = ledger
+        .position_after::<Member, _>(&id, &executed, sequence)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "member_id": member_id,
+            "completion_id": completion_id,
+            "course_id": terms.course_id,
+            "category": terms.category,
+            "credit_hours": terms.credit_hours,
+            "completed_at": completed_at,
+            "quarter": studyledger_aggregates::values::Quarter::of_instant(completed_at, ledger.tz()),
+            "sequence": sequence,
+            "position": position,
+        })),
+    ))
+}
+
+/// Loads an enrolled member and folds their facts, or 404.
+async fn folded_member(
+    ledger: &Ledger,
+    raw_id: &str,
+) -> Result<
+    (
+        Member,
+        MemberFold,
+        Vec<studyledger_aggregates::rules::rulesets::Ruleset>,
+    ),
+    ApiError,
+> {
+    let member_id = member_path(raw_id)?;
+    let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+    if member.enrolment().is_none() {
+        return Err(ApiError::NotFound(format!(
+            "member {member_id} is not enrolled"
+        )));
+    }
+    let rulesets = ledger.rulesets().await?;
+    let fold = MemberFold::new(&member, &rulesets, ledger.tz());
+    Ok((member, fold, rulesets))
+}
+
+pub async fn profile(
+    State(state): State<AppState>,
+    Path(member_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (member, fold, _) = folded_member(state.ledger(), &member_id).await?;
+    profile_json(&member, &fold)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("member is not enrolled".to_owned()))
+}
+
+pub async fn compliance(
+    State(state): State<AppState>,
+    Path(member_id): Path<String>,
+    ApiQuery(query): ApiQuery<ComplianceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let quarter = query
+        .quarter
+        .as_deref()
+        .map(|q| extract::quarter("quarter", q))
+        .transpose()?;
+    let ledger = state.ledger();
+    let (member, fold, rulesets) = folded_member(ledger, &member_id).await?;
+    let today = local_date(Utc::now(), ledger.tz());
+    let member_id = member.enrolment().map(|e| e.member_id);
+    match quarter {
+        Some(quarter) => {
+            let row = fold.quarter(quarter, &rulesets, today);
+            let mut body = serde_json::to_value(row).map_err(|_| ApiError::Internal)?;
+            body["member_id"] = json!(member_id);
+            Ok(Json(body))
+        }
+        None => Ok(Json(json!({
+            "member_id": member_id,
+            "quarters": fold.quarters_since_enrolment(&rulesets, today),
+        }))),
+    }
+}

@@ -1,0 +1,233 @@
+//! The command path: load an aggregate, let it decide, append its events — with the retries
+//! and the locking that make concurrent commands safe.
+//!
+//! Commands on one aggregate in this process queue on a striped lock, so they never race each
+//! other; commands from other instances are caught by the append's sequence check, and the
+//! command is decided again on fresh state, a bounded number of times with jitter.
+//! This is cqrs-es's `CqrsFramework::execute` loop, kept in our hands because callers need the
+//! appended positions and the state after the command to answer.
+
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use rand::Rng;
+use sqlx::PgPool;
+use studyledger_aggregates::course::Course;
+use studyledger_aggregates::member::Member;
+use studyledger_aggregates::organisation::Organisation;
+use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
+use studyledger_aggregates::rules::rulesets::Ruleset;
+
+use crate::store::{Appended, LedgerStore, Metadata, StoreError};
+
+/// How often a command is decided again after losing a race with another instance.
+const MAX_ATTEMPTS: u32 = 8;
+const LOCK_STRIPES: usize = 4096;
+/// Snapshot a member every this many events: a member's stream grows for years.
+const MEMBER_SNAPSHOT_EVERY: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    #[error("{0}")]
+    Rejected(E),
+    #[error("too many concurrent changes to the same record; retry")]
+    Contention,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a command did: the events it appended (none for an exact resend) and the answer
+/// computed from the aggregate's state afterwards.
+#[derive(Debug)]
+pub struct Executed<R> {
+    pub appended: Vec<Appended>,
+    pub answer: R,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    pub member_cache: usize,
+}
+
+/// The aggregates of the ledger and the stores they live in.
+pub struct Ledger {
+    pool: PgPool,
+    tz: Tz,
+    members: LedgerStore<Member>,
+    courses: LedgerStore<Course>,
+    organisations: LedgerStore<Organisation>,
+    rulebook: LedgerStore<RuleBook>,
+    locks: Box<[tokio::sync::Mutex<()>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// An aggregate kept in the [`Ledger`].
+pub trait Stored: Aggregate<Services = ()> + Clone {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self>;
+}
+
+impl Stored for Member {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.members
+    }
+}
+impl Stored for Course {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.courses
+    }
+}
+impl Stored for Organisation {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.organisations
+    }
+}
+impl Stored for RuleBook {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.rulebook
+    }
+}
+
+impl Ledger {
+    pub fn new(pool: PgPool, tz: Tz, settings: &LedgerSettings) -> Ledger {
+        Ledger {
+            members: LedgerStore::new(pool.clone(), settings.member_cache, MEMBER_SNAPSHOT_EVERY),
+            courses: LedgerStore::new(pool.clone(), 10_000, 0),
+            organisations: LedgerStore::new(pool.clone(), 10_000, 0),
+            rulebook: LedgerStore::new(pool.clone(), 1, 0),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            pool,
+            tz,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    fn lock_for<A: Aggregate>(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+        let hash = self.hasher.hash_one((A::TYPE, aggregate_id));
+        let stripe = usize::try_from(hash % LOCK_STRIPES as u64).unwrap_or(0);
+        &self.locks[stripe]
+    }
+
+    /// Decides `command` on the aggregate and appends what it decided. `answer` reads the
+    /// aggregate's state after the command (also for an exact resend, which appends nothing).
+    pub async fn execute<A, R>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+        answer: impl Fn(&A) -> R,
+    ) -> Result<Executed<R>, CommandError<A::Error>>
+    where
+        A: Stored,
+        A::Command: Clone,
+    {
+        let store = A::store(self);
+        let _guard = self.lock_for::<A>(aggregate_id).lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let mut context = store.take(aggregate_id).await?;
+            let sink = EventSink::<A>::default();
+            if let Err(rejection) = context.aggregate.handle(command.clone(), &(), &sink).await {
+                // `decide` runs before any event is written, so the state is untouched.
+                store.keep(context);
+                return Err(CommandError::Rejected(rejection));
+            }
+            let events = sink.collect().await;
+            match store.append(&events, &mut context, metadata).await {
+                Ok(appended) => {
+                    let answer = answer(&context.aggregate);
+                    store.keep(context);
+                    return Ok(Executed { appended, answer });
+                }
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        aggregate_id,
+                        attempt,
+                        "append conflict; deciding again"
+                    );
+                    let ceiling = 5u64 << attempt.min(6);
+                    let pause = rand::rng().random_range(1..=ceiling);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                // The outcome of a failed append is unknown (the commit may have happened), so
+                // the context is dropped and the next command reloads.
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(CommandError::Contention)
+    }
+
+    /// The aggregate as stored now, read from the database (never from the cache, which may
+    /// lag behind another instance's writes).
+    pub async fn read<A: Stored>(&self, aggregate_id: &str) -> Result<(A, usize), StoreError> {
+        let context = A::store(self).load_fresh(aggregate_id).await?;
+        Ok((context.aggregate, context.sequence))
+    }
+
+    /// The aggregate from the cache when it is there, else from the database. Only for
+    /// aggregates that never change once created (courses, organisations).
+    pub async fn read_immutable<A: Stored>(&self, aggregate_id: &str) -> Result<A, StoreError> {
+        let store = A::store(self);
+        if let Some(aggregate) = store.peek_cached(aggregate_id) {
+            return Ok(aggregate);
+        }
+        let context = store.load_fresh(aggregate_id).await?;
+        let aggregate = context.aggregate.clone();
+        store.keep(context);
+        Ok(aggregate)
+    }
+
+    /// The global position of the event a command answers for: the last one it appended, or,
+    /// for an exact resend that appended nothing, the event that recorded the fact first.
+    pub async fn position_after<A: Stored, R>(
+        &self,
+        aggregate_id: &str,
+        executed: &Executed<R>,
+        recorded_sequence: usize,
+    ) -> Result<Option<i64>, StoreError> {
+        match executed.appended.last() {
+            Some(appended) => Ok(Some(appended.position)),
+            None => {
+                A::store(self)
+                    .position_of(aggregate_id, recorded_sequence)
+                    .await
+            }
+        }
+    }
+
+    /// Every published ruleset, fresh from the database.
+    pub async fn rulesets(&self) -> Result<Vec<Ruleset>, StoreError> {
+        let (rulebook, _) = self.read::<RuleBook>(RULEBOOK_ID).await?;
+        Ok(rulebook.rulesets().to_vec())
+    }
+
+    /// Publishes ruleset version 1 into an empty ledger (a resend is a no-op).
+    pub async fn publish_initial_rules(
+        &self,
+    ) -> Result<(), CommandError<<RuleBook as Aggregate>::Error>> {
+        let (rulebook, _) = self.read::<RuleBook>(RULEBOOK_ID).await?;
+        if !rulebook.rulesets().is_empty() {
+            return Ok(());
+        }
+        self.execute::<RuleBook, ()>(
+            RULEBOOK_ID,
+            RuleBookCommand::Publish(Ruleset::version_1()),
+            &Metadata::system("initial-ruleset"),
+            |_| (),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,578 @@
+//! The write side over HTTP: recording facts, every class of rejection (with proof that nothing
+//! was recorded), idempotent resends and concurrency.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn session(course: &str, start: &str, end: &str) -> Value {
+    json!({"session_id": Uuid::new_v4(), "course_id": course, "started_at": start, "ended_at": end})
+}
+
+fn completion(course: &str, at: &str) -> Value {
+    json!({"completion_id": Uuid::new_v4(), "course_id": course, "completed_at": at})
+}
+
+#[tokio::test]
+async fn a_quarter_of_study_makes_a_member_compliant_end_to_end() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let sessions = format!("/v1/members/{member}/study-sessions");
+    let completions = format!("/v1/members/{member}/course-completions");
+
+    // 2.5 h required, completed three times over distinct courses would be needed for 8 h;
+    // register two more required courses to reach 8 h: 2.5 + 2.5 + 3.0.
+    for (id, hours) in [("rules", 2.5), ("theory", 3.0)] {
+        let (status, _) = app
+            .post("/v1/courses", &json!({"course_id": id, "title": id, "category": "required", "credit_hours": hours}))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (status, body) = app
+        .post(
+            &sessions,
+            &session(
+                "party-history",
+                "2018-05-02T01:00:00Z",
+                "2018-05-02T02:00:30Z",
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["minutes"], 60);
+    assert!(body["position"].as_i64().is_some());
+    let (status, _) = app
+        .post(
+            &sessions,
+            &session("ethics", "2018-05-03T01:00:00Z", "2018-05-03T01:45:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for (course, at) in [
+        ("party-history", "2018-05-02T03:00:00Z"),
+        ("rules", "2018-05-10T03:00:00Z"),
+        ("theory", "2018-05-11T03:00:00Z"),
+        ("ethics", "2018-05-03T02:00:00Z"),
+    ] {
+        let (status, body) = app.post(&completions, &completion(course, at)).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["quarter"], "2018-Q2");
+    }
+    // Elective is 1.5 h: register and complete a second elective for 3 h.
+    let (status, _) = app
+        .post("/v1/courses", &json!({"course_id": "law", "title": "law", "category": "elective", "credit_hours": 1.5}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post(&completions, &completion("law", "2018-06-01T03:00:00Z"))
+        .await;
+    assert_eq!(status, 201);
+
+    let (status, q2) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
+        .await;
+    assert_eq!(status, 200, "{q2}");
+    assert_eq!(q2["status"], "compliant");
+    assert_eq!(q2["required_hours"].as_f64(), Some(8.0));
+    assert_eq!(q2["elective_hours"].as_f64(), Some(3.0));
+    assert_eq!(q2["required_target"].as_f64(), Some(8.0));
+    assert_eq!(q2["elective_target"].as_f64(), Some(3.0));
+    assert_eq!(q2["study_minutes"], 105);
+    assert_eq!(q2["ruleset_version"], 1);
+    assert_eq!(q2["stale"], false);
+
+    let (_, q3) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q3"))
+        .await;
+    assert_eq!(q3["status"], "non_compliant");
+
+    let (status, all) = app.get(&format!("/v1/members/{member}/compliance")).await;
+    assert_eq!(status, 200);
+    let quarters = all["quarters"].as_array().expect("quarters");
+    assert_eq!(quarters[0]["quarter"], "2018-Q1");
+    assert_eq!(
+        quarters[0]["status"], "non_compliant",
+        "enrolled on the first day"
+    );
+    assert_eq!(quarters[1]["status"], "compliant");
+    let today_quarter = studyledger_aggregates::values::Quarter::of_instant(
+        chrono::Utc::now(),
+        chrono_tz::Asia::Shanghai,
+    );
+    let last = quarters.last().expect("a quarter");
+    assert_eq!(last["quarter"], today_quarter.to_string());
+    assert_eq!(last["status"], "in_progress");
+
+    let (status, profile) = app.get(&format!("/v1/members/{member}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(profile["name"], "林晓");
+    assert_eq!(profile["org_id"], "fz");
+    assert_eq!(profile["credited_hours"]["total"].as_f64(), Some(11.0));
+}
+
+#[tokio::test]
+async fn a_completion_without_enough_study_time_is_recorded_but_not_credited() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let (status, _) = app
+        .post(
+            &format!("/v1/members/{member}/study-sessions"),
+            &session(
+                "party-history",
+                "2018-05-02T01:00:00Z",
+                "2018-05-02T01:59:59Z",
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post(
+            &format!("/v1/members/{member}/course-completions"),
+            &completion("party-history", "2018-05-02T02:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201, "recorded: a fact is a fact");
+    let (_, q2) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
+        .await;
+    assert_eq!(
+        q2["required_hours"].as_f64(),
+        Some(0.0),
+        "59 minutes < 60: not credited"
+    );
+}
+
+#[tokio::test]
+async fn a_completion_at_20_utc_on_june_30_counts_in_the_third_quarter() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let (status, _) = app
+        .post(
+            &format!("/v1/members/{member}/study-sessions"),
+            &session("ethics", "2018-06-30T18:00:00Z", "2018-06-30T19:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = app
+        .post(
+            &format!("/v1/members/{member}/course-completions"),
+            &completion("ethics", "2018-06-30T20:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["quarter"], "2018-Q3");
+    let (_, q2) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
+        .await;
+    let (_, q3) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q3"))
+        .await;
+    assert_eq!(q2["elective_hours"].as_f64(), Some(0.0));
+    assert_eq!(q3["elective_hours"].as_f64(), Some(1.5));
+    assert_eq!(
+        q2["study_minutes"], 0,
+        "18:00Z on June 30 is 02:00 on July 1 in Shanghai"
+    );
+    assert_eq!(q3["study_minutes"], 60);
+}
+
+#[tokio::test]
+async fn a_member_who_joins_mid_quarter_is_exempt_for_it() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-04-02").await;
+    let (_, q2) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
+        .await;
+    assert_eq!(q2["status"], "exempt");
+    let (_, q3) = app
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q3"))
+        .await;
+    assert_eq!(q3["status"], "non_compliant");
+}
+
+/// Sends `body` to `path`, expects `status`, and proves the member's stream did not grow.
+async fn assert_refused(
+    app: &TestApp,
+    member: Uuid,
+    path: &str,
+    body: &Value,
+    status: u16,
+) -> Value {
+    let before = app.total_events().await;
+    let (got, problem) = app.post(path, body).await;
+    assert_eq!(got, status, "{path} {body} -> {problem}");
+    assert_eq!(problem["status"], status);
+    assert!(
+        problem["title"].is_string()
+            && problem["detail"].is_string()
+            && problem["type"].is_string()
+    );
+    assert_eq!(
+        app.total_events().await,
+        before,
+        "nothing recorded for {body}"
+    );
+    let _ = member;
+    problem
+}
+
+#[tokio::test]
+async fn every_rejection_answers_its_status_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-03-01").await;
+    let sessions = format!("/v1/members/{member}/study-sessions");
+    let completions = format!("/v1/members/{member}/course-completions");
+    let (status, _) = app
+        .post(
+            &sessions,
+            &session(
+                "party-history",
+                "2018-05-02T01:00:00Z",
+                "2018-05-02T02:00:00Z",
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // 400: malformed ids, dates, JSON.
+    assert_refused(
+        &app,
+        member,
+        "/v1/members/not-a-uuid/study-sessions",
+        &session(
+            "party-history",
+            "2018-05-03T01:00:00Z",
+            "2018-05-03T02:00:00Z",
+        ),
+        400,
+    )
+    .await;
+    assert_refused(&app, member, &sessions,
+        &json!({"session_id": "x", "course_id": "party-history", "started_at": "2018-05-03T01:00:00Z", "ended_at": "2018-05-03T02:00:00Z"}), 400).await;
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session(
+            "Party History",
+            "2018-05-03T01:00:00Z",
+            "2018-05-03T02:00:00Z",
+        ),
+        400,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session("party-history", "yesterday", "2018-05-03T02:00:00Z"),
+        400,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &json!({"session_id": Uuid::new_v4()}),
+        400,
+    )
+    .await;
+    assert_refused(&app, member, "/v1/members",
+        &json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "N", "org_id": "fz", "enrolled_on": "2018-13-01"}), 400).await;
+    let before = app.total_events().await;
+    let (status, _) = app.post_raw(&sessions, "{\"session_id\": ").await;
+    assert_eq!(status, 400);
+    let (status, _) = app.post_raw(&sessions, "[1, 2]").await;
+    assert_eq!(status, 400);
+    assert_eq!(app.total_events().await, before);
+
+    // 404: unknown member.
+    let stranger = Uuid::new_v4();
+    assert_refused(
+        &app,
+        member,
+        &format!("/v1/members/{stranger}/study-sessions"),
+        &session(
+            "party-history",
+            "2018-05-03T01:00:00Z",
+            "2018-05-03T02:00:00Z",
+        ),
+        404,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &format!("/v1/members/{stranger}/course-completions"),
+        &completion("party-history", "2018-05-03T01:00:00Z"),
+        404,
+    )
+    .await;
+    let (status, _) = app.get(&format!("/v1/members/{stranger}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get(&format!("/v1/members/{stranger}/compliance")).await;
+    assert_eq!(status, 404);
+
+    // 422: unknown course, unknown organisation, rule violations.
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session(
+            "no-such-course",
+            "2018-05-03T01:00:00Z",
+            "2018-05-03T02:00:00Z",
+        ),
+        422,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &completions,
+        &completion("no-such-course", "2018-05-03T01:00:00Z"),
+        422,
+    )
+    .await;
+    assert_refused(&app, member, "/v1/members",
+        &json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "N", "org_id": "nowhere", "enrolled_on": "2018-01-01"}), 422).await;
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session(
+            "party-history",
+            "2018-05-03T02:00:00Z",
+            "2018-05-03T02:00:00Z",
+        ),
+        422,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session(
+            "party-history",
+            "2018-05-03T01:00:00Z",
+            "2018-05-03T13:00:01Z",
+        ),
+        422,
+    )
+    .await;
+    let soon = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let earlier = soon - chrono::Duration::hours(1);
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session("party-history", &earlier.to_rfc3339(), &soon.to_rfc3339()),
+        422,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session(
+            "party-history",
+            "2018-02-28T15:00:00Z",
+            "2018-02-28T15:30:00Z",
+        ),
+        422,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &completions,
+        &completion("party-history", &soon.to_rfc3339()),
+        422,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        &completions,
+        &completion("party-history", "2018-02-28T15:59:00Z"),
+        422,
+    )
+    .await;
+    assert_refused(&app, member, "/v1/courses",
+        &json!({"course_id": "precise", "title": "t", "category": "required", "credit_hours": 1.005}), 422).await;
+    assert_refused(
+        &app,
+        member,
+        "/v1/courses",
+        &json!({"course_id": "odd", "title": "t", "category": "mandatory", "credit_hours": 1}),
+        422,
+    )
+    .await;
+    assert_refused(
+        &app,
+        member,
+        "/v1/courses",
+        &json!({"course_id": "free", "title": "t", "category": "required", "credit_hours": 0}),
+        422,
+    )
+    .await;
+
+    // 409: overlap and id reuse.
+    assert_refused(
+        &app,
+        member,
+        &sessions,
+        &session(
+            "party-history",
+            "2018-05-02T01:30:00Z",
+            "2018-05-02T02:30:00Z",
+        ),
+        409,
+    )
+    .await;
+    let first = session("ethics", "2018-05-05T01:00:00Z", "2018-05-05T02:00:00Z");
+    let (status, _) = app.post(&sessions, &first).await;
+    assert_eq!(status, 201);
+    let mut reused = first.clone();
+    reused["ended_at"] = json!("2018-05-05T02:30:00Z");
+    assert_refused(&app, member, &sessions, &reused, 409).await;
+    assert_refused(&app, member, "/v1/courses",
+        &json!({"course_id": "ethics", "title": "ethics", "category": "required", "credit_hours": 1.5, "min_study_minutes": 30}), 409).await;
+
+    // 413: a body over 64 KiB.
+    let before = app.total_events().await;
+    let huge = json!({"org_id": "big", "name": "x".repeat(70 * 1024)});
+    let (status, _) = app.post("/v1/orgs", &huge).await;
+    assert_eq!(status, 413);
+    assert_eq!(app.total_events().await, before);
+}
+
+#[tokio::test]
+async fn the_same_commands_sent_twice_record_each_fact_once() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let before = app.event_count(&member.to_string()).await;
+
+    let s = session(
+        "party-history",
+        "2018-05-02T01:00:00Z",
+        "2018-05-02T02:00:00Z",
+    );
+    let c = completion("party-history", "2018-05-02T03:00:00Z");
+    let (first_status, first) = app
+        .post(&format!("/v1/members/{member}/study-sessions"), &s)
+        .await;
+    let (again_status, again) = app
+        .post(&format!("/v1/members/{member}/study-sessions"), &s)
+        .await;
+    assert_eq!((first_status, again_status), (201, 201));
+    assert_eq!(first, again, "a resend answers the same");
+    let (first_status, first) = app
+        .post(&format!("/v1/members/{member}/course-completions"), &c)
+        .await;
+    let (again_status, again) = app
+        .post(&format!("/v1/members/{member}/course-completions"), &c)
+        .await;
+    assert_eq!((first_status, again_status), (201, 201));
+    assert_eq!(first, again);
+    assert_eq!(app.event_count(&member.to_string()).await, before + 2);
+
+    let total = app.total_events().await;
+    let (status, _) = app
+        .post("/v1/orgs", &json!({"org_id": "fz", "name": "福州"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post("/v1/courses", &json!({"course_id": "ethics", "title": "ethics", "category": "elective", "credit_hours": 1.5, "min_study_minutes": 30}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post("/v1/members", &json!({"member_id": member, "member_no": "M-1", "name": "林晓", "org_id": "fz", "enrolled_on": "2018-01-01"}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(app.total_events().await, total);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_sessions_for_one_member_are_all_recorded_exactly_once() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let path = format!("/v1/members/{member}/study-sessions");
+    let bodies: Vec<Value> = (0..20)
+        .map(|i| {
+            let start = chrono::DateTime::parse_from_rfc3339("2018-05-02T00:00:00Z")
+                .expect("instant")
+                + chrono::Duration::minutes(30 * i);
+            let end = start + chrono::Duration::minutes(30);
+            session("party-history", &start.to_rfc3339(), &end.to_rfc3339())
+        })
+        .collect();
+    let results = futures::future::join_all(bodies.iter().map(|b| app.post(&path, b))).await;
+    for (status, body) in &results {
+        assert_eq!(*status, 201, "{body}");
+    }
+    let mut sequences: Vec<i64> = results
+        .iter()
+        .map(|(_, b)| b["sequence"].as_i64().expect("sequence"))
+        .collect();
+    sequences.sort_unstable();
+    assert_eq!(
+        sequences,
+        (2..22).collect::<Vec<i64>>(),
+        "one event each, no gaps, no repeats"
+    );
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT payload->'StudySessionRecorded'->>'session_id') FROM events
+          WHERE aggregate_id = $1 AND event_type = 'StudySessionRecorded'",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(recorded, 20);
+    assert_eq!(app.event_count(&member.to_string()).await, 21);
+}
+
+#[tokio::test]
+async fn a_stale_cache_in_another_instance_still_cannot_record_an_overlap() {
+    let first = TestApp::spawn().await;
+    let second = TestApp::spawn_on(first.database.clone()).await;
+    let member = first.seed_member("2018-01-01").await;
+    let path = format!("/v1/members/{member}/study-sessions");
+
+    // The first instance caches the member; the second records a session behind its back.
+    let (status, _) = first
+        .post(
+            &path,
+            &session("ethics", "2018-05-02T01:00:00Z", "2018-05-02T02:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = second
+        .post(
+            &path,
+            &session("ethics", "2018-05-02T02:00:00Z", "2018-05-02T03:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // The first instance's cached state does not know that session: the append's sequence
+    // check must send it back to the database, where the overlap shows.
+    let (status, problem) = first
+        .post(
+            &path,
+            &session("ethics", "2018-05-02T02:30:00Z", "2018-05-02T03:30:00Z"),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, body) = first
+        .post(
+            &path,
+            &session("ethics", "2018-05-02T03:00:00Z", "2018-05-02T04:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["sequence"], 4);
+    assert_eq!(first.event_count(&member.to_string()).await, 4);
+}

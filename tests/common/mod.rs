@@ -1,0 +1,222 @@
+//! `TestApp::spawn()`: the real service — router, middleware, command path — on a loopback
+//! port, over a fresh PostgreSQL database of its own that is dropped afterwards.
+//!
+//! `DATABASE_URL` names the server (the README's test command starts the project's private
+//! PostgreSQL and sets it); each test creates `test_<uuid>` on it.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+use studyledger::http::{router, AppState};
+use studyledger::ledger::{Ledger, LedgerSettings};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+pub struct TestDatabase {
+    pub name: String,
+    pub options: PgConnectOptions,
+    server: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let url = std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL must name a PostgreSQL server (run the tests with scripts/test)");
+        let server: PgConnectOptions = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
+        let name = format!("test_{}", Uuid::new_v4().simple());
+        let mut admin = server
+            .clone()
+            .connect()
+            .await
+            .expect("connect to the test server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        admin.close().await.ok();
+        TestDatabase {
+            options: server.clone().database(&name),
+            name,
+            server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.options.to_url_lossy().to_string()
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(self.options.clone())
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; the database is dropped from a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = server.connect().await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    // Dropped last: the database goes after the app's connections.
+    pub database: std::sync::Arc<TestDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let database = std::sync::Arc::new(TestDatabase::create().await);
+        TestApp::spawn_on(database).await
+    }
+
+    /// Another instance of the service on the same database (for multi-instance tests).
+    pub async fn spawn_on(database: std::sync::Arc<TestDatabase>) -> TestApp {
+        let pool = database.pool().await;
+        studyledger::db::migrate(&pool).await.expect("migrate");
+        let ledger = Ledger::new(
+            pool.clone(),
+            chrono_tz::Asia::Shanghai,
+            &LedgerSettings { member_cache: 1000 },
+        );
+        ledger
+            .publish_initial_rules()
+            .await
+            .expect("publish ruleset 1");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        let app = router(AppState::new(ledger, None));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            pool,
+            database,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    /// Events recorded for one aggregate.
+    pub async fn event_count(&self, aggregate_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(aggregate_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
+
+    pub async fn total_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
+
+    /// Registers an organisation, a required and an elective course, and enrols a member
+    /// on `enrolled_on`; returns the member id.
+    pub async fn seed_member(&self, enrolled_on: &str) -> Uuid {
+        let (status, _) = self
+            .post(
+                "/v1/orgs",
+                &serde_json::json!({"org_id": "fz", "name": "福州"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        for (id, category, hours, minutes) in [
+            ("party-history", "required", 2.5, 60),
+            ("ethics", "elective", 1.5, 30),
+        ] {
+            let (status, body) = self
+                .post(
+                    "/v1/courses",
+                    &serde_json::json!({"course_id": id, "title": id, "category": category,
+                                        "credit_hours": hours, "min_study_minutes": minutes}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let member_id = Uuid::new_v4();
+        let (status, body) = self
+            .post(
+                "/v1/members",
+                &serde_json::json!({"member_id": member_id, "member_no": "M-1", "name": "林晓",
+                                    "org_id": "fz", "enrolled_on": enrolled_on}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        member_id
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("body");
+    if status >= 400 {
+        assert_eq!(
+            content_type, "application/problem+json",
+            "errors are problem+json: {status} {text}"
+        );
+    }
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
