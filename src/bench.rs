@@ -4,8 +4,8 @@
 //!
 //! Each run gets fresh members (one per client), so every run starts from the same state;
 //! the report gives the median of the runs and the ratio of the medians. The service runs in
-//! this process on a loopback port, so client, service and database share the machine just as
-//! the baseline's client and database do.
+//! a process of its own on a loopback port, as in production; this process is the client of
+//! both.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,14 +13,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
-use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::config::BenchArgs;
-use crate::http::{router, AppState};
-use crate::ledger::{Ledger, LedgerSettings};
 use crate::{db, JobError};
 
 pub async fn run(args: BenchArgs) -> Result<(), JobError> {
@@ -46,37 +43,39 @@ pub async fn run(args: BenchArgs) -> Result<(), JobError> {
 async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobError> {
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
     let pool_size = u32::try_from(max_clients * 2).unwrap_or(32).max(4);
-    let pool = PgPoolOptions::new()
-        .max_connections(pool_size)
-        .connect_with(options)
+    let pool = db::pool_options(pool_size)
+        .connect_with(options.clone())
         .await?;
     db::migrate(&pool).await?;
     sqlx::query(
-        "CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS,
-                                    PRIMARY KEY (aggregate_type, aggregate_id, sequence))",
+        // The same columns, defaults, constraints and indexes as `events` (LIKE copies no
+        // triggers; ours only fire on UPDATE, DELETE and TRUNCATE anyway).
+        "CREATE TABLE bench_events (LIKE events INCLUDING ALL)",
     )
     .execute(&pool)
     .await?;
 
-    let ledger = Ledger::new(
-        pool.clone(),
-        chrono_tz::Asia::Shanghai,
-        &LedgerSettings {
-            member_cache: 20_000,
-        },
-    );
-    ledger
-        .publish_initial_rules()
-        .await
-        .map_err(|e| format!("publishing ruleset 1: {e}"))?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let app = router(AppState::new(ledger, None));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
+    // The service runs as its own process, as in production: `studyledger serve` on a free
+    // loopback port, over the bench database.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut service = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("DATABASE_URL", options.to_url_lossy().as_str())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEDGER_WRITE_CONNECTIONS", max_clients.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(max_clients * 2)
         .build()?;
+    wait_until_ready(&http, &base).await?;
     setup_catalog(&http, &base).await?;
 
     let seconds = args.seconds.max(0.5);
@@ -85,23 +84,44 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
         args.runs
     );
     println!(
-        "{:>7}  {:>16}  {:>16}  {:>6}",
-        "clients", "postgres ins/s", "ledger cmd/s", "ratio"
+        "{:>7}  {:>14}  {:>14}  {:>6}  {:>16}",
+        "clients", "postgres ins/s", "ledger cmd/s", "ratio", "http floor req/s"
     );
     for &clients in &args.clients {
         let mut baseline = Vec::new();
         let mut ledger_rates = Vec::new();
+        let mut floor = Vec::new();
         for run in 0..args.runs.max(1) {
             baseline.push(postgres_inserts(&pool, clients, seconds).await?);
             ledger_rates.push(ledger_sessions(&http, &base, clients, seconds, run).await?);
+            floor.push(http_floor(&http, &base, clients, seconds).await?);
         }
         let pg = median(&mut baseline);
         let sl = median(&mut ledger_rates);
-        println!("{clients:>7}  {pg:>16.0}  {sl:>16.0}  {:>6.2}", sl / pg);
-        eprintln!("  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}");
+        let fl = median(&mut floor);
+        println!(
+            "{clients:>7}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}",
+            sl / pg
+        );
+        eprintln!(
+            "  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}, http floor {floor:.0?}"
+        );
     }
-    server.abort();
+    service.kill().await?;
     Ok(())
+}
+
+async fn wait_until_ready(http: &reqwest::Client, base: &str) -> Result<(), JobError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the service did not become ready within 60 s".into())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -124,6 +144,37 @@ async fn setup_catalog(http: &reqwest::Client, base: &str) -> Result<(), JobErro
         return Err(format!("setup failed: {} / {}", org.status(), course.status()).into());
     }
     Ok(())
+}
+
+/// `GET /healthz` in a loop: what one HTTP exchange costs here, without any database work —
+/// the floor under the ledger's rate, for telling where the time goes.
+async fn http_floor(
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    seconds: f64,
+) -> Result<f64, JobError> {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let http = http.clone();
+        let url = format!("{base}/healthz");
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let response = http.get(&url).send().await?;
+                response.bytes().await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), reqwest::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Single-row INSERT transactions of session-sized events, one connection per client.

@@ -8,12 +8,18 @@ use sqlx::PgPool;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
-pub async fn connect(database_url: &str, pool_size: u32) -> Result<PgPool, sqlx::Error> {
+/// Pool settings for every pool of the service. sqlx pings a pooled connection before each
+/// use by default — a whole extra round trip per statement on the write path; a broken
+/// connection fails its statement instead, and the command is answered 503 and can be resent.
+pub fn pool_options(pool_size: u32) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(pool_size)
+        .max_connections(pool_size.max(1))
         .acquire_timeout(Duration::from_secs(10))
-        .connect(database_url)
-        .await
+        .test_before_acquire(false)
+}
+
+pub async fn connect(database_url: &str, pool_size: u32) -> Result<PgPool, sqlx::Error> {
+    pool_options(pool_size).connect(database_url).await
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 use studyledger_aggregates::course::{Course, CourseCommand, CourseRecord};
 use studyledger_aggregates::facts::{CourseTerms, Enrolment};
@@ -69,8 +69,7 @@ pub async fn run(args: DemoArgs) -> Result<(), JobError> {
 /// Loads the demo data into the ledger's database, on a pool of its own (see the module doc).
 pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
     let options: PgConnectOptions = (*ledger.pool().connect_options()).clone();
-    let pool = PgPoolOptions::new()
-        .max_connections(u32::try_from(plan.concurrency).unwrap_or(16).max(1))
+    let pool = crate::db::pool_options(u32::try_from(plan.concurrency).unwrap_or(16))
         .connect_with(options.options([("synchronous_commit", "off")]))
         .await?;
     let demo_ledger = Ledger::new(
@@ -78,6 +77,7 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         ledger.tz(),
         &LedgerSettings {
             member_cache: plan.members.max(1),
+            write_connections: plan.concurrency.max(1),
         },
     );
     let started = Instant::now();

@@ -8,6 +8,7 @@
 //! appended positions and the state after the command to answer.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -21,6 +22,7 @@ use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::Ruleset;
 
+use crate::connections::WriteConnections;
 use crate::store::{Appended, LedgerStore, Metadata, StoreError};
 
 /// How often a command is decided again after losing a race with another instance.
@@ -49,7 +51,19 @@ pub struct Executed<R> {
 
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
+    /// Member aggregates kept in memory.
     pub member_cache: usize,
+    /// Connections reserved for the command path (besides the pool used for reads).
+    pub write_connections: usize,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            member_cache: 20_000,
+            write_connections: 16,
+        }
+    }
 }
 
 /// The aggregates of the ledger and the stores they live in.
@@ -92,11 +106,20 @@ impl Stored for RuleBook {
 
 impl Ledger {
     pub fn new(pool: PgPool, tz: Tz, settings: &LedgerSettings) -> Ledger {
+        let writer = Arc::new(WriteConnections::new(
+            (*pool.connect_options()).clone(),
+            settings.write_connections,
+        ));
         Ledger {
-            members: LedgerStore::new(pool.clone(), settings.member_cache, MEMBER_SNAPSHOT_EVERY),
-            courses: LedgerStore::new(pool.clone(), 10_000, 0),
-            organisations: LedgerStore::new(pool.clone(), 10_000, 0),
-            rulebook: LedgerStore::new(pool.clone(), 1, 0),
+            members: LedgerStore::new(
+                pool.clone(),
+                writer.clone(),
+                settings.member_cache,
+                MEMBER_SNAPSHOT_EVERY,
+            ),
+            courses: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
+            organisations: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
+            rulebook: LedgerStore::new(pool.clone(), writer, 1, 0),
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod demo;
 pub mod http;

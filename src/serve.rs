@@ -30,6 +30,7 @@ pub async fn prepare_ledger(
         ledger.timezone,
         &LedgerSettings {
             member_cache: ledger.member_cache,
+            write_connections: ledger.write_connections,
         },
     );
     ledger

@@ -27,6 +27,8 @@ use lru::LruCache;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
+use crate::connections::WriteConnections;
+
 /// Who recorded an event, when, and in answer to which request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata {
@@ -121,7 +123,10 @@ struct Cached<A> {
 }
 
 pub struct LedgerStore<A> {
+    /// For reads.
     pool: PgPool,
+    /// For the command path: loads on a cache miss, and appends.
+    writer: std::sync::Arc<WriteConnections>,
     cache: Mutex<LruCache<String, Cached<A>>>,
     /// Write a snapshot each time the stream crosses a multiple of this many events (0: never).
     snapshot_every: usize,
@@ -147,6 +152,12 @@ SELECT 1 AS part, sequence, 0::bigint AS current_snapshot, payload::text AS payl
   FROM events
  WHERE aggregate_type = $1 AND aggregate_id = $2
  ORDER BY sequence";
+
+const APPEND_ONE: &str = "
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $8::json, $6::json, $7)
+RETURNING sequence, position";
 
 const APPEND: &str = "
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -179,9 +190,15 @@ impl<A> LedgerStore<A>
 where
     A: Aggregate + Clone,
 {
-    pub fn new(pool: PgPool, cache_capacity: usize, snapshot_every: usize) -> LedgerStore<A> {
+    pub fn new(
+        pool: PgPool,
+        writer: std::sync::Arc<WriteConnections>,
+        cache_capacity: usize,
+        snapshot_every: usize,
+    ) -> LedgerStore<A> {
         LedgerStore {
             pool,
+            writer,
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(cache_capacity).unwrap_or(NonZeroUsize::MIN),
             )),
@@ -207,7 +224,12 @@ where
                 snapshot: cached.snapshot,
             });
         }
-        self.load_fresh(aggregate_id).await
+        let mut lease = self.writer.lease().await?;
+        let rows = lease
+            .run(|connection| self.load_query(aggregate_id).fetch_all(connection))
+            .await?;
+        drop(lease);
+        self.rebuild(aggregate_id, rows).await
     }
 
     /// Returns an aggregate to the cache. Streams without events are not cached, so that an
@@ -233,16 +255,28 @@ where
 
     /// Loads the aggregate from the database in one statement: snapshot, then later events.
     pub async fn load_fresh(&self, aggregate_id: &str) -> Result<LedgerContext<A>, StoreError> {
+        let rows = self.load_query(aggregate_id).fetch_all(&self.pool).await?;
+        self.rebuild(aggregate_id, rows).await
+    }
+
+    fn load_query<'q>(
+        &self,
+        aggregate_id: &'q str,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let query = if self.snapshot_every > 0 {
             LOAD
         } else {
             LOAD_EVENTS_ONLY
         };
-        let rows = sqlx::query(query)
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .fetch_all(&self.pool)
-            .await?;
+        sqlx::query(query).bind(A::TYPE).bind(aggregate_id)
+    }
+
+    /// The aggregate from the rows of [`LOAD`]: the snapshot, if any, then the later events.
+    async fn rebuild(
+        &self,
+        aggregate_id: &str,
+        rows: Vec<sqlx::postgres::PgRow>,
+    ) -> Result<LedgerContext<A>, StoreError> {
         let mut context = LedgerContext {
             aggregate_id: aggregate_id.to_owned(),
             aggregate: A::default(),
@@ -326,33 +360,44 @@ where
         let snapshot_due = self.snapshot_every > 0
             && last / self.snapshot_every > context.sequence / self.snapshot_every;
 
+        let single = events.len() == 1 && !snapshot_due;
         let query = if snapshot_due {
             sqlx::query(APPEND_WITH_SNAPSHOT)
+        } else if single {
+            sqlx::query(APPEND_ONE)
         } else {
             sqlx::query(APPEND)
         };
-        let mut query = query
-            .bind(A::TYPE)
-            .bind(&context.aggregate_id)
-            .bind(&sequences)
-            .bind(&types)
-            .bind(&versions)
-            .bind(&metadata_json)
-            .bind(metadata.recorded_at)
-            .bind(&payloads);
+        let query = query.bind(A::TYPE).bind(&context.aggregate_id);
+        let mut query = if single {
+            query.bind(sequences[0]).bind(&types[0]).bind(&versions[0])
+        } else {
+            query.bind(&sequences).bind(&types).bind(&versions)
+        }
+        .bind(&metadata_json)
+        .bind(metadata.recorded_at);
+        query = if single {
+            query.bind(&payloads[0])
+        } else {
+            query.bind(&payloads)
+        };
         if snapshot_due {
             query = query
                 .bind(to_i64(last))
                 .bind(to_i64(context.snapshot + 1))
                 .bind(serde_json::to_string(&context.aggregate)?);
         }
-        let rows = query.fetch_all(&self.pool).await.map_err(|e| {
-            if is_sequence_conflict(&e) {
-                StoreError::Conflict
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
+        let mut lease = self.writer.lease().await?;
+        let rows = lease
+            .run(|connection| query.fetch_all(connection))
+            .await
+            .map_err(|e| {
+                if is_sequence_conflict(&e) {
+                    StoreError::Conflict
+                } else {
+                    StoreError::Database(e)
+                }
+            })?;
         let mut appended: Vec<Appended> = rows
             .iter()
             .map(|row| Appended {

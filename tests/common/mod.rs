@@ -48,8 +48,7 @@ impl TestDatabase {
     }
 
     pub async fn pool(&self) -> PgPool {
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
+        studyledger::db::pool_options(8)
             .connect_with(self.options.clone())
             .await
             .expect("connect to the test database")
@@ -99,7 +98,10 @@ impl TestApp {
         let ledger = Ledger::new(
             pool.clone(),
             chrono_tz::Asia::Shanghai,
-            &LedgerSettings { member_cache: 1000 },
+            &LedgerSettings {
+                member_cache: 1000,
+                write_connections: 8,
+            },
         );
         ledger
             .publish_initial_rules()
