@@ -47,8 +47,9 @@ pub struct LedgerArgs {
     /// How many member aggregates the write path keeps in memory.
     #[arg(long, env = "LEDGER_MEMBER_CACHE", default_value_t = 20_000)]
     pub member_cache: usize,
-    /// Connections reserved for the command path, besides the pool for reads.
-    #[arg(long, env = "LEDGER_WRITE_CONNECTIONS", default_value_t = 16)]
+    /// Connections reserved for the command path, besides the pool for reads. Few is better:
+    /// appends that arrive while all are busy share the next commit (see `group_commit`).
+    #[arg(long, env = "LEDGER_WRITE_CONNECTIONS", default_value_t = 4)]
     pub write_connections: usize,
 }
 

@@ -23,6 +23,7 @@ use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::Ruleset;
 
 use crate::connections::WriteConnections;
+use crate::group_commit::GroupCommit;
 use crate::store::{Appended, LedgerStore, Metadata, StoreError};
 
 /// How often a command is decided again after losing a race with another instance.
@@ -61,7 +62,7 @@ impl Default for LedgerSettings {
     fn default() -> Self {
         LedgerSettings {
             member_cache: 20_000,
-            write_connections: 16,
+            write_connections: 4,
         }
     }
 }
@@ -106,10 +107,10 @@ impl Stored for RuleBook {
 
 impl Ledger {
     pub fn new(pool: PgPool, tz: Tz, settings: &LedgerSettings) -> Ledger {
-        let writer = Arc::new(WriteConnections::new(
+        let writer = Arc::new(GroupCommit::new(WriteConnections::new(
             (*pool.connect_options()).clone(),
             settings.write_connections,
-        ));
+        )));
         Ledger {
             members: LedgerStore::new(
                 pool.clone(),

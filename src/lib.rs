@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod db;
 pub mod demo;
+pub mod group_commit;
 pub mod http;
 pub mod ledger;
 pub mod progress;

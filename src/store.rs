@@ -27,7 +27,7 @@ use lru::LruCache;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
-use crate::connections::WriteConnections;
+use crate::group_commit::{AppendError, EventRow, GroupCommit};
 
 /// Who recorded an event, when, and in answer to which request.
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +64,17 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("a stored event or snapshot cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error(transparent)]
+    Append(AppendError),
+}
+
+impl From<AppendError> for StoreError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Conflict => StoreError::Conflict,
+            other => StoreError::Append(other),
+        }
+    }
 }
 
 impl StoreError {
@@ -77,7 +88,7 @@ impl StoreError {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::Tls(_)
                     | sqlx::Error::WorkerCrashed
-            )
+            ) | StoreError::Append(AppendError::Unavailable(_) | AppendError::Unknown)
         )
     }
 }
@@ -88,6 +99,7 @@ impl<T: std::error::Error> From<StoreError> for AggregateError<T> {
             StoreError::Conflict => AggregateError::AggregateConflict,
             StoreError::Database(e) => AggregateError::DatabaseConnectionError(Box::new(e)),
             StoreError::Corrupt(e) => AggregateError::DeserializationError(Box::new(e)),
+            StoreError::Append(e) => AggregateError::UnexpectedError(Box::new(e)),
         }
     }
 }
@@ -126,7 +138,7 @@ pub struct LedgerStore<A> {
     /// For reads.
     pool: PgPool,
     /// For the command path: loads on a cache miss, and appends.
-    writer: std::sync::Arc<WriteConnections>,
+    writer: std::sync::Arc<GroupCommit>,
     cache: Mutex<LruCache<String, Cached<A>>>,
     /// Write a snapshot each time the stream crosses a multiple of this many events (0: never).
     snapshot_every: usize,
@@ -152,12 +164,6 @@ SELECT 1 AS part, sequence, 0::bigint AS current_snapshot, payload::text AS payl
   FROM events
  WHERE aggregate_type = $1 AND aggregate_id = $2
  ORDER BY sequence";
-
-const APPEND_ONE: &str = "
-INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload, metadata, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $8::json, $6::json, $7)
-RETURNING sequence, position";
 
 const APPEND: &str = "
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -192,7 +198,7 @@ where
 {
     pub fn new(
         pool: PgPool,
-        writer: std::sync::Arc<WriteConnections>,
+        writer: std::sync::Arc<GroupCommit>,
         cache_capacity: usize,
         snapshot_every: usize,
     ) -> LedgerStore<A> {
@@ -224,7 +230,7 @@ where
                 snapshot: cached.snapshot,
             });
         }
-        let mut lease = self.writer.lease().await?;
+        let mut lease = self.writer.connections().lease().await?;
         let rows = lease
             .run(|connection| self.load_query(aggregate_id).fetch_all(connection))
             .await?;
@@ -360,34 +366,47 @@ where
         let snapshot_due = self.snapshot_every > 0
             && last / self.snapshot_every > context.sequence / self.snapshot_every;
 
-        let single = events.len() == 1 && !snapshot_due;
+        if events.len() == 1 && !snapshot_due {
+            let position = self
+                .writer
+                .append(EventRow {
+                    aggregate_type: A::TYPE,
+                    aggregate_id: context.aggregate_id.clone(),
+                    sequence: sequences[0],
+                    event_type: types[0].clone(),
+                    event_version: versions[0].clone(),
+                    payload: payloads[0].clone(),
+                    metadata: metadata_json,
+                    recorded_at: metadata.recorded_at,
+                })
+                .await?;
+            context.sequence = last;
+            return Ok(vec![Appended {
+                sequence: last,
+                position,
+            }]);
+        }
         let query = if snapshot_due {
             sqlx::query(APPEND_WITH_SNAPSHOT)
-        } else if single {
-            sqlx::query(APPEND_ONE)
         } else {
             sqlx::query(APPEND)
         };
-        let query = query.bind(A::TYPE).bind(&context.aggregate_id);
-        let mut query = if single {
-            query.bind(sequences[0]).bind(&types[0]).bind(&versions[0])
-        } else {
-            query.bind(&sequences).bind(&types).bind(&versions)
-        }
-        .bind(&metadata_json)
-        .bind(metadata.recorded_at);
-        query = if single {
-            query.bind(&payloads[0])
-        } else {
-            query.bind(&payloads)
-        };
+        let mut query = query
+            .bind(A::TYPE)
+            .bind(&context.aggregate_id)
+            .bind(&sequences)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&metadata_json)
+            .bind(metadata.recorded_at)
+            .bind(&payloads);
         if snapshot_due {
             query = query
                 .bind(to_i64(last))
                 .bind(to_i64(context.snapshot + 1))
                 .bind(serde_json::to_string(&context.aggregate)?);
         }
-        let mut lease = self.writer.lease().await?;
+        let mut lease = self.writer.connections().lease().await?;
         let rows = lease
             .run(|connection| query.fetch_all(connection))
             .await

@@ -576,3 +576,56 @@ async fn a_stale_cache_in_another_instance_still_cannot_record_an_overlap() {
     assert_eq!(body["sequence"], 4);
     assert_eq!(first.event_count(&member.to_string()).await, 4);
 }
+
+#[tokio::test]
+async fn concurrent_sessions_of_many_members_share_commits_and_each_is_recorded_once() {
+    let app = TestApp::spawn().await;
+    let first = app.seed_member("2018-01-01").await;
+    let mut members = vec![first];
+    for n in 0..15 {
+        let member = Uuid::new_v4();
+        let (status, _) = app
+            .post("/v1/members", &json!({"member_id": member, "member_no": format!("M-{n}"),
+                                         "name": "王芳", "org_id": "fz", "enrolled_on": "2018-01-01"}))
+            .await;
+        assert_eq!(status, 201);
+        members.push(member);
+    }
+    let requests: Vec<(String, Value)> = members
+        .iter()
+        .flat_map(|m| {
+            (0..4).map(move |i| {
+                let start = format!("2018-05-0{}T01:00:00Z", i + 1);
+                let end = format!("2018-05-0{}T02:00:00Z", i + 1);
+                (
+                    format!("/v1/members/{m}/study-sessions"),
+                    session("ethics", &start, &end),
+                )
+            })
+        })
+        .collect();
+    let results = futures::future::join_all(requests.iter().map(|(p, b)| app.post(p, b))).await;
+    let mut positions: Vec<i64> = results
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["position"].as_i64().expect("position")
+        })
+        .collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), 64, "every command got its own event");
+    for member in &members {
+        assert_eq!(app.event_count(&member.to_string()).await, 5);
+    }
+    let stored: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM events WHERE event_type = 'StudySessionRecorded' ORDER BY position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("positions");
+    assert_eq!(
+        stored, positions,
+        "each answer names the committed event's position"
+    );
+}

@@ -100,7 +100,8 @@ impl TestApp {
             chrono_tz::Asia::Shanghai,
             &LedgerSettings {
                 member_cache: 1000,
-                write_connections: 8,
+                // Few, so that concurrent tests exercise batched appends.
+                write_connections: 2,
             },
         );
         ledger
