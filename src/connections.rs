@@ -8,46 +8,69 @@
 //! exactly when one is clean: a lease is marked busy while a statement runs, and a lease
 //! dropped while busy (a cancelled request) closes its connection instead of returning it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How long a command may wait for a write connection before it is answered 503.
+const LEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// PostgreSQL cancels a write statement after this long (nothing is committed then) ...
+const STATEMENT_TIMEOUT: &str = "30s";
+/// ... and we give up on an answer a little later (the outcome is unknown then).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// Cheap to clone: clones share the same connections.
+#[derive(Clone)]
 pub struct WriteConnections {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     options: PgConnectOptions,
     idle: Mutex<Vec<PgConnection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+}
+
+impl Shared {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
+        // Each operation under this lock is a single push or pop: a poisoned lock is intact.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl WriteConnections {
     pub fn new(options: PgConnectOptions, size: usize) -> WriteConnections {
         WriteConnections {
-            options,
-            idle: Mutex::new(Vec::with_capacity(size)),
-            permits: Semaphore::new(size.max(1)),
+            shared: Arc::new(Shared {
+                options: options.options([("statement_timeout", STATEMENT_TIMEOUT)]),
+                idle: Mutex::new(Vec::with_capacity(size)),
+                permits: Arc::new(Semaphore::new(size.max(1))),
+            }),
         }
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
-        // Each operation under this lock is a single push or pop: a poisoned lock is intact.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    /// A clean connection: an idle one, or a new one while fewer than `size` are out.
+    pub async fn lease(&self) -> Result<Lease, sqlx::Error> {
+        tokio::time::timeout(LEASE_TIMEOUT, self.lease_unbounded())
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
     }
 
-    /// A clean connection: an idle one, or a new one while fewer than `size` are out.
-    pub async fn lease(&self) -> Result<Lease<'_>, sqlx::Error> {
-        let permit = self
-            .permits
-            .acquire()
+    async fn lease_unbounded(&self) -> Result<Lease, sqlx::Error> {
+        let permit = Arc::clone(&self.shared.permits)
+            .acquire_owned()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let idle = self.idle().pop();
+        let idle = self.shared.idle().pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => self.options.connect().await?,
+            None => self.shared.options.connect().await?,
         };
         Ok(Lease {
-            owner: self,
+            owner: Arc::clone(&self.shared),
             connection: Some(connection),
             busy: false,
             _permit: permit,
@@ -55,14 +78,15 @@ impl WriteConnections {
     }
 }
 
-pub struct Lease<'a> {
-    owner: &'a WriteConnections,
+/// A connection out of the set, owned (so it can move into a task of its own).
+pub struct Lease {
+    owner: Arc<Shared>,
     connection: Option<PgConnection>,
     busy: bool,
-    _permit: SemaphorePermit<'a>,
+    _permit: OwnedSemaphorePermit,
 }
 
-impl Lease<'_> {
+impl Lease {
     /// Runs one statement on the leased connection. A statement that fails at the protocol
     /// level (I/O, a broken connection) leaves the lease busy, so the connection is closed
     /// rather than reused; a database error (constraint violation, ...) leaves it clean.
@@ -75,7 +99,14 @@ impl Lease<'_> {
             return Err(sqlx::Error::PoolClosed);
         };
         self.busy = true;
-        let outcome = statement(connection).await;
+        let outcome = tokio::time::timeout(ANSWER_TIMEOUT, statement(connection))
+            .await
+            .unwrap_or_else(|_| {
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer from the database",
+                )))
+            });
         if matches!(
             &outcome,
             Ok(_) | Err(sqlx::Error::Database(_) | sqlx::Error::RowNotFound)
@@ -86,7 +117,7 @@ impl Lease<'_> {
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
             if !self.busy {

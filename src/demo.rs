@@ -12,6 +12,7 @@
 //! demo data, and it keeps the load well under the 30-second target.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -143,14 +144,14 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
 }
 
 async fn execute<A>(
-    ledger: &Ledger,
+    ledger: &Arc<Ledger>,
     id: &str,
     command: A::Command,
     meta: &Metadata,
 ) -> Result<(), JobError>
 where
-    A: Stored,
-    A::Command: Clone,
+    A: Stored + 'static,
+    A::Command: Clone + Send + 'static,
     A::Error: Send + Sync + 'static,
 {
     ledger

@@ -64,15 +64,14 @@ pub enum AppendError {
     Unknown,
 }
 
-impl From<sqlx::Error> for AppendError {
-    fn from(error: sqlx::Error) -> Self {
+impl AppendError {
+    /// A failure of the INSERT itself. PostgreSQL refusing it means nothing was committed;
+    /// anything else (the connection broke, the statement timed out on our side) happened
+    /// after the statement was sent, so it may have committed.
+    fn of_statement(error: &sqlx::Error) -> AppendError {
         match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => AppendError::Unavailable(error.to_string()),
-            other => AppendError::Failed(other.to_string()),
+            sqlx::Error::Database(refusal) => AppendError::Failed(refusal.to_string()),
+            _ => AppendError::Unknown,
         }
     }
 }
@@ -108,47 +107,110 @@ impl GroupCommit {
     }
 
     /// Appends one event; answers its global position once it is committed.
+    ///
+    /// Cancellation-safe: a caller dropped while its row waits in the queue withdraws the
+    /// row; a batch that carries other callers' rows runs in a task of its own, so a leader
+    /// whose request is dropped does not abandon them. Only a batch of the caller's own row
+    /// alone runs inline (no hand-off, and nobody else depends on it).
     pub async fn append(&self, row: EventRow) -> Result<i64, AppendError> {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (reply, mut answer) = oneshot::channel();
         self.queue().push_back(Pending { ticket, row, reply });
+        let _withdraw_if_dropped = Withdraw {
+            queue: &self.queue,
+            ticket,
+        };
         loop {
-            if let Ok(outcome) = answer.try_recv() {
-                return outcome;
+            match answer.try_recv() {
+                Ok(outcome) => return outcome,
+                // The leader that took our row went away without answering.
+                Err(oneshot::error::TryRecvError::Closed) => return Err(AppendError::Unknown),
+                Err(oneshot::error::TryRecvError::Empty) => {}
             }
             let mut lease = match self.connections.lease().await {
                 Ok(lease) => lease,
                 Err(error) => {
                     // Withdraw the row if no leader has taken it; else its leader answers.
-                    let withdrawn = {
-                        let mut queue = self.queue();
-                        let before = queue.len();
-                        queue.retain(|p| p.ticket != ticket);
-                        queue.len() < before
-                    };
-                    if withdrawn {
-                        return Err(error.into());
+                    if withdraw(&self.queue, ticket) {
+                        return Err(AppendError::Unavailable(error.to_string()));
                     }
                     return answer.await.unwrap_or(Err(AppendError::Unknown));
                 }
             };
-            let batch: Vec<Pending> = {
-                let mut queue = self.queue();
-                let take = queue.len().min(MAX_BATCH);
-                queue.drain(..take).collect()
-            };
+            let batch = take_batch(&mut self.queue());
             if batch.is_empty() {
                 // Our row is in a batch another leader is committing right now.
                 drop(lease);
                 return answer.await.unwrap_or(Err(AppendError::Unknown));
             }
-            let outcome = lease
-                .run(|connection| insert_batch(connection, &batch))
-                .await;
-            drop(lease);
-            answer_batch(batch, outcome);
+            if batch.len() == 1 && batch[0].ticket == ticket {
+                let outcome = lease
+                    .run(|connection| insert_batch(connection, &batch))
+                    .await;
+                drop(lease);
+                answer_batch(batch, outcome);
+            } else {
+                let committing = tokio::spawn(async move {
+                    let outcome = lease
+                        .run(|connection| insert_batch(connection, &batch))
+                        .await;
+                    drop(lease);
+                    answer_batch(batch, outcome);
+                });
+                // Answers travel through the oneshot channels; the task cannot fail otherwise.
+                let _ = committing.await;
+            }
         }
     }
+}
+
+/// Takes a row out of the queue if it is still there; says whether it was.
+fn withdraw(queue: &Mutex<VecDeque<Pending>>, ticket: u64) -> bool {
+    let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+    let before = queue.len();
+    queue.retain(|p| p.ticket != ticket);
+    queue.len() < before
+}
+
+/// Withdraws a queued row when its caller goes away before a leader takes it.
+struct Withdraw<'a> {
+    queue: &'a Mutex<VecDeque<Pending>>,
+    ticket: u64,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        withdraw(self.queue, self.ticket);
+    }
+}
+
+/// The next batch from the queue: up to [`MAX_BATCH`] rows, in arrival order, never two rows
+/// for the same (aggregate, sequence) — a second one stays queued for the next batch, where
+/// it conflicts on its own. (Within one statement `ON CONFLICT DO NOTHING` would skip it
+/// silently and both waiters would read the first row's position as theirs.)
+fn take_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
+    let mut keys = std::collections::HashSet::new();
+    let mut batch = Vec::new();
+    let mut deferred = VecDeque::new();
+    while let Some(pending) = queue.pop_front() {
+        if batch.len() == MAX_BATCH {
+            deferred.push_back(pending);
+            break;
+        }
+        let key = (
+            pending.row.aggregate_type,
+            pending.row.aggregate_id.clone(),
+            pending.row.sequence,
+        );
+        if keys.insert(key) {
+            batch.push(pending);
+        } else {
+            deferred.push_back(pending);
+        }
+    }
+    deferred.append(queue);
+    *queue = deferred;
+    batch
 }
 
 async fn insert_batch(
@@ -201,10 +263,65 @@ fn answer_batch(
         }
         Err(error) => {
             tracing::warn!(%error, rows = batch.len(), "batch append failed");
-            let error = AppendError::from(error);
+            let error = AppendError::of_statement(&error);
             for pending in batch {
                 let _ = pending.reply.send(Err(error.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(ticket: u64, member: &str, sequence: i64) -> Pending {
+        let (reply, _) = oneshot::channel();
+        Pending {
+            ticket,
+            row: EventRow {
+                aggregate_type: "member",
+                aggregate_id: member.to_owned(),
+                sequence,
+                event_type: "StudySessionRecorded".to_owned(),
+                event_version: "1".to_owned(),
+                payload: "{}".to_owned(),
+                metadata: "{}".to_owned(),
+                recorded_at: Utc::now(),
+            },
+            reply,
+        }
+    }
+
+    #[test]
+    fn a_batch_never_carries_two_rows_for_the_same_sequence() {
+        let mut queue: VecDeque<Pending> = [
+            pending(1, "a", 5),
+            pending(2, "b", 5),
+            pending(3, "a", 5),
+            pending(4, "a", 6),
+        ]
+        .into_iter()
+        .collect();
+        let batch = take_batch(&mut queue);
+        let tickets: Vec<u64> = batch.iter().map(|p| p.ticket).collect();
+        assert_eq!(tickets, [1, 2, 4]);
+        let left: Vec<u64> = queue.iter().map(|p| p.ticket).collect();
+        assert_eq!(left, [3], "the duplicate waits for the next batch");
+        let next = take_batch(&mut queue);
+        assert_eq!(next.iter().map(|p| p.ticket).collect::<Vec<_>>(), [3]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_bounded_and_keeps_arrival_order() {
+        let mut queue: VecDeque<Pending> = (0..300u64)
+            .map(|n| pending(n, &format!("m{n}"), 1))
+            .collect();
+        let batch = take_batch(&mut queue);
+        assert_eq!(batch.len(), MAX_BATCH);
+        assert_eq!(batch.first().map(|p| p.ticket), Some(0));
+        assert_eq!(queue.front().map(|p| p.ticket), Some(MAX_BATCH as u64));
+        assert_eq!(queue.len(), 300 - MAX_BATCH);
     }
 }

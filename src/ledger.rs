@@ -106,12 +106,12 @@ impl Stored for RuleBook {
 }
 
 impl Ledger {
-    pub fn new(pool: PgPool, tz: Tz, settings: &LedgerSettings) -> Ledger {
+    pub fn new(pool: PgPool, tz: Tz, settings: &LedgerSettings) -> Arc<Ledger> {
         let writer = Arc::new(GroupCommit::new(WriteConnections::new(
             (*pool.connect_options()).clone(),
             settings.write_connections,
         )));
-        Ledger {
+        Arc::new(Ledger {
             members: LedgerStore::new(
                 pool.clone(),
                 writer.clone(),
@@ -127,7 +127,7 @@ impl Ledger {
             hasher: std::collections::hash_map::RandomState::new(),
             pool,
             tz,
-        }
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -146,11 +146,30 @@ impl Ledger {
 
     /// Decides `command` on the aggregate and appends what it decided. `answer` reads the
     /// aggregate's state after the command (also for an exact resend, which appends nothing).
+    ///
+    /// A request dropped half-way is safe: nothing is written before the append, the append
+    /// withdraws or completes its row (see `group_commit`), and the cached aggregate is only
+    /// put back after a successful append, so the next command reloads from the database.
     pub async fn execute<A, R>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: &Metadata,
+        answer: impl Fn(&A) -> R,
+    ) -> Result<Executed<R>, CommandError<A::Error>>
+    where
+        A: Stored,
+        A::Command: Clone,
+    {
+        self.execute_in_place(aggregate_id, command, metadata.clone(), answer)
+            .await
+    }
+
+    async fn execute_in_place<A, R>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        mut metadata: Metadata,
         answer: impl Fn(&A) -> R,
     ) -> Result<Executed<R>, CommandError<A::Error>>
     where
@@ -168,7 +187,10 @@ impl Ledger {
                 return Err(CommandError::Rejected(rejection));
             }
             let events = sink.collect().await;
-            match store.append(&events, &mut context, metadata).await {
+            // Recorded now, under the aggregate's lock, so recording times follow sequences;
+            // in microseconds, the precision PostgreSQL keeps, so metadata and column agree.
+            metadata.recorded_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+            match store.append(&events, &mut context, &metadata).await {
                 Ok(appended) => {
                     let answer = answer(&context.aggregate);
                     store.keep(context);
@@ -215,13 +237,13 @@ impl Ledger {
 
     /// The global position of the event a command answers for: the last one it appended, or,
     /// for an exact resend that appended nothing, the event that recorded the fact first.
-    pub async fn position_after<A: Stored, R>(
+    pub async fn position_after<A: Stored>(
         &self,
         aggregate_id: &str,
-        executed: &Executed<R>,
+        appended: &[Appended],
         recorded_sequence: usize,
     ) -> Result<Option<i64>, StoreError> {
-        match executed.appended.last() {
+        match appended.last() {
             Some(appended) => Ok(Some(appended.position)),
             None => {
                 A::store(self)

@@ -2,7 +2,7 @@
 //! initial rules into an empty ledger, optionally load the demo data, and serve HTTP until
 //! Ctrl-C or SIGTERM.
 
-use std::io::IsTerminal;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -22,7 +22,7 @@ pub async fn migrate_only(args: DatabaseArgs) -> Result<(), JobError> {
 pub async fn prepare_ledger(
     database: &DatabaseArgs,
     ledger: &crate::config::LedgerArgs,
-) -> Result<Ledger, JobError> {
+) -> Result<Arc<Ledger>, JobError> {
     let pool = db::connect(&database.database_url, database.pool_size).await?;
     db::migrate(&pool).await?;
     let ledger = Ledger::new(
@@ -69,12 +69,7 @@ async fn print_welcome(address: std::net::SocketAddr, pool: &sqlx::PgPool) {
     let text = format!(
         "\nstudyledger is serving at {base}\n\nTry:\n  curl -s {base}/readyz\n  curl -s {base}/v1/members/{member}\n  curl -s '{base}/v1/members/{member}/compliance'\n"
     );
-    if std::io::stdout().is_terminal() {
-        println!("{text}");
-    } else {
-        tracing::info!("{text}");
-        println!("{text}");
-    }
+    println!("{text}");
 }
 
 async fn shutdown_signal() {

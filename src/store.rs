@@ -292,12 +292,13 @@ where
         let mut rows = rows.into_iter().peekable();
         if let Some(row) = rows.next_if(|r| r.get::<i32, _>("part") == 0) {
             let payload: String = row.get("payload");
-            // A snapshot of an older shape is ignored: the events rebuild the state.
+            // Kept even when the payload is unreadable, so the next snapshot numbers on.
+            context.snapshot = usize::try_from(row.get::<i64, _>("current_snapshot")).unwrap_or(0);
+            // A snapshot of an older shape is ignored: the events rebuild the state, and the
+            // next snapshot written replaces it.
             if let Ok(aggregate) = serde_json::from_str::<A>(&payload) {
                 context.aggregate = aggregate;
                 context.sequence = sequence_of(&row);
-                context.snapshot =
-                    usize::try_from(row.get::<i64, _>("current_snapshot")).unwrap_or(0);
             } else {
                 tracing::warn!(
                     aggregate_id,

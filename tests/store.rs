@@ -16,11 +16,27 @@ async fn the_database_refuses_to_update_delete_or_truncate_events() {
         .bind(member.to_string())
         .execute(&app.pool)
         .await;
-    assert!(update.is_err(), "UPDATE must be refused");
     let delete = sqlx::query("DELETE FROM events").execute(&app.pool).await;
-    assert!(delete.is_err(), "DELETE must be refused");
     let truncate = sqlx::query("TRUNCATE events").execute(&app.pool).await;
-    assert!(truncate.is_err(), "TRUNCATE must be refused");
+    for (what, outcome) in [
+        ("UPDATE", update),
+        ("DELETE", delete),
+        ("TRUNCATE", truncate),
+    ] {
+        let error = outcome.expect_err("refused");
+        let database_error = error.as_database_error().expect("refused by the database");
+        assert_eq!(
+            database_error.code().as_deref(),
+            Some("23001"),
+            "{what}: {error}"
+        );
+        assert!(
+            database_error
+                .message()
+                .contains(&format!("append-only: {what} refused")),
+            "{what}: {error}"
+        );
+    }
     assert_eq!(app.total_events().await, before);
     let enrolled: String = sqlx::query_scalar(
         "SELECT payload::text FROM events WHERE aggregate_id = $1 AND sequence = 1",
@@ -36,6 +52,7 @@ async fn the_database_refuses_to_update_delete_or_truncate_events() {
 async fn events_carry_position_transaction_and_request_metadata() {
     let app = TestApp::spawn().await;
     let member = app.seed_member("2018-01-01").await;
+    let before = chrono::Utc::now();
     let response = app
         .client
         .post(format!(
@@ -51,8 +68,9 @@ async fn events_carry_position_transaction_and_request_metadata() {
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-request-id"], "req-42");
     let body: serde_json::Value = response.json().await.expect("json");
-    let row: (i64, String, bool) = sqlx::query_as(
-        "SELECT position, metadata::text, transaction_id IS NOT NULL FROM events
+    let after = chrono::Utc::now();
+    let row: (i64, String, bool, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+        "SELECT position, metadata::text, transaction_id IS NOT NULL, recorded_at FROM events
           WHERE aggregate_id = $1 AND sequence = 2",
     )
     .bind(member.to_string())
@@ -63,9 +81,15 @@ async fn events_carry_position_transaction_and_request_metadata() {
     let metadata: serde_json::Value = serde_json::from_str(&row.1).expect("metadata");
     assert_eq!(metadata["request_id"], "req-42");
     assert_eq!(metadata["actor"], "anonymous");
-    assert!(metadata["recorded_at"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("20")));
+    let recorded_at = chrono::DateTime::parse_from_rfc3339(
+        metadata["recorded_at"].as_str().expect("recorded_at"),
+    )
+    .expect("an instant");
+    assert!(
+        before <= recorded_at && recorded_at <= after,
+        "{recorded_at}"
+    );
+    assert_eq!(recorded_at, row.3, "metadata and column agree");
     assert!(row.2);
 }
 
@@ -91,6 +115,17 @@ async fn a_long_member_stream_is_snapshotted_and_reloads_to_the_same_state() {
     .await
     .expect("a snapshot exists");
     assert_eq!(snapshot, (100, 1));
+    let payload: String = sqlx::query_scalar(
+        "SELECT payload::text FROM snapshots WHERE aggregate_type = 'member' AND aggregate_id = $1",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("snapshot payload");
+    let state: studyledger_aggregates::member::Member =
+        serde_json::from_str(&payload).expect("a snapshot is a Member");
+    assert_eq!(state.version(), 100);
+    assert_eq!(state.sessions().len(), 99, "enrolment + 99 sessions");
 
     // A fresh instance has no cache: it loads snapshot + 21 events, and must still see every
     // session (an overlap with the first one is refused) and count all the minutes.

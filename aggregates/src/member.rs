@@ -564,11 +564,17 @@ mod tests {
             min_study_minutes: 60,
             completed_at: at(5, 1, 12, 0),
         };
-        let result = MemberTest::with(())
+        MemberTest::with(())
             .given(vec![MemberEvent::MemberEnrolled(enrolment()), first])
             .when(record_completion(21, at(5, 2, 12, 0)))
-            .inspect_result();
-        assert_eq!(result.map(|events| events.len()), Ok(1));
+            .then_expect_events(vec![MemberEvent::CourseCompleted {
+                completion_id: id(21),
+                course_id: course().course_id,
+                category: Category::Required,
+                credit_hours: Hours::from_hundredths(250),
+                min_study_minutes: 60,
+                completed_at: at(5, 2, 12, 0),
+            }]);
     }
 
     #[test]

@@ -49,6 +49,15 @@ impl Hours {
         Hours(hours * 100)
     }
 
+    /// Hundredths within the range the ledger accepts.
+    pub fn try_from_hundredths(hundredths: i64) -> Result<Hours, ValueError> {
+        if hundredths.abs() > Self::LIMIT_HUNDREDTHS {
+            Err(ValueError::HoursRange(Hours(hundredths).to_string()))
+        } else {
+            Ok(Hours(hundredths))
+        }
+    }
+
     pub const fn hundredths(self) -> i64 {
         self.0
     }
@@ -210,7 +219,8 @@ impl Quarter {
     pub fn parse(raw: &str) -> Result<Quarter, ValueError> {
         let invalid = || ValueError::Quarter(raw.chars().take(40).collect());
         let (year, number) = raw.split_once("-Q").ok_or_else(invalid)?;
-        if year.len() != 4 || number.len() != 1 {
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if year.len() != 4 || number.len() != 1 || !digits(year) || !digits(number) {
             return Err(invalid());
         }
         let year: i32 = year.parse().map_err(|_| invalid())?;
@@ -373,7 +383,7 @@ mod tests {
             "2019-Q1"
         );
         for bad in [
-            "2018-Q0", "2018-Q5", "18-Q1", "2018Q1", "2018-q1", "2018-Q12",
+            "2018-Q0", "2018-Q5", "18-Q1", "2018Q1", "2018-q1", "2018-Q12", "+018-Q1", "2018-Q+",
         ] {
             assert!(Quarter::parse(bad).is_err(), "{bad}");
         }

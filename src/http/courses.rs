@@ -17,7 +17,7 @@ pub struct RegisterCourse {
     course_id: String,
     title: String,
     category: String,
-    credit_hours: f64,
+    credit_hours: Box<serde_json::value::RawValue>,
     min_study_minutes: Option<i64>,
 }
 
@@ -31,7 +31,7 @@ pub async fn register(
         .category
         .parse()
         .map_err(|e| ApiError::RuleViolation(format!("category: {e}")))?;
-    let credit_hours = extract::hours("credit_hours", body.credit_hours)?;
+    let credit_hours = extract::hours("credit_hours", &body.credit_hours)?;
     let min_study_minutes = u32::try_from(body.min_study_minutes.unwrap_or(0)).map_err(|_| {
         ApiError::RuleViolation("min_study_minutes must be a whole number from 0".to_owned())
     })?;
@@ -48,7 +48,7 @@ pub async fn register(
         .execute::<Course, _>(&id, CourseCommand::Register(record.clone()), &meta, |_| ())
         .await?;
     let position = ledger
-        .position_after::<Course, _>(&id, &executed, 1)
+        .position_after::<Course>(&id, &executed.appended, 1)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -5,8 +5,11 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use studyledger_aggregates::values::{Hours, Quarter, Slug};
 use uuid::Uuid;
 
@@ -63,8 +66,8 @@ impl FromRequestParts<AppState> for RequestMeta {
             .headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -90,9 +93,26 @@ pub fn slug(field: &str, raw: &str) -> Result<Slug, ApiError> {
     Slug::parse(raw).map_err(|e| ApiError::Malformed(format!("{field}: {e}")))
 }
 
+/// A calendar date written exactly `YYYY-MM-DD`, in the years the ledger can hold.
 pub fn date(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| ApiError::Malformed(format!("{field} must be a date YYYY-MM-DD")))
+    let shape_ok = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let date = shape_ok
+        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| ApiError::Malformed(format!("{field} must be a date YYYY-MM-DD")))?;
+    if !(1900..=2999).contains(&date.year()) {
+        return Err(ApiError::RuleViolation(format!(
+            "{field} must lie between the years 1900 and 2999"
+        )));
+    }
+    Ok(date)
 }
 
 pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -105,7 +125,47 @@ pub fn quarter(field: &str, raw: &str) -> Result<Quarter, ApiError> {
     Quarter::parse(raw).map_err(|e| ApiError::Malformed(format!("{field}: {e}")))
 }
 
-/// Class hours from a JSON number: more than two decimals is a rule violation (422).
-pub fn hours(field: &str, raw: f64) -> Result<Hours, ApiError> {
-    Hours::from_json_number(raw).map_err(|e| ApiError::RuleViolation(format!("{field}: {e}")))
+/// Class hours from the JSON number exactly as written: more than two decimals is a rule
+/// violation (422), judged on the decimal text, not on a binary float.
+pub fn hours(field: &str, raw: &RawValue) -> Result<Hours, ApiError> {
+    let text = raw.get();
+    let is_number = text
+        .bytes()
+        .next()
+        .is_some_and(|b| b == b'-' || b.is_ascii_digit());
+    if !is_number {
+        return Err(ApiError::Malformed(format!("{field} must be a number")));
+    }
+    let out_of_range = || ApiError::RuleViolation(format!("{field}: {text} is out of range"));
+    let value = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text)
+    } else {
+        Decimal::from_str_exact(text)
+    }
+    .map_err(|_| out_of_range())?
+    .normalize();
+    if value.scale() > 2 {
+        return Err(ApiError::RuleViolation(format!(
+            "{field}: {text} has more than two decimals; class hours are kept in hundredths"
+        )));
+    }
+    let hundredths = value
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .and_then(|h| h.to_i64())
+        .ok_or_else(out_of_range)?;
+    Hours::try_from_hundredths(hundredths).map_err(|_| out_of_range())
+}
+
+/// A path segment; a segment axum cannot decode is a 400 like any other malformed id.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::Malformed(e.body_text()))
+    }
 }

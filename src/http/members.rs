@@ -3,7 +3,7 @@
 //! Compliance is folded from the member's stream on each request with the same pure functions
 //! the projections will use; the durable views come with the projector.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -18,7 +18,7 @@ use studyledger_projections::fold::MemberFold;
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{self, ApiJson, ApiQuery, RequestMeta};
+use crate::http::extract::{self, ApiJson, ApiPath, ApiQuery, RequestMeta};
 use crate::http::AppState;
 use crate::ledger::Ledger;
 
@@ -55,13 +55,26 @@ fn member_path(raw: &str) -> Result<Uuid, ApiError> {
     extract::uuid("member_id", raw)
 }
 
-/// The terms of a registered course, or 422 when the course is unknown.
-async fn course_terms(ledger: &Ledger, course_id: &CourseId) -> Result<CourseTerms, ApiError> {
+/// The terms of a registered course; when the course is unknown, 404 if the member is
+/// unknown too (the path is checked before the body), else 422.
+async fn course_terms(
+    ledger: &Ledger,
+    member_id: Uuid,
+    course_id: &CourseId,
+) -> Result<CourseTerms, ApiError> {
     let course = ledger.read_immutable::<Course>(course_id.as_str()).await?;
-    course
-        .record()
-        .map(|r| r.terms())
-        .ok_or_else(|| ApiError::RuleViolation(format!("course {course_id} is not registered")))
+    if let Some(record) = course.record() {
+        return Ok(record.terms());
+    }
+    let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+    if member.enrolment().is_none() {
+        return Err(ApiError::NotFound(format!(
+            "member {member_id} is not enrolled"
+        )));
+    }
+    Err(ApiError::RuleViolation(format!(
+        "course {course_id} is not registered"
+    )))
 }
 
 fn clock(ledger: &Ledger) -> Clock {
@@ -87,6 +100,31 @@ fn profile_json(member: &Member, fold: &MemberFold) -> Option<Value> {
         },
         "sequence": member.version(),
     }))
+}
+
+/// Runs a command that records one fact on a member's stream. `recorded` finds the fact in
+/// the state afterwards — its event's sequence and what the answer needs — so that a resend,
+/// which appends nothing, answers exactly as the first request did.
+async fn record_fact<T>(
+    ledger: &Ledger,
+    member_id: Uuid,
+    command: MemberCommand,
+    meta: &crate::store::Metadata,
+    recorded: impl Fn(&Member) -> Option<(usize, T)>,
+) -> Result<(usize, Option<i64>, T), ApiError> {
+    let id = member_id.to_string();
+    let executed = ledger
+        .execute::<Member, _>(&id, command, meta, recorded)
+        .await?;
+    let Some((sequence, found)) = executed.answer else {
+        // The aggregate accepted the command, so the fact is in its state.
+        tracing::error!(%member_id, "a recorded fact is missing from the member's state");
+        return Err(ApiError::Internal);
+    };
+    let position = ledger
+        .position_after::<Member>(&id, &executed.appended, sequence)
+        .await?;
+    Ok((sequence, position, found))
 }
 
 pub async fn enrol(
@@ -116,7 +154,7 @@ pub async fn enrol(
         .execute::<Member, _>(&id, MemberCommand::Enrol(enrolment.clone()), &meta, |_| ())
         .await?;
     let position = ledger
-        .position_after::<Member, _>(&id, &executed, 1)
+        .position_after::<Member>(&id, &executed.appended, 1)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -134,7 +172,7 @@ pub async fn enrol(
 
 pub async fn record_session(
     State(state): State<AppState>,
-    Path(member_id): Path<String>,
+    ApiPath(member_id): ApiPath<String>,
     RequestMeta(meta): RequestMeta,
     ApiJson(body): ApiJson<RecordSession>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -144,7 +182,7 @@ pub async fn record_session(
     let started_at = extract::instant("started_at", &body.started_at)?;
     let ended_at = extract::instant("ended_at", &body.ended_at)?;
     let ledger = state.ledger();
-    let course = course_terms(ledger, &course_id).await?;
+    let course = course_terms(ledger, member_id, &course_id).await?;
     let command = MemberCommand::RecordStudySession {
         session_id,
         course,
@@ -152,16 +190,10 @@ pub async fn record_session(
         ended_at,
         clock: clock(ledger),
     };
-    let id = member_id.to_string();
-    let executed = ledger
-        .execute::<Member, _>(&id, command, &meta, |member| {
-            member.session(session_id).map(|s| s.sequence)
-        })
-        .await?;
-    let sequence = executed.answer.unwrap_or_default();
-    let position = ledger
-        .position_after::<Member, _>(&id, &executed, sequence)
-        .await?;
+    let (sequence, position, ()) = record_fact(ledger, member_id, command, &meta, move |m| {
+        m.session(session_id).map(|s| (s.sequence, ()))
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -179,7 +211,7 @@ pub async fn record_session(
 
 pub async fn record_completion(
     State(state): State<AppState>,
-    Path(member_id): Path<String>,
+    ApiPath(member_id): ApiPath<String>,
     RequestMeta(meta): RequestMeta,
     ApiJson(body): ApiJson<RecordCompletion>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -188,25 +220,18 @@ pub async fn record_completion(
     let course_id = extract::slug("course_id", &body.course_id)?;
     let completed_at = extract::instant("completed_at", &body.completed_at)?;
     let ledger = state.ledger();
-    let course = course_terms(ledger, &course_id).await?;
+    let course = course_terms(ledger, member_id, &course_id).await?;
     let command = MemberCommand::RecordCompletion {
         completion_id,
         course,
         completed_at,
         clock: clock(ledger),
     };
-    let id = member_id.to_string();
-    let executed = ledger
-        .execute::<Member, _>(&id, command, &meta, |member| {
-            member
-                .completion(completion_id)
-                .map(|c| (c.sequence, c.course.clone()))
-        })
-        .await?;
-    let (sequence, terms) = executed.answer.clone().ok_or(ApiError::Internal)?;
-    let position = ledger
-        .position_after::<Member, _>(&id, &executed, sequence)
-        .await?;
+    let (sequence, position, terms) = record_fact(ledger, member_id, command, &meta, move |m| {
+        m.completion(completion_id)
+            .map(|c| (c.sequence, c.course.clone()))
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -249,7 +274,7 @@ async fn folded_member(
 
 pub async fn profile(
     State(state): State<AppState>,
-    Path(member_id): Path<String>,
+    ApiPath(member_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (member, fold, _) = folded_member(state.ledger(), &member_id).await?;
     profile_json(&member, &fold)
@@ -259,7 +284,7 @@ pub async fn profile(
 
 pub async fn compliance(
     State(state): State<AppState>,
-    Path(member_id): Path<String>,
+    ApiPath(member_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ComplianceQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let quarter = query

@@ -31,12 +31,12 @@ pub struct AppState {
 }
 
 struct Inner {
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     admin_token: Option<String>,
 }
 
 impl AppState {
-    pub fn new(ledger: Ledger, admin_token: Option<String>) -> AppState {
+    pub fn new(ledger: Arc<Ledger>, admin_token: Option<String>) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 ledger,
@@ -45,7 +45,7 @@ impl AppState {
         }
     }
 
-    pub fn ledger(&self) -> &Ledger {
+    pub fn ledger(&self) -> &Arc<Ledger> {
         &self.inner.ledger
     }
 

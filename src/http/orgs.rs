@@ -56,7 +56,7 @@ pub async fn register(
         )
         .await?;
     let position = ledger
-        .position_after::<Organisation, _>(&org_id, &executed, 1)
+        .position_after::<Organisation>(&org_id, &executed.appended, 1)
         .await?;
     Ok((
         StatusCode::CREATED,

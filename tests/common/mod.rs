@@ -153,6 +153,22 @@ impl TestApp {
         read(response).await
     }
 
+    /// Records a study session with a fresh id; answers status and body.
+    pub async fn record_session(
+        &self,
+        member: Uuid,
+        course: &str,
+        started_at: &str,
+        ended_at: &str,
+    ) -> (u16, Value) {
+        self.post(
+            &format!("/v1/members/{member}/study-sessions"),
+            &serde_json::json!({"session_id": Uuid::new_v4(), "course_id": course,
+                                "started_at": started_at, "ended_at": ended_at}),
+        )
+        .await
+    }
+
     /// Events recorded for one aggregate.
     pub async fn event_count(&self, aggregate_id: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")

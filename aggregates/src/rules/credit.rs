@@ -243,6 +243,23 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_completion_reported_later_without_study_time_is_insufficient_not_duplicate() {
+        let ethics = course("ethics", Category::Elective, 150, 60);
+        let sessions = vec![session(&ethics, at(5, 3, 1), 1)];
+        let completions = vec![
+            completion(&ethics, at(5, 5, 0), 2),
+            // Recorded later, completed earlier, before any study: it cannot be credited, and
+            // it does not displace the credited one.
+            completion(&ethics, at(5, 1, 0), 3),
+        ];
+        let outcomes = credit_completions(&sessions, &completions, &[Ruleset::version_1()], TZ);
+        assert_eq!(
+            verdicts(&outcomes),
+            [Ok(()), Err(NotCreditedReason::InsufficientStudyTime)]
+        );
+    }
+
+    #[test]
     fn a_session_ending_exactly_at_completion_counts() {
         let ethics = course("ethics", Category::Elective, 150, 60);
         let sessions = vec![session(&ethics, at(5, 1, 1), 1)];
