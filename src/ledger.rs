@@ -11,6 +11,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -24,7 +25,7 @@ use studyledger_aggregates::rules::rulesets::Ruleset;
 
 use crate::connections::WriteConnections;
 use crate::group_commit::GroupCommit;
-use crate::store::{Appended, LedgerStore, Metadata, StoreError};
+use crate::store::{Appended, LedgerStore, Metadata, Recorded, StoreError};
 
 /// How often a command is decided again after losing a race with another instance.
 const MAX_ATTEMPTS: u32 = 8;
@@ -256,6 +257,24 @@ impl Ledger {
     /// Every published ruleset, fresh from the database.
     pub async fn rulesets(&self) -> Result<Vec<Ruleset>, StoreError> {
         let (rulebook, _) = self.read::<RuleBook>(RULEBOOK_ID).await?;
+        Ok(rulebook.rulesets().to_vec())
+    }
+
+    /// A stream as stored; with `as_of`, only what was recorded by then.
+    pub async fn history<A: Stored>(
+        &self,
+        aggregate_id: &str,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Recorded<A::Event>>, StoreError> {
+        A::store(self).history(aggregate_id, as_of).await
+    }
+
+    /// The rulesets that had been published by `as_of`.
+    pub async fn rulesets_as_of(&self, as_of: DateTime<Utc>) -> Result<Vec<Ruleset>, StoreError> {
+        let mut rulebook = RuleBook::default();
+        for recorded in self.history::<RuleBook>(RULEBOOK_ID, Some(as_of)).await? {
+            rulebook.apply(recorded.event);
+        }
         Ok(rulebook.rulesets().to_vec())
     }
 

@@ -104,6 +104,19 @@ impl<T: std::error::Error> From<StoreError> for AggregateError<T> {
     }
 }
 
+/// One stored event as an auditor reads it.
+#[derive(Debug, Clone)]
+pub struct Recorded<E> {
+    pub sequence: usize,
+    pub position: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub event_type: String,
+    pub event_version: String,
+    pub metadata: serde_json::Value,
+    pub payload: serde_json::Value,
+    pub event: E,
+}
+
 /// One appended event: its place in its stream and in the global order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Appended {
@@ -431,6 +444,43 @@ where
             context.snapshot += 1;
         }
         Ok(appended)
+    }
+
+    /// The stream as stored, in sequence order; with `as_of`, only the events recorded by then.
+    pub async fn history(
+        &self,
+        aggregate_id: &str,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Recorded<A::Event>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sequence, position, recorded_at, event_type, event_version,
+                    metadata::text AS metadata, payload::text AS payload
+               FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2
+                AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+              ORDER BY sequence",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let payload: String = row.get("payload");
+                let metadata: String = row.get("metadata");
+                Ok(Recorded {
+                    sequence: sequence_of(row),
+                    position: row.get("position"),
+                    recorded_at: row.get("recorded_at"),
+                    event_type: row.get("event_type"),
+                    event_version: row.get("event_version"),
+                    metadata: serde_json::from_str(&metadata)?,
+                    event: serde_json::from_str(&payload)?,
+                    payload: serde_json::from_str(&payload)?,
+                })
+            })
+            .collect()
     }
 
     /// The global position of an event already in the store.

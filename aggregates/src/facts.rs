@@ -44,3 +44,30 @@ pub struct Completion {
     pub completed_at: DateTime<Utc>,
     pub sequence: usize,
 }
+
+/// A move to another organisation from a local date on (rule 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub transfer_id: Uuid,
+    pub to_org_id: OrgId,
+    pub effective_on: NaiveDate,
+    pub sequence: usize,
+}
+
+/// The organisation a member belongs to on `day`: the enrolment's until the transfer with the
+/// latest `effective_on <= day` (on equal days, the one recorded last); `None` before enrolment.
+pub fn organisation_on<'a>(
+    enrolment: &'a Enrolment,
+    transfers: &'a [Transfer],
+    day: NaiveDate,
+) -> Option<&'a OrgId> {
+    if day < enrolment.enrolled_on {
+        return None;
+    }
+    transfers
+        .iter()
+        .filter(|t| t.effective_on <= day)
+        .max_by_key(|t| (t.effective_on, t.sequence))
+        .map(|t| &t.to_org_id)
+        .or(Some(&enrolment.org_id))
+}

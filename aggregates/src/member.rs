@@ -5,19 +5,19 @@
 //! What a decision needs from outside the stream — the course's current terms, the clock, the
 //! ledger's time zone — arrives inside the command, loaded by the caller.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::facts::{Completion, CourseTerms, Enrolment, StudySession};
+use crate::facts::{organisation_on, Completion, CourseTerms, Enrolment, StudySession, Transfer};
 use crate::rejection::{Classify, RejectionKind};
 use crate::rules::sessions::{
     check_completion_time, check_session_times, overlapping_session, session_minutes, TimeViolation,
 };
-use crate::values::{Category, CourseId, Hours};
+use crate::values::{Category, CourseId, Hours, OrgId};
 
 /// "Now" and the ledger's time zone, as the caller saw them when the command arrived.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +42,12 @@ pub enum MemberCommand {
         completed_at: DateTime<Utc>,
         clock: Clock,
     },
+    /// The organisation is known to exist (the caller checked).
+    Transfer {
+        transfer_id: Uuid,
+        to_org_id: OrgId,
+        effective_on: NaiveDate,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +69,11 @@ pub enum MemberEvent {
         min_study_minutes: u32,
         completed_at: DateTime<Utc>,
     },
+    MemberTransferred {
+        transfer_id: Uuid,
+        to_org_id: OrgId,
+        effective_on: NaiveDate,
+    },
 }
 
 impl DomainEvent for MemberEvent {
@@ -71,6 +82,7 @@ impl DomainEvent for MemberEvent {
             MemberEvent::MemberEnrolled(_) => "MemberEnrolled",
             MemberEvent::StudySessionRecorded { .. } => "StudySessionRecorded",
             MemberEvent::CourseCompleted { .. } => "CourseCompleted",
+            MemberEvent::MemberTransferred { .. } => "MemberTransferred",
         }
         .to_owned()
     }
@@ -96,6 +108,10 @@ pub enum MemberRejection {
     InvalidSession(TimeViolation),
     #[error("invalid course completion: {0}")]
     InvalidCompletion(TimeViolation),
+    #[error("a transfer cannot take effect before the member's enrolment")]
+    TransferBeforeEnrolment,
+    #[error("the member already belongs to {0} on that day")]
+    TransferToSameOrganisation(OrgId),
 }
 
 impl Classify for MemberRejection {
@@ -107,7 +123,9 @@ impl Classify for MemberRejection {
             | MemberRejection::SessionOverlaps { .. } => RejectionKind::Conflict,
             MemberRejection::IncompleteEnrolment
             | MemberRejection::InvalidSession(_)
-            | MemberRejection::InvalidCompletion(_) => RejectionKind::RuleViolation,
+            | MemberRejection::InvalidCompletion(_)
+            | MemberRejection::TransferBeforeEnrolment
+            | MemberRejection::TransferToSameOrganisation(_) => RejectionKind::RuleViolation,
         }
     }
 }
@@ -122,6 +140,9 @@ pub struct Member {
     sessions: Vec<StudySession>,
     /// In the order recorded.
     completions: Vec<Completion>,
+    /// In the order recorded.
+    #[serde(default)]
+    transfers: Vec<Transfer>,
 }
 
 impl Member {
@@ -141,6 +162,19 @@ impl Member {
         &self.completions
     }
 
+    pub fn transfers(&self) -> &[Transfer] {
+        &self.transfers
+    }
+
+    pub fn transfer(&self, transfer_id: Uuid) -> Option<&Transfer> {
+        self.transfers.iter().find(|t| t.transfer_id == transfer_id)
+    }
+
+    /// The organisation the member belongs to on a local date (rule 7).
+    pub fn organisation_on(&self, day: NaiveDate) -> Option<&OrgId> {
+        organisation_on(self.enrolment.as_ref()?, &self.transfers, day)
+    }
+
     pub fn session(&self, session_id: Uuid) -> Option<&StudySession> {
         self.sessions.iter().find(|s| s.session_id == session_id)
     }
@@ -155,6 +189,11 @@ impl Member {
     pub fn decide(&self, command: &MemberCommand) -> Result<Vec<MemberEvent>, MemberRejection> {
         match command {
             MemberCommand::Enrol(enrolment) => self.decide_enrolment(enrolment),
+            MemberCommand::Transfer {
+                transfer_id,
+                to_org_id,
+                effective_on,
+            } => self.decide_transfer(*transfer_id, to_org_id, *effective_on),
             MemberCommand::RecordStudySession {
                 session_id,
                 course,
@@ -236,6 +275,41 @@ impl Member {
         }
     }
 
+    fn decide_transfer(
+        &self,
+        transfer_id: Uuid,
+        to_org_id: &OrgId,
+        effective_on: NaiveDate,
+    ) -> Result<Vec<MemberEvent>, MemberRejection> {
+        let enrolment = self
+            .enrolment
+            .as_ref()
+            .ok_or(MemberRejection::NotEnrolled)?;
+        if let Some(recorded) = self.transfer(transfer_id) {
+            return if &recorded.to_org_id == to_org_id && recorded.effective_on == effective_on {
+                Ok(vec![])
+            } else {
+                Err(MemberRejection::IdReused {
+                    kind: "transfer",
+                    id: transfer_id,
+                })
+            };
+        }
+        if effective_on < enrolment.enrolled_on {
+            return Err(MemberRejection::TransferBeforeEnrolment);
+        }
+        if self.organisation_on(effective_on) == Some(to_org_id) {
+            return Err(MemberRejection::TransferToSameOrganisation(
+                to_org_id.clone(),
+            ));
+        }
+        Ok(vec![MemberEvent::MemberTransferred {
+            transfer_id,
+            to_org_id: to_org_id.clone(),
+            effective_on,
+        }])
+    }
+
     fn decide_enrolment(&self, enrolment: &Enrolment) -> Result<Vec<MemberEvent>, MemberRejection> {
         match &self.enrolment {
             Some(existing) if existing == enrolment => Ok(vec![]),
@@ -309,6 +383,16 @@ impl Aggregate for Member {
                 completed_at,
                 sequence,
             }),
+            MemberEvent::MemberTransferred {
+                transfer_id,
+                to_org_id,
+                effective_on,
+            } => self.transfers.push(Transfer {
+                transfer_id,
+                to_org_id,
+                effective_on,
+                sequence,
+            }),
         }
     }
 }
@@ -316,7 +400,7 @@ impl Aggregate for Member {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveDate, TimeZone};
+    use chrono::TimeZone;
     use cqrs_es::test::TestFramework;
 
     type MemberTest = TestFramework<Member>;
@@ -625,5 +709,79 @@ mod tests {
             .map(|s| (s.session_id, s.sequence))
             .collect();
         assert_eq!(order, [(id(10), 3), (id(12), 2)]);
+    }
+
+    fn transfer(n: u128, to: &str, on: (i32, u32, u32)) -> MemberCommand {
+        MemberCommand::Transfer {
+            transfer_id: id(n),
+            to_org_id: to.parse().expect("slug"),
+            effective_on: NaiveDate::from_ymd_opt(on.0, on.1, on.2).expect("date"),
+        }
+    }
+
+    fn transferred(n: u128, to: &str, on: (i32, u32, u32)) -> MemberEvent {
+        MemberEvent::MemberTransferred {
+            transfer_id: id(n),
+            to_org_id: to.parse().expect("slug"),
+            effective_on: NaiveDate::from_ymd_opt(on.0, on.1, on.2).expect("date"),
+        }
+    }
+
+    #[test]
+    fn a_transfer_is_recorded_once_and_moves_the_member_from_its_day_on() {
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(transfer(30, "fz-branch-2", (2018, 7, 1)))
+            .then_expect_events(vec![transferred(30, "fz-branch-2", (2018, 7, 1))]);
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                transferred(30, "fz-branch-2", (2018, 7, 1)),
+            ])
+            .when(transfer(30, "fz-branch-2", (2018, 7, 1)))
+            .then_expect_events(vec![]);
+        let mut member = Member::default();
+        member.apply(MemberEvent::MemberEnrolled(enrolment()));
+        member.apply(transferred(30, "fz-branch-2", (2018, 7, 1)));
+        member.apply(transferred(31, "fz-branch-3", (2018, 5, 1)));
+        let on = |m, d| NaiveDate::from_ymd_opt(2018, m, d).expect("date");
+        let org = |m, d| member.organisation_on(on(m, d)).map(ToString::to_string);
+        assert_eq!(org(2, 28), None, "before enrolment");
+        assert_eq!(org(3, 1).as_deref(), Some("fz-branch-1"));
+        assert_eq!(
+            org(5, 1).as_deref(),
+            Some("fz-branch-3"),
+            "a transfer recorded late still counts from its day"
+        );
+        assert_eq!(org(6, 30).as_deref(), Some("fz-branch-3"));
+        assert_eq!(org(7, 1).as_deref(), Some("fz-branch-2"));
+    }
+
+    #[test]
+    fn transfers_that_make_no_sense_are_rejected() {
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(transfer(30, "fz-branch-2", (2018, 2, 28)))
+            .then_expect_error(MemberRejection::TransferBeforeEnrolment);
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(transfer(30, "fz-branch-1", (2018, 7, 1)))
+            .then_expect_error(MemberRejection::TransferToSameOrganisation(
+                "fz-branch-1".parse().expect("slug"),
+            ));
+        MemberTest::with(())
+            .given(vec![
+                MemberEvent::MemberEnrolled(enrolment()),
+                transferred(30, "fz-branch-2", (2018, 7, 1)),
+            ])
+            .when(transfer(30, "fz-branch-3", (2018, 7, 1)))
+            .then_expect_error(MemberRejection::IdReused {
+                kind: "transfer",
+                id: id(30),
+            });
+        MemberTest::with(())
+            .given_no_previous_events()
+            .when(transfer(30, "fz-branch-2", (2018, 7, 1)))
+            .then_expect_error(MemberRejection::NotEnrolled);
     }
 }

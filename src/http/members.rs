@@ -47,6 +47,13 @@ pub struct RecordCompletion {
 }
 
 #[derive(Deserialize)]
+pub struct RecordTransfer {
+    transfer_id: String,
+    to_org_id: String,
+    effective_on: String,
+}
+
+#[derive(Deserialize)]
 pub struct ComplianceQuery {
     quarter: Option<String>,
 }
@@ -84,15 +91,30 @@ fn clock(ledger: &Ledger) -> Clock {
     }
 }
 
-fn profile_json(member: &Member, fold: &MemberFold) -> Option<Value> {
+fn profile_json(member: &Member, fold: &MemberFold, today: chrono::NaiveDate) -> Option<Value> {
     let enrolment = member.enrolment()?;
     let lifetime = fold.lifetime_totals();
+    let transfers: Vec<Value> = member
+        .transfers()
+        .iter()
+        .map(|t| {
+            json!({
+                "transfer_id": t.transfer_id,
+                "to_org_id": t.to_org_id,
+                "effective_on": t.effective_on,
+                "sequence": t.sequence,
+            })
+        })
+        .collect();
     Some(json!({
         "member_id": enrolment.member_id,
         "member_no": enrolment.member_no,
         "name": enrolment.name,
-        "org_id": enrolment.org_id,
+        // Where the member belongs today (rule 7); where they started is `enrolled_org_id`.
+        "org_id": member.organisation_on(today).unwrap_or(&enrolment.org_id),
+        "enrolled_org_id": enrolment.org_id,
         "enrolled_on": enrolment.enrolled_on,
+        "transfers": transfers,
         "credited_hours": {
             "required": lifetime.required,
             "elective": lifetime.elective,
@@ -248,6 +270,53 @@ pub async fn record_completion(
     ))
 }
 
+pub async fn record_transfer(
+    State(state): State<AppState>,
+    ApiPath(member_id): ApiPath<String>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(body): ApiJson<RecordTransfer>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let member_id = member_path(&member_id)?;
+    let transfer_id = extract::uuid("transfer_id", &body.transfer_id)?;
+    let to_org_id = extract::slug("to_org_id", &body.to_org_id)?;
+    let effective_on = extract::date("effective_on", &body.effective_on)?;
+    let ledger = state.ledger();
+    let org = ledger
+        .read_immutable::<Organisation>(to_org_id.as_str())
+        .await?;
+    if org.record().is_none() {
+        let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+        if member.enrolment().is_none() {
+            return Err(ApiError::NotFound(format!(
+                "member {member_id} is not enrolled"
+            )));
+        }
+        return Err(ApiError::RuleViolation(format!(
+            "organisation {to_org_id} is not registered"
+        )));
+    }
+    let command = MemberCommand::Transfer {
+        transfer_id,
+        to_org_id: to_org_id.clone(),
+        effective_on,
+    };
+    let (sequence, position, ()) = record_fact(ledger, member_id, command, &meta, move |m| {
+        m.transfer(transfer_id).map(|t| (t.sequence, ()))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "member_id": member_id,
+            "transfer_id": transfer_id,
+            "to_org_id": to_org_id,
+            "effective_on": effective_on,
+            "sequence": sequence,
+            "position": position,
+        })),
+    ))
+}
+
 /// Loads an enrolled member and folds their facts, or 404.
 async fn folded_member(
     ledger: &Ledger,
@@ -276,8 +345,9 @@ pub async fn profile(
     State(state): State<AppState>,
     ApiPath(member_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (member, fold, _) = folded_member(state.ledger(), &member_id).await?;
-    profile_json(&member, &fold)
+    let ledger = state.ledger();
+    let (member, fold, _) = folded_member(ledger, &member_id).await?;
+    profile_json(&member, &fold, local_date(Utc::now(), ledger.tz()))
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("member is not enrolled".to_owned()))
 }

@@ -5,6 +5,7 @@ pub mod courses;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod members;
 pub mod orgs;
 
@@ -75,6 +76,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/members/{member_id}/course-completions",
             post(members::record_completion),
         )
+        .route(
+            "/v1/members/{member_id}/transfers",
+            post(members::record_transfer),
+        )
+        .route("/v1/members/{member_id}/ledger", get(history::ledger))
+        .route("/v1/members/{member_id}/events", get(history::events))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
