@@ -216,6 +216,15 @@ impl Ledger {
         Err(CommandError::Contention)
     }
 
+    /// A member as stored, read on the caller's connection (inside its transaction).
+    pub async fn load_member_on(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        member_id: &str,
+    ) -> Result<crate::store::LedgerContext<Member>, StoreError> {
+        self.members.load_on(connection, member_id).await
+    }
+
     /// The aggregate as stored now, read from the database (never from the cache, which may
     /// lag behind another instance's writes).
     pub async fn read<A: Stored>(&self, aggregate_id: &str) -> Result<(A, usize), StoreError> {

@@ -278,6 +278,16 @@ where
         self.rebuild(aggregate_id, rows).await
     }
 
+    /// Loads the aggregate on a connection of the caller's (inside its transaction).
+    pub async fn load_on(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        aggregate_id: &str,
+    ) -> Result<LedgerContext<A>, StoreError> {
+        let rows = self.load_query(aggregate_id).fetch_all(connection).await?;
+        self.rebuild(aggregate_id, rows).await
+    }
+
     fn load_query<'q>(
         &self,
         aggregate_id: &'q str,

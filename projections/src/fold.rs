@@ -29,6 +29,47 @@ pub struct QuarterCompliance {
     pub stale: bool,
 }
 
+/// A member's row for one quarter from its totals (rule 6). `judged_under` is the ruleset
+/// version stored figures were computed under, if any: the row is stale when a different
+/// ruleset governs the quarter now. `today` is the local date.
+pub fn quarter_compliance(
+    quarter: Quarter,
+    totals: QuarterTotals,
+    study_minutes: i64,
+    enrolled_on: NaiveDate,
+    rulesets: &[Ruleset],
+    judged_under: Option<u32>,
+    today: NaiveDate,
+) -> QuarterCompliance {
+    let governing = ruleset_for(quarter, rulesets);
+    let stale = judged_under.is_some_and(|v| Some(v) != governing.map(|r| r.version));
+    match governing {
+        Some(ruleset) => QuarterCompliance {
+            quarter,
+            status: quarter_status(quarter, &totals, ruleset, enrolled_on, today),
+            required_hours: totals.required,
+            elective_hours: totals.elective,
+            required_target: ruleset.required_hours,
+            elective_target: ruleset.elective_hours,
+            study_minutes,
+            ruleset_version: judged_under.or(Some(ruleset.version)),
+            stale,
+        },
+        // No rules reach back this far: nothing was asked of anybody.
+        None => QuarterCompliance {
+            quarter,
+            status: QuarterStatus::Exempt,
+            required_hours: totals.required,
+            elective_hours: totals.elective,
+            required_target: Hours::ZERO,
+            elective_target: Hours::ZERO,
+            study_minutes,
+            ruleset_version: None,
+            stale,
+        },
+    }
+}
+
 /// Everything the per-quarter rows need, computed once per member.
 #[derive(Debug, Clone, Default)]
 pub struct MemberFold {
@@ -54,6 +95,28 @@ impl MemberFold {
         }
     }
 
+    /// The quarters with any credit or study, each with its totals and minutes.
+    pub fn active_quarters(&self) -> Vec<(Quarter, QuarterTotals, i64)> {
+        let mut quarters: Vec<Quarter> = self
+            .totals
+            .keys()
+            .chain(self.minutes.keys())
+            .copied()
+            .collect();
+        quarters.sort_unstable();
+        quarters.dedup();
+        quarters
+            .into_iter()
+            .map(|q| {
+                (
+                    q,
+                    self.totals.get(&q).copied().unwrap_or_default(),
+                    self.minutes.get(&q).copied().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
     /// Credited class hours over the member's whole history.
     pub fn lifetime_totals(&self) -> QuarterTotals {
         let mut lifetime = QuarterTotals::default();
@@ -71,34 +134,15 @@ impl MemberFold {
         rulesets: &[Ruleset],
         today: NaiveDate,
     ) -> QuarterCompliance {
-        let totals = self.totals.get(&quarter).copied().unwrap_or_default();
-        let study_minutes = self.minutes.get(&quarter).copied().unwrap_or(0);
-        let enrolled_on = self.enrolled_on.unwrap_or(NaiveDate::MAX);
-        match ruleset_for(quarter, rulesets) {
-            Some(ruleset) => QuarterCompliance {
-                quarter,
-                status: quarter_status(quarter, &totals, ruleset, enrolled_on, today),
-                required_hours: totals.required,
-                elective_hours: totals.elective,
-                required_target: ruleset.required_hours,
-                elective_target: ruleset.elective_hours,
-                study_minutes,
-                ruleset_version: Some(ruleset.version),
-                stale: false,
-            },
-            // No rules reach back this far: nothing was asked of anybody.
-            None => QuarterCompliance {
-                quarter,
-                status: QuarterStatus::Exempt,
-                required_hours: totals.required,
-                elective_hours: totals.elective,
-                required_target: Hours::ZERO,
-                elective_target: Hours::ZERO,
-                study_minutes,
-                ruleset_version: None,
-                stale: false,
-            },
-        }
+        quarter_compliance(
+            quarter,
+            self.totals.get(&quarter).copied().unwrap_or_default(),
+            self.minutes.get(&quarter).copied().unwrap_or(0),
+            self.enrolled_on.unwrap_or(NaiveDate::MAX),
+            rulesets,
+            None,
+            today,
+        )
     }
 
     /// One row per quarter from the quarter of enrolment through the quarter of `today`.

@@ -4,3 +4,4 @@
 //! the projector and a replay.
 
 pub mod fold;
+pub mod store;

@@ -5,6 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
@@ -13,14 +14,17 @@ use studyledger_aggregates::course::Course;
 use studyledger_aggregates::facts::{CourseTerms, Enrolment};
 use studyledger_aggregates::member::{Clock, Member, MemberCommand};
 use studyledger_aggregates::organisation::Organisation;
-use studyledger_aggregates::values::{local_date, CourseId};
-use studyledger_projections::fold::MemberFold;
+use studyledger_aggregates::values::{local_date, CourseId, Quarter};
+use studyledger_projections::fold::{quarter_compliance, MemberFold};
+use studyledger_projections::store as views;
 use uuid::Uuid;
 
+use crate::http::consistency;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, ApiJson, ApiPath, ApiQuery, RequestMeta};
 use crate::http::AppState;
 use crate::ledger::Ledger;
+use crate::store::StoreError;
 
 #[derive(Deserialize)]
 pub struct Enrol {
@@ -56,6 +60,7 @@ pub struct RecordTransfer {
 #[derive(Deserialize)]
 pub struct ComplianceQuery {
     quarter: Option<String>,
+    min_position: Option<i64>,
 }
 
 fn member_path(raw: &str) -> Result<Uuid, ApiError> {
@@ -356,26 +361,50 @@ pub async fn compliance(
     State(state): State<AppState>,
     ApiPath(member_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ComplianceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let member_id = member_path(&member_id)?;
     let quarter = query
         .quarter
         .as_deref()
         .map(|q| extract::quarter("quarter", q))
         .transpose()?;
+    let caught_up = consistency::wait_for_views(&state, query.min_position).await?;
     let ledger = state.ledger();
-    let (member, fold, rulesets) = folded_member(ledger, &member_id).await?;
+    let (member, stored) = views::member(ledger.pool(), member_id)
+        .await
+        .map_err(StoreError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("member {member_id} is not enrolled")))?;
+    let rulesets = ledger.rulesets().await?;
     let today = local_date(Utc::now(), ledger.tz());
-    let member_id = member.enrolment().map(|e| e.member_id);
-    match quarter {
+    let row = |q: Quarter| {
+        let found = stored.iter().find(|s| s.quarter == q);
+        quarter_compliance(
+            q,
+            found.map(|s| s.totals).unwrap_or_default(),
+            found.map_or(0, |s| s.study_minutes),
+            member.enrolled_on,
+            &rulesets,
+            found.and_then(|s| s.ruleset_version),
+            today,
+        )
+    };
+    let body = match quarter {
         Some(quarter) => {
-            let row = fold.quarter(quarter, &rulesets, today);
-            let mut body = serde_json::to_value(row).map_err(|_| ApiError::Internal)?;
+            let mut body = serde_json::to_value(row(quarter)).map_err(|_| ApiError::Internal)?;
             body["member_id"] = json!(member_id);
-            Ok(Json(body))
+            body
         }
-        None => Ok(Json(json!({
-            "member_id": member_id,
-            "quarters": fold.quarters_since_enrolment(&rulesets, today),
-        }))),
+        None => {
+            let rows: Vec<_> = Quarter::of_date(member.enrolled_on)
+                .through(Quarter::of_date(today))
+                .map(row)
+                .collect();
+            json!({ "member_id": member_id, "quarters": rows })
+        }
+    };
+    let mut response = Json(body).into_response();
+    if let Some((name, value)) = consistency::behind_header(caught_up) {
+        response.headers_mut().insert(name, value);
     }
+    Ok(response)
 }

@@ -1,6 +1,7 @@
 //! The HTTP contract of DESIGN §5 on axum: one module per resource, shared state, and the
 //! middleware every request passes (request id, tracing, body limit, panic guard).
 
+pub mod consistency;
 pub mod courses;
 pub mod error;
 pub mod extract;
@@ -61,6 +62,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/v1/orgs", post(orgs::register))
+        .route("/v1/orgs/{org_id}/compliance", get(orgs::compliance))
+        .route("/v1/orgs/{org_id}/members", get(orgs::members))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/courses", post(courses::register))
         .route("/v1/members", post(members::enrol))
         .route("/v1/members/{member_id}", get(members::profile))
@@ -82,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/members/{member_id}/ledger", get(history::ledger))
         .route("/v1/members/{member_id}/events", get(history::events))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

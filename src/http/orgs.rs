@@ -1,15 +1,28 @@
-//! `POST /v1/orgs`: register a node of the organisation tree.
+//! Organisations: registering a node of the tree, and the roll-ups administrators read — a
+//! subtree's compliance for a quarter and the page-by-page list of its members — counted by
+//! rule 7 (membership on the quarter's last day) from the views.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, OrganisationRecord};
+use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::rules::status::QuarterStatus;
+use studyledger_aggregates::values::{local_date, Hours, Quarter};
+use studyledger_projections::fold::{quarter_compliance, QuarterCompliance};
+use studyledger_projections::store as views;
 
+use crate::http::consistency;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, ApiJson, RequestMeta};
+use crate::http::extract::{self, ApiJson, ApiPath, ApiQuery, RequestMeta};
 use crate::http::AppState;
+use crate::store::StoreError;
 
 #[derive(Deserialize)]
 pub struct RegisterOrg {
@@ -66,5 +79,235 @@ pub async fn register(
             "parent_id": record.parent_id,
             "position": position,
         })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RollUpQuery {
+    quarter: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+    min_position: Option<i64>,
+}
+
+/// The members counted under an organisation's subtree for a quarter (rule 7), with the day
+/// their membership is judged on.
+struct Counted {
+    quarter: Quarter,
+    today: NaiveDate,
+    day: NaiveDate,
+    orgs: Vec<String>,
+    caught_up: bool,
+}
+
+async fn counted(
+    state: &AppState,
+    raw_org: &str,
+    query: &RollUpQuery,
+) -> Result<Counted, ApiError> {
+    let org_id = extract::slug("org_id", raw_org)?;
+    let quarter = extract::quarter(
+        "quarter",
+        query
+            .quarter
+            .as_deref()
+            .ok_or_else(|| ApiError::Malformed("quarter is required (YYYY-Qn)".to_owned()))?,
+    )?;
+    let caught_up = consistency::wait_for_views(state, query.min_position).await?;
+    let ledger = state.ledger();
+    let orgs = views::subtree(ledger.pool(), org_id.as_str())
+        .await
+        .map_err(StoreError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("organisation {org_id} is not registered")))?;
+    let today = local_date(Utc::now(), ledger.tz());
+    // Membership on the quarter's last day; today, for the current (or a future) quarter.
+    let day = quarter.last_day().min(today);
+    Ok(Counted {
+        quarter,
+        today,
+        day,
+        orgs,
+        caught_up,
+    })
+}
+
+fn judged(
+    counted: &Counted,
+    member: &views::MemberRow,
+    stored: Option<&views::StoredQuarter>,
+    rulesets: &[Ruleset],
+) -> QuarterCompliance {
+    quarter_compliance(
+        counted.quarter,
+        stored.map(|s| s.totals).unwrap_or_default(),
+        stored.map_or(0, |s| s.study_minutes),
+        member.enrolled_on,
+        rulesets,
+        stored.and_then(|s| s.ruleset_version),
+        counted.today,
+    )
+}
+
+fn with_freshness(body: Value, caught_up: bool) -> Response {
+    let mut response = Json(body).into_response();
+    if let Some((name, value)) = consistency::behind_header(caught_up) {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// Members read per round trip when scanning a subtree.
+const SCAN_CHUNK: i64 = 1000;
+
+/// `GET /v1/orgs/{id}/compliance?quarter=`: the subtree's members and how they stand.
+pub async fn compliance(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RollUpQuery>,
+) -> Result<Response, ApiError> {
+    let counted = counted(&state, &org_id, &query).await?;
+    let ledger = state.ledger();
+    let rulesets = ledger.rulesets().await?;
+    let mut tally: BTreeMap<QuarterStatus, i64> = BTreeMap::new();
+    let mut members = 0_i64;
+    let mut total = Hours::ZERO;
+    let mut after = None;
+    loop {
+        let chunk = views::members_of(
+            ledger.pool(),
+            &counted.orgs,
+            counted.day,
+            counted.quarter,
+            after,
+            SCAN_CHUNK,
+        )
+        .await
+        .map_err(StoreError::from)?;
+        for (member, stored) in &chunk {
+            let row = judged(&counted, member, stored.as_ref(), &rulesets);
+            *tally.entry(row.status).or_default() += 1;
+            members += 1;
+            total = total.plus(row.required_hours).plus(row.elective_hours);
+        }
+        match chunk.last() {
+            Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
+                after = Some(last.member_id);
+            }
+            _ => break,
+        }
+    }
+    let count = |s| tally.get(&s).copied().unwrap_or(0);
+    let (compliant, non_compliant) = (
+        count(QuarterStatus::Compliant),
+        count(QuarterStatus::NonCompliant),
+    );
+    let judged_members = compliant + non_compliant;
+    let rate = (judged_members > 0).then(|| round(compliant as f64 / judged_members as f64, 4));
+    let per_member = (members > 0).then(|| round(total.as_json_number() / members as f64, 2));
+    Ok(with_freshness(
+        json!({
+            "org_id": org_id,
+            "quarter": counted.quarter,
+            "members": members,
+            "compliant": compliant,
+            "non_compliant": non_compliant,
+            "in_progress": count(QuarterStatus::InProgress),
+            "exempt": count(QuarterStatus::Exempt),
+            "compliance_rate": rate,
+            "credit_hours_total": total,
+            "credit_hours_per_member": per_member,
+        }),
+        counted.caught_up,
+    ))
+}
+
+/// Rounds a ratio for display; stored figures are never floats.
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10_f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// `GET /v1/orgs/{id}/members?quarter=&status=&limit=&cursor=`: a page of the subtree's
+/// members in member id order, with their quarter status; `next_cursor` continues it.
+pub async fn members(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RollUpQuery>,
+) -> Result<Response, ApiError> {
+    let status: Option<QuarterStatus> = query
+        .status
+        .as_deref()
+        .map(|s| {
+            serde_json::from_value(json!(s)).map_err(|_| {
+                ApiError::Malformed(
+                    "status must be one of compliant, non_compliant, in_progress, exempt"
+                        .to_owned(),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::Malformed(
+            "limit must be between 1 and 500".to_owned(),
+        ));
+    }
+    let mut after = query
+        .cursor
+        .as_deref()
+        .map(|c| extract::uuid("cursor", c))
+        .transpose()?;
+    let counted = counted(&state, &org_id, &query).await?;
+    let ledger = state.ledger();
+    let rulesets = ledger.rulesets().await?;
+    let mut page = Vec::new();
+    let mut next_cursor = None;
+    'scan: loop {
+        let chunk = views::members_of(
+            ledger.pool(),
+            &counted.orgs,
+            counted.day,
+            counted.quarter,
+            after,
+            SCAN_CHUNK,
+        )
+        .await
+        .map_err(StoreError::from)?;
+        for (member, stored) in &chunk {
+            after = Some(member.member_id);
+            let row = judged(&counted, member, stored.as_ref(), &rulesets);
+            if status.is_some_and(|s| s != row.status) {
+                continue;
+            }
+            if i64::try_from(page.len()).unwrap_or(i64::MAX) == limit {
+                next_cursor = page
+                    .last()
+                    .and_then(|p: &Value| p["member_id"].as_str().map(str::to_owned));
+                break 'scan;
+            }
+            page.push(json!({
+                "member_id": member.member_id,
+                "member_no": member.member_no,
+                "name": member.name,
+                "org_id": member.org_id,
+                "status": row.status,
+                "required_hours": row.required_hours,
+                "elective_hours": row.elective_hours,
+                "study_minutes": row.study_minutes,
+            }));
+        }
+        if i64::try_from(chunk.len()).unwrap_or(0) < SCAN_CHUNK {
+            break;
+        }
+    }
+    Ok(with_freshness(
+        json!({
+            "org_id": org_id,
+            "quarter": counted.quarter,
+            "members": page,
+            "next_cursor": next_cursor,
+        }),
+        counted.caught_up,
     ))
 }

@@ -1,0 +1,255 @@
+//! The projector: applies committed events to the view tables in commit order.
+//!
+//! postgres-es has no global order, and a position taken from a sequence is not commit order:
+//! a transaction holding position 10 can commit after the one holding 11. A reader that
+//! followed positions would skip 10 for ever. So the projector reads only events whose
+//! transaction id is below `pg_snapshot_xmin(pg_current_snapshot())` — every transaction that
+//! could still add rows there has ended — in (transaction id, position) order, and checkpoints
+//! that pair. Each batch, its view writes and the checkpoint share one transaction, so a crash
+//! loses and repeats nothing; member rows are recomputed from the member's whole stream, so
+//! applying an event twice changes nothing either.
+//!
+//! One projector runs per database: it holds a PostgreSQL advisory lock while it works, and
+//! the checkpoint row is locked for each batch besides. Others wait for the lock.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::Aggregate;
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use studyledger_aggregates::member::Member;
+use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
+use studyledger_projections::fold::MemberFold;
+use studyledger_projections::store as views;
+
+use crate::ledger::Ledger;
+use crate::store::StoreError;
+
+/// Events per batch.
+pub const BATCH_SIZE: i64 = 2000;
+/// How long an idle projector waits before looking for new events.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+/// The advisory lock one projector per database holds ("STUDYLE" in ASCII).
+const ADVISORY_LOCK_KEY: i64 = 0x0053_5455_4459_4c45;
+
+/// Where the projector stands: the last event applied, in commit order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Checkpoint {
+    pub transaction_id: u64,
+    pub position: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored event cannot be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// One event in commit order.
+#[derive(Debug, Clone)]
+pub struct CommittedEvent {
+    pub transaction_id: u64,
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub payload: String,
+}
+
+/// The next committed events after `after`, at most `limit`, in commit order. Only events of
+/// transactions older than every transaction still running are returned, so nothing that
+/// could still commit before them is skipped.
+pub async fn read_committed(
+    connection: &mut PgConnection,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<CommittedEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT transaction_id::text AS transaction_id, position, aggregate_type, aggregate_id,
+                payload::text AS payload
+           FROM events
+          WHERE (transaction_id, position) > ($1::text::xid8, $2)
+            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY transaction_id, position
+          LIMIT $3",
+    )
+    .bind(after.transaction_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let xid: String = row.try_get("transaction_id")?;
+            Ok(CommittedEvent {
+                transaction_id: xid.parse().unwrap_or(0),
+                position: row.try_get("position")?,
+                aggregate_type: row.try_get("aggregate_type")?,
+                aggregate_id: row.try_get("aggregate_id")?,
+                payload: row.try_get("payload")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
+          WHERE projector = 'views'",
+    )
+    .fetch_one(pool)
+    .await?;
+    let xid: String = row.try_get("transaction_id")?;
+    Ok(Checkpoint {
+        transaction_id: xid.parse().unwrap_or(0),
+        position: row.try_get("position")?,
+    })
+}
+
+/// Applies one batch; answers how many events it applied (0: caught up).
+pub async fn step(ledger: &Ledger) -> Result<usize, ProjectorError> {
+    let mut tx = ledger.pool().begin().await?;
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
+          WHERE projector = 'views' FOR UPDATE",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let xid: String = row.try_get("transaction_id")?;
+    let from = Checkpoint {
+        transaction_id: xid.parse().unwrap_or(0),
+        position: row.try_get("position")?,
+    };
+    let batch = read_committed(&mut tx, from, BATCH_SIZE).await?;
+    let Some(last) = batch.last() else {
+        tx.commit().await?;
+        return Ok(0);
+    };
+    let last = Checkpoint {
+        transaction_id: last.transaction_id,
+        position: last.position,
+    };
+    apply(ledger, &mut tx, &batch).await?;
+    sqlx::query(
+        "UPDATE projector_checkpoints
+            SET transaction_id = $1::text::xid8, position = $2,
+                events_applied = events_applied + $3, batches = batches + 1, updated_at = now()
+          WHERE projector = 'views'",
+    )
+    .bind(last.transaction_id.to_string())
+    .bind(last.position)
+    .bind(i64::try_from(batch.len()).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(batch.len())
+}
+
+async fn apply(
+    ledger: &Ledger,
+    tx: &mut PgConnection,
+    batch: &[CommittedEvent],
+) -> Result<(), ProjectorError> {
+    let mut members = BTreeSet::new();
+    for event in batch {
+        match event.aggregate_type.as_str() {
+            t if t == Organisation::TYPE => {
+                let OrganisationEvent::OrganisationRegistered(record) =
+                    serde_json::from_str(&event.payload)?;
+                views::upsert_organisation(tx, &record).await?;
+            }
+            t if t == Member::TYPE => {
+                members.insert(event.aggregate_id.as_str());
+            }
+            // Courses and rulesets change no view row by themselves: completions carry their
+            // course's terms, and rows say which ruleset version judged them.
+            _ => {}
+        }
+    }
+    if members.is_empty() {
+        return Ok(());
+    }
+    let rulesets = ledger.rulesets().await?;
+    for member_id in members {
+        let context = ledger.load_member_on(tx, member_id).await?;
+        let fold = MemberFold::new(&context.aggregate, &rulesets, ledger.tz());
+        views::replace_member(tx, &context.aggregate, &fold, &rulesets).await?;
+    }
+    Ok(())
+}
+
+/// Runs the projector until the process ends: waits for the advisory lock, then applies
+/// batches, polling briefly when there is nothing new.
+pub async fn run(ledger: Arc<Ledger>) {
+    loop {
+        match hold_lock_and_project(&ledger).await {
+            Ok(()) => {}
+            Err(error) => {
+                crate::metrics::projector_error();
+                tracing::warn!(%error, "projector stopped; retrying");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn hold_lock_and_project(ledger: &Ledger) -> Result<(), ProjectorError> {
+    let mut lock_connection = ledger.pool().acquire().await?.detach();
+    loop {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(ADVISORY_LOCK_KEY)
+            .fetch_one(&mut lock_connection)
+            .await?;
+        if locked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tracing::info!("projector active");
+    loop {
+        let applied = step(ledger).await?;
+        crate::metrics::projector_batch(applied);
+        if applied == 0 {
+            // Still ours? A lost lock connection means another instance may take over.
+            lock_connection.ping().await?;
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+    }
+}
+
+/// The first transaction id not yet started now: every event committed so far lies below it.
+pub async fn horizon(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let xmax: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+        .fetch_one(pool)
+        .await?;
+    Ok(xmax.parse().unwrap_or(u64::MAX))
+}
+
+/// The horizon that covers the event at `position` (its transaction, and all before it).
+pub async fn horizon_of_position(pool: &PgPool, position: i64) -> Result<Option<u64>, sqlx::Error> {
+    let xid: Option<String> =
+        sqlx::query_scalar("SELECT transaction_id::text FROM events WHERE position = $1")
+            .bind(position)
+            .fetch_optional(pool)
+            .await?;
+    Ok(xid.and_then(|x| x.parse::<u64>().ok()).map(|x| x + 1))
+}
+
+/// Whether every committed event of a transaction below `horizon` is in the views.
+pub async fn caught_up_to(pool: &PgPool, horizon: u64) -> Result<bool, sqlx::Error> {
+    let behind: bool = sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM events e, projector_checkpoints c
+             WHERE c.projector = 'views'
+               AND e.transaction_id < $1::text::xid8
+               AND (e.transaction_id, e.position) > (c.transaction_id, c.position))",
+    )
+    .bind(horizon.to_string())
+    .fetch_one(pool)
+    .await?;
+    Ok(!behind)
+}
