@@ -240,3 +240,91 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
 }
+
+/// Proves every member's view rows equal a recomputation from the event log: the quarter
+/// rows (totals and minutes) and the organisation history.
+pub async fn assert_views_match_the_log(pool: &PgPool) {
+    use studyledger_aggregates::member::Member;
+    use studyledger_projections::fold::MemberFold;
+    let ledger = Ledger::new(
+        pool.clone(),
+        chrono_tz::Asia::Shanghai,
+        &LedgerSettings::default(),
+    );
+    let rulesets = ledger.rulesets().await.expect("rulesets");
+    let member_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = 'member' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("members");
+    assert!(!member_ids.is_empty());
+    for member_id in member_ids {
+        let (member, sequence) = ledger.read::<Member>(&member_id).await.expect("member");
+        let fold = MemberFold::new(&member, &rulesets, chrono_tz::Asia::Shanghai);
+        let expected: Vec<(String, i64, i64, i64)> = fold
+            .active_quarters()
+            .into_iter()
+            .map(|(q, t, m)| {
+                (
+                    q.to_string(),
+                    t.required.hundredths(),
+                    t.elective.hundredths(),
+                    m,
+                )
+            })
+            .collect();
+        let id = Uuid::parse_str(&member_id).expect("uuid");
+        let stored: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT quarter, required_hundredths, elective_hundredths, study_minutes
+               FROM member_quarter_view WHERE member_id = $1 ORDER BY quarter",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .expect("view rows");
+        assert_eq!(stored, expected, "member {member_id}");
+        let last: i64 =
+            sqlx::query_scalar("SELECT last_sequence FROM member_view WHERE member_id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .expect("member row");
+        assert_eq!(
+            usize::try_from(last).ok(),
+            Some(sequence),
+            "member {member_id} is up to date"
+        );
+        let orgs: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM member_org_view WHERE member_id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .expect("org rows");
+        assert_eq!(
+            usize::try_from(orgs).ok(),
+            Some(1 + member.transfers().len())
+        );
+    }
+}
+
+/// Waits until the projector has applied every committed event.
+pub async fn wait_until_projected(pool: &PgPool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let horizon = studyledger::projector::horizon(pool)
+            .await
+            .expect("horizon");
+        if studyledger::projector::caught_up_to(pool, horizon)
+            .await
+            .expect("caught up")
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the projector did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
