@@ -216,13 +216,14 @@ impl Ledger {
         Err(CommandError::Contention)
     }
 
-    /// A member as stored, read on the caller's connection (inside its transaction).
-    pub async fn load_member_on(
+    /// Members as stored, read in one statement on the caller's connection (inside its
+    /// transaction).
+    pub async fn load_members_on(
         &self,
         connection: &mut sqlx::PgConnection,
-        member_id: &str,
-    ) -> Result<crate::store::LedgerContext<Member>, StoreError> {
-        self.members.load_on(connection, member_id).await
+        member_ids: &[String],
+    ) -> Result<Vec<crate::store::LedgerContext<Member>>, StoreError> {
+        self.members.load_many_on(connection, member_ids).await
     }
 
     /// The aggregate as stored now, read from the database (never from the cache, which may

@@ -163,7 +163,7 @@ async fn apply(
                 views::upsert_organisation(tx, &record).await?;
             }
             t if t == Member::TYPE => {
-                members.insert(event.aggregate_id.as_str());
+                members.insert(event.aggregate_id.clone());
             }
             // Courses and rulesets change no view row by themselves: completions carry their
             // course's terms, and rows say which ruleset version judged them.
@@ -174,11 +174,17 @@ async fn apply(
         return Ok(());
     }
     let rulesets = ledger.rulesets().await?;
-    for member_id in members {
-        let context = ledger.load_member_on(tx, member_id).await?;
-        let fold = MemberFold::new(&context.aggregate, &rulesets, ledger.tz());
-        views::replace_member(tx, &context.aggregate, &fold, &rulesets).await?;
-    }
+    let ids: Vec<String> = members.into_iter().collect();
+    let folded: Vec<(Member, MemberFold)> = ledger
+        .load_members_on(tx, &ids)
+        .await?
+        .into_iter()
+        .map(|context| {
+            let fold = MemberFold::new(&context.aggregate, &rulesets, ledger.tz());
+            (context.aggregate, fold)
+        })
+        .collect();
+    views::replace_members(tx, &folded, &rulesets).await?;
     Ok(())
 }
 

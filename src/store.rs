@@ -172,6 +172,23 @@ SELECT 1, e.sequence, 0, e.payload::text
    AND e.sequence > COALESCE((SELECT last_sequence FROM snap), 0)
 ORDER BY part, sequence";
 
+const LOAD_MANY: &str = "
+WITH ids AS (SELECT DISTINCT unnest($2::text[]) AS id),
+snap AS (
+    SELECT s.aggregate_id, s.last_sequence, s.current_snapshot, s.payload
+      FROM snapshots s JOIN ids ON s.aggregate_type = $1 AND s.aggregate_id = ids.id
+)
+SELECT aggregate_id, 0 AS part, last_sequence AS sequence, current_snapshot,
+       payload::text AS payload
+  FROM snap
+UNION ALL
+SELECT e.aggregate_id, 1, e.sequence, 0, e.payload::text
+  FROM ids
+  JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = ids.id
+  LEFT JOIN snap ON snap.aggregate_id = ids.id
+ WHERE e.sequence > COALESCE(snap.last_sequence, 0)
+ORDER BY aggregate_id, part, sequence";
+
 const LOAD_EVENTS_ONLY: &str = "
 SELECT 1 AS part, sequence, 0::bigint AS current_snapshot, payload::text AS payload
   FROM events
@@ -278,14 +295,29 @@ where
         self.rebuild(aggregate_id, rows).await
     }
 
-    /// Loads the aggregate on a connection of the caller's (inside its transaction).
-    pub async fn load_on(
+    /// Loads many aggregates in one statement on the caller's connection: for each id its
+    /// snapshot (if any) and the events after it. Ids without events are left out.
+    pub async fn load_many_on(
         &self,
         connection: &mut sqlx::PgConnection,
-        aggregate_id: &str,
-    ) -> Result<LedgerContext<A>, StoreError> {
-        let rows = self.load_query(aggregate_id).fetch_all(connection).await?;
-        self.rebuild(aggregate_id, rows).await
+        aggregate_ids: &[String],
+    ) -> Result<Vec<LedgerContext<A>>, StoreError> {
+        let rows = sqlx::query(LOAD_MANY)
+            .bind(A::TYPE)
+            .bind(aggregate_ids)
+            .fetch_all(connection)
+            .await?;
+        let mut loaded = Vec::new();
+        let mut rows = rows.into_iter().peekable();
+        while let Some(first) = rows.next() {
+            let id: String = first.get("aggregate_id");
+            let mut group = vec![first];
+            while let Some(row) = rows.next_if(|r| r.get::<String, _>("aggregate_id") == id) {
+                group.push(row);
+            }
+            loaded.push(self.rebuild(&id, group).await?);
+        }
+        Ok(loaded)
     }
 
     fn load_query<'q>(

@@ -29,105 +29,136 @@ pub async fn upsert_organisation(
     Ok(())
 }
 
-/// Replaces every view row of one member with the rows folded from its state.
-pub async fn replace_member(
+/// The view rows of one member, folded from its state.
+#[derive(Debug, Default)]
+struct MemberRows {
+    member_id: Vec<Uuid>,
+    member_no: Vec<String>,
+    name: Vec<String>,
+    enrolled_on: Vec<NaiveDate>,
+    enrolled_org: Vec<String>,
+    last_sequence: Vec<i64>,
+    org_member: Vec<Uuid>,
+    org_day: Vec<NaiveDate>,
+    org_sequence: Vec<i64>,
+    org_id: Vec<String>,
+    q_member: Vec<Uuid>,
+    quarter: Vec<String>,
+    required: Vec<i64>,
+    elective: Vec<i64>,
+    minutes: Vec<i64>,
+    required_target: Vec<Option<i64>>,
+    elective_target: Vec<Option<i64>>,
+    version: Vec<Option<i32>>,
+    q_sequence: Vec<i64>,
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl MemberRows {
+    fn add(&mut self, member: &Member, fold: &MemberFold, rulesets: &[Ruleset]) {
+        let Some(enrolment) = member.enrolment() else {
+            return;
+        };
+        let sequence = to_i64(member.version());
+        let id = enrolment.member_id;
+        self.member_id.push(id);
+        self.member_no.push(enrolment.member_no.clone());
+        self.name.push(enrolment.name.clone());
+        self.enrolled_on.push(enrolment.enrolled_on);
+        self.enrolled_org.push(enrolment.org_id.to_string());
+        self.last_sequence.push(sequence);
+        self.org_member.push(id);
+        self.org_day.push(enrolment.enrolled_on);
+        self.org_sequence.push(1);
+        self.org_id.push(enrolment.org_id.to_string());
+        for transfer in member.transfers() {
+            self.org_member.push(id);
+            self.org_day.push(transfer.effective_on);
+            self.org_sequence.push(to_i64(transfer.sequence));
+            self.org_id.push(transfer.to_org_id.to_string());
+        }
+        for (quarter, totals, minutes) in fold.active_quarters() {
+            let ruleset = ruleset_for(quarter, rulesets);
+            self.q_member.push(id);
+            self.quarter.push(quarter.to_string());
+            self.required.push(totals.required.hundredths());
+            self.elective.push(totals.elective.hundredths());
+            self.minutes.push(minutes);
+            self.required_target.push(ruleset.map(|r| r.required_hours.hundredths()));
+            self.elective_target.push(ruleset.map(|r| r.elective_hours.hundredths()));
+            self.version.push(ruleset.and_then(|r| i32::try_from(r.version).ok()));
+            self.q_sequence.push(sequence);
+        }
+    }
+}
+
+/// Replaces every view row of these members with the rows folded from their states, in five
+/// statements whatever their number.
+pub async fn replace_members(
     tx: &mut PgConnection,
-    member: &Member,
-    fold: &MemberFold,
+    members: &[(Member, MemberFold)],
     rulesets: &[Ruleset],
 ) -> Result<(), sqlx::Error> {
-    let Some(enrolment) = member.enrolment() else {
+    let mut rows = MemberRows::default();
+    for (member, fold) in members {
+        rows.add(member, fold, rulesets);
+    }
+    if rows.member_id.is_empty() {
         return Ok(());
-    };
-    let sequence = i64::try_from(member.version()).unwrap_or(i64::MAX);
+    }
     sqlx::query(
         "INSERT INTO member_view (member_id, member_no, name, enrolled_on, enrolled_org_id, last_sequence)
-         VALUES ($1, $2, $3, $4, $5, $6)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[])
          ON CONFLICT (member_id) DO UPDATE
             SET member_no = EXCLUDED.member_no, name = EXCLUDED.name,
                 enrolled_on = EXCLUDED.enrolled_on, enrolled_org_id = EXCLUDED.enrolled_org_id,
                 last_sequence = EXCLUDED.last_sequence",
     )
-    .bind(enrolment.member_id)
-    .bind(&enrolment.member_no)
-    .bind(&enrolment.name)
-    .bind(enrolment.enrolled_on)
-    .bind(enrolment.org_id.as_str())
-    .bind(sequence)
+    .bind(&rows.member_id)
+    .bind(&rows.member_no)
+    .bind(&rows.name)
+    .bind(&rows.enrolled_on)
+    .bind(&rows.enrolled_org)
+    .bind(&rows.last_sequence)
     .execute(&mut *tx)
     .await?;
-
-    let mut days = vec![enrolment.enrolled_on];
-    let mut sequences = vec![1_i64];
-    let mut orgs = vec![enrolment.org_id.to_string()];
-    for transfer in member.transfers() {
-        days.push(transfer.effective_on);
-        sequences.push(i64::try_from(transfer.sequence).unwrap_or(i64::MAX));
-        orgs.push(transfer.to_org_id.to_string());
-    }
-    sqlx::query("DELETE FROM member_org_view WHERE member_id = $1")
-        .bind(enrolment.member_id)
+    sqlx::query("DELETE FROM member_org_view WHERE member_id = ANY($1)")
+        .bind(&rows.member_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
         "INSERT INTO member_org_view (member_id, effective_on, sequence, org_id)
-         SELECT $1, * FROM UNNEST($2::date[], $3::bigint[], $4::text[])",
+         SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::bigint[], $4::text[])",
     )
-    .bind(enrolment.member_id)
-    .bind(&days)
-    .bind(&sequences)
-    .bind(&orgs)
+    .bind(&rows.org_member)
+    .bind(&rows.org_day)
+    .bind(&rows.org_sequence)
+    .bind(&rows.org_id)
     .execute(&mut *tx)
     .await?;
-
-    let rows = fold.active_quarters();
-    let quarters: Vec<String> = rows.iter().map(|(q, _, _)| q.to_string()).collect();
-    let required: Vec<i64> = rows
-        .iter()
-        .map(|(_, t, _)| t.required.hundredths())
-        .collect();
-    let elective: Vec<i64> = rows
-        .iter()
-        .map(|(_, t, _)| t.elective.hundredths())
-        .collect();
-    let minutes: Vec<i64> = rows.iter().map(|(_, _, m)| *m).collect();
-    let rules: Vec<Option<&Ruleset>> = rows
-        .iter()
-        .map(|(q, _, _)| ruleset_for(*q, rulesets))
-        .collect();
-    let required_targets: Vec<Option<i64>> = rules
-        .iter()
-        .map(|r| r.map(|r| r.required_hours.hundredths()))
-        .collect();
-    let elective_targets: Vec<Option<i64>> = rules
-        .iter()
-        .map(|r| r.map(|r| r.elective_hours.hundredths()))
-        .collect();
-    let versions: Vec<Option<i32>> = rules
-        .iter()
-        .map(|r| r.and_then(|r| i32::try_from(r.version).ok()))
-        .collect();
-    sqlx::query("DELETE FROM member_quarter_view WHERE member_id = $1")
-        .bind(enrolment.member_id)
+    sqlx::query("DELETE FROM member_quarter_view WHERE member_id = ANY($1)")
+        .bind(&rows.member_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
         "INSERT INTO member_quarter_view (member_id, quarter, required_hundredths, elective_hundredths,
                                           study_minutes, required_target, elective_target,
                                           ruleset_version, last_sequence)
-         SELECT $1, u.*, $9
-           FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                       $7::bigint[], $8::int[]) AS u",
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                              $6::bigint[], $7::bigint[], $8::int[], $9::bigint[])",
     )
-    .bind(enrolment.member_id)
-    .bind(&quarters)
-    .bind(&required)
-    .bind(&elective)
-    .bind(&minutes)
-    .bind(&required_targets)
-    .bind(&elective_targets)
-    .bind(&versions)
-    .bind(sequence)
+    .bind(&rows.q_member)
+    .bind(&rows.quarter)
+    .bind(&rows.required)
+    .bind(&rows.elective)
+    .bind(&rows.minutes)
+    .bind(&rows.required_target)
+    .bind(&rows.elective_target)
+    .bind(&rows.version)
+    .bind(&rows.q_sequence)
     .execute(&mut *tx)
     .await?;
     Ok(())
