@@ -27,6 +27,8 @@ pub enum Command {
     DemoData(DemoArgs),
     /// Measure study-session commands per second over HTTP against PostgreSQL's own insert rate.
     BenchWrite(BenchArgs),
+    /// Measure the projector's catch-up rate on a large store against a COPY scan of it.
+    BenchProjector(BenchProjectorArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,4 +100,17 @@ pub struct BenchArgs {
     /// Seconds per run.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchProjectorArgs {
+    /// PostgreSQL server URL; the run creates and drops its own database on that server.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// About how many events to fill the store with.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: usize,
+    /// Runs (scan + catch-up each); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }

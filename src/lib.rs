@@ -3,6 +3,7 @@
 //! `studyledger-projections`; this crate wires them to PostgreSQL and axum.
 
 pub mod bench;
+pub mod bench_projector;
 pub mod config;
 pub mod connections;
 pub mod db;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use studyledger::config::{Cli, Command};
-use studyledger::{bench, demo, serve, telemetry};
+use studyledger::{bench, bench_projector, demo, serve, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -13,6 +13,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => serve::migrate_only(args).await,
         Command::DemoData(args) => demo::run(args).await,
         Command::BenchWrite(args) => bench::run(args).await,
+        Command::BenchProjector(args) => bench_projector::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -12,11 +12,13 @@
 //! One projector runs per database: it holds a PostgreSQL advisory lock while it works, and
 //! the checkpoint row is locked for each batch besides. Others wait for the lock.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
+use lru::LruCache;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
@@ -26,8 +28,9 @@ use studyledger_projections::store as views;
 use crate::ledger::Ledger;
 use crate::store::StoreError;
 
-/// Events per batch.
-pub const BATCH_SIZE: i64 = 2000;
+/// Events per batch: large enough that catching up shares work across many events, small
+/// enough that one batch's transaction stays short.
+pub const BATCH_SIZE: i64 = 10_000;
 /// How long an idle projector waits before looking for new events.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 /// The advisory lock one projector per database holds ("STUDYLE" in ASCII).
@@ -57,6 +60,7 @@ pub struct CommittedEvent {
     pub position: i64,
     pub aggregate_type: String,
     pub aggregate_id: String,
+    pub sequence: usize,
     pub payload: String,
 }
 
@@ -70,7 +74,7 @@ pub async fn read_committed(
 ) -> Result<Vec<CommittedEvent>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT transaction_id::text AS transaction_id, position, aggregate_type, aggregate_id,
-                payload::text AS payload
+                sequence, payload::text AS payload
            FROM events
           WHERE (transaction_id, position) > ($1::text::xid8, $2)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -90,6 +94,7 @@ pub async fn read_committed(
                 position: row.try_get("position")?,
                 aggregate_type: row.try_get("aggregate_type")?,
                 aggregate_id: row.try_get("aggregate_id")?,
+                sequence: usize::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
                 payload: row.try_get("payload")?,
             })
         })
@@ -110,121 +115,174 @@ pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
     })
 }
 
-/// Applies one batch; answers how many events it applied (0: caught up).
-pub async fn step(ledger: &Ledger) -> Result<usize, ProjectorError> {
-    let mut tx = ledger.pool().begin().await?;
-    let row = sqlx::query(
-        "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
-          WHERE projector = 'views' FOR UPDATE",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let xid: String = row.try_get("transaction_id")?;
-    let from = Checkpoint {
-        transaction_id: xid.parse().unwrap_or(0),
-        position: row.try_get("position")?,
-    };
-    let batch = read_committed(&mut tx, from, BATCH_SIZE).await?;
-    let Some(last) = batch.last() else {
-        tx.commit().await?;
-        return Ok(0);
-    };
-    let last = Checkpoint {
-        transaction_id: last.transaction_id,
-        position: last.position,
-    };
-    apply(ledger, &mut tx, &batch).await?;
-    sqlx::query(
-        "UPDATE projector_checkpoints
-            SET transaction_id = $1::text::xid8, position = $2,
-                events_applied = events_applied + $3, batches = batches + 1, updated_at = now()
-          WHERE projector = 'views'",
-    )
-    .bind(last.transaction_id.to_string())
-    .bind(last.position)
-    .bind(i64::try_from(batch.len()).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(batch.len())
+/// The projector of one service instance: the ledger, and the member states it folded last,
+/// so that a batch only applies its own events to members it has seen (a miss loads the
+/// member from the store, snapshot and tail, together with every other miss of the batch).
+pub struct Projector {
+    ledger: Arc<Ledger>,
+    members: Mutex<LruCache<String, Member>>,
 }
 
-async fn apply(
-    ledger: &Ledger,
-    tx: &mut PgConnection,
-    batch: &[CommittedEvent],
-) -> Result<(), ProjectorError> {
-    let mut members = BTreeSet::new();
-    for event in batch {
-        match event.aggregate_type.as_str() {
-            t if t == Organisation::TYPE => {
-                let OrganisationEvent::OrganisationRegistered(record) =
-                    serde_json::from_str(&event.payload)?;
-                views::upsert_organisation(tx, &record).await?;
-            }
-            t if t == Member::TYPE => {
-                members.insert(event.aggregate_id.clone());
-            }
-            // Courses and rulesets change no view row by themselves: completions carry their
-            // course's terms, and rows say which ruleset version judged them.
-            _ => {}
+impl Projector {
+    pub fn new(ledger: Arc<Ledger>, member_cache: usize) -> Projector {
+        Projector {
+            ledger,
+            members: Mutex::new(LruCache::new(
+                NonZeroUsize::new(member_cache).unwrap_or(NonZeroUsize::MIN),
+            )),
         }
     }
-    if members.is_empty() {
-        return Ok(());
-    }
-    let rulesets = ledger.rulesets().await?;
-    let ids: Vec<String> = members.into_iter().collect();
-    let folded: Vec<(Member, MemberFold)> = ledger
-        .load_members_on(tx, &ids)
-        .await?
-        .into_iter()
-        .map(|context| {
-            let fold = MemberFold::new(&context.aggregate, &rulesets, ledger.tz());
-            (context.aggregate, fold)
-        })
-        .collect();
-    views::replace_members(tx, &folded, &rulesets).await?;
-    Ok(())
-}
 
-/// Runs the projector until the process ends: waits for the advisory lock, then applies
-/// batches, polling briefly when there is nothing new.
-pub async fn run(ledger: Arc<Ledger>) {
-    loop {
-        match hold_lock_and_project(&ledger).await {
-            Ok(()) => {}
-            Err(error) => {
+    fn members(&self) -> std::sync::MutexGuard<'_, LruCache<String, Member>> {
+        // Every operation under this lock is a single LruCache call: never half done.
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one batch; answers how many events it applied (0: caught up).
+    pub async fn step(&self) -> Result<usize, ProjectorError> {
+        let mut tx = self.ledger.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
+              WHERE projector = 'views' FOR UPDATE",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let xid: String = row.try_get("transaction_id")?;
+        let from = Checkpoint {
+            transaction_id: xid.parse().unwrap_or(0),
+            position: row.try_get("position")?,
+        };
+        let batch = read_committed(&mut tx, from, BATCH_SIZE).await?;
+        let Some(last) = batch.last() else {
+            tx.commit().await?;
+            return Ok(0);
+        };
+        let last = Checkpoint {
+            transaction_id: last.transaction_id,
+            position: last.position,
+        };
+        self.apply(&mut tx, &batch).await?;
+        sqlx::query(
+            "UPDATE projector_checkpoints
+                SET transaction_id = $1::text::xid8, position = $2,
+                    events_applied = events_applied + $3, batches = batches + 1, updated_at = now()
+              WHERE projector = 'views'",
+        )
+        .bind(last.transaction_id.to_string())
+        .bind(last.position)
+        .bind(i64::try_from(batch.len()).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(batch.len())
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[CommittedEvent],
+    ) -> Result<(), ProjectorError> {
+        // Member events of the batch, per member, in sequence order (commit order is sequence
+        // order within one stream: an append is decided on the committed state before it).
+        let mut member_events: BTreeMap<&str, Vec<&CommittedEvent>> = BTreeMap::new();
+        for event in batch {
+            match event.aggregate_type.as_str() {
+                t if t == Organisation::TYPE => {
+                    let OrganisationEvent::OrganisationRegistered(record) =
+                        serde_json::from_str(&event.payload)?;
+                    views::upsert_organisation(tx, &record).await?;
+                }
+                t if t == Member::TYPE => {
+                    member_events
+                        .entry(&event.aggregate_id)
+                        .or_default()
+                        .push(event);
+                }
+                // Courses and rulesets change no view row by themselves: completions carry
+                // their course's terms, and rows say which ruleset version judged them.
+                _ => {}
+            }
+        }
+        if member_events.is_empty() {
+            return Ok(());
+        }
+        let mut states: Vec<(String, Member)> = Vec::with_capacity(member_events.len());
+        let mut misses: Vec<String> = Vec::new();
+        for (id, events) in member_events {
+            let cached = self.members().pop(id);
+            match cached {
+                Some(mut member) if follows(&member, &events) => {
+                    let held = member.version();
+                    for event in events.iter().filter(|e| e.sequence > held) {
+                        member.apply(serde_json::from_str(&event.payload)?);
+                    }
+                    states.push((id.to_owned(), member));
+                }
+                _ => misses.push(id.to_owned()),
+            }
+        }
+        if !misses.is_empty() {
+            for context in self.ledger.load_members_on(tx, &misses).await? {
+                states.push((context.aggregate_id, context.aggregate));
+            }
+        }
+        let rulesets = self.ledger.rulesets().await?;
+        let folded: Vec<(Member, MemberFold)> = states
+            .into_iter()
+            .map(|(id, member)| {
+                let fold = MemberFold::new(&member, &rulesets, self.ledger.tz());
+                self.members().put(id, member.clone());
+                (member, fold)
+            })
+            .collect();
+        views::replace_members(tx, &folded, &rulesets).await?;
+        Ok(())
+    }
+
+    /// Runs until the process ends: waits for the advisory lock, then applies batches,
+    /// polling briefly when there is nothing new.
+    pub async fn run(self) {
+        loop {
+            if let Err(error) = self.hold_lock_and_project().await {
                 crate::metrics::projector_error();
                 tracing::warn!(%error, "projector stopped; retrying");
+                // Cached states are facts from the log and stay valid; the lock may not be ours.
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn hold_lock_and_project(&self) -> Result<(), ProjectorError> {
+        let mut lock_connection = self.ledger.pool().acquire().await?.detach();
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(ADVISORY_LOCK_KEY)
+                .fetch_one(&mut lock_connection)
+                .await?;
+            if locked {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tracing::info!("projector active");
+        loop {
+            let applied = self.step().await?;
+            crate::metrics::projector_batch(applied);
+            if applied == 0 {
+                // Still ours? A lost lock connection means another instance may take over.
+                lock_connection.ping().await?;
+                tokio::time::sleep(IDLE_POLL).await;
             }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-async fn hold_lock_and_project(ledger: &Ledger) -> Result<(), ProjectorError> {
-    let mut lock_connection = ledger.pool().acquire().await?.detach();
-    loop {
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(ADVISORY_LOCK_KEY)
-            .fetch_one(&mut lock_connection)
-            .await?;
-        if locked {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    tracing::info!("projector active");
-    loop {
-        let applied = step(ledger).await?;
-        crate::metrics::projector_batch(applied);
-        if applied == 0 {
-            // Still ours? A lost lock connection means another instance may take over.
-            lock_connection.ping().await?;
-            tokio::time::sleep(IDLE_POLL).await;
-        }
-    }
+/// Whether a cached state can take these events: it holds everything before the first of them
+/// (events it already holds are skipped, so a batch applied twice changes nothing).
+fn follows(member: &Member, events: &[&CommittedEvent]) -> bool {
+    events
+        .first()
+        .is_some_and(|first| first.sequence <= member.version() + 1)
 }
 
 /// The first transaction id not yet started now: every event committed so far lies below it.

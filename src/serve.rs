@@ -49,7 +49,8 @@ pub async fn run(args: ServeArgs) -> Result<(), JobError> {
     let listener = TcpListener::bind(args.listen_addr).await?;
     let address = listener.local_addr()?;
     print_welcome(address, ledger.pool()).await;
-    tokio::spawn(crate::projector::run(Arc::clone(&ledger)));
+    let projector = crate::projector::Projector::new(Arc::clone(&ledger), args.ledger.member_cache);
+    tokio::spawn(projector.run());
     let app = router(AppState::new(ledger, args.admin_token));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

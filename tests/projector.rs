@@ -13,7 +13,7 @@ use common::{TestApp, TestDatabase};
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use studyledger::ledger::{Ledger, LedgerSettings};
-use studyledger::projector;
+use studyledger::projector::{self, Projector};
 
 static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> =
     LazyLock::new(|| tokio::sync::Mutex::new(()));
@@ -27,11 +27,12 @@ async fn ledger_without_projector(database: &TestDatabase) -> Arc<Ledger> {
 }
 
 /// Applies batches until there is nothing left; answers how many events that was.
-async fn catch_up(ledger: &Ledger) -> usize {
+async fn catch_up(ledger: &Arc<Ledger>) -> usize {
+    let projector = Projector::new(ledger.clone(), 100);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut applied = 0;
     loop {
-        let n = projector::step(ledger).await.expect("step");
+        let n = projector.step().await.expect("step");
         applied += n;
         if n == 0 {
             return applied;

@@ -87,9 +87,12 @@ impl MemberRows {
             self.required.push(totals.required.hundredths());
             self.elective.push(totals.elective.hundredths());
             self.minutes.push(minutes);
-            self.required_target.push(ruleset.map(|r| r.required_hours.hundredths()));
-            self.elective_target.push(ruleset.map(|r| r.elective_hours.hundredths()));
-            self.version.push(ruleset.and_then(|r| i32::try_from(r.version).ok()));
+            self.required_target
+                .push(ruleset.map(|r| r.required_hours.hundredths()));
+            self.elective_target
+                .push(ruleset.map(|r| r.elective_hours.hundredths()));
+            self.version
+                .push(ruleset.and_then(|r| i32::try_from(r.version).ok()));
             self.q_sequence.push(sequence);
         }
     }

@@ -110,7 +110,7 @@ impl TestApp {
             .expect("publish ruleset 1");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(studyledger::projector::run(ledger.clone()));
+        tokio::spawn(studyledger::projector::Projector::new(ledger.clone(), 1000).run());
         let app = router(AppState::new(ledger, None));
         tokio::spawn(async move { axum::serve(listener, app).await });
         TestApp {
