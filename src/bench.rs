@@ -83,27 +83,43 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
         args.runs
     );
     println!(
-        "{:>7}  {:>14}  {:>14}  {:>6}  {:>16}",
-        "clients", "postgres ins/s", "ledger cmd/s", "ratio", "http floor req/s"
+        "{:>7}  {:>14}  {:>14}  {:>6}  {:>16}  {:>18}",
+        "clients",
+        "postgres ins/s",
+        "ledger cmd/s",
+        "ratio",
+        "http floor req/s",
+        "view lag p50/p99"
     );
     for &clients in &args.clients {
         let mut baseline = Vec::new();
         let mut ledger_rates = Vec::new();
         let mut floor = Vec::new();
+        let mut lag = Vec::new();
         for run in 0..args.runs.max(1) {
             baseline.push(postgres_inserts(&pool, clients, seconds).await?);
+            let sampler = tokio::spawn(sample_lag(http.clone(), base.clone(), seconds));
             ledger_rates.push(ledger_sessions(&http, &base, clients, seconds, run).await?);
+            lag.extend(sampler.await?);
             floor.push(http_floor(&http, &base, clients, seconds).await?);
         }
         let pg = median(&mut baseline);
         let sl = median(&mut ledger_rates);
         let fl = median(&mut floor);
+        lag.sort_by(f64::total_cmp);
+        let percentile = |p: f64| {
+            let index = ((lag.len() as f64 - 1.0) * p).round() as usize;
+            lag.get(index).copied().unwrap_or(0.0) * 1000.0
+        };
         println!(
-            "{clients:>7}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}",
-            sl / pg
+            "{clients:>7}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}  {:>8.0}/{:.0} ms",
+            sl / pg,
+            percentile(0.5),
+            percentile(0.99)
         );
         eprintln!(
-            "  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}, http floor {floor:.0?}"
+            "  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}, http floor {floor:.0?}; {} lag samples",
+            lag.len()
         );
     }
     service.kill().await?;
@@ -143,6 +159,26 @@ async fn setup_catalog(http: &reqwest::Client, base: &str) -> Result<(), JobErro
         return Err(format!("setup failed: {} / {}", org.status(), course.status()).into());
     }
     Ok(())
+}
+
+/// Samples the projector's lag (`studyledger_projector_seconds_behind`: the age of the oldest
+/// event not yet in the views) from `/metrics` every 20 ms for `seconds`.
+async fn sample_lag(http: reqwest::Client, base: String, seconds: f64) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut samples = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{base}/metrics")).send().await {
+            if let Ok(text) = response.text().await {
+                let value = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("studyledger_projector_seconds_behind "))
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                samples.extend(value);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    samples
 }
 
 /// `GET /healthz` in a loop: what one HTTP exchange costs here, without any database work —

@@ -73,12 +73,14 @@ pub async fn read_committed(
     limit: i64,
 ) -> Result<Vec<CommittedEvent>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT transaction_id::text AS transaction_id, position, aggregate_type, aggregate_id,
-                sequence, payload::text AS payload
-           FROM events
-          WHERE (transaction_id, position) > ($1::text::xid8, $2)
-            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, position
+        // The text form of the id is named `xid`: ordering by a text column named like the
+        // xid8 one would sort "1000" before "999" and break commit order.
+        "SELECT e.transaction_id::text AS xid, e.position, e.aggregate_type, e.aggregate_id,
+                e.sequence, e.payload::text AS payload
+           FROM events e
+          WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
+            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.transaction_id, e.position
           LIMIT $3",
     )
     .bind(after.transaction_id.to_string())
@@ -88,7 +90,7 @@ pub async fn read_committed(
     .await?;
     rows.iter()
         .map(|row| {
-            let xid: String = row.try_get("transaction_id")?;
+            let xid: String = row.try_get("xid")?;
             Ok(CommittedEvent {
                 transaction_id: xid.parse().unwrap_or(0),
                 position: row.try_get("position")?,
