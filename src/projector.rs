@@ -90,14 +90,15 @@ pub async fn read_committed(
     .await?;
     rows.iter()
         .map(|row| {
-            let xid: String = row.try_get("xid")?;
+            // By index: thousands of rows a batch, and a name lookup per column adds up.
+            let xid: &str = row.try_get(0)?;
             Ok(CommittedEvent {
                 transaction_id: xid.parse().unwrap_or(0),
-                position: row.try_get("position")?,
-                aggregate_type: row.try_get("aggregate_type")?,
-                aggregate_id: row.try_get("aggregate_id")?,
-                sequence: usize::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
-                payload: row.try_get("payload")?,
+                position: row.try_get(1)?,
+                aggregate_type: row.try_get(2)?,
+                aggregate_id: row.try_get(3)?,
+                sequence: usize::try_from(row.try_get::<i64, _>(4)?).unwrap_or(0),
+                payload: row.try_get(5)?,
             })
         })
         .collect()
@@ -229,15 +230,18 @@ impl Projector {
             }
         }
         let rulesets = self.ledger.rulesets().await?;
-        let folded: Vec<(Member, MemberFold)> = states
+        let (ids, folded): (Vec<String>, Vec<(Member, MemberFold)>) = states
             .into_iter()
             .map(|(id, member)| {
                 let fold = MemberFold::new(&member, &rulesets, self.ledger.tz());
-                self.members().put(id, member.clone());
-                (member, fold)
+                (id, (member, fold))
             })
-            .collect();
+            .unzip();
         views::replace_members(tx, &folded, &rulesets).await?;
+        let mut cache = self.members();
+        for (id, (member, _)) in ids.into_iter().zip(folded) {
+            cache.put(id, member);
+        }
         Ok(())
     }
 
