@@ -144,6 +144,12 @@ impl Projector {
     /// Applies one batch; answers how many events it applied (0: caught up).
     pub async fn step(&self) -> Result<usize, ProjectorError> {
         let mut tx = self.ledger.pool().begin().await?;
+        // Views and checkpoint commit together or not at all, and both are derived from the
+        // log: a crash that loses the last batch's commit loses its checkpoint with it, and the
+        // batch is simply applied again. So the projector need not wait for the WAL flush.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
               WHERE projector = 'views' FOR UPDATE",
