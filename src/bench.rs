@@ -21,19 +21,34 @@ use crate::config::BenchArgs;
 use crate::{db, JobError};
 
 pub async fn run(args: BenchArgs) -> Result<(), JobError> {
-    let server: PgConnectOptions = args.database_url.parse()?;
-    let bench_db = format!("studyledger_bench_{}", std::process::id());
+    in_scratch_database(&args.database_url, "studyledger_bench", |options| {
+        measure(&args, options)
+    })
+    .await
+}
+
+/// Runs a benchmark in a database of its own on the server `database_url` names, created for
+/// it and dropped afterwards (also when the benchmark fails).
+pub async fn in_scratch_database<F, Fut>(
+    database_url: &str,
+    prefix: &str,
+    benchmark: F,
+) -> Result<(), JobError>
+where
+    F: FnOnce(PgConnectOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<(), JobError>>,
+{
+    let server: PgConnectOptions = database_url.parse()?;
+    let name = format!("{prefix}_{}", std::process::id());
     let mut admin = server.clone().connect().await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {bench_db}"))
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut admin)
         .await?;
-    sqlx::query(&format!("CREATE DATABASE {bench_db}"))
+    sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await?;
-
-    let outcome = measure(&args, server.clone().database(&bench_db)).await;
-
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)"))
+    let outcome = benchmark(server.database(&name)).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
     admin.close().await?;

@@ -22,18 +22,12 @@ use crate::{db, JobError};
 const EVENTS_PER_MEMBER: usize = 148;
 
 pub async fn run(args: BenchProjectorArgs) -> Result<(), JobError> {
-    let server: PgConnectOptions = args.database_url.parse()?;
-    let bench_db = format!("studyledger_bench_projector_{}", std::process::id());
-    let mut admin = server.clone().connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {bench_db}"))
-        .execute(&mut admin)
-        .await?;
-    let outcome = measure(&args, server.clone().database(&bench_db)).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await?;
-    outcome
+    crate::bench::in_scratch_database(
+        &args.database_url,
+        "studyledger_bench_projector",
+        |options| measure(&args, options),
+    )
+    .await
 }
 
 async fn measure(args: &BenchProjectorArgs, options: PgConnectOptions) -> Result<(), JobError> {

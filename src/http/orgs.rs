@@ -132,6 +132,26 @@ async fn counted(
     })
 }
 
+impl Counted {
+    /// The next members of the subtree after `after`, in member id order.
+    async fn next_chunk(
+        &self,
+        ledger: &crate::ledger::Ledger,
+        after: Option<uuid::Uuid>,
+    ) -> Result<Vec<(views::MemberRow, Option<views::StoredQuarter>)>, ApiError> {
+        Ok(views::members_of(
+            ledger.pool(),
+            &self.orgs,
+            self.day,
+            self.quarter,
+            after,
+            SCAN_CHUNK,
+        )
+        .await
+        .map_err(StoreError::from)?)
+    }
+}
+
 fn judged(
     counted: &Counted,
     member: &views::MemberRow,
@@ -174,16 +194,7 @@ pub async fn compliance(
     let mut total = Hours::ZERO;
     let mut after = None;
     loop {
-        let chunk = views::members_of(
-            ledger.pool(),
-            &counted.orgs,
-            counted.day,
-            counted.quarter,
-            after,
-            SCAN_CHUNK,
-        )
-        .await
-        .map_err(StoreError::from)?;
+        let chunk = counted.next_chunk(ledger, after).await?;
         for (member, stored) in &chunk {
             let row = judged(&counted, member, stored.as_ref(), &rulesets);
             *tally.entry(row.status).or_default() += 1;
@@ -264,16 +275,7 @@ pub async fn members(
     let mut page = Vec::new();
     let mut next_cursor = None;
     'scan: loop {
-        let chunk = views::members_of(
-            ledger.pool(),
-            &counted.orgs,
-            counted.day,
-            counted.quarter,
-            after,
-            SCAN_CHUNK,
-        )
-        .await
-        .map_err(StoreError::from)?;
+        let chunk = counted.next_chunk(ledger, after).await?;
         for (member, stored) in &chunk {
             after = Some(member.member_id);
             let row = judged(&counted, member, stored.as_ref(), &rulesets);
