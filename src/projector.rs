@@ -22,6 +22,7 @@ use lru::LruCache;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
+use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_projections::fold::MemberFold;
 use studyledger_projections::store as views;
 
@@ -104,18 +105,29 @@ pub async fn read_committed(
         .collect()
 }
 
-pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
-          WHERE projector = 'views'",
-    )
-    .fetch_one(pool)
-    .await?;
-    let xid: String = row.try_get("transaction_id")?;
+/// The checkpoint as seen on a connection, optionally locking its row for the transaction.
+async fn checkpoint_on(
+    connection: &mut PgConnection,
+    lock: bool,
+) -> Result<Checkpoint, sqlx::Error> {
+    let query = if lock {
+        "SELECT transaction_id::text AS xid, position FROM projector_checkpoints
+          WHERE projector = 'views' FOR UPDATE"
+    } else {
+        "SELECT transaction_id::text AS xid, position FROM projector_checkpoints
+          WHERE projector = 'views'"
+    };
+    let row = sqlx::query(query).fetch_one(connection).await?;
+    let xid: String = row.try_get("xid")?;
     Ok(Checkpoint {
         transaction_id: xid.parse().unwrap_or(0),
         position: row.try_get("position")?,
     })
+}
+
+pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    checkpoint_on(&mut connection, false).await
 }
 
 /// The projector of one service instance: the ledger, and the member states it folded last,
@@ -143,34 +155,34 @@ impl Projector {
 
     /// Applies one batch; answers how many events it applied (0: caught up).
     pub async fn step(&self) -> Result<usize, ProjectorError> {
+        // Read before anything is locked or written: an idle projector costs no transaction id.
+        // Everything the batch needs besides the batch comes before the transaction too: inside
+        // it, waiting on another connection could deadlock against a lock queued on `events`.
+        let rulesets = self.ledger.rulesets().await?;
         let mut tx = self.ledger.pool().begin().await?;
+        let from = checkpoint_on(&mut tx, false).await?;
+        let batch = read_committed(&mut tx, from, BATCH_SIZE).await?;
+        let Some(last) = batch.last() else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        // Work to do: take the checkpoint row; if another projector moved it meanwhile, leave
+        // this batch to it.
+        if checkpoint_on(&mut tx, true).await? != from {
+            tx.rollback().await?;
+            return Ok(0);
+        }
         // Views and checkpoint commit together or not at all, and both are derived from the
         // log: a crash that loses the last batch's commit loses its checkpoint with it, and the
         // batch is simply applied again. So the projector need not wait for the WAL flush.
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(
-            "SELECT transaction_id::text AS transaction_id, position FROM projector_checkpoints
-              WHERE projector = 'views' FOR UPDATE",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let xid: String = row.try_get("transaction_id")?;
-        let from = Checkpoint {
-            transaction_id: xid.parse().unwrap_or(0),
-            position: row.try_get("position")?,
-        };
-        let batch = read_committed(&mut tx, from, BATCH_SIZE).await?;
-        let Some(last) = batch.last() else {
-            tx.commit().await?;
-            return Ok(0);
-        };
         let last = Checkpoint {
             transaction_id: last.transaction_id,
             position: last.position,
         };
-        self.apply(&mut tx, &batch).await?;
+        self.apply(&mut tx, &batch, &rulesets).await?;
         sqlx::query(
             "UPDATE projector_checkpoints
                 SET transaction_id = $1::text::xid8, position = $2,
@@ -190,6 +202,7 @@ impl Projector {
         &self,
         tx: &mut PgConnection,
         batch: &[CommittedEvent],
+        rulesets: &[Ruleset],
     ) -> Result<(), ProjectorError> {
         // Member events of the batch, per member, in sequence order (commit order is sequence
         // order within one stream: an append is decided on the committed state before it).
@@ -215,6 +228,9 @@ impl Projector {
         if member_events.is_empty() {
             return Ok(());
         }
+        for events in member_events.values_mut() {
+            events.sort_by_key(|e| e.sequence);
+        }
         let mut states: Vec<(String, Member)> = Vec::with_capacity(member_events.len());
         let mut misses: Vec<String> = Vec::new();
         for (id, events) in member_events {
@@ -235,15 +251,14 @@ impl Projector {
                 states.push((context.aggregate_id, context.aggregate));
             }
         }
-        let rulesets = self.ledger.rulesets().await?;
         let (ids, folded): (Vec<String>, Vec<(Member, MemberFold)>) = states
             .into_iter()
             .map(|(id, member)| {
-                let fold = MemberFold::new(&member, &rulesets, self.ledger.tz());
+                let fold = MemberFold::new(&member, rulesets, self.ledger.tz());
                 (id, (member, fold))
             })
             .unzip();
-        views::replace_members(tx, &folded, &rulesets).await?;
+        views::replace_members(tx, &folded, rulesets).await?;
         let mut cache = self.members();
         for (id, (member, _)) in ids.into_iter().zip(folded) {
             cache.put(id, member);
@@ -277,9 +292,14 @@ impl Projector {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::info!("projector active");
+        let mut batches: u64 = 0;
         loop {
             let applied = self.step().await?;
             crate::metrics::projector_batch(applied);
+            batches += 1;
+            if batches.is_multiple_of(50) {
+                lock_connection.ping().await?;
+            }
             if applied == 0 {
                 // Still ours? A lost lock connection means another instance may take over.
                 lock_connection.ping().await?;
@@ -292,9 +312,14 @@ impl Projector {
 /// Whether a cached state can take these events: it holds everything before the first of them
 /// (events it already holds are skipped, so a batch applied twice changes nothing).
 fn follows(member: &Member, events: &[&CommittedEvent]) -> bool {
+    let held = member.version();
+    // Sorted by sequence: the new ones must be held + 1, held + 2, ... without a gap, else only
+    // the store can say what the member holds.
     events
-        .first()
-        .is_some_and(|first| first.sequence <= member.version() + 1)
+        .iter()
+        .filter(|e| e.sequence > held)
+        .zip(held + 1..)
+        .all(|(event, expected)| event.sequence == expected)
 }
 
 /// The first transaction id not yet started now: every event committed so far lies below it.
@@ -328,4 +353,47 @@ pub async fn caught_up_to(pool: &PgPool, horizon: u64) -> Result<bool, sqlx::Err
     .fetch_one(pool)
     .await?;
     Ok(!behind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use studyledger_aggregates::facts::Enrolment;
+    use studyledger_aggregates::member::MemberEvent;
+
+    fn event(sequence: usize) -> CommittedEvent {
+        CommittedEvent {
+            transaction_id: 1,
+            position: 1,
+            aggregate_type: "member".to_owned(),
+            aggregate_id: "m".to_owned(),
+            sequence,
+            payload: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_cached_member_takes_only_the_events_that_directly_follow_it() {
+        let mut member = Member::default();
+        member.apply(MemberEvent::MemberEnrolled(Enrolment {
+            member_id: uuid::Uuid::nil(),
+            member_no: "M".to_owned(),
+            name: "N".to_owned(),
+            org_id: "org".parse().expect("slug"),
+            enrolled_on: chrono::NaiveDate::MIN,
+        }));
+        let follows_with = |sequences: &[usize]| {
+            let events: Vec<CommittedEvent> = sequences.iter().map(|s| event(*s)).collect();
+            let refs: Vec<&CommittedEvent> = events.iter().collect();
+            follows(&member, &refs)
+        };
+        assert!(follows_with(&[2, 3]));
+        assert!(follows_with(&[1, 2]), "an event already held is skipped");
+        assert!(follows_with(&[1]), "nothing new is fine too");
+        assert!(
+            !follows_with(&[3]),
+            "a gap sends the member back to the store"
+        );
+        assert!(!follows_with(&[2, 4]));
+    }
 }

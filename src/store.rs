@@ -507,8 +507,12 @@ where
         .bind(as_of)
         .fetch_all(&self.pool)
         .await?;
+        // Recording times come from each instance's clock, so a later sequence may carry an
+        // earlier time: the stream as of a moment is the unbroken run of sequences up to it.
         rows.iter()
-            .map(|row| {
+            .enumerate()
+            .take_while(|(index, row)| sequence_of(row) == index + 1)
+            .map(|(_, row)| {
                 let payload: String = row.get("payload");
                 let metadata: String = row.get("metadata");
                 Ok(Recorded {

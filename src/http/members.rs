@@ -370,10 +370,18 @@ pub async fn compliance(
         .transpose()?;
     let caught_up = consistency::wait_for_views(&state, query.min_position).await?;
     let ledger = state.ledger();
-    let (member, stored) = views::member(ledger.pool(), member_id)
+    let Some((member, stored)) = views::member(ledger.pool(), member_id)
         .await
         .map_err(StoreError::from)?
-        .ok_or_else(|| ApiError::NotFound(format!("member {member_id} is not enrolled")))?;
+    else {
+        let mut response =
+            ApiError::NotFound(format!("member {member_id} is not enrolled")).into_response();
+        // Perhaps enrolled a moment ago, and the views have not caught up: say so.
+        if let Some((name, value)) = consistency::behind_header(caught_up) {
+            response.headers_mut().insert(name, value);
+        }
+        return Ok(response);
+    };
     let rulesets = ledger.rulesets().await?;
     let today = local_date(Utc::now(), ledger.tz());
     let row = |q: Quarter| {
