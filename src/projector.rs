@@ -155,6 +155,16 @@ impl Projector {
 
     /// Applies one batch; answers how many events it applied (0: caught up).
     pub async fn step(&self) -> Result<usize, ProjectorError> {
+        let outcome = self.try_step().await;
+        if outcome.is_err() {
+            // States are facts from the log and stay true, but start afresh after any failure
+            // rather than reason about what the failed batch left behind.
+            self.members().clear();
+        }
+        outcome
+    }
+
+    async fn try_step(&self) -> Result<usize, ProjectorError> {
         // Read before anything is locked or written: an idle projector costs no transaction id.
         // Everything the batch needs besides the batch comes before the transaction too: inside
         // it, waiting on another connection could deadlock against a lock queued on `events`.
@@ -234,17 +244,18 @@ impl Projector {
         let mut states: Vec<(String, Member)> = Vec::with_capacity(member_events.len());
         let mut misses: Vec<String> = Vec::new();
         for (id, events) in member_events {
-            let cached = self.members().pop(id);
-            match cached {
-                Some(mut member) if follows(&member, &events) => {
-                    let held = member.version();
-                    for event in events.iter().filter(|e| e.sequence > held) {
-                        member.apply(serde_json::from_str(&event.payload)?);
-                    }
-                    states.push((id.to_owned(), member));
-                }
-                _ => misses.push(id.to_owned()),
+            // A member not cached whose events here start at sequence 1 needs no load: the
+            // batch holds its whole stream so far (a new member, or a catch-up from zero).
+            let mut member = self.members().pop(id).unwrap_or_default();
+            if !follows(&member, &events) {
+                misses.push(id.to_owned());
+                continue;
             }
+            let held = member.version();
+            for event in events.iter().filter(|e| e.sequence > held) {
+                member.apply(serde_json::from_str(&event.payload)?);
+            }
+            states.push((id.to_owned(), member));
         }
         if !misses.is_empty() {
             for context in self.ledger.load_members_on(tx, &misses).await? {
