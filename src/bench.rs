@@ -154,7 +154,7 @@ async fn wait_until_ready(http: &reqwest::Client, base: &str) -> Result<(), JobE
     Err("the service did not become ready within 60 s".into())
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }

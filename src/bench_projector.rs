@@ -12,6 +12,7 @@ use futures::TryStreamExt;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 
+use crate::bench::median;
 use crate::config::BenchProjectorArgs;
 use crate::demo::{self, DemoPlan};
 use crate::ledger::{Ledger, LedgerSettings};
@@ -126,9 +127,4 @@ async fn reset_views(pool: &PgPool) -> Result<(), sqlx::Error> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }

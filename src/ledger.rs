@@ -162,21 +162,7 @@ impl Ledger {
         A: Stored,
         A::Command: Clone,
     {
-        self.execute_in_place(aggregate_id, command, metadata.clone(), answer)
-            .await
-    }
-
-    async fn execute_in_place<A, R>(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        mut metadata: Metadata,
-        answer: impl Fn(&A) -> R,
-    ) -> Result<Executed<R>, CommandError<A::Error>>
-    where
-        A: Stored,
-        A::Command: Clone,
-    {
+        let mut metadata = metadata.clone();
         let store = A::store(self);
         let _guard = self.lock_for::<A>(aggregate_id).lock().await;
         for attempt in 0..MAX_ATTEMPTS {

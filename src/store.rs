@@ -364,12 +364,7 @@ where
                     .await;
             }
         }
-        for row in rows {
-            let payload: String = row.get("payload");
-            let event: A::Event = serde_json::from_str(&payload)?;
-            context.aggregate.apply(event);
-            context.sequence = sequence_of(&row);
-        }
+        apply_rows(&mut context, rows)?;
         Ok(context)
     }
 
@@ -389,11 +384,7 @@ where
             sequence: 0,
             snapshot,
         };
-        for row in rows {
-            let payload: String = row.get("payload");
-            context.aggregate.apply(serde_json::from_str(&payload)?);
-            context.sequence = sequence_of(&row);
-        }
+        apply_rows(&mut context, rows)?;
         Ok(context)
     }
 
@@ -545,6 +536,19 @@ where
         .await?;
         Ok(position)
     }
+}
+
+/// Applies event rows (`sequence`, `payload`) to an aggregate, in the order given.
+fn apply_rows<A: Aggregate>(
+    context: &mut LedgerContext<A>,
+    rows: impl IntoIterator<Item = sqlx::postgres::PgRow>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let payload: String = row.get("payload");
+        context.aggregate.apply(serde_json::from_str(&payload)?);
+        context.sequence = sequence_of(&row);
+    }
+    Ok(())
 }
 
 fn sequence_of(row: &sqlx::postgres::PgRow) -> usize {

@@ -144,21 +144,6 @@ impl MemberFold {
             today,
         )
     }
-
-    /// One row per quarter from the quarter of enrolment through the quarter of `today`.
-    pub fn quarters_since_enrolment(
-        &self,
-        rulesets: &[Ruleset],
-        today: NaiveDate,
-    ) -> Vec<QuarterCompliance> {
-        let Some(enrolled_on) = self.enrolled_on else {
-            return vec![];
-        };
-        Quarter::of_date(enrolled_on)
-            .through(Quarter::of_date(today))
-            .map(|q| self.quarter(q, rulesets, today))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -216,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn quarters_run_from_enrolment_to_today_with_their_status() {
+    fn each_quarter_is_judged_by_its_totals_its_dates_and_its_ruleset() {
         let m = member(
             date(2018, 2, 10),
             vec![
@@ -233,7 +218,12 @@ mod tests {
         );
         let rulesets = [Ruleset::version_1()];
         let fold = MemberFold::new(&m, &rulesets, TZ);
-        let rows = fold.quarters_since_enrolment(&rulesets, date(2018, 8, 15));
+        let today = date(2018, 8, 15);
+        let rows: Vec<QuarterCompliance> = Quarter::parse("2018-Q1")
+            .expect("quarter")
+            .through(Quarter::of_date(today))
+            .map(|q| fold.quarter(q, &rulesets, today))
+            .collect();
         let summary: Vec<(String, QuarterStatus, i64)> = rows
             .iter()
             .map(|r| (r.quarter.to_string(), r.status, r.study_minutes))
