@@ -23,6 +23,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the SQL migrations and exit.
     Migrate(DatabaseArgs),
+    /// Rebuild every view under the current rules and swap it in; with --dry-run, only list
+    /// the (member, evaluation) pairs whose recorded eligibility differs under them.
+    Replay(ReplayArgs),
     /// Load the demo data set (one city, 500 members, twelve quarters) through the command path.
     DemoData(DemoArgs),
     /// Measure study-session commands per second over HTTP against PostgreSQL's own insert rate.
@@ -113,4 +116,15 @@ pub struct BenchProjectorArgs {
     /// Runs (scan + catch-up each); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// List who changes eligibility under the current rules; change no view.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -18,6 +18,8 @@ use cqrs_es::Aggregate;
 use rand::Rng;
 use sqlx::PgPool;
 use studyledger_aggregates::course::Course;
+use studyledger_aggregates::evaluation::Evaluation;
+use studyledger_aggregates::member::Clock;
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
@@ -76,6 +78,7 @@ pub struct Ledger {
     courses: LedgerStore<Course>,
     organisations: LedgerStore<Organisation>,
     rulebook: LedgerStore<RuleBook>,
+    evaluations: LedgerStore<Evaluation>,
     locks: Box<[tokio::sync::Mutex<()>]>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -100,6 +103,11 @@ impl Stored for Organisation {
         &ledger.organisations
     }
 }
+impl Stored for Evaluation {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.evaluations
+    }
+}
 impl Stored for RuleBook {
     fn store(ledger: &Ledger) -> &LedgerStore<Self> {
         &ledger.rulebook
@@ -121,7 +129,8 @@ impl Ledger {
             ),
             courses: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
             organisations: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
-            rulebook: LedgerStore::new(pool.clone(), writer, 1, 0),
+            rulebook: LedgerStore::new(pool.clone(), writer.clone(), 1, 0),
+            evaluations: LedgerStore::new(pool.clone(), writer, 1_000, 0),
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -137,6 +146,14 @@ impl Ledger {
 
     pub fn tz(&self) -> Tz {
         self.tz
+    }
+
+    /// Now, and the ledger's time zone, for a command's decision.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            now: Utc::now(),
+            tz: self.tz,
+        }
     }
 
     fn lock_for<A: Aggregate>(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {

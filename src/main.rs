@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use studyledger::config::{Cli, Command};
-use studyledger::{bench, bench_projector, demo, serve, telemetry};
+use studyledger::{bench, bench_projector, demo, replay, serve, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -11,6 +11,7 @@ async fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => serve::migrate_only(args).await,
+        Command::Replay(args) => replay::run_cli(args).await,
         Command::DemoData(args) => demo::run(args).await,
         Command::BenchWrite(args) => bench::run(args).await,
         Command::BenchProjector(args) => bench_projector::run(args).await,

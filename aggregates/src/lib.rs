@@ -5,10 +5,11 @@
 //! - [`values`]: `Hours`, `Quarter`, `Slug`, `Category` — parse, don't validate.
 //! - [`facts`]: what a member's ledger records (enrolment, sessions, completions).
 //! - [`rules`]: one file per rule family (`sessions`, `credit`, `status`, `rulesets`).
-//! - [`member`], [`course`], [`organisation`], [`rulebook`]: the aggregates.
+//! - [`member`], [`course`], [`organisation`], [`rulebook`], [`evaluation`]: the aggregates.
 //! - [`rejection`]: the kinds of refusal, for the HTTP layer's single error table.
 
 pub mod course;
+pub mod evaluation;
 pub mod facts;
 pub mod member;
 pub mod organisation;

@@ -14,10 +14,14 @@ use uuid::Uuid;
 
 use crate::facts::{organisation_on, Completion, CourseTerms, Enrolment, StudySession, Transfer};
 use crate::rejection::{Classify, RejectionKind};
+use crate::rules::credit::{credit_completions, quarter_totals, QuarterTotals};
+use crate::rules::eligibility::{all_ended, is_eligible, judge_quarter, Determination};
+use crate::rules::rulesets::Ruleset;
 use crate::rules::sessions::{
     check_completion_time, check_session_times, overlapping_session, session_minutes, TimeViolation,
 };
-use crate::values::{Category, CourseId, Hours, OrgId};
+use crate::values::{local_date, Category, CourseId, EvaluationId, Hours, OrgId, Quarter};
+use std::collections::BTreeMap;
 
 /// "Now" and the ledger's time zone, as the caller saw them when the command arrived.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +52,14 @@ pub enum MemberCommand {
         to_org_id: OrgId,
         effective_on: NaiveDate,
     },
+    /// Rule 8: decide eligibility for an evaluation under every ruleset published so far.
+    DetermineEligibility {
+        determination_id: Uuid,
+        evaluation_id: EvaluationId,
+        quarters: Vec<Quarter>,
+        rulesets: Vec<Ruleset>,
+        clock: Clock,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +86,7 @@ pub enum MemberEvent {
         to_org_id: OrgId,
         effective_on: NaiveDate,
     },
+    EligibilityDetermined(Determination),
 }
 
 impl DomainEvent for MemberEvent {
@@ -83,6 +96,7 @@ impl DomainEvent for MemberEvent {
             MemberEvent::StudySessionRecorded { .. } => "StudySessionRecorded",
             MemberEvent::CourseCompleted { .. } => "CourseCompleted",
             MemberEvent::MemberTransferred { .. } => "MemberTransferred",
+            MemberEvent::EligibilityDetermined(_) => "EligibilityDetermined",
         }
         .to_owned()
     }
@@ -112,6 +126,8 @@ pub enum MemberRejection {
     TransferBeforeEnrolment,
     #[error("the member already belongs to {0} on that day")]
     TransferToSameOrganisation(OrgId),
+    #[error("quarter {0} of the evaluation has not ended yet")]
+    EvaluationNotOver(Quarter),
 }
 
 impl Classify for MemberRejection {
@@ -120,7 +136,8 @@ impl Classify for MemberRejection {
             MemberRejection::NotEnrolled => RejectionKind::NotFound,
             MemberRejection::EnrolmentConflict
             | MemberRejection::IdReused { .. }
-            | MemberRejection::SessionOverlaps { .. } => RejectionKind::Conflict,
+            | MemberRejection::SessionOverlaps { .. }
+            | MemberRejection::EvaluationNotOver(_) => RejectionKind::Conflict,
             MemberRejection::IncompleteEnrolment
             | MemberRejection::InvalidSession(_)
             | MemberRejection::InvalidCompletion(_)
@@ -143,6 +160,9 @@ pub struct Member {
     /// In the order recorded.
     #[serde(default)]
     transfers: Vec<Transfer>,
+    /// In the order recorded.
+    #[serde(default)]
+    determinations: Vec<Determination>,
 }
 
 impl Member {
@@ -175,6 +195,92 @@ impl Member {
         organisation_on(self.enrolment.as_ref()?, &self.transfers, day)
     }
 
+    /// Every determination recorded, oldest first.
+    pub fn determinations(&self) -> &[Determination] {
+        &self.determinations
+    }
+
+    /// The latest determination for an evaluation: the one in force (rule 9).
+    pub fn latest_determination(&self, evaluation_id: &EvaluationId) -> Option<&Determination> {
+        self.determinations
+            .iter()
+            .rev()
+            .find(|d| &d.evaluation_id == evaluation_id)
+    }
+
+    /// Rules 2 and 4: the credited class hours per quarter under `rulesets`.
+    pub fn quarter_totals(&self, rulesets: &[Ruleset], tz: Tz) -> BTreeMap<Quarter, QuarterTotals> {
+        quarter_totals(&credit_completions(
+            &self.sessions,
+            &self.completions,
+            rulesets,
+            tz,
+        ))
+    }
+
+    /// Rule 8 on the member's facts as they stand: each quarter judged under its own ruleset
+    /// among `rulesets`, and the outcome. `None` when the member is not enrolled.
+    pub fn eligibility(
+        &self,
+        quarters: &[Quarter],
+        rulesets: &[Ruleset],
+        clock: Clock,
+    ) -> Option<(bool, Vec<crate::rules::eligibility::QuarterJudgement>)> {
+        let enrolled_on = self.enrolment.as_ref()?.enrolled_on;
+        let totals = self.quarter_totals(rulesets, clock.tz);
+        let today = local_date(clock.now, clock.tz);
+        let judged: Vec<_> = quarters
+            .iter()
+            .map(|q| {
+                let t = totals.get(q).copied().unwrap_or_default();
+                judge_quarter(*q, t, enrolled_on, rulesets, today)
+            })
+            .collect();
+        Some((is_eligible(&judged), judged))
+    }
+
+    fn decide_determination(
+        &self,
+        determination_id: Uuid,
+        evaluation_id: &EvaluationId,
+        quarters: &[Quarter],
+        rulesets: &[Ruleset],
+        clock: Clock,
+    ) -> Result<Vec<MemberEvent>, MemberRejection> {
+        if let Some(recorded) = self
+            .determinations
+            .iter()
+            .find(|d| d.determination_id == determination_id)
+        {
+            return if &recorded.evaluation_id == evaluation_id {
+                Ok(vec![])
+            } else {
+                Err(MemberRejection::IdReused {
+                    kind: "determination",
+                    id: determination_id,
+                })
+            };
+        }
+        let today = local_date(clock.now, clock.tz);
+        if !all_ended(quarters, today) {
+            let open = quarters.iter().find(|q| q.last_day() >= today).copied();
+            return Err(MemberRejection::EvaluationNotOver(
+                open.unwrap_or_else(|| Quarter::of_date(today)),
+            ));
+        }
+        let (eligible, judged) = self
+            .eligibility(quarters, rulesets, clock)
+            .ok_or(MemberRejection::NotEnrolled)?;
+        Ok(vec![MemberEvent::EligibilityDetermined(Determination {
+            determination_id,
+            evaluation_id: evaluation_id.clone(),
+            eligible,
+            determined_at: clock.now,
+            rules_version: rulesets.iter().map(|r| r.version).max().unwrap_or(0),
+            quarters: judged,
+        })])
+    }
+
     pub fn session(&self, session_id: Uuid) -> Option<&StudySession> {
         self.sessions.iter().find(|s| s.session_id == session_id)
     }
@@ -194,6 +300,19 @@ impl Member {
                 to_org_id,
                 effective_on,
             } => self.decide_transfer(*transfer_id, to_org_id, *effective_on),
+            MemberCommand::DetermineEligibility {
+                determination_id,
+                evaluation_id,
+                quarters,
+                rulesets,
+                clock,
+            } => self.decide_determination(
+                *determination_id,
+                evaluation_id,
+                quarters,
+                rulesets,
+                *clock,
+            ),
             MemberCommand::RecordStudySession {
                 session_id,
                 course,
@@ -393,6 +512,9 @@ impl Aggregate for Member {
                 effective_on,
                 sequence,
             }),
+            MemberEvent::EligibilityDetermined(determination) => {
+                self.determinations.push(determination)
+            }
         }
     }
 }
@@ -782,6 +904,93 @@ mod tests {
         MemberTest::with(())
             .given_no_previous_events()
             .when(transfer(30, "fz-branch-2", (2018, 7, 1)))
+            .then_expect_error(MemberRejection::NotEnrolled);
+    }
+
+    fn determine(n: u128, quarters: &[&str], now: DateTime<Utc>) -> MemberCommand {
+        MemberCommand::DetermineEligibility {
+            determination_id: id(n),
+            evaluation_id: "2018-q2".parse().expect("slug"),
+            quarters: quarters
+                .iter()
+                .map(|q| Quarter::parse(q).expect("quarter"))
+                .collect(),
+            rulesets: vec![Ruleset::version_1()],
+            clock: Clock { now, ..clock() },
+        }
+    }
+
+    #[test]
+    fn a_determination_records_the_outcome_and_its_basis_once() {
+        use crate::rules::status::QuarterStatus;
+        // 2.5 required hours in 2018-Q2, far from the 8 + 3 of version 1.
+        let given = vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            session_recorded(2, at(4, 2, 1, 0), at(4, 2, 2, 0)),
+            MemberEvent::CourseCompleted {
+                completion_id: id(3),
+                course_id: course().course_id,
+                category: Category::Required,
+                credit_hours: Hours::from_hundredths(250),
+                min_study_minutes: 60,
+                completed_at: at(4, 2, 3, 0),
+            },
+        ];
+        let now = at(7, 2, 0, 0);
+        let mut member = Member::default();
+        for event in given.clone() {
+            member.apply(event);
+        }
+        let events = member
+            .decide(&determine(9, &["2018-Q2"], now))
+            .expect("decided");
+        let [MemberEvent::EligibilityDetermined(d)] = events.as_slice() else {
+            panic!("one determination expected, got {events:?}");
+        };
+        assert!(!d.eligible);
+        assert_eq!(d.determined_at, now);
+        assert_eq!(d.rules_version, 1);
+        assert_eq!(d.quarters.len(), 1);
+        assert_eq!(d.quarters[0].status, QuarterStatus::NonCompliant);
+        assert_eq!(d.quarters[0].required_hours, Hours::from_hundredths(250));
+        assert_eq!(d.quarters[0].required_target, Hours::whole(8));
+        assert_eq!(d.quarters[0].ruleset_version, Some(1));
+
+        let mut recorded = given.clone();
+        recorded.push(events[0].clone());
+        MemberTest::with(())
+            .given(recorded.clone())
+            .when(determine(9, &["2018-Q2"], at(8, 1, 0, 0)))
+            .then_expect_events(vec![]);
+        let mut other = determine(9, &["2018-Q2"], now);
+        if let MemberCommand::DetermineEligibility { evaluation_id, .. } = &mut other {
+            *evaluation_id = "2018-annual".parse().expect("slug");
+        }
+        MemberTest::with(())
+            .given(recorded)
+            .when(other)
+            .then_expect_error(MemberRejection::IdReused {
+                kind: "determination",
+                id: id(9),
+            });
+    }
+
+    #[test]
+    fn eligibility_is_decided_only_once_every_quarter_has_ended() {
+        let q2 = Quarter::parse("2018-Q2").expect("quarter");
+        // 2018-06-30T20:00Z is already 2018-07-01 in Shanghai: Q2 has ended there.
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(determine(9, &["2018-Q2"], at(6, 30, 15, 0)))
+            .then_expect_error(MemberRejection::EvaluationNotOver(q2));
+        let mut member = Member::default();
+        member.apply(MemberEvent::MemberEnrolled(enrolment()));
+        assert!(member
+            .decide(&determine(9, &["2018-Q2"], at(6, 30, 20, 0)))
+            .is_ok());
+        MemberTest::with(())
+            .given_no_previous_events()
+            .when(determine(9, &["2018-Q1"], at(7, 1, 0, 0)))
             .then_expect_error(MemberRejection::NotEnrolled);
     }
 }

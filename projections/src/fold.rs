@@ -6,67 +6,51 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::Serialize;
 use studyledger_aggregates::member::Member;
-use studyledger_aggregates::rules::credit::{credit_completions, quarter_totals, QuarterTotals};
+use studyledger_aggregates::rules::credit::QuarterTotals;
+use studyledger_aggregates::rules::eligibility::{judge_quarter, QuarterJudgement};
 use studyledger_aggregates::rules::rulesets::{ruleset_for, Ruleset};
 use studyledger_aggregates::rules::sessions::session_minutes;
-use studyledger_aggregates::rules::status::{quarter_status, QuarterStatus};
-use studyledger_aggregates::values::{Hours, Quarter};
+use studyledger_aggregates::values::Quarter;
 
-/// A member's standing in one quarter, with the targets and the ruleset that judged it.
+/// A member's standing in one quarter: the judgement (status, totals, targets, ruleset
+/// version), the minutes studied, and whether a newer ruleset governs the quarter now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarterCompliance {
-    pub quarter: Quarter,
-    pub status: QuarterStatus,
-    pub required_hours: Hours,
-    pub elective_hours: Hours,
-    pub required_target: Hours,
-    pub elective_target: Hours,
+    #[serde(flatten)]
+    pub judgement: QuarterJudgement,
     pub study_minutes: i64,
-    /// `None` only for a quarter before every published ruleset.
-    pub ruleset_version: Option<u32>,
-    /// Whether a newer ruleset applies than the one these figures were computed under. A fold
-    /// always uses the current rulesets, so it is never stale; stored views can be.
+    /// Whether the quarter was judged under other rules than the ones that govern it now. A
+    /// fold always uses the current rulesets, so it is never stale; stored views can be.
     pub stale: bool,
 }
 
-/// A member's row for one quarter from its totals (rule 6). `judged_under` is the ruleset
-/// version stored figures were computed under, if any: the row is stale when a different
-/// ruleset governs the quarter now. `today` is the local date.
+/// A member's row for one quarter from its totals (rules 5 and 6). `rules_version` is the
+/// highest ruleset version stored figures were computed under (`None`: computed now, under
+/// every published ruleset). Stored figures are judged under the rules they were computed
+/// with, and are stale when another ruleset governs the quarter now. `today` is the local date.
 pub fn quarter_compliance(
     quarter: Quarter,
     totals: QuarterTotals,
     study_minutes: i64,
     enrolled_on: NaiveDate,
     rulesets: &[Ruleset],
-    judged_under: Option<u32>,
+    rules_version: Option<u32>,
     today: NaiveDate,
 ) -> QuarterCompliance {
-    let governing = ruleset_for(quarter, rulesets);
-    let stale = judged_under.is_some_and(|v| Some(v) != governing.map(|r| r.version));
-    match governing {
-        Some(ruleset) => QuarterCompliance {
-            quarter,
-            status: quarter_status(quarter, &totals, ruleset, enrolled_on, today),
-            required_hours: totals.required,
-            elective_hours: totals.elective,
-            required_target: ruleset.required_hours,
-            elective_target: ruleset.elective_hours,
-            study_minutes,
-            ruleset_version: judged_under.or(Some(ruleset.version)),
-            stale,
-        },
-        // No rules reach back this far: nothing was asked of anybody.
-        None => QuarterCompliance {
-            quarter,
-            status: QuarterStatus::Exempt,
-            required_hours: totals.required,
-            elective_hours: totals.elective,
-            required_target: Hours::ZERO,
-            elective_target: Hours::ZERO,
-            study_minutes,
-            ruleset_version: None,
-            stale,
-        },
+    let known: Vec<Ruleset> = match rules_version {
+        Some(v) => rulesets
+            .iter()
+            .filter(|r| r.version <= v)
+            .cloned()
+            .collect(),
+        None => rulesets.to_vec(),
+    };
+    let judgement = judge_quarter(quarter, totals, enrolled_on, &known, today);
+    let governing = ruleset_for(quarter, rulesets).map(|r| r.version);
+    QuarterCompliance {
+        judgement,
+        study_minutes,
+        stale: judgement.ruleset_version != governing,
     }
 }
 
@@ -81,7 +65,6 @@ pub struct MemberFold {
 
 impl MemberFold {
     pub fn new(member: &Member, rulesets: &[Ruleset], tz: Tz) -> MemberFold {
-        let outcomes = credit_completions(member.sessions(), member.completions(), rulesets, tz);
         let mut minutes: BTreeMap<Quarter, i64> = BTreeMap::new();
         for session in member.sessions() {
             *minutes
@@ -90,7 +73,7 @@ impl MemberFold {
         }
         MemberFold {
             enrolled_on: member.enrolment().map(|e| e.enrolled_on),
-            totals: quarter_totals(&outcomes),
+            totals: member.quarter_totals(rulesets, tz),
             minutes,
         }
     }
@@ -153,7 +136,8 @@ mod tests {
     use cqrs_es::Aggregate;
     use studyledger_aggregates::facts::Enrolment;
     use studyledger_aggregates::member::MemberEvent;
-    use studyledger_aggregates::values::Category;
+    use studyledger_aggregates::rules::status::QuarterStatus;
+    use studyledger_aggregates::values::{Category, Hours};
     use uuid::Uuid;
 
     const TZ: Tz = chrono_tz::Asia::Shanghai;
@@ -226,7 +210,13 @@ mod tests {
             .collect();
         let summary: Vec<(String, QuarterStatus, i64)> = rows
             .iter()
-            .map(|r| (r.quarter.to_string(), r.status, r.study_minutes))
+            .map(|r| {
+                (
+                    r.judgement.quarter.to_string(),
+                    r.judgement.status,
+                    r.study_minutes,
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -236,8 +226,8 @@ mod tests {
                 ("2018-Q3".to_owned(), QuarterStatus::InProgress, 0),
             ]
         );
-        assert_eq!(rows[1].required_target, Hours::whole(8));
-        assert_eq!(rows[1].ruleset_version, Some(1));
+        assert_eq!(rows[1].judgement.required_target, Hours::whole(8));
+        assert_eq!(rows[1].judgement.ruleset_version, Some(1));
         assert_eq!(fold.lifetime_totals().total(), Hours::whole(11));
     }
 
@@ -251,7 +241,42 @@ mod tests {
             &rulesets,
             date(2020, 1, 1),
         );
-        assert_eq!(row.status, QuarterStatus::Exempt);
-        assert_eq!(row.ruleset_version, None);
+        assert_eq!(row.judgement.status, QuarterStatus::Exempt);
+        assert_eq!(row.judgement.ruleset_version, None);
+    }
+
+    #[test]
+    fn stored_figures_are_judged_under_their_own_rules_and_stale_under_newer_ones() {
+        let q3 = Quarter::parse("2018-Q3").expect("q");
+        let stricter = Ruleset {
+            version: 2,
+            effective_from: q3,
+            required_hours: Hours::whole(10),
+            ..Ruleset::version_1()
+        };
+        let rulesets = [Ruleset::version_1(), stricter];
+        let totals = QuarterTotals {
+            required: Hours::whole(8),
+            elective: Hours::whole(3),
+        };
+        let enrolled = date(2018, 1, 1);
+        let today = date(2020, 1, 1);
+        let row = |q: Quarter, v: Option<u32>| {
+            quarter_compliance(q, totals, 0, enrolled, &rulesets, v, today)
+        };
+        let old = row(q3, Some(1));
+        assert_eq!(old.judgement.status, QuarterStatus::Compliant);
+        assert_eq!(old.judgement.ruleset_version, Some(1));
+        assert!(old.stale);
+        let now = row(q3, Some(2));
+        assert_eq!(now.judgement.status, QuarterStatus::NonCompliant);
+        assert_eq!(now.judgement.required_target, Hours::whole(10));
+        assert!(!now.stale);
+        assert_eq!(row(q3, None), now, "a fold uses every ruleset");
+        let q2 = Quarter::parse("2018-Q2").expect("q");
+        assert!(
+            !row(q2, Some(1)).stale,
+            "version 2 does not reach back to 2018-Q2"
+        );
     }
 }

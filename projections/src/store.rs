@@ -29,15 +29,16 @@ pub async fn upsert_organisation(
     Ok(())
 }
 
-/// The view rows of one member, folded from its state.
+/// The view rows of members, folded from their states, column by column for bulk writes.
 #[derive(Debug, Default)]
-struct MemberRows {
+pub struct MemberRows {
     member_id: Vec<Uuid>,
     member_no: Vec<String>,
     name: Vec<String>,
     enrolled_on: Vec<NaiveDate>,
     enrolled_org: Vec<String>,
     last_sequence: Vec<i64>,
+    rules_version: Vec<i32>,
     org_member: Vec<Uuid>,
     org_day: Vec<NaiveDate>,
     org_sequence: Vec<i64>,
@@ -58,7 +59,18 @@ fn to_i64(n: usize) -> i64 {
 }
 
 impl MemberRows {
-    fn add(&mut self, member: &Member, fold: &MemberFold, rulesets: &[Ruleset]) {
+    /// Members added so far.
+    pub fn len(&self) -> usize {
+        self.member_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.member_id.is_empty()
+    }
+
+    /// Adds a member's rows: `fold` is the member folded under `rulesets`.
+    pub fn add(&mut self, member: &Member, fold: &MemberFold, rulesets: &[Ruleset]) {
+        let rules_version = rulesets.iter().map(|r| r.version).max().unwrap_or(0);
         let Some(enrolment) = member.enrolment() else {
             return;
         };
@@ -70,6 +82,8 @@ impl MemberRows {
         self.enrolled_on.push(enrolment.enrolled_on);
         self.enrolled_org.push(enrolment.org_id.to_string());
         self.last_sequence.push(sequence);
+        self.rules_version
+            .push(i32::try_from(rules_version).unwrap_or(i32::MAX));
         self.org_member.push(id);
         self.org_day.push(enrolment.enrolled_on);
         self.org_sequence.push(1);
@@ -109,71 +123,80 @@ pub async fn replace_members(
     for (member, fold) in members {
         rows.add(member, fold, rulesets);
     }
-    if rows.member_id.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO member_view (member_id, member_no, name, enrolled_on, enrolled_org_id, last_sequence)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[])
-         ON CONFLICT (member_id) DO UPDATE
-            SET member_no = EXCLUDED.member_no, name = EXCLUDED.name,
-                enrolled_on = EXCLUDED.enrolled_on, enrolled_org_id = EXCLUDED.enrolled_org_id,
-                last_sequence = EXCLUDED.last_sequence",
-    )
-    .bind(&rows.member_id)
-    .bind(&rows.member_no)
-    .bind(&rows.name)
-    .bind(&rows.enrolled_on)
-    .bind(&rows.enrolled_org)
-    .bind(&rows.last_sequence)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM member_org_view WHERE member_id = ANY($1)")
-        .bind(&rows.member_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO member_org_view (member_id, effective_on, sequence, org_id)
-         SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::bigint[], $4::text[])",
-    )
-    .bind(&rows.org_member)
-    .bind(&rows.org_day)
-    .bind(&rows.org_sequence)
-    .bind(&rows.org_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM member_quarter_view WHERE member_id = ANY($1)")
-        .bind(&rows.member_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO member_quarter_view (member_id, quarter, required_hundredths, elective_hundredths,
-                                          study_minutes, required_target, elective_target,
-                                          ruleset_version, last_sequence)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-                              $6::bigint[], $7::bigint[], $8::int[], $9::bigint[])",
-    )
-    .bind(&rows.q_member)
-    .bind(&rows.quarter)
-    .bind(&rows.required)
-    .bind(&rows.elective)
-    .bind(&rows.minutes)
-    .bind(&rows.required_target)
-    .bind(&rows.elective_target)
-    .bind(&rows.version)
-    .bind(&rows.q_sequence)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    for table in ["member_org_view", "member_quarter_view"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE member_id = ANY($1)"))
+            .bind(&rows.member_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    rows.insert(tx).await
 }
 
-/// A member's stored quarter: totals, minutes, and the targets and version it was judged under.
+impl MemberRows {
+    /// Writes the rows in three statements: member rows are upserted, organisation and quarter
+    /// rows inserted (the caller removed any earlier ones, or the tables are new).
+    pub async fn insert(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let rows = self;
+        sqlx::query(
+            "INSERT INTO member_view (member_id, member_no, name, enrolled_on, enrolled_org_id,
+                                      last_sequence, rules_version)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[],
+                                  $6::bigint[], $7::int[])
+             ON CONFLICT (member_id) DO UPDATE
+                SET member_no = EXCLUDED.member_no, name = EXCLUDED.name,
+                    enrolled_on = EXCLUDED.enrolled_on, enrolled_org_id = EXCLUDED.enrolled_org_id,
+                    last_sequence = EXCLUDED.last_sequence, rules_version = EXCLUDED.rules_version",
+        )
+        .bind(&rows.member_id)
+        .bind(&rows.member_no)
+        .bind(&rows.name)
+        .bind(&rows.enrolled_on)
+        .bind(&rows.enrolled_org)
+        .bind(&rows.last_sequence)
+        .bind(&rows.rules_version)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO member_org_view (member_id, effective_on, sequence, org_id)
+             SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::bigint[], $4::text[])",
+        )
+        .bind(&rows.org_member)
+        .bind(&rows.org_day)
+        .bind(&rows.org_sequence)
+        .bind(&rows.org_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO member_quarter_view (member_id, quarter, required_hundredths, elective_hundredths,
+                                              study_minutes, required_target, elective_target,
+                                              ruleset_version, last_sequence)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                                  $6::bigint[], $7::bigint[], $8::int[], $9::bigint[])",
+        )
+        .bind(&rows.q_member)
+        .bind(&rows.quarter)
+        .bind(&rows.required)
+        .bind(&rows.elective)
+        .bind(&rows.minutes)
+        .bind(&rows.required_target)
+        .bind(&rows.elective_target)
+        .bind(&rows.version)
+        .bind(&rows.q_sequence)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A member's stored quarter: totals and minutes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredQuarter {
     pub quarter: Quarter,
     pub totals: QuarterTotals,
     pub study_minutes: i64,
-    pub ruleset_version: Option<u32>,
 }
 
 fn stored_quarter(row: &sqlx::postgres::PgRow) -> Option<StoredQuarter> {
@@ -185,10 +208,6 @@ fn stored_quarter(row: &sqlx::postgres::PgRow) -> Option<StoredQuarter> {
             elective: Hours::from_hundredths(row.try_get("elective_hundredths").ok()?),
         },
         study_minutes: row.try_get("study_minutes").ok()?,
-        ruleset_version: row
-            .try_get::<Option<i32>, _>("ruleset_version")
-            .ok()?
-            .and_then(|v| u32::try_from(v).ok()),
     })
 }
 
@@ -200,32 +219,34 @@ pub struct MemberRow {
     pub name: String,
     pub enrolled_on: NaiveDate,
     pub org_id: String,
+    /// The highest ruleset version the member's rows were folded under.
+    pub rules_version: u32,
 }
 
+/// A member and their stored quarters, in one statement (so a replay's swap can never fall
+/// between the two).
 pub async fn member(
     pool: &PgPool,
     member_id: Uuid,
 ) -> Result<Option<(MemberRow, Vec<StoredQuarter>)>, sqlx::Error> {
-    let Some(row) = sqlx::query(
-        "SELECT member_id, member_no, name, enrolled_on, enrolled_org_id AS org_id
-           FROM member_view WHERE member_id = $1",
-    )
-    .bind(member_id)
-    .fetch_optional(pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let quarters = sqlx::query(
-        "SELECT quarter, required_hundredths, elective_hundredths, study_minutes, ruleset_version
-           FROM member_quarter_view WHERE member_id = $1 ORDER BY quarter",
+    let rows = sqlx::query(
+        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, m.enrolled_org_id AS org_id,
+                m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
+                q.study_minutes
+           FROM member_view m
+           LEFT JOIN member_quarter_view q ON q.member_id = m.member_id
+          WHERE m.member_id = $1
+          ORDER BY q.quarter",
     )
     .bind(member_id)
     .fetch_all(pool)
     .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
     Ok(Some((
-        member_row(&row)?,
-        quarters.iter().filter_map(stored_quarter).collect(),
+        member_row(first)?,
+        rows.iter().filter_map(stored_quarter).collect(),
     )))
 }
 
@@ -236,15 +257,19 @@ fn member_row(row: &sqlx::postgres::PgRow) -> Result<MemberRow, sqlx::Error> {
         name: row.try_get("name")?,
         enrolled_on: row.try_get("enrolled_on")?,
         org_id: row.try_get("org_id")?,
+        rules_version: u32::try_from(row.try_get::<i32, _>("rules_version")?).unwrap_or(0),
     })
 }
 
 /// The organisation and all its descendants; `None` when the organisation is unknown.
-pub async fn subtree(pool: &PgPool, org_id: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+pub async fn subtree(
+    connection: &mut PgConnection,
+    org_id: &str,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
     let orgs: Vec<String> =
         sqlx::query_scalar("SELECT org_id FROM org_view WHERE path @> ARRAY[$1]")
             .bind(org_id)
-            .fetch_all(pool)
+            .fetch_all(connection)
             .await?;
     Ok((!orgs.is_empty()).then_some(orgs))
 }
@@ -253,7 +278,7 @@ pub async fn subtree(pool: &PgPool, org_id: &str) -> Result<Option<Vec<String>>,
 /// before that day; enrolled by then), in member id order after `after`, at most `limit`,
 /// each with their stored row for `quarter` (if any).
 pub async fn members_of(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     orgs: &[String],
     day: NaiveDate,
     quarter: Quarter,
@@ -261,9 +286,8 @@ pub async fn members_of(
     limit: i64,
 ) -> Result<Vec<(MemberRow, Option<StoredQuarter>)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, o.org_id,
-                q.quarter, q.required_hundredths, q.elective_hundredths, q.study_minutes,
-                q.ruleset_version
+        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, o.org_id, m.rules_version,
+                q.quarter, q.required_hundredths, q.elective_hundredths, q.study_minutes
            FROM member_org_view o
            JOIN member_view m ON m.member_id = o.member_id
            LEFT JOIN member_quarter_view q ON q.member_id = o.member_id AND q.quarter = $3
@@ -281,7 +305,7 @@ pub async fn members_of(
     .bind(quarter.to_string())
     .bind(after)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(connection)
     .await?;
     rows.iter()
         .map(|row| Ok((member_row(row)?, stored_quarter(row))))

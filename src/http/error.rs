@@ -13,6 +13,10 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     Malformed(String),
+    #[error("this request needs the administrator's bearer token")]
+    Unauthorized,
+    #[error("the bearer token does not grant this request")]
+    Forbidden,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -38,6 +42,8 @@ impl ApiError {
                 "malformed-request",
                 "Malformed request",
             ),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (
                 StatusCode::CONFLICT,
@@ -99,6 +105,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
         let mut response = problem(status, kind, title, &self.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

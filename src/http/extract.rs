@@ -85,6 +85,32 @@ impl FromRequestParts<AppState> for RequestMeta {
     }
 }
 
+/// The metadata of a request only administrators may make: publishing rules, defining
+/// evaluations, determining eligibility, replaying. When `LEDGER_ADMIN_TOKEN` is set, the
+/// request must carry it as a bearer token (401 without a token, 403 with another one); when
+/// it is unset the ledger runs open, as on a developer's machine.
+pub struct Admin(pub Metadata);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state).await?;
+        if state.admin_token().is_some() && meta.actor != "admin" {
+            let has_token = parts.headers.contains_key(header::AUTHORIZATION);
+            return Err(if has_token {
+                ApiError::Forbidden
+            } else {
+                ApiError::Unauthorized
+            });
+        }
+        Ok(Admin(meta))
+    }
+}
+
 pub fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::Malformed(format!("{field} must be a UUID")))
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use studyledger_aggregates::course::Course;
 use studyledger_aggregates::facts::{CourseTerms, Enrolment};
-use studyledger_aggregates::member::{Clock, Member, MemberCommand};
+use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::values::{local_date, CourseId, Quarter};
 use studyledger_projections::fold::{quarter_compliance, MemberFold};
@@ -87,13 +87,6 @@ async fn course_terms(
     Err(ApiError::RuleViolation(format!(
         "course {course_id} is not registered"
     )))
-}
-
-fn clock(ledger: &Ledger) -> Clock {
-    Clock {
-        now: Utc::now(),
-        tz: ledger.tz(),
-    }
 }
 
 fn profile_json(member: &Member, fold: &MemberFold, today: chrono::NaiveDate) -> Option<Value> {
@@ -215,7 +208,7 @@ pub async fn record_session(
         course,
         started_at,
         ended_at,
-        clock: clock(ledger),
+        clock: ledger.clock(),
     };
     let (sequence, position, ()) = record_fact(ledger, member_id, command, &meta, move |m| {
         m.session(session_id).map(|s| (s.sequence, ()))
@@ -252,7 +245,7 @@ pub async fn record_completion(
         completion_id,
         course,
         completed_at,
-        clock: clock(ledger),
+        clock: ledger.clock(),
     };
     let (sequence, position, terms) = record_fact(ledger, member_id, command, &meta, move |m| {
         m.completion(completion_id)
@@ -392,7 +385,7 @@ pub async fn compliance(
             found.map_or(0, |s| s.study_minutes),
             member.enrolled_on,
             &rulesets,
-            found.and_then(|s| s.ruleset_version),
+            Some(member.rules_version),
             today,
         )
     };

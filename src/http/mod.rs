@@ -3,12 +3,15 @@
 
 pub mod consistency;
 pub mod courses;
+pub mod eligibility;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod history;
 pub mod members;
 pub mod orgs;
+pub mod replays;
+pub mod rules;
 
 use std::sync::Arc;
 
@@ -35,6 +38,7 @@ pub struct AppState {
 struct Inner {
     ledger: Arc<Ledger>,
     admin_token: Option<String>,
+    jobs: crate::determinations::Jobs,
 }
 
 impl AppState {
@@ -43,12 +47,17 @@ impl AppState {
             inner: Arc::new(Inner {
                 ledger,
                 admin_token,
+                jobs: crate::determinations::Jobs::default(),
             }),
         }
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {
         &self.inner.ledger
+    }
+
+    pub fn jobs(&self) -> &crate::determinations::Jobs {
+        &self.inner.jobs
     }
 
     pub fn admin_token(&self) -> Option<&str> {
@@ -86,6 +95,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/members/{member_id}/ledger", get(history::ledger))
         .route("/v1/members/{member_id}/events", get(history::events))
+        .route(
+            "/v1/members/{member_id}/eligibility/{evaluation_id}",
+            get(eligibility::eligibility),
+        )
+        .route("/v1/rulesets", post(rules::publish).get(rules::list))
+        .route("/v1/evaluations", post(rules::define_evaluation))
+        .route("/v1/replays", post(replays::start))
+        .route("/v1/replays/{replay_id}", get(replays::show))
+        .route(
+            "/v1/replays/{replay_id}/changes.csv",
+            get(replays::show_csv),
+        )
+        .route(
+            "/v1/evaluations/{evaluation_id}/determinations",
+            post(eligibility::determine),
+        )
+        .route(
+            "/v1/evaluations/{evaluation_id}/determinations/{determination_id}",
+            get(eligibility::job),
+        )
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -99,6 +99,9 @@ struct Counted {
     day: NaiveDate,
     orgs: Vec<String>,
     caught_up: bool,
+    /// One transaction for the whole scan: the tables it reads stay locked against a replay's
+    /// swap until it ends, so a scan never mixes rebuilt views with the ones they replace.
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
 }
 
 async fn counted(
@@ -116,7 +119,8 @@ async fn counted(
     )?;
     let caught_up = consistency::wait_for_views(state, query.min_position).await?;
     let ledger = state.ledger();
-    let orgs = views::subtree(ledger.pool(), org_id.as_str())
+    let mut tx = ledger.pool().begin().await.map_err(StoreError::from)?;
+    let orgs = views::subtree(&mut tx, org_id.as_str())
         .await
         .map_err(StoreError::from)?
         .ok_or_else(|| ApiError::NotFound(format!("organisation {org_id} is not registered")))?;
@@ -129,18 +133,18 @@ async fn counted(
         day,
         orgs,
         caught_up,
+        tx,
     })
 }
 
 impl Counted {
     /// The next members of the subtree after `after`, in member id order.
     async fn next_chunk(
-        &self,
-        ledger: &crate::ledger::Ledger,
+        &mut self,
         after: Option<uuid::Uuid>,
     ) -> Result<Vec<(views::MemberRow, Option<views::StoredQuarter>)>, ApiError> {
         Ok(views::members_of(
-            ledger.pool(),
+            &mut self.tx,
             &self.orgs,
             self.day,
             self.quarter,
@@ -164,7 +168,7 @@ fn judged(
         stored.map_or(0, |s| s.study_minutes),
         member.enrolled_on,
         rulesets,
-        stored.and_then(|s| s.ruleset_version),
+        Some(member.rules_version),
         counted.today,
     )
 }
@@ -186,20 +190,24 @@ pub async fn compliance(
     ApiPath(org_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<RollUpQuery>,
 ) -> Result<Response, ApiError> {
-    let counted = counted(&state, &org_id, &query).await?;
+    let mut counted = counted(&state, &org_id, &query).await?;
     let ledger = state.ledger();
     let rulesets = ledger.rulesets().await?;
+    let mut stale = 0_i64;
     let mut tally: BTreeMap<QuarterStatus, i64> = BTreeMap::new();
     let mut members = 0_i64;
     let mut total = Hours::ZERO;
     let mut after = None;
     loop {
-        let chunk = counted.next_chunk(ledger, after).await?;
+        let chunk = counted.next_chunk(after).await?;
         for (member, stored) in &chunk {
             let row = judged(&counted, member, stored.as_ref(), &rulesets);
-            *tally.entry(row.status).or_default() += 1;
+            *tally.entry(row.judgement.status).or_default() += 1;
             members += 1;
-            total = total.plus(row.required_hours).plus(row.elective_hours);
+            stale += i64::from(row.stale);
+            total = total
+                .plus(row.judgement.required_hours)
+                .plus(row.judgement.elective_hours);
         }
         match chunk.last() {
             Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
@@ -228,6 +236,7 @@ pub async fn compliance(
             "compliance_rate": rate,
             "credit_hours_total": total,
             "credit_hours_per_member": per_member,
+            "stale": stale,
         }),
         counted.caught_up,
     ))
@@ -269,17 +278,17 @@ pub async fn members(
         .as_deref()
         .map(|c| extract::uuid("cursor", c))
         .transpose()?;
-    let counted = counted(&state, &org_id, &query).await?;
+    let mut counted = counted(&state, &org_id, &query).await?;
     let ledger = state.ledger();
     let rulesets = ledger.rulesets().await?;
     let mut page = Vec::new();
     let mut next_cursor = None;
     'scan: loop {
-        let chunk = counted.next_chunk(ledger, after).await?;
+        let chunk = counted.next_chunk(after).await?;
         for (member, stored) in &chunk {
             after = Some(member.member_id);
             let row = judged(&counted, member, stored.as_ref(), &rulesets);
-            if status.is_some_and(|s| s != row.status) {
+            if status.is_some_and(|s| s != row.judgement.status) {
                 continue;
             }
             if i64::try_from(page.len()).unwrap_or(i64::MAX) == limit {
@@ -293,10 +302,12 @@ pub async fn members(
                 "member_no": member.member_no,
                 "name": member.name,
                 "org_id": member.org_id,
-                "status": row.status,
-                "required_hours": row.required_hours,
-                "elective_hours": row.elective_hours,
+                "status": row.judgement.status,
+                "required_hours": row.judgement.required_hours,
+                "elective_hours": row.judgement.elective_hours,
                 "study_minutes": row.study_minutes,
+                "ruleset_version": row.judgement.ruleset_version,
+                "stale": row.stale,
             }));
         }
         if i64::try_from(chunk.len()).unwrap_or(0) < SCAN_CHUNK {

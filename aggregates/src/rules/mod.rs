@@ -4,6 +4,7 @@
 //! build views, so each rule exists exactly once.
 
 pub mod credit;
+pub mod eligibility;
 pub mod rulesets;
 pub mod sessions;
 pub mod status;
