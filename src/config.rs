@@ -32,6 +32,8 @@ pub enum Command {
     BenchWrite(BenchArgs),
     /// Measure the projector's catch-up rate on a large store against a COPY scan of it.
     BenchProjector(BenchProjectorArgs),
+    /// Measure a full replay of a large store against a COPY scan of it in member order.
+    BenchReplay(BenchReplayArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -127,4 +129,18 @@ pub struct ReplayArgs {
     /// List who changes eligibility under the current rules; change no view.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchReplayArgs {
+    /// PostgreSQL server URL (a superuser: the baseline COPY writes to the server's /dev/null);
+    /// the run creates and drops its own database on that server.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// About how many member events to fill the store with.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub events: usize,
+    /// Runs (scan + replay each); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }

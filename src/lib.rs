@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_projector;
+pub mod bench_replay;
 pub mod config;
 pub mod connections;
 pub mod db;

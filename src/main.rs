@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use studyledger::config::{Cli, Command};
-use studyledger::{bench, bench_projector, demo, replay, serve, telemetry};
+use studyledger::{bench, bench_projector, bench_replay, demo, replay, serve, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -15,6 +15,7 @@ async fn main() -> std::process::ExitCode {
         Command::DemoData(args) => demo::run(args).await,
         Command::BenchWrite(args) => bench::run(args).await,
         Command::BenchProjector(args) => bench_projector::run(args).await,
+        Command::BenchReplay(args) => bench_replay::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -40,7 +40,7 @@ use crate::ledger::Ledger;
 use crate::store::StoreError;
 
 /// The advisory lock one replay per database holds ("REPLAY" in ASCII).
-const REPLAY_LOCK_KEY: i64 = 0x5245_504c_4159;
+pub const REPLAY_LOCK_KEY: i64 = 0x5245_504c_4159;
 /// Where a rebuild writes until the swap.
 const NEXT: &str = "replay_next";
 /// The view tables a replay rebuilds (the projector's checkpoint stays where it is).
@@ -252,6 +252,10 @@ async fn replay(
     report(Report::Total(u64::try_from(total).unwrap_or(0)));
 
     let mut writer = pool.acquire().await?.detach();
+    // "does not exist, skipping" and the like are expected here, not news.
+    sqlx::query("SET client_min_messages TO warning")
+        .execute(&mut writer)
+        .await?;
     if !dry_run {
         prepare_tables(&mut writer, &mut reader, &cover).await?;
     }

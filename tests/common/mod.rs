@@ -93,6 +93,15 @@ impl TestApp {
 
     /// Another instance of the service on the same database (for multi-instance tests).
     pub async fn spawn_on(database: std::sync::Arc<TestDatabase>) -> TestApp {
+        TestApp::spawn_with(database, None).await
+    }
+
+    /// An instance whose administrator token is `admin_token` (administrative requests must
+    /// carry it).
+    pub async fn spawn_with(
+        database: std::sync::Arc<TestDatabase>,
+        admin_token: Option<&str>,
+    ) -> TestApp {
         let pool = database.pool().await;
         studyledger::db::migrate(&pool).await.expect("migrate");
         let ledger = Ledger::new(
@@ -111,7 +120,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("address"));
         tokio::spawn(studyledger::projector::Projector::new(ledger.clone(), 1000).run());
-        let app = router(AppState::new(ledger, None));
+        let app = router(AppState::new(ledger, admin_token.map(str::to_owned)));
         tokio::spawn(async move { axum::serve(listener, app).await });
         TestApp {
             address,
@@ -142,6 +151,24 @@ impl TestApp {
             .await
             .expect("request");
         read(response).await
+    }
+
+    /// A POST with `Authorization: Bearer <token>` (none when `token` is empty); answers
+    /// status, headers and body.
+    pub async fn post_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: &Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.address));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        let response = request.json(body).send().await.expect("request");
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        (status, headers, body)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
