@@ -89,6 +89,7 @@ async fn measure(args: &BenchReplayArgs, options: PgConnectOptions) -> Result<()
     for run in 1..=args.runs.max(1) {
         let scan = copy_scan(&options).await?;
         reset_peak_memory();
+        let before = memory_mib("VmRSS:");
         let started = Instant::now();
         let summary = replay::run(
             ledger.clone(),
@@ -97,20 +98,25 @@ async fn measure(args: &BenchReplayArgs, options: PgConnectOptions) -> Result<()
         )
         .await?;
         let seconds = started.elapsed().as_secs_f64();
-        let peak = peak_memory_mib();
+        let peak = memory_mib("VmHWM:");
         let rate = summary.events as f64 / seconds;
         eprintln!(
-            "run {run}: COPY {:.0} rows/s; replay {} events in {seconds:.1} s = {rate:.0} events/s; peak RSS {peak:.0} MiB",
+            "run {run}: COPY {:.0} rows/s; replay {} events in {seconds:.1} s = {rate:.0} events/s; resident memory {before:.0} MiB before, peak {peak:.0} MiB",
             events as f64 / scan,
             summary.events
         );
         scans.push(events as f64 / scan);
         replays.push(rate);
-        peaks.push(peak);
+        peaks.push((before, peak));
     }
     let scan = median(&mut scans);
     let rate = median(&mut replays);
-    let peak = peaks.iter().copied().fold(0.0, f64::max);
+    let (before, peak) = peaks
+        .iter()
+        .copied()
+        .fold((0.0, 0.0), |(b, p), (before, peak)| {
+            (f64::max(b, before), f64::max(p, peak))
+        });
     println!(
         "replay benchmark: {events} member events, {members} members, {} runs, medians",
         args.runs.max(1)
@@ -118,7 +124,9 @@ async fn measure(args: &BenchReplayArgs, options: PgConnectOptions) -> Result<()
     println!("  COPY scan in member order:  {scan:>10.0} rows/s");
     println!("  replay (rebuild and swap):  {rate:>10.0} events/s");
     println!("  ratio:                      {:>10.2}", rate / scan);
-    println!("  peak resident memory:       {peak:>10.0} MiB (whole process)");
+    println!(
+        "  peak resident memory:       {peak:>10.0} MiB (whole process; {before:.0} MiB before the replay)"
+    );
     Ok(())
 }
 
@@ -142,14 +150,15 @@ fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// This process's peak resident memory since the last reset, in MiB (Linux; 0 elsewhere).
-fn peak_memory_mib() -> f64 {
+/// A memory figure of this process from /proc/self/status (`VmRSS:` now, `VmHWM:` the peak
+/// since the last reset), in MiB (Linux; 0 elsewhere).
+fn memory_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kib| kib.parse::<f64>().ok())
         })

@@ -50,8 +50,24 @@ pub fn quarter_compliance(
     QuarterCompliance {
         judgement,
         study_minutes,
-        stale: judgement.ruleset_version != governing,
+        stale: judgement.ruleset_version != governing
+            || study_rule_moved_before(quarter, &known, rulesets),
     }
+}
+
+/// Whether the study-time rule differs between two sets of rules in some quarter before
+/// `quarter`. Rule 2 credits the earliest passing completion of a course, so a completion that
+/// passes or fails differently in an earlier quarter can move a course's credit into or out of
+/// a later one, whatever rules govern that later quarter. The rule only changes where some
+/// ruleset takes effect, so those quarters are the ones to compare.
+fn study_rule_moved_before(quarter: Quarter, before: &[Ruleset], now: &[Ruleset]) -> bool {
+    let enforced = |q: Quarter, rulesets: &[Ruleset]| {
+        ruleset_for(q, rulesets).is_none_or(|r| r.enforce_min_study_time)
+    };
+    now.iter()
+        .map(|r| r.effective_from)
+        .filter(|from| *from < quarter)
+        .any(|from| enforced(from, before) != enforced(from, now))
 }
 
 /// Everything the per-quarter rows need, computed once per member.
@@ -278,5 +294,51 @@ mod tests {
             !row(q2, Some(1)).stale,
             "version 2 does not reach back to 2018-Q2"
         );
+    }
+
+    #[test]
+    fn a_study_time_rule_changed_earlier_makes_later_quarters_stale_too() {
+        // A course completed without study in 2018-Q2 and again, after study, in 2018-Q4:
+        // switching the study-time rule off for 2018-Q2 moves the course's credit from Q4 to
+        // Q2, though the rules governing Q4 did not change.
+        // Version 2 (from 2018-Q3) keeps the study-time rule; version 3, published later but
+        // effective earlier, lifts it for 2018-Q2 only.
+        let from_q3 = Ruleset {
+            version: 2,
+            effective_from: Quarter::parse("2018-Q3").expect("q"),
+            ..Ruleset::version_1()
+        };
+        let relaxed_q2 = Ruleset {
+            version: 3,
+            effective_from: Quarter::parse("2018-Q2").expect("q"),
+            enforce_min_study_time: false,
+            ..Ruleset::version_1()
+        };
+        let rulesets = [Ruleset::version_1(), from_q3, relaxed_q2];
+        let row = |q: &str, v: Option<u32>| {
+            quarter_compliance(
+                Quarter::parse(q).expect("q"),
+                QuarterTotals::default(),
+                0,
+                date(2018, 1, 1),
+                &rulesets,
+                v,
+                date(2020, 1, 1),
+            )
+        };
+        assert!(!row("2018-Q1", Some(2)).stale);
+        assert!(row("2018-Q2", Some(2)).stale);
+        let q4 = row("2018-Q4", Some(2));
+        assert_eq!(
+            q4.judgement.ruleset_version,
+            Some(2),
+            "the same rules govern 2018-Q4"
+        );
+        assert!(
+            q4.stale,
+            "2018-Q4 may have lost the course's credit to 2018-Q2"
+        );
+        assert!(!row("2018-Q4", Some(3)).stale);
+        assert!(!row("2018-Q4", None).stale);
     }
 }
