@@ -55,6 +55,24 @@ where
     outcome
 }
 
+/// A migrated ledger with ruleset 1 on the benchmark's database, and its pool.
+pub async fn fresh_ledger(
+    options: PgConnectOptions,
+) -> Result<(sqlx::PgPool, std::sync::Arc<crate::ledger::Ledger>), JobError> {
+    let pool = db::pool_options(8).connect_with(options).await?;
+    db::migrate(&pool).await?;
+    let ledger = crate::ledger::Ledger::new(
+        pool.clone(),
+        chrono_tz::Asia::Shanghai,
+        &crate::ledger::LedgerSettings::default(),
+    );
+    ledger
+        .publish_initial_rules()
+        .await
+        .map_err(|e| format!("publishing ruleset 1: {e}"))?;
+    Ok((pool, ledger))
+}
+
 async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobError> {
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
     let pool_size = u32::try_from(max_clients * 2).unwrap_or(32).max(4);

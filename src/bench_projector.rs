@@ -15,9 +15,8 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use crate::bench::median;
 use crate::config::BenchProjectorArgs;
 use crate::demo::{self, DemoPlan};
-use crate::ledger::{Ledger, LedgerSettings};
 use crate::projector::Projector;
-use crate::{db, JobError};
+use crate::JobError;
 
 /// Events the demo data set holds per member, on average (twelve quarters of study).
 const EVENTS_PER_MEMBER: usize = 148;
@@ -32,17 +31,7 @@ pub async fn run(args: BenchProjectorArgs) -> Result<(), JobError> {
 }
 
 async fn measure(args: &BenchProjectorArgs, options: PgConnectOptions) -> Result<(), JobError> {
-    let pool = db::pool_options(8).connect_with(options.clone()).await?;
-    db::migrate(&pool).await?;
-    let ledger = Ledger::new(
-        pool.clone(),
-        chrono_tz::Asia::Shanghai,
-        &LedgerSettings::default(),
-    );
-    ledger
-        .publish_initial_rules()
-        .await
-        .map_err(|e| format!("publishing ruleset 1: {e}"))?;
+    let (pool, ledger) = crate::bench::fresh_ledger(options.clone()).await?;
     let plan = DemoPlan {
         members: (args.events / EVENTS_PER_MEMBER).max(1),
         ..DemoPlan::default()

@@ -16,8 +16,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::bench::median;
 use crate::config::BenchReplayArgs;
 use crate::demo::{self, DemoPlan};
-use crate::ledger::{Ledger, LedgerSettings};
-use crate::{db, replay, JobError};
+use crate::{replay, JobError};
 
 /// Members loaded through the command path before the store is copied up to size.
 const BASE_MEMBERS: usize = 2_000;
@@ -30,17 +29,7 @@ pub async fn run(args: BenchReplayArgs) -> Result<(), JobError> {
 }
 
 async fn measure(args: &BenchReplayArgs, options: PgConnectOptions) -> Result<(), JobError> {
-    let pool = db::pool_options(8).connect_with(options.clone()).await?;
-    db::migrate(&pool).await?;
-    let ledger = Ledger::new(
-        pool.clone(),
-        chrono_tz::Asia::Shanghai,
-        &LedgerSettings::default(),
-    );
-    ledger
-        .publish_initial_rules()
-        .await
-        .map_err(|e| format!("publishing ruleset 1: {e}"))?;
+    let (pool, ledger) = crate::bench::fresh_ledger(options.clone()).await?;
     eprintln!("filling the store: {BASE_MEMBERS} demo members through the command path");
     demo::load(
         &ledger,

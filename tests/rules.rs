@@ -156,6 +156,17 @@ fn s(status: &str, version: u32, stale: bool) -> (String, Value, bool) {
     (status.to_owned(), json!(version), stale)
 }
 
+/// Asserts a member's (quarter, status, ruleset_version, stale) for each quarter listed.
+async fn assert_standings(app: &TestApp, member: Uuid, expected: &[(&str, &str, u32, bool)]) {
+    for (q, status, version, stale) in expected {
+        assert_eq!(
+            standing(app, member, q).await,
+            s(status, *version, *stale),
+            "{member} {q}"
+        );
+    }
+}
+
 /// The changes of a replay as (member, evaluation, recorded, now, quarters changed).
 fn changes(replay: &Value) -> Vec<(String, String, bool, bool, Vec<String>)> {
     let mut found: Vec<_> = replay["changes"]
@@ -232,10 +243,7 @@ async fn excess_required_hours_count_as_elective_from_a_past_quarter_on() {
     );
 
     publish(&app, 2, "2018-Q3", 8, true, true).await;
-    assert_eq!(
-        standing(&app, over, "2018-Q3").await,
-        s("non_compliant", 1, true)
-    );
+    assert_standings(&app, over, &[("2018-Q3", "non_compliant", 1, true)]).await;
     assert_eq!(
         standing(&app, over, "2018-Q2").await,
         s("non_compliant", 1, false),
@@ -255,18 +263,9 @@ async fn excess_required_hours_count_as_elective_from_a_past_quarter_on() {
 
     let rebuilt = replay(&app, false).await;
     assert_eq!(changes(&rebuilt), changes(&dry));
-    assert_eq!(
-        standing(&app, over, "2018-Q3").await,
-        s("compliant", 2, false)
-    );
-    assert_eq!(
-        standing(&app, even, "2018-Q3").await,
-        s("compliant", 2, false)
-    );
-    assert_eq!(
-        standing(&app, over, "2018-Q2").await,
-        s("non_compliant", 1, false)
-    );
+    assert_standings(&app, over, &[("2018-Q3", "compliant", 2, false)]).await;
+    assert_standings(&app, even, &[("2018-Q3", "compliant", 2, false)]).await;
+    assert_standings(&app, over, &[("2018-Q2", "non_compliant", 1, false)]).await;
 
     // The recorded determination is a fact: untouched by the rule change and the replay.
     let recorded = eligibility(&app, over, "2018-q3").await;
@@ -323,10 +322,7 @@ async fn switching_off_study_time_enforcement_credits_completions_without_study(
     assert_eq!(before["elective_hours"], 0.0);
 
     publish(&app, 2, "2018-Q1", 8, false, false).await;
-    assert_eq!(
-        standing(&app, member, "2018-Q2").await,
-        s("non_compliant", 1, true)
-    );
+    assert_standings(&app, member, &[("2018-Q2", "non_compliant", 1, true)]).await;
     let dry = replay(&app, true).await;
     assert_eq!(
         changes(&dry),
@@ -363,14 +359,15 @@ async fn a_higher_threshold_from_mid_history_on_changes_only_the_later_quarters(
     assert_eq!(answer["eligible"], 1);
 
     publish(&app, 2, "2018-Q3", 10, false, true).await;
-    assert_eq!(
-        standing(&app, member, "2018-Q2").await,
-        s("compliant", 1, false)
-    );
-    assert_eq!(
-        standing(&app, member, "2018-Q3").await,
-        s("compliant", 1, true)
-    );
+    assert_standings(
+        &app,
+        member,
+        &[
+            ("2018-Q2", "compliant", 1, false),
+            ("2018-Q3", "compliant", 1, true),
+        ],
+    )
+    .await;
     let dry = replay(&app, true).await;
     assert_eq!(
         changes(&dry),
@@ -378,14 +375,15 @@ async fn a_higher_threshold_from_mid_history_on_changes_only_the_later_quarters(
     );
 
     replay(&app, false).await;
-    assert_eq!(
-        standing(&app, member, "2018-Q2").await,
-        s("compliant", 1, false)
-    );
-    assert_eq!(
-        standing(&app, member, "2018-Q3").await,
-        s("non_compliant", 2, false)
-    );
+    assert_standings(
+        &app,
+        member,
+        &[
+            ("2018-Q2", "compliant", 1, false),
+            ("2018-Q3", "non_compliant", 2, false),
+        ],
+    )
+    .await;
     let q3 = quarter(&app, member, "2018-Q3").await;
     assert_eq!(q3["required_target"], 10.0);
     let (status, rollup) = app.get("/v1/orgs/fz/compliance?quarter=2018-Q3").await;
@@ -443,22 +441,17 @@ async fn a_ruleset_effective_between_two_others_governs_only_the_quarters_betwee
         )]
     );
     replay(&app, false).await;
-    assert_eq!(
-        standing(&app, member, "2018-Q2").await,
-        s("compliant", 1, false)
-    );
-    assert_eq!(
-        standing(&app, member, "2018-Q3").await,
-        s("non_compliant", 3, false)
-    );
-    assert_eq!(
-        standing(&app, member, "2018-Q4").await,
-        s("non_compliant", 3, false)
-    );
-    assert_eq!(
-        standing(&app, member, "2019-Q1").await,
-        s("non_compliant", 2, false)
-    );
+    assert_standings(
+        &app,
+        member,
+        &[
+            ("2018-Q2", "compliant", 1, false),
+            ("2018-Q3", "non_compliant", 3, false),
+            ("2018-Q4", "non_compliant", 3, false),
+            ("2019-Q1", "non_compliant", 2, false),
+        ],
+    )
+    .await;
     let recorded = eligibility(&app, member, "2018-2019").await;
     assert_eq!(recorded["eligible"], true);
     let versions: Vec<&Value> = recorded["determination"]["quarters"]

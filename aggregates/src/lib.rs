@@ -8,6 +8,25 @@
 //! - [`member`], [`course`], [`organisation`], [`rulebook`], [`evaluation`]: the aggregates.
 //! - [`rejection`]: the kinds of refusal, for the HTTP layer's single error table.
 
+/// The cqrs-es `handle` of an aggregate whose plain `decide(&self, &Command)` says what happens:
+/// it writes the decided events to the sink, or returns the rejection (nothing written).
+macro_rules! handle_by_deciding {
+    () => {
+        async fn handle(
+            &mut self,
+            command: Self::Command,
+            _services: &Self::Services,
+            sink: &cqrs_es::event_sink::EventSink<Self>,
+        ) -> Result<(), Self::Error> {
+            for event in self.decide(&command)? {
+                sink.write(event, self).await;
+            }
+            Ok(())
+        }
+    };
+}
+pub(crate) use handle_by_deciding;
+
 pub mod course;
 pub mod evaluation;
 pub mod facts;
