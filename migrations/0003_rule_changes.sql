@@ -5,6 +5,10 @@
 -- (stale, until a replay rebuilds the views).
 ALTER TABLE member_view ADD COLUMN rules_version integer NOT NULL DEFAULT 1;
 ALTER TABLE member_view ALTER COLUMN rules_version DROP DEFAULT;
+-- The per-quarter targets and version follow from `rules_version` when read; stored per row
+-- they could only disagree with it.
+ALTER TABLE member_quarter_view DROP COLUMN required_target, DROP COLUMN elective_target,
+    DROP COLUMN ruleset_version;
 
 -- Views are rebuilt into fresh tables (CREATE TABLE ... (LIKE ... INCLUDING ALL), which copies
 -- no foreign keys) and swapped in; the views are derived from the log, which is where the

@@ -18,6 +18,7 @@ use cqrs_es::Aggregate;
 use rand::Rng;
 use sqlx::PgPool;
 use studyledger_aggregates::course::Course;
+use studyledger_aggregates::determination_run::DeterminationRun;
 use studyledger_aggregates::evaluation::Evaluation;
 use studyledger_aggregates::member::Clock;
 use studyledger_aggregates::member::Member;
@@ -79,6 +80,7 @@ pub struct Ledger {
     organisations: LedgerStore<Organisation>,
     rulebook: LedgerStore<RuleBook>,
     evaluations: LedgerStore<Evaluation>,
+    determination_runs: LedgerStore<DeterminationRun>,
     locks: Box<[tokio::sync::Mutex<()>]>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -108,6 +110,11 @@ impl Stored for Evaluation {
         &ledger.evaluations
     }
 }
+impl Stored for DeterminationRun {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.determination_runs
+    }
+}
 impl Stored for RuleBook {
     fn store(ledger: &Ledger) -> &LedgerStore<Self> {
         &ledger.rulebook
@@ -130,7 +137,8 @@ impl Ledger {
             courses: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
             organisations: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
             rulebook: LedgerStore::new(pool.clone(), writer.clone(), 1, 0),
-            evaluations: LedgerStore::new(pool.clone(), writer, 1_000, 0),
+            evaluations: LedgerStore::new(pool.clone(), writer.clone(), 1_000, 0),
+            determination_runs: LedgerStore::new(pool.clone(), writer, 1_000, 0),
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),

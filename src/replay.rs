@@ -54,6 +54,9 @@ const VIEW_TABLES: [&str; 4] = [
 const MEMBERS_PER_WRITE: usize = 2_000;
 /// Raw events per hand-over from the reader to the folder.
 const EVENTS_PER_CHUNK: usize = 4_096;
+/// How long a swap keeps trying to take the live tables from long readers (each try waits
+/// at most a second, so readers queued behind it wait no longer than that).
+const SWAP_PATIENCE: Duration = Duration::from_secs(600);
 /// How often the replay's row shows its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -67,8 +70,8 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error("a stored event cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
-    #[error("the replay's writer stopped")]
-    WriterStopped,
+    #[error("the replay's {0} stopped")]
+    Stopped(&'static str),
 }
 
 /// A replay that holds the lock and has its row, ready to run.
@@ -145,18 +148,11 @@ pub async fn run(
     let outcome = replay(&ledger, replay_id, dry_run, &report).await;
     let pool = ledger.pool();
     match &outcome {
-        Ok(summary) => {
-            sqlx::query(
-                "UPDATE replays SET status = 'succeeded', finished_at = now(),
-                        events_processed = $2, members_processed = $3
-                  WHERE replay_id = $1",
-            )
-            .bind(replay_id)
-            .bind(to_i64(summary.events))
-            .bind(to_i64(summary.members))
-            .execute(pool)
-            .await?;
+        // A rebuild marked itself in the swap's transaction.
+        Ok(summary) if dry_run => {
+            mark_succeeded(&mut *pool.acquire().await?, summary).await?;
         }
+        Ok(_) => {}
         Err(error) => {
             tracing::warn!(%replay_id, %error, "replay failed");
             if !dry_run {
@@ -178,6 +174,24 @@ pub async fn run(
     // Closing the connection releases the lock.
     let _ = lock.close().await;
     outcome
+}
+
+/// Records a replay as succeeded, with its final counts.
+async fn mark_succeeded(
+    connection: &mut PgConnection,
+    summary: &Summary,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE public.replays SET status = 'succeeded', finished_at = now(),
+                events_processed = $2, members_processed = $3
+          WHERE replay_id = $1",
+    )
+    .bind(summary.replay_id)
+    .bind(to_i64(summary.events))
+    .bind(to_i64(summary.members))
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -266,21 +280,25 @@ async fn replay(
     )
     .await;
     drop(batches);
-    let written = writing.await.map_err(|_| ReplayError::WriterStopped)?;
+    // The writer's own error first: when it fails, the folder only sees it stop.
+    let mut writer = writing
+        .await
+        .map_err(|_| ReplayError::Stopped("writer"))??;
     let (events, members, changes) = folded?;
-    let mut writer = written?;
-    if !dry_run {
-        swap(&mut writer, &cover).await?;
-    }
-    let _ = writer.close().await;
-    Ok(Summary {
+    let summary = Summary {
         replay_id,
         dry_run,
         events,
         members,
         changes,
         rules_version,
-    })
+    };
+    if !dry_run {
+        finish_tables(&mut writer).await?;
+        swap(&mut writer, &cover, &summary).await?;
+    }
+    let _ = writer.close().await;
+    Ok(summary)
 }
 
 /// Creates the new tables and fills the organisation tree (small, in commit order: parents
@@ -297,11 +315,27 @@ async fn prepare_tables(
         .execute(&mut *writer)
         .await?;
     for table in VIEW_TABLES {
+        // Columns, defaults and checks now; the primary key too (the member rows are upserted
+        // on it); the other indexes after the bulk load, under the live tables' names.
         sqlx::query(&format!(
-            "CREATE TABLE {NEXT}.{table} (LIKE public.{table} INCLUDING ALL)"
+            "CREATE TABLE {NEXT}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES)"
         ))
         .execute(&mut *writer)
         .await?;
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+              WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u')",
+        )
+        .bind(table)
+        .fetch_all(&mut *writer)
+        .await?;
+        for (name, definition) in keys {
+            sqlx::query(&format!(
+                "ALTER TABLE {NEXT}.{table} ADD CONSTRAINT {name} {definition}"
+            ))
+            .execute(&mut *writer)
+            .await?;
+        }
     }
     // From here on this connection writes the new tables; the change list is qualified.
     sqlx::query(&format!("SET search_path TO {NEXT}"))
@@ -318,6 +352,32 @@ async fn prepare_tables(
     for payload in payloads {
         let OrganisationEvent::OrganisationRegistered(record) = serde_json::from_str(&payload)?;
         views::upsert_organisation(writer, &record).await?;
+    }
+    Ok(())
+}
+
+/// Builds the live tables' other indexes on the new tables, under the same names (index names
+/// are per schema), and gathers their statistics.
+async fn finish_tables(writer: &mut PgConnection) -> Result<(), ReplayError> {
+    for table in VIEW_TABLES {
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+              WHERE i.indrelid = format('public.%I', $1::text)::regclass
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        )
+        .bind(table)
+        .fetch_all(&mut *writer)
+        .await?;
+        for definition in indexes {
+            let on_live = format!(" ON public.{table} ");
+            let on_next = format!(" ON {NEXT}.{table} ");
+            sqlx::query(&definition.replacen(&on_live, &on_next, 1))
+                .execute(&mut *writer)
+                .await?;
+        }
+        sqlx::query(&format!("ANALYZE {NEXT}.{table}"))
+            .execute(&mut *writer)
+            .await?;
     }
     Ok(())
 }
@@ -405,7 +465,9 @@ async fn fold_members(
             .await?;
         }
     }
-    reading.await.map_err(|_| ReplayError::WriterStopped)??;
+    reading
+        .await
+        .map_err(|_| ReplayError::Stopped("reader"))??;
     if let Some((id, member)) = current.take() {
         folder.finish(&id, &member, batches).await?;
     }
@@ -462,7 +524,7 @@ impl Folder<'_> {
         batches
             .send(batch)
             .await
-            .map_err(|_| ReplayError::WriterStopped)
+            .map_err(|_| ReplayError::Stopped("writer"))
     }
 }
 
@@ -483,10 +545,10 @@ pub fn eligibility_changes(
     evaluations
         .into_iter()
         .filter_map(|evaluation_id| {
-            let latest = member.latest_determination(evaluation_id)?;
+            let (recorded, latest) = member.final_eligibility(evaluation_id)?;
             let quarters: Vec<_> = latest.quarters.iter().map(|q| q.quarter).collect();
             let (_, now) = member.eligibility(&quarters, rulesets, clock)?;
-            let change = eligibility_change(latest.eligible, &latest.quarters, &now)?;
+            let change = eligibility_change(recorded, &latest.quarters, &now)?;
             Some((evaluation_id.to_string(), latest.determination_id, change))
         })
         .collect()
@@ -565,30 +627,37 @@ async fn insert_changes(
 /// Swaps the rebuilt tables in and points the projector at the replay's last event, in one
 /// transaction. Readers in flight finish on the old tables first; a swap that waits too long
 /// for them gives up and tries again, so readers never queue behind it for long.
-async fn swap(connection: &mut PgConnection, cover: &Cover) -> Result<(), ReplayError> {
-    for table in VIEW_TABLES {
-        sqlx::query(&format!("ANALYZE {NEXT}.{table}"))
-            .execute(&mut *connection)
-            .await?;
-    }
-    let mut attempt = 0;
+async fn swap(
+    connection: &mut PgConnection,
+    cover: &Cover,
+    summary: &Summary,
+) -> Result<(), ReplayError> {
+    let deadline = Instant::now() + SWAP_PATIENCE;
+    let mut attempt = 0_u32;
     loop {
         attempt += 1;
-        match try_swap(connection, cover).await {
+        match try_swap(connection, cover, summary).await {
             Err(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("55P03") && attempt < 20 =>
+                if e.code().as_deref() == Some("55P03") && Instant::now() < deadline =>
             {
+                // Readers queued behind the waiting swap flow again while it pauses; the
+                // rebuilt tables wait for the next attempt.
                 tracing::info!(attempt, "replay swap waited too long for readers; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let pause = Duration::from_millis(100 * u64::from(attempt.min(20)));
+                tokio::time::sleep(pause).await;
             }
             other => return Ok(other?),
         }
     }
 }
 
-async fn try_swap(connection: &mut PgConnection, cover: &Cover) -> Result<(), sqlx::Error> {
+async fn try_swap(
+    connection: &mut PgConnection,
+    cover: &Cover,
+    summary: &Summary,
+) -> Result<(), sqlx::Error> {
     let mut tx = connection.begin().await?;
-    sqlx::query("SET LOCAL lock_timeout = '2s'")
+    sqlx::query("SET LOCAL lock_timeout = '1s'")
         .execute(&mut *tx)
         .await?;
     // The projector's batch holds this row while it writes views: wait for it, and keep the
@@ -632,6 +701,8 @@ async fn try_swap(connection: &mut PgConnection, cover: &Cover) -> Result<(), sq
     .bind(cover.checkpoint.1)
     .execute(&mut *tx)
     .await?;
+    // With the swap, or not at all: a replay that swapped is never taken for interrupted.
+    mark_succeeded(&mut tx, summary).await?;
     tx.commit().await
 }
 

@@ -53,7 +53,7 @@ async fn rulesets_are_published_in_increasing_versions_and_never_edited() {
 
     let (status, listed) = app.get("/v1/rulesets").await;
     assert_eq!(status, 200);
-    let rulesets = listed["rulesets"].as_array().expect("rulesets");
+    let rulesets = listed.as_array().expect("an array of rulesets");
     assert_eq!(rulesets.len(), 2);
     assert_eq!(rulesets[0]["version"], 1);
     assert_eq!(rulesets[0]["published_by"], "system");
@@ -174,15 +174,19 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
     assert_eq!(recorded, events_before + 1);
     let (status, again) = determine(
         "2018-h1",
-        json!({"determination_id": id, "member_ids": [member]}),
+        json!({"determination_id": id, "org_id": "fz"}),
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(
-        (&again["determined"], &again["ineligible"]),
-        (&json!(1), &json!(1))
-    );
+    assert_eq!(again, first);
     assert_eq!(app.event_count(&member.to_string()).await, recorded);
+    // The id names that request: the same id for a list of members is another request.
+    let (status, answer) = determine(
+        "2018-h1",
+        json!({"determination_id": id, "member_ids": [member]}),
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
 
     let (status, body) = app
         .get(&format!("/v1/members/{member}/eligibility/2018-h1"))
@@ -238,4 +242,62 @@ async fn administrative_requests_need_the_administrator_token_when_one_is_set() 
     assert_eq!(published["published_by"], "admin");
     let (status, _) = app.get("/v1/rulesets").await;
     assert_eq!(status, 200, "reading stays open");
+}
+
+#[tokio::test]
+async fn a_determination_id_serves_one_request_across_instances() {
+    let database = std::sync::Arc::new(TestDatabase::create().await);
+    let first = TestApp::spawn_on(database.clone()).await;
+    let second = TestApp::spawn_on(database).await;
+    let member = first.seed_member("2018-01-01").await;
+    for (id, quarters) in [("2018-q1", ["2018-Q1"]), ("2018-q2", ["2018-Q2"])] {
+        let (status, _) = first
+            .post(
+                "/v1/evaluations",
+                &json!({"evaluation_id": id, "name": id, "quarters": quarters}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let id = Uuid::new_v4();
+    let (status, body) = first
+        .post(
+            "/v1/evaluations/2018-q1/determinations",
+            &json!({"determination_id": id, "member_ids": [member]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let recorded = first.event_count(&member.to_string()).await;
+
+    // The other instance never ran that job, and still refuses the id for anything else,
+    // before deciding any member.
+    for (evaluation, body) in [
+        (
+            "2018-q2",
+            json!({"determination_id": id, "member_ids": [member]}),
+        ),
+        ("2018-q1", json!({"determination_id": id, "org_id": "fz"})),
+    ] {
+        let (status, answer) = second
+            .post(
+                &format!("/v1/evaluations/{evaluation}/determinations"),
+                &body,
+            )
+            .await;
+        assert_eq!(status, 409, "{answer}");
+    }
+    assert_eq!(second.event_count(&member.to_string()).await, recorded);
+    // The same request on the other instance answers as the first did.
+    let (status, again) = second
+        .post(
+            "/v1/evaluations/2018-q1/determinations",
+            &json!({"determination_id": id, "member_ids": [member]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (&again["determined"], &again["ineligible"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(second.event_count(&member.to_string()).await, recorded);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{assert_views_match_the_log, wait_until_projected, TestApp};
 use serde_json::{json, Value};
@@ -64,25 +64,6 @@ async fn raise_the_requirement(app: &TestApp) {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-}
-
-async fn start_replay(app: &TestApp, dry_run: bool) -> String {
-    let (status, body) = app.post("/v1/replays", &json!({"dry_run": dry_run})).await;
-    assert_eq!(status, 202, "{body}");
-    body["replay_id"].as_str().expect("id").to_owned()
-}
-
-async fn finished(app: &TestApp, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = app.get(&format!("/v1/replays/{id}")).await;
-        assert_eq!(status, 200, "{body}");
-        if body["status"] != "running" {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "the replay did not finish");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn member_answer(body: &Value) -> (Value, Value, Value) {
@@ -148,10 +129,46 @@ async fn readers_during_replays_get_complete_answers_from_the_old_views_or_the_n
             }
         }));
     }
+    // Writes go on during the replays, outside the subtree the readers check: each swap rewinds
+    // the projector to the replay's last event, and whatever came after is applied again.
+    let (status, _) = app
+        .post(
+            "/v1/orgs",
+            &json!({"org_id": "newcomers", "name": "新成员"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let writer = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut written = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let member = Uuid::new_v4();
+                let (status, body) = app
+                    .post(
+                        "/v1/members",
+                        &json!({"member_id": member, "member_no": format!("N-{written}"),
+                                "name": "新人", "org_id": "newcomers", "enrolled_on": "2018-01-01"}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                let (status, body) = app
+                    .post(
+                        &format!("/v1/members/{member}/course-completions"),
+                        &json!({"completion_id": Uuid::new_v4(), "course_id": "r8",
+                                "completed_at": "2018-08-15T04:00:00Z"}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                written += 1;
+            }
+            written
+        })
+    };
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..4 {
-        let id = start_replay(&app, false).await;
-        let done = finished(&app, &id).await;
+        let id = app.start_replay(false).await;
+        let done = app.replay_outcome(&id).await;
         assert_eq!(done["status"], "succeeded", "{done}");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -159,12 +176,28 @@ async fn readers_during_replays_get_complete_answers_from_the_old_views_or_the_n
     for reader in readers {
         reader.await.expect("a reader failed");
     }
+    let written = writer.await.expect("the writer failed");
+    assert!(written > 0, "members enrolled during the replays");
+    wait_until_projected(&app.pool).await;
     assert!(
         seen_old.load(Ordering::Relaxed) > 0,
         "reads before the first swap"
     );
     assert!(seen_new.load(Ordering::Relaxed) > 0, "reads after it");
     assert_views_match_the_log(&app.pool).await;
+}
+
+/// The indexes of the live view tables, with their definitions' shape.
+async fn live_indexes(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes
+          WHERE schemaname = 'public'
+            AND tablename IN ('org_view', 'member_view', 'member_org_view', 'member_quarter_view')
+          ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("indexes")
 }
 
 async fn schema_exists(app: &TestApp, name: &str) -> bool {
@@ -191,8 +224,8 @@ async fn a_failed_replay_leaves_the_live_views_serving_and_simply_runs_again() {
     .execute(&app.pool)
     .await
     .expect("insert");
-    let id = start_replay(&app, false).await;
-    let failed = finished(&app, &id).await;
+    let id = app.start_replay(false).await;
+    let failed = app.replay_outcome(&id).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
         failed["error"]
@@ -232,8 +265,8 @@ async fn a_failed_replay_leaves_the_live_views_serving_and_simply_runs_again() {
             .await
             .expect(statement);
     }
-    let id = start_replay(&app, false).await;
-    assert_eq!(finished(&app, &id).await["status"], "succeeded");
+    let id = app.start_replay(false).await;
+    assert_eq!(app.replay_outcome(&id).await["status"], "succeeded");
     let (_, body) = app
         .get(&format!(
             "/v1/members/{}/compliance?quarter=2018-Q3",
@@ -283,8 +316,18 @@ async fn one_replay_runs_at_a_time_and_an_interrupted_one_is_cleaned_up() {
         .execute(&app.pool)
         .await
         .expect("row");
-    let id = start_replay(&app, false).await;
-    assert_eq!(finished(&app, &id).await["status"], "succeeded");
+    let indexes = live_indexes(&app).await;
+    assert!(
+        indexes.contains(&"member_org_view_by_org".to_owned()),
+        "{indexes:?}"
+    );
+    let id = app.start_replay(false).await;
+    assert_eq!(app.replay_outcome(&id).await["status"], "succeeded");
+    assert_eq!(
+        live_indexes(&app).await,
+        indexes,
+        "the rebuilt tables carry the same indexes under the same names"
+    );
     let (_, old) = app.get(&format!("/v1/replays/{interrupted}")).await;
     assert_eq!(
         (&old["status"], &old["error"]),

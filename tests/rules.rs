@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::TestApp;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -110,26 +108,13 @@ async fn determine(app: &TestApp, evaluation: &str, body: Value) -> Value {
     answer
 }
 
-/// Runs a replay over HTTP and waits for it; answers its final state.
+/// Runs a replay over HTTP and waits for it to succeed; answers its final state.
 async fn replay(app: &TestApp, dry_run: bool) -> Value {
-    let (status, started) = app.post("/v1/replays", &json!({"dry_run": dry_run})).await;
-    assert_eq!(status, 202, "{started}");
-    let id = started["replay_id"].as_str().expect("replay id").to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = app.get(&format!("/v1/replays/{id}")).await;
-        assert_eq!(status, 200, "{body}");
-        if body["status"] != "running" {
-            assert_eq!(body["status"], "succeeded", "{body}");
-            assert_eq!(body["events_processed"], body["events_total"]);
-            return body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "replay did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let id = app.start_replay(dry_run).await;
+    let body = app.replay_outcome(&id).await;
+    assert_eq!(body["status"], "succeeded", "{body}");
+    assert_eq!(body["events_processed"], body["events_total"]);
+    body
 }
 
 async fn quarter(app: &TestApp, member: Uuid, quarter: &str) -> Value {
@@ -421,7 +406,7 @@ async fn a_ruleset_effective_between_two_others_governs_only_the_quarters_betwee
     publish(&app, 3, "2018-Q3", 9, false, true).await;
     let (status, listed) = app.get("/v1/rulesets").await;
     assert_eq!(status, 200);
-    let versions: Vec<&Value> = listed["rulesets"]
+    let versions: Vec<&Value> = listed
         .as_array()
         .expect("list")
         .iter()

@@ -5,7 +5,8 @@
 //! - [`values`]: `Hours`, `Quarter`, `Slug`, `Category` — parse, don't validate.
 //! - [`facts`]: what a member's ledger records (enrolment, sessions, completions).
 //! - [`rules`]: one file per rule family (`sessions`, `credit`, `status`, `rulesets`).
-//! - [`member`], [`course`], [`organisation`], [`rulebook`], [`evaluation`]: the aggregates.
+//! - [`member`], [`course`], [`organisation`], [`rulebook`], [`evaluation`],
+//!   [`determination_run`]: the aggregates.
 //! - [`rejection`]: the kinds of refusal, for the HTTP layer's single error table.
 
 /// The cqrs-es `handle` of an aggregate whose plain `decide(&self, &Command)` says what happens:
@@ -28,6 +29,7 @@ macro_rules! handle_by_deciding {
 pub(crate) use handle_by_deciding;
 
 pub mod course;
+pub mod determination_run;
 pub mod evaluation;
 pub mod facts;
 pub mod member;

@@ -207,6 +207,17 @@ impl Member {
             .find(|d| &d.evaluation_id == evaluation_id)
     }
 
+    /// Rule 9's final recorded eligibility for an evaluation, with the determination it rests
+    /// on: the latest determination's outcome (appeals, which can invert it, are not part of the
+    /// ledger yet). `None` when no determination exists.
+    pub fn final_eligibility(
+        &self,
+        evaluation_id: &EvaluationId,
+    ) -> Option<(bool, &Determination)> {
+        let latest = self.latest_determination(evaluation_id)?;
+        Some((latest.eligible, latest))
+    }
+
     /// Rules 2 and 4: the credited class hours per quarter under `rulesets`.
     pub fn quarter_totals(&self, rulesets: &[Ruleset], tz: Tz) -> BTreeMap<Quarter, QuarterTotals> {
         quarter_totals(&credit_completions(

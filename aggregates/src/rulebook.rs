@@ -41,13 +41,20 @@ pub enum RuleBookRejection {
     VersionNotNewer { proposed: u32, latest: u32 },
     #[error("targets must be between 0 and 1000 class hours")]
     TargetOutOfRange,
+    #[error("a version is a whole number from 1 to {MAX_VERSION}")]
+    VersionOutOfRange,
 }
+
+/// The highest version a ruleset may have (views keep versions in a 32-bit integer).
+pub const MAX_VERSION: u32 = i32::MAX as u32;
 
 impl Classify for RuleBookRejection {
     fn kind(&self) -> RejectionKind {
         match self {
             RuleBookRejection::VersionNotNewer { .. } => RejectionKind::Conflict,
-            RuleBookRejection::TargetOutOfRange => RejectionKind::RuleViolation,
+            RuleBookRejection::TargetOutOfRange | RuleBookRejection::VersionOutOfRange => {
+                RejectionKind::RuleViolation
+            }
         }
     }
 }
@@ -70,6 +77,9 @@ impl RuleBook {
         let RuleBookCommand::Publish(ruleset) = command;
         if self.rulesets.contains(ruleset) {
             return Ok(vec![]);
+        }
+        if ruleset.version == 0 || ruleset.version > MAX_VERSION {
+            return Err(RuleBookRejection::VersionOutOfRange);
         }
         let in_range = |h: Hours| h >= Hours::ZERO && h <= Hours::whole(1000);
         if !in_range(ruleset.required_hours) || !in_range(ruleset.elective_hours) {
@@ -131,5 +141,24 @@ mod tests {
                 proposed: 1,
                 latest: 1,
             });
+    }
+
+    #[test]
+    fn versions_and_targets_must_lie_in_range() {
+        for (version, required, rejection) in [
+            (0, 8, RuleBookRejection::VersionOutOfRange),
+            (MAX_VERSION + 1, 8, RuleBookRejection::VersionOutOfRange),
+            (2, 1001, RuleBookRejection::TargetOutOfRange),
+        ] {
+            let ruleset = Ruleset {
+                version,
+                required_hours: Hours::whole(required),
+                ..Ruleset::version_1()
+            };
+            TestFramework::<RuleBook>::with(())
+                .given(vec![RuleBookEvent::RulesetPublished(Ruleset::version_1())])
+                .when(RuleBookCommand::Publish(ruleset))
+                .then_expect_error(rejection);
+        }
     }
 }

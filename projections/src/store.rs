@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::OrganisationRecord;
 use studyledger_aggregates::rules::credit::QuarterTotals;
-use studyledger_aggregates::rules::rulesets::{ruleset_for, Ruleset};
+use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
@@ -48,9 +48,6 @@ pub struct MemberRows {
     required: Vec<i64>,
     elective: Vec<i64>,
     minutes: Vec<i64>,
-    required_target: Vec<Option<i64>>,
-    elective_target: Vec<Option<i64>>,
-    version: Vec<Option<i32>>,
     q_sequence: Vec<i64>,
 }
 
@@ -95,18 +92,11 @@ impl MemberRows {
             self.org_id.push(transfer.to_org_id.to_string());
         }
         for (quarter, totals, minutes) in fold.active_quarters() {
-            let ruleset = ruleset_for(quarter, rulesets);
             self.q_member.push(id);
             self.quarter.push(quarter.to_string());
             self.required.push(totals.required.hundredths());
             self.elective.push(totals.elective.hundredths());
             self.minutes.push(minutes);
-            self.required_target
-                .push(ruleset.map(|r| r.required_hours.hundredths()));
-            self.elective_target
-                .push(ruleset.map(|r| r.elective_hours.hundredths()));
-            self.version
-                .push(ruleset.and_then(|r| i32::try_from(r.version).ok()));
             self.q_sequence.push(sequence);
         }
     }
@@ -170,20 +160,16 @@ impl MemberRows {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO member_quarter_view (member_id, quarter, required_hundredths, elective_hundredths,
-                                              study_minutes, required_target, elective_target,
-                                              ruleset_version, last_sequence)
+            "INSERT INTO member_quarter_view (member_id, quarter, required_hundredths,
+                                              elective_hundredths, study_minutes, last_sequence)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-                                  $6::bigint[], $7::bigint[], $8::int[], $9::bigint[])",
+                                  $6::bigint[])",
         )
         .bind(&rows.q_member)
         .bind(&rows.quarter)
         .bind(&rows.required)
         .bind(&rows.elective)
         .bind(&rows.minutes)
-        .bind(&rows.required_target)
-        .bind(&rows.elective_target)
-        .bind(&rows.version)
         .bind(&rows.q_sequence)
         .execute(&mut *tx)
         .await?;

@@ -10,11 +10,14 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use studyledger_aggregates::determination_run::{
+    DeterminationRequest, DeterminationRun, DeterminationRunCommand, Scope,
+};
 use studyledger_aggregates::evaluation::{Evaluation, EvaluationRecord};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::rejection::RejectionKind;
 use studyledger_aggregates::rules::eligibility::{all_ended, Determination};
-use studyledger_aggregates::values::local_date;
+use studyledger_aggregates::values::{local_date, OrgId};
 use studyledger_projections::store as views;
 use uuid::Uuid;
 
@@ -52,9 +55,8 @@ async fn evaluation(state: &AppState, raw: &str) -> Result<EvaluationRecord, Api
 async fn members_of_org(
     state: &AppState,
     evaluation: &EvaluationRecord,
-    raw_org: &str,
+    org_id: &OrgId,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let org_id = extract::slug("org_id", raw_org)?;
     if !consistency::wait_for_views(state, None).await? {
         // Counting from views that miss recent enrolments or transfers would leave members
         // out without a word.
@@ -146,17 +148,12 @@ pub async fn determine(
             evaluation.evaluation_id
         )));
     }
-    if let Some(job) = state.jobs().get(determination_id) {
-        let job = job.borrow().clone();
-        if job.evaluation_id != evaluation.evaluation_id.as_str() {
-            return Err(ApiError::Conflict(format!(
-                "determination {determination_id} belongs to evaluation {}",
-                job.evaluation_id
-            )));
+    let (scope, members) = match (&body.org_id, &body.member_ids) {
+        (Some(org_id), None) => {
+            let org_id = extract::slug("org_id", org_id)?;
+            let members = members_of_org(&state, &evaluation, &org_id).await?;
+            (Scope::Organisation(org_id), members)
         }
-    }
-    let members = match (&body.org_id, &body.member_ids) {
-        (Some(org_id), None) => members_of_org(&state, &evaluation, org_id).await?,
         (None, Some(raw_ids)) => {
             let mut ids = raw_ids
                 .iter()
@@ -172,7 +169,7 @@ pub async fn determine(
                     listed.join(", ")
                 )));
             }
-            ids
+            (Scope::Members(ids.clone()), ids)
         }
         _ => {
             return Err(ApiError::Malformed(
@@ -180,6 +177,21 @@ pub async fn determine(
             ))
         }
     };
+    // Recorded before any member is decided: an id already used for another evaluation or
+    // other members is refused here, for every instance, with nothing else recorded.
+    let request = DeterminationRequest {
+        determination_id,
+        evaluation_id: evaluation.evaluation_id.clone(),
+        scope,
+    };
+    ledger
+        .execute::<DeterminationRun, _>(
+            &determination_id.to_string(),
+            DeterminationRunCommand::Request(request),
+            &meta,
+            |_| (),
+        )
+        .await?;
     let mut job = state
         .jobs()
         .start(ledger.clone(), determination_id, evaluation, members, meta);
@@ -242,7 +254,7 @@ pub async fn eligibility(
             "member {member_id} is not enrolled"
         )));
     }
-    let determination = member.latest_determination(&evaluation_id).ok_or_else(|| {
+    let (eligible, determination) = member.final_eligibility(&evaluation_id).ok_or_else(|| {
         ApiError::NotFound(format!(
             "member {member_id} has no determination for {evaluation_id}"
         ))
@@ -250,7 +262,7 @@ pub async fn eligibility(
     Ok(Json(json!({
         "member_id": member_id,
         "evaluation_id": evaluation_id,
-        "eligible": determination.eligible,
+        "eligible": eligible,
         "determination": determination_json(determination),
         "appeal": null,
     })))

@@ -99,6 +99,7 @@ struct Counted {
     day: NaiveDate,
     orgs: Vec<String>,
     caught_up: bool,
+    rulesets: Vec<Ruleset>,
     /// One transaction for the whole scan: the tables it reads stay locked against a replay's
     /// swap until it ends, so a scan never mixes rebuilt views with the ones they replace.
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
@@ -119,6 +120,9 @@ async fn counted(
     )?;
     let caught_up = consistency::wait_for_views(state, query.min_position).await?;
     let ledger = state.ledger();
+    // Before the transaction: inside it, a second connection for the rulesets could wait on a
+    // pool that concurrent roll-ups have emptied.
+    let rulesets = ledger.rulesets().await?;
     let mut tx = ledger.pool().begin().await.map_err(StoreError::from)?;
     let orgs = views::subtree(&mut tx, org_id.as_str())
         .await
@@ -133,6 +137,7 @@ async fn counted(
         day,
         orgs,
         caught_up,
+        rulesets,
         tx,
     })
 }
@@ -160,14 +165,13 @@ fn judged(
     counted: &Counted,
     member: &views::MemberRow,
     stored: Option<&views::StoredQuarter>,
-    rulesets: &[Ruleset],
 ) -> QuarterCompliance {
     quarter_compliance(
         counted.quarter,
         stored.map(|s| s.totals).unwrap_or_default(),
         stored.map_or(0, |s| s.study_minutes),
         member.enrolled_on,
-        rulesets,
+        &counted.rulesets,
         Some(member.rules_version),
         counted.today,
     )
@@ -191,8 +195,6 @@ pub async fn compliance(
     ApiQuery(query): ApiQuery<RollUpQuery>,
 ) -> Result<Response, ApiError> {
     let mut counted = counted(&state, &org_id, &query).await?;
-    let ledger = state.ledger();
-    let rulesets = ledger.rulesets().await?;
     let mut stale = 0_i64;
     let mut tally: BTreeMap<QuarterStatus, i64> = BTreeMap::new();
     let mut members = 0_i64;
@@ -201,7 +203,7 @@ pub async fn compliance(
     loop {
         let chunk = counted.next_chunk(after).await?;
         for (member, stored) in &chunk {
-            let row = judged(&counted, member, stored.as_ref(), &rulesets);
+            let row = judged(&counted, member, stored.as_ref());
             *tally.entry(row.judgement.status).or_default() += 1;
             members += 1;
             stale += i64::from(row.stale);
@@ -279,15 +281,13 @@ pub async fn members(
         .map(|c| extract::uuid("cursor", c))
         .transpose()?;
     let mut counted = counted(&state, &org_id, &query).await?;
-    let ledger = state.ledger();
-    let rulesets = ledger.rulesets().await?;
     let mut page = Vec::new();
     let mut next_cursor = None;
     'scan: loop {
         let chunk = counted.next_chunk(after).await?;
         for (member, stored) in &chunk {
             after = Some(member.member_id);
-            let row = judged(&counted, member, stored.as_ref(), &rulesets);
+            let row = judged(&counted, member, stored.as_ref());
             if status.is_some_and(|s| s != row.judgement.status) {
                 continue;
             }

@@ -30,7 +30,7 @@ impl From<ReplayError> for ApiError {
             }
             ReplayError::Database(e) => StoreError::from(e).into(),
             ReplayError::Store(e) => e.into(),
-            ReplayError::Corrupt(_) | ReplayError::WriterStopped => ApiError::Internal,
+            ReplayError::Corrupt(_) | ReplayError::Stopped(_) => ApiError::Internal,
         }
     }
 }

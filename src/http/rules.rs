@@ -54,11 +54,6 @@ pub async fn publish(
     Admin(meta): Admin,
     ApiJson(body): ApiJson<PublishRuleset>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if body.version == 0 {
-        return Err(ApiError::RuleViolation(
-            "version must be a positive whole number".to_owned(),
-        ));
-    }
     let ruleset = Ruleset {
         version: body.version,
         effective_from: extract::quarter("effective_from", &body.effective_from)?,
@@ -89,14 +84,16 @@ pub async fn publish(
     Ok((StatusCode::CREATED, Json(published_json(recorded))))
 }
 
-/// `GET /v1/rulesets`: every published version, in version order, with who published it when.
+/// `GET /v1/rulesets`: every published version (an array), in version order, with who
+/// published it when.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let history = state
         .ledger()
         .history::<RuleBook>(RULEBOOK_ID, None)
         .await?;
-    let rulesets: Vec<Value> = history.iter().map(published_json).collect();
-    Ok(Json(json!({ "rulesets": rulesets })))
+    Ok(Json(Value::Array(
+        history.iter().map(published_json).collect(),
+    )))
 }
 
 #[derive(Deserialize)]

@@ -181,6 +181,32 @@ impl TestApp {
         read(response).await
     }
 
+    /// Starts a replay over HTTP; answers its id.
+    pub async fn start_replay(&self, dry_run: bool) -> String {
+        let (status, body) = self
+            .post("/v1/replays", &serde_json::json!({"dry_run": dry_run}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["replay_id"].as_str().expect("replay id").to_owned()
+    }
+
+    /// Waits for a replay to finish; answers its final state (first page of changes).
+    pub async fn replay_outcome(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get(&format!("/v1/replays/{id}")).await;
+            assert_eq!(status, 200, "{body}");
+            if body["status"] != "running" {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replay did not finish"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Records a study session with a fresh id; answers status and body.
     pub async fn record_session(
         &self,
@@ -311,28 +337,73 @@ pub async fn assert_views_match_the_log(pool: &PgPool) {
         .await
         .expect("view rows");
         assert_eq!(stored, expected, "member {member_id}");
-        let last: i64 =
-            sqlx::query_scalar("SELECT last_sequence FROM member_view WHERE member_id = $1")
-                .bind(id)
-                .fetch_one(pool)
-                .await
-                .expect("member row");
+        let (last, rules_version): (i64, i32) = sqlx::query_as(
+            "SELECT last_sequence, rules_version FROM member_view WHERE member_id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("member row");
         assert_eq!(
             usize::try_from(last).ok(),
             Some(sequence),
             "member {member_id} is up to date"
         );
-        let orgs: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM member_org_view WHERE member_id = $1")
-                .bind(id)
-                .fetch_one(pool)
-                .await
-                .expect("org rows");
         assert_eq!(
-            usize::try_from(orgs).ok(),
-            Some(1 + member.transfers().len())
+            u32::try_from(rules_version).ok(),
+            rulesets.iter().map(|r| r.version).max(),
+            "member {member_id} folded under every ruleset"
         );
+        let orgs: Vec<(chrono::NaiveDate, String)> = sqlx::query_as(
+            "SELECT effective_on, org_id FROM member_org_view WHERE member_id = $1
+              ORDER BY sequence",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .expect("org rows");
+        let enrolment = member.enrolment().expect("enrolled");
+        let expected: Vec<(chrono::NaiveDate, String)> =
+            std::iter::once((enrolment.enrolled_on, enrolment.org_id.to_string()))
+                .chain(
+                    member
+                        .transfers()
+                        .iter()
+                        .map(|t| (t.effective_on, t.to_org_id.to_string())),
+                )
+                .collect();
+        assert_eq!(orgs, expected, "member {member_id}'s organisations");
     }
+    // The organisation tree: every registered organisation with its path from the root.
+    let registered: Vec<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events WHERE aggregate_type = 'organisation' ORDER BY position",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("organisations");
+    let mut paths: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for org_id in &registered {
+        let (org, _) = ledger
+            .read::<studyledger_aggregates::organisation::Organisation>(org_id)
+            .await
+            .expect("organisation");
+        let record = org.record().expect("registered");
+        let mut path = record
+            .parent_id
+            .as_ref()
+            .and_then(|p| paths.get(p.as_str()).cloned())
+            .unwrap_or_default();
+        path.push(org_id.clone());
+        paths.insert(org_id.clone(), path);
+    }
+    let stored: Vec<(String, Vec<String>)> =
+        sqlx::query_as("SELECT org_id, path FROM org_view ORDER BY org_id")
+            .fetch_all(pool)
+            .await
+            .expect("org view");
+    let mut expected: Vec<(String, Vec<String>)> = paths.into_iter().collect();
+    expected.sort();
+    assert_eq!(stored, expected, "the organisation tree");
 }
 
 /// Waits until the projector has applied every committed event.
