@@ -172,11 +172,8 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
     );
     let recorded = app.event_count(&member.to_string()).await;
     assert_eq!(recorded, events_before + 1);
-    let (status, again) = determine(
-        "2018-h1",
-        json!({"determination_id": id, "org_id": "fz"}),
-    )
-    .await;
+    let (status, again) =
+        determine("2018-h1", json!({"determination_id": id, "org_id": "fz"})).await;
     assert_eq!(status, 200);
     assert_eq!(again, first);
     assert_eq!(app.event_count(&member.to_string()).await, recorded);
