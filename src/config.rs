@@ -26,6 +26,8 @@ pub enum Command {
     /// Rebuild every view under the current rules and swap it in; with --dry-run, only list
     /// the (member, evaluation) pairs whose recorded eligibility differs under them.
     Replay(ReplayArgs),
+    /// Recompute every stream's hash chain and name each broken link (exit status 1 if any).
+    Verify(VerifyArgs),
     /// Load the demo data set (one city, 500 members, twelve quarters) through the command path.
     DemoData(DemoArgs),
     /// Measure study-session commands per second over HTTP against PostgreSQL's own insert rate.
@@ -143,4 +145,13 @@ pub struct BenchReplayArgs {
     /// Runs (scan + replay each); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Only this member's stream.
+    #[arg(long)]
+    pub member: Option<uuid::Uuid>,
 }

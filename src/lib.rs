@@ -20,6 +20,7 @@ pub mod replay;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 
 /// The error type of the command-line jobs: a message for the operator.
 pub type JobError = Box<dyn std::error::Error + Send + Sync>;

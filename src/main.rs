@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use studyledger::config::{Cli, Command};
-use studyledger::{bench, bench_projector, bench_replay, demo, replay, serve, telemetry};
+use studyledger::{bench, bench_projector, bench_replay, demo, replay, serve, telemetry, verify};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -12,6 +12,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => serve::migrate_only(args).await,
         Command::Replay(args) => replay::run_cli(args).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::DemoData(args) => demo::run(args).await,
         Command::BenchWrite(args) => bench::run(args).await,
         Command::BenchProjector(args) => bench_projector::run(args).await,

@@ -114,6 +114,8 @@ pub struct Recorded<E> {
     pub event_version: String,
     pub metadata: serde_json::Value,
     pub payload: serde_json::Value,
+    /// The event's link in its stream's hash chain (hex; see migrations/0004_hash_chain.sql).
+    pub hash: String,
     pub event: E,
 }
 
@@ -487,7 +489,8 @@ where
     ) -> Result<Vec<Recorded<A::Event>>, StoreError> {
         let rows = sqlx::query(
             "SELECT sequence, position, recorded_at, event_type, event_version,
-                    metadata::text AS metadata, payload::text AS payload
+                    metadata::text AS metadata, payload::text AS payload,
+                    encode(hash, 'hex') AS hash
                FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2
                 AND ($3::timestamptz IS NULL OR recorded_at <= $3)
@@ -515,6 +518,7 @@ where
                     metadata: serde_json::from_str(&metadata)?,
                     event: serde_json::from_str(&payload)?,
                     payload: serde_json::from_str(&payload)?,
+                    hash: row.get("hash"),
                 })
             })
             .collect()

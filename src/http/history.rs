@@ -130,6 +130,7 @@ pub async fn events(
                 "actor": r.metadata.get("actor"),
                 "request_id": r.metadata.get("request_id"),
                 "payload": r.payload,
+                "hash": r.hash,
             })
         })
         .collect();

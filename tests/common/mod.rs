@@ -374,6 +374,12 @@ pub async fn assert_views_match_the_log(pool: &PgPool) {
                 .collect();
         assert_eq!(orgs, expected, "member {member_id}'s organisations");
     }
+    // Every stream's hash chain, as the database computed it, recomputed independently.
+    let (checked, broken) = studyledger::verify::verify(pool, None, None)
+        .await
+        .expect("verify");
+    assert!(checked > 0);
+    assert_eq!(broken, [], "every hash chain holds");
     // The organisation tree: every registered organisation with its path from the root.
     let registered: Vec<String> = sqlx::query_scalar(
         "SELECT aggregate_id FROM events WHERE aggregate_type = 'organisation' ORDER BY position",
