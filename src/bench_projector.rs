@@ -106,9 +106,11 @@ async fn copy_scan(options: &PgConnectOptions) -> Result<f64, JobError> {
 
 async fn reset_views(pool: &PgPool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("TRUNCATE member_quarter_view, member_org_view, member_view, org_view")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "TRUNCATE member_appeal_view, member_quarter_view, member_org_view, member_view, org_view",
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE projector_checkpoints SET transaction_id = '0', position = 0,
                 events_applied = 0, batches = 0 WHERE projector = 'views'",

@@ -44,11 +44,12 @@ pub const REPLAY_LOCK_KEY: i64 = 0x5245_504c_4159;
 /// Where a rebuild writes until the swap.
 const NEXT: &str = "replay_next";
 /// The view tables a replay rebuilds (the projector's checkpoint stays where it is).
-const VIEW_TABLES: [&str; 4] = [
+const VIEW_TABLES: [&str; 5] = [
     "org_view",
     "member_view",
     "member_org_view",
     "member_quarter_view",
+    "member_appeal_view",
 ];
 /// Members per bulk write.
 const MEMBERS_PER_WRITE: usize = 2_000;
@@ -545,7 +546,7 @@ pub fn eligibility_changes(
     evaluations
         .into_iter()
         .filter_map(|evaluation_id| {
-            let (recorded, latest) = member.final_eligibility(evaluation_id)?;
+            let (recorded, latest, _) = member.final_eligibility(evaluation_id)?;
             let quarters: Vec<_> = latest.quarters.iter().map(|q| q.quarter).collect();
             let (_, now) = member.eligibility(&quarters, rulesets, clock)?;
             let change = eligibility_change(recorded, &latest.quarters, &now)?;

@@ -71,3 +71,48 @@ pub fn organisation_on<'a>(
         .map(|t| &t.to_org_id)
         .or(Some(&enrolment.org_id))
 }
+
+/// An administrator's correction of a member's credit (rule 3): ± hours in one category, in
+/// the quarter of `effective_at`. Corrections are new facts; nothing is ever edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    pub adjustment_id: Uuid,
+    pub category: crate::values::Category,
+    pub hours: Hours,
+    pub effective_at: DateTime<Utc>,
+    pub reason: String,
+    /// The appeal it answers, if any.
+    pub appeal_id: Option<Uuid>,
+    pub sequence: usize,
+}
+
+/// How a reviewer resolved an appeal (rule 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppealOutcome {
+    /// The determination stands.
+    Upheld,
+    /// The determination's outcome is inverted.
+    Overturned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub outcome: AppealOutcome,
+    pub note: String,
+    pub resolved_at: DateTime<Utc>,
+    pub sequence: usize,
+}
+
+/// A member contesting a determination (rule 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appeal {
+    pub appeal_id: Uuid,
+    pub evaluation_id: crate::values::EvaluationId,
+    /// The determination contested: the latest for the evaluation when the appeal was filed.
+    pub determination_id: Uuid,
+    pub reason: String,
+    pub filed_at: DateTime<Utc>,
+    pub sequence: usize,
+    pub resolution: Option<Resolution>,
+}

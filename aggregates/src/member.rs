@@ -11,7 +11,10 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::facts::{organisation_on, Completion, CourseTerms, Enrolment, StudySession, Transfer};
+use crate::facts::{
+    organisation_on, Adjustment, Appeal, AppealOutcome, Completion, CourseTerms, Enrolment,
+    Resolution, StudySession, Transfer,
+};
 use crate::rejection::{Classify, RejectionKind};
 use crate::rules::credit::{credit_completions, quarter_totals, QuarterTotals};
 use crate::rules::eligibility::{all_ended, is_eligible, judge_quarter, Determination};
@@ -51,6 +54,30 @@ pub enum MemberCommand {
         to_org_id: OrgId,
         effective_on: NaiveDate,
     },
+    /// Rule 3: an administrator's correction. `hours` is signed and not zero.
+    AdjustCredit {
+        adjustment_id: Uuid,
+        category: Category,
+        hours: Hours,
+        effective_at: DateTime<Utc>,
+        reason: String,
+        appeal_id: Option<Uuid>,
+        clock: Clock,
+    },
+    /// Rule 9: contest the latest determination for an evaluation.
+    FileAppeal {
+        appeal_id: Uuid,
+        evaluation_id: EvaluationId,
+        reason: String,
+        clock: Clock,
+    },
+    /// Rule 9: a reviewer's decision on an open appeal.
+    ResolveAppeal {
+        appeal_id: Uuid,
+        outcome: AppealOutcome,
+        note: String,
+        clock: Clock,
+    },
     /// Rule 8: decide eligibility for an evaluation under every ruleset published so far.
     DetermineEligibility {
         determination_id: Uuid,
@@ -86,6 +113,27 @@ pub enum MemberEvent {
         effective_on: NaiveDate,
     },
     EligibilityDetermined(Determination),
+    CreditAdjusted {
+        adjustment_id: Uuid,
+        category: Category,
+        hours: Hours,
+        effective_at: DateTime<Utc>,
+        reason: String,
+        appeal_id: Option<Uuid>,
+    },
+    AppealFiled {
+        appeal_id: Uuid,
+        evaluation_id: EvaluationId,
+        determination_id: Uuid,
+        reason: String,
+        filed_at: DateTime<Utc>,
+    },
+    AppealResolved {
+        appeal_id: Uuid,
+        outcome: AppealOutcome,
+        note: String,
+        resolved_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for MemberEvent {
@@ -96,6 +144,9 @@ impl DomainEvent for MemberEvent {
             MemberEvent::CourseCompleted { .. } => "CourseCompleted",
             MemberEvent::MemberTransferred { .. } => "MemberTransferred",
             MemberEvent::EligibilityDetermined(_) => "EligibilityDetermined",
+            MemberEvent::CreditAdjusted { .. } => "CreditAdjusted",
+            MemberEvent::AppealFiled { .. } => "AppealFiled",
+            MemberEvent::AppealResolved { .. } => "AppealResolved",
         }
         .to_owned()
     }
@@ -127,16 +178,47 @@ pub enum MemberRejection {
     TransferToSameOrganisation(OrgId),
     #[error("quarter {0} of the evaluation has not ended yet")]
     EvaluationNotOver(Quarter),
+    #[error("an adjustment changes at least one hundredth of a class hour, at most 1000 hours")]
+    AdjustmentSize,
+    #[error("a {0} needs a reason")]
+    MissingReason(&'static str),
+    #[error("invalid adjustment: {0}")]
+    InvalidAdjustment(TimeViolation),
+    #[error("appeal {0} is not one of this member's appeals")]
+    UnknownAppeal(Uuid),
+    #[error("there is no determination for evaluation {0} to appeal")]
+    NothingToAppeal(EvaluationId),
+    #[error("appeal {0} against the same determination is still open")]
+    AppealAlreadyOpen(Uuid),
+    #[error("appeal {0} is already resolved")]
+    AlreadyResolved(Uuid),
+    #[error("appeal {0} contests a determination that a newer one superseded")]
+    AppealSuperseded(Uuid),
+    #[error("a resolution needs a note")]
+    MissingNote,
+    #[error("the member has no appeal {0}")]
+    NoSuchAppeal(Uuid),
 }
 
 impl Classify for MemberRejection {
     fn kind(&self) -> RejectionKind {
         match self {
-            MemberRejection::NotEnrolled => RejectionKind::NotFound,
+            MemberRejection::NotEnrolled | MemberRejection::NoSuchAppeal(_) => {
+                RejectionKind::NotFound
+            }
             MemberRejection::EnrolmentConflict
             | MemberRejection::IdReused { .. }
             | MemberRejection::SessionOverlaps { .. }
-            | MemberRejection::EvaluationNotOver(_) => RejectionKind::Conflict,
+            | MemberRejection::EvaluationNotOver(_)
+            | MemberRejection::NothingToAppeal(_)
+            | MemberRejection::AppealAlreadyOpen(_)
+            | MemberRejection::AlreadyResolved(_)
+            | MemberRejection::AppealSuperseded(_) => RejectionKind::Conflict,
+            MemberRejection::AdjustmentSize
+            | MemberRejection::MissingReason(_)
+            | MemberRejection::InvalidAdjustment(_)
+            | MemberRejection::UnknownAppeal(_)
+            | MemberRejection::MissingNote => RejectionKind::RuleViolation,
             MemberRejection::IncompleteEnrolment
             | MemberRejection::InvalidSession(_)
             | MemberRejection::InvalidCompletion(_)
@@ -162,6 +244,12 @@ pub struct Member {
     /// In the order recorded.
     #[serde(default)]
     determinations: Vec<Determination>,
+    /// In the order recorded.
+    #[serde(default)]
+    adjustments: Vec<Adjustment>,
+    /// In the order filed, each with its resolution once resolved.
+    #[serde(default)]
+    appeals: Vec<Appeal>,
 }
 
 impl Member {
@@ -207,25 +295,208 @@ impl Member {
             .find(|d| &d.evaluation_id == evaluation_id)
     }
 
-    /// Rule 9's final recorded eligibility for an evaluation, with the determination it rests
-    /// on: the latest determination's outcome (appeals, which can invert it, are not part of the
-    /// ledger yet). `None` when no determination exists.
+    /// Rule 9's final recorded eligibility for an evaluation: the latest determination's
+    /// outcome, inverted when its latest resolved appeal was overturned; with the determination
+    /// and that appeal (or the open one). `None` when no determination exists.
     pub fn final_eligibility(
         &self,
         evaluation_id: &EvaluationId,
-    ) -> Option<(bool, &Determination)> {
+    ) -> Option<(bool, &Determination, Option<&Appeal>)> {
         let latest = self.latest_determination(evaluation_id)?;
-        Some((latest.eligible, latest))
+        let appeal = self.appeal_against(latest.determination_id);
+        let overturned = appeal
+            .and_then(|a| a.resolution.as_ref())
+            .is_some_and(|r| r.outcome == AppealOutcome::Overturned);
+        Some((latest.eligible != overturned, latest, appeal))
     }
 
-    /// Rules 2 and 4: the credited class hours per quarter under `rulesets`.
+    /// The appeal against a determination that counts: the open one, else the latest resolved.
+    fn appeal_against(&self, determination_id: Uuid) -> Option<&Appeal> {
+        let against: Vec<&Appeal> = self
+            .appeals
+            .iter()
+            .filter(|a| a.determination_id == determination_id)
+            .collect();
+        against
+            .iter()
+            .rev()
+            .find(|a| a.resolution.is_none())
+            .or_else(|| against.last())
+            .copied()
+    }
+
+    pub fn adjustments(&self) -> &[Adjustment] {
+        &self.adjustments
+    }
+
+    pub fn appeals(&self) -> &[Appeal] {
+        &self.appeals
+    }
+
+    pub fn appeal(&self, appeal_id: Uuid) -> Option<&Appeal> {
+        self.appeals.iter().find(|a| a.appeal_id == appeal_id)
+    }
+
+    /// Appeals waiting for a reviewer: unresolved, against the determination in force.
+    pub fn open_appeals(&self) -> impl Iterator<Item = &Appeal> {
+        self.appeals.iter().filter(|a| {
+            a.resolution.is_none()
+                && self
+                    .latest_determination(&a.evaluation_id)
+                    .is_some_and(|d| d.determination_id == a.determination_id)
+        })
+    }
+
+    fn decide_adjustment(
+        &self,
+        adjustment: &Adjustment,
+        clock: Clock,
+    ) -> Result<Vec<MemberEvent>, MemberRejection> {
+        let enrolment = self
+            .enrolment
+            .as_ref()
+            .ok_or(MemberRejection::NotEnrolled)?;
+        if let Some(recorded) = self
+            .adjustments
+            .iter()
+            .find(|a| a.adjustment_id == adjustment.adjustment_id)
+        {
+            let same = Adjustment {
+                sequence: recorded.sequence,
+                ..adjustment.clone()
+            };
+            return if &same == recorded {
+                Ok(vec![])
+            } else {
+                Err(MemberRejection::IdReused {
+                    kind: "adjustment",
+                    id: adjustment.adjustment_id,
+                })
+            };
+        }
+        let size = adjustment.hours.hundredths().abs();
+        if size == 0 || size > Hours::whole(1000).hundredths() {
+            return Err(MemberRejection::AdjustmentSize);
+        }
+        if adjustment.reason.trim().is_empty() {
+            return Err(MemberRejection::MissingReason("credit adjustment"));
+        }
+        check_completion_time(
+            adjustment.effective_at,
+            enrolment.enrolled_on,
+            clock.now,
+            clock.tz,
+        )
+        .map_err(MemberRejection::InvalidAdjustment)?;
+        if let Some(appeal_id) = adjustment.appeal_id {
+            if self.appeal(appeal_id).is_none() {
+                return Err(MemberRejection::UnknownAppeal(appeal_id));
+            }
+        }
+        Ok(vec![MemberEvent::CreditAdjusted {
+            adjustment_id: adjustment.adjustment_id,
+            category: adjustment.category,
+            hours: adjustment.hours,
+            effective_at: adjustment.effective_at,
+            reason: adjustment.reason.clone(),
+            appeal_id: adjustment.appeal_id,
+        }])
+    }
+
+    fn decide_appeal(
+        &self,
+        appeal_id: Uuid,
+        evaluation_id: &EvaluationId,
+        reason: &str,
+        clock: Clock,
+    ) -> Result<Vec<MemberEvent>, MemberRejection> {
+        if self.enrolment.is_none() {
+            return Err(MemberRejection::NotEnrolled);
+        }
+        if let Some(recorded) = self.appeal(appeal_id) {
+            return if &recorded.evaluation_id == evaluation_id && recorded.reason == reason {
+                Ok(vec![])
+            } else {
+                Err(MemberRejection::IdReused {
+                    kind: "appeal",
+                    id: appeal_id,
+                })
+            };
+        }
+        if reason.trim().is_empty() {
+            return Err(MemberRejection::MissingReason("appeal"));
+        }
+        let latest = self
+            .latest_determination(evaluation_id)
+            .ok_or_else(|| MemberRejection::NothingToAppeal(evaluation_id.clone()))?;
+        if let Some(open) = self
+            .open_appeals()
+            .find(|a| &a.evaluation_id == evaluation_id)
+        {
+            return Err(MemberRejection::AppealAlreadyOpen(open.appeal_id));
+        }
+        Ok(vec![MemberEvent::AppealFiled {
+            appeal_id,
+            evaluation_id: evaluation_id.clone(),
+            determination_id: latest.determination_id,
+            reason: reason.to_owned(),
+            filed_at: clock.now,
+        }])
+    }
+
+    fn decide_resolution(
+        &self,
+        appeal_id: Uuid,
+        outcome: AppealOutcome,
+        note: &str,
+        clock: Clock,
+    ) -> Result<Vec<MemberEvent>, MemberRejection> {
+        if self.enrolment.is_none() {
+            return Err(MemberRejection::NotEnrolled);
+        }
+        let appeal = self
+            .appeal(appeal_id)
+            .ok_or(MemberRejection::NoSuchAppeal(appeal_id))?;
+        if let Some(resolution) = &appeal.resolution {
+            return if resolution.outcome == outcome && resolution.note == note {
+                Ok(vec![])
+            } else {
+                Err(MemberRejection::AlreadyResolved(appeal_id))
+            };
+        }
+        if note.trim().is_empty() {
+            return Err(MemberRejection::MissingNote);
+        }
+        let in_force = self
+            .latest_determination(&appeal.evaluation_id)
+            .is_some_and(|d| d.determination_id == appeal.determination_id);
+        if !in_force {
+            return Err(MemberRejection::AppealSuperseded(appeal_id));
+        }
+        Ok(vec![MemberEvent::AppealResolved {
+            appeal_id,
+            outcome,
+            note: note.to_owned(),
+            resolved_at: clock.now,
+        }])
+    }
+
+    /// Rules 2, 3 and 4: the class hours per quarter under `rulesets` — credited completions
+    /// and adjustments, by category.
     pub fn quarter_totals(&self, rulesets: &[Ruleset], tz: Tz) -> BTreeMap<Quarter, QuarterTotals> {
-        quarter_totals(&credit_completions(
+        let mut totals = quarter_totals(&credit_completions(
             &self.sessions,
             &self.completions,
             rulesets,
             tz,
-        ))
+        ));
+        for adjustment in &self.adjustments {
+            totals
+                .entry(Quarter::of_instant(adjustment.effective_at, tz))
+                .or_default()
+                .add(adjustment.category, adjustment.hours);
+        }
+        totals
     }
 
     /// Rule 8 on the member's facts as they stand: each quarter judged under its own ruleset
@@ -310,6 +581,38 @@ impl Member {
                 to_org_id,
                 effective_on,
             } => self.decide_transfer(*transfer_id, to_org_id, *effective_on),
+            MemberCommand::AdjustCredit {
+                adjustment_id,
+                category,
+                hours,
+                effective_at,
+                reason,
+                appeal_id,
+                clock,
+            } => self.decide_adjustment(
+                &Adjustment {
+                    adjustment_id: *adjustment_id,
+                    category: *category,
+                    hours: *hours,
+                    effective_at: *effective_at,
+                    reason: reason.clone(),
+                    appeal_id: *appeal_id,
+                    sequence: 0,
+                },
+                *clock,
+            ),
+            MemberCommand::FileAppeal {
+                appeal_id,
+                evaluation_id,
+                reason,
+                clock,
+            } => self.decide_appeal(*appeal_id, evaluation_id, reason, *clock),
+            MemberCommand::ResolveAppeal {
+                appeal_id,
+                outcome,
+                note,
+                clock,
+            } => self.decide_resolution(*appeal_id, *outcome, note, *clock),
             MemberCommand::DetermineEligibility {
                 determination_id,
                 evaluation_id,
@@ -514,6 +817,52 @@ impl Aggregate for Member {
             }),
             MemberEvent::EligibilityDetermined(determination) => {
                 self.determinations.push(determination)
+            }
+            MemberEvent::CreditAdjusted {
+                adjustment_id,
+                category,
+                hours,
+                effective_at,
+                reason,
+                appeal_id,
+            } => self.adjustments.push(Adjustment {
+                adjustment_id,
+                category,
+                hours,
+                effective_at,
+                reason,
+                appeal_id,
+                sequence,
+            }),
+            MemberEvent::AppealFiled {
+                appeal_id,
+                evaluation_id,
+                determination_id,
+                reason,
+                filed_at,
+            } => self.appeals.push(Appeal {
+                appeal_id,
+                evaluation_id,
+                determination_id,
+                reason,
+                filed_at,
+                sequence,
+                resolution: None,
+            }),
+            MemberEvent::AppealResolved {
+                appeal_id,
+                outcome,
+                note,
+                resolved_at,
+            } => {
+                if let Some(appeal) = self.appeals.iter_mut().find(|a| a.appeal_id == appeal_id) {
+                    appeal.resolution = Some(Resolution {
+                        outcome,
+                        note,
+                        resolved_at,
+                        sequence,
+                    });
+                }
             }
         }
     }
@@ -992,5 +1341,137 @@ mod tests {
             .given_no_previous_events()
             .when(determine(9, &["2018-Q1"], at(7, 1, 0, 0)))
             .then_expect_error(MemberRejection::NotEnrolled);
+    }
+
+    fn determined(n: u128, eligible: bool) -> MemberEvent {
+        MemberEvent::EligibilityDetermined(Determination {
+            determination_id: id(n),
+            evaluation_id: "2018-q2".parse().expect("slug"),
+            eligible,
+            determined_at: at(7, 2, 0, 0),
+            rules_version: 1,
+            quarters: vec![],
+        })
+    }
+
+    fn member_from(events: Vec<MemberEvent>) -> Member {
+        let mut member = Member::default();
+        for event in events {
+            member.apply(event);
+        }
+        member
+    }
+
+    #[test]
+    fn the_final_eligibility_follows_the_latest_determination_and_its_appeal() {
+        let evaluation: EvaluationId = "2018-q2".parse().expect("slug");
+        let filed = |n: u128, determination: u128| MemberEvent::AppealFiled {
+            appeal_id: id(n),
+            evaluation_id: evaluation.clone(),
+            determination_id: id(determination),
+            reason: "r".to_owned(),
+            filed_at: at(7, 3, 0, 0),
+        };
+        let resolved = |n: u128, outcome| MemberEvent::AppealResolved {
+            appeal_id: id(n),
+            outcome,
+            note: "n".to_owned(),
+            resolved_at: at(7, 4, 0, 0),
+        };
+        let base = vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            determined(10, false),
+        ];
+        let final_of = |events: Vec<MemberEvent>| {
+            member_from(events)
+                .final_eligibility(&evaluation)
+                .map(|(eligible, d, a)| (eligible, d.determination_id, a.map(|a| a.appeal_id)))
+        };
+        assert_eq!(final_of(base.clone()), Some((false, id(10), None)));
+        let mut open = base.clone();
+        open.push(filed(20, 10));
+        assert_eq!(final_of(open.clone()), Some((false, id(10), Some(id(20)))));
+        let mut upheld = open.clone();
+        upheld.push(resolved(20, AppealOutcome::Upheld));
+        assert_eq!(final_of(upheld).map(|f| f.0), Some(false));
+        let mut overturned = open.clone();
+        overturned.push(resolved(20, AppealOutcome::Overturned));
+        assert_eq!(final_of(overturned.clone()).map(|f| f.0), Some(true));
+        // A new determination supersedes the old one and its appeal.
+        overturned.push(determined(11, false));
+        assert_eq!(final_of(overturned), Some((false, id(11), None)));
+        // An appeal open against a superseded determination is no longer open.
+        open.push(determined(11, true));
+        assert_eq!(member_from(open).open_appeals().count(), 0);
+    }
+
+    #[test]
+    fn appeals_need_a_determination_and_wait_their_turn() {
+        let file = |n: u128| MemberCommand::FileAppeal {
+            appeal_id: id(n),
+            evaluation_id: "2018-q2".parse().expect("slug"),
+            reason: "r".to_owned(),
+            clock: clock(),
+        };
+        MemberTest::with(())
+            .given(vec![MemberEvent::MemberEnrolled(enrolment())])
+            .when(file(20))
+            .then_expect_error(MemberRejection::NothingToAppeal(
+                "2018-q2".parse().expect("slug"),
+            ));
+        let mut given = vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            determined(10, false),
+        ];
+        let member = member_from(given.clone());
+        let events = member.decide(&file(20)).expect("filed");
+        given.extend(events);
+        MemberTest::with(())
+            .given(given.clone())
+            .when(file(21))
+            .then_expect_error(MemberRejection::AppealAlreadyOpen(id(20)));
+        MemberTest::with(())
+            .given(given)
+            .when(MemberCommand::ResolveAppeal {
+                appeal_id: id(99),
+                outcome: AppealOutcome::Upheld,
+                note: "n".to_owned(),
+                clock: clock(),
+            })
+            .then_expect_error(MemberRejection::NoSuchAppeal(id(99)));
+    }
+
+    #[test]
+    fn adjustments_count_in_the_quarter_of_their_effective_time() {
+        let adjusted = |n: u128, category, hundredths, when| MemberEvent::CreditAdjusted {
+            adjustment_id: id(n),
+            category,
+            hours: Hours::from_hundredths(hundredths),
+            effective_at: when,
+            reason: "r".to_owned(),
+            appeal_id: None,
+        };
+        let member = member_from(vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            adjusted(1, Category::Required, 800, at(5, 1, 0, 0)),
+            adjusted(2, Category::Required, -150, at(5, 2, 0, 0)),
+            // 2018-06-30T20:00Z is 2018-07-01 in Shanghai: the third quarter.
+            adjusted(3, Category::Elective, 300, at(6, 30, 20, 0)),
+        ]);
+        let totals = member.quarter_totals(&[Ruleset::version_1()], chrono_tz::Asia::Shanghai);
+        let q = |raw: &str| Quarter::parse(raw).expect("quarter");
+        assert_eq!(totals[&q("2018-Q2")].required, Hours::from_hundredths(650));
+        assert_eq!(totals[&q("2018-Q2")].elective, Hours::ZERO);
+        assert_eq!(totals[&q("2018-Q3")].elective, Hours::whole(3));
+        let zero = MemberCommand::AdjustCredit {
+            adjustment_id: id(9),
+            category: Category::Required,
+            hours: Hours::ZERO,
+            effective_at: at(5, 1, 0, 0),
+            reason: "r".to_owned(),
+            appeal_id: None,
+            clock: clock(),
+        };
+        assert_eq!(member.decide(&zero), Err(MemberRejection::AdjustmentSize));
     }
 }

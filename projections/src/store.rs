@@ -3,6 +3,7 @@
 
 use chrono::NaiveDate;
 use sqlx::{PgConnection, PgPool, Row};
+use studyledger_aggregates::facts::AppealOutcome;
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::OrganisationRecord;
 use studyledger_aggregates::rules::credit::QuarterTotals;
@@ -48,6 +49,13 @@ pub struct MemberRows {
     required: Vec<i64>,
     elective: Vec<i64>,
     minutes: Vec<i64>,
+    a_member: Vec<Uuid>,
+    appeal_id: Vec<Uuid>,
+    a_evaluation: Vec<String>,
+    a_determination: Vec<Uuid>,
+    a_reason: Vec<String>,
+    a_filed_at: Vec<chrono::DateTime<chrono::Utc>>,
+    a_status: Vec<&'static str>,
     q_sequence: Vec<i64>,
 }
 
@@ -91,6 +99,21 @@ impl MemberRows {
             self.org_sequence.push(to_i64(transfer.sequence));
             self.org_id.push(transfer.to_org_id.to_string());
         }
+        let open: Vec<Uuid> = member.open_appeals().map(|a| a.appeal_id).collect();
+        for appeal in member.appeals() {
+            self.a_member.push(id);
+            self.appeal_id.push(appeal.appeal_id);
+            self.a_evaluation.push(appeal.evaluation_id.to_string());
+            self.a_determination.push(appeal.determination_id);
+            self.a_reason.push(appeal.reason.clone());
+            self.a_filed_at.push(appeal.filed_at);
+            self.a_status.push(match &appeal.resolution {
+                Some(r) if r.outcome == AppealOutcome::Upheld => "upheld",
+                Some(_) => "overturned",
+                None if open.contains(&appeal.appeal_id) => "open",
+                None => "superseded",
+            });
+        }
         for (quarter, totals, minutes) in fold.active_quarters() {
             self.q_member.push(id);
             self.quarter.push(quarter.to_string());
@@ -116,7 +139,11 @@ pub async fn replace_members(
     if rows.is_empty() {
         return Ok(());
     }
-    for table in ["member_org_view", "member_quarter_view"] {
+    for table in [
+        "member_org_view",
+        "member_quarter_view",
+        "member_appeal_view",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE member_id = ANY($1)"))
             .bind(&rows.member_id)
             .execute(&mut *tx)
@@ -173,6 +200,23 @@ impl MemberRows {
         .bind(&rows.q_sequence)
         .execute(&mut *tx)
         .await?;
+        if !rows.appeal_id.is_empty() {
+            sqlx::query(
+                "INSERT INTO member_appeal_view (member_id, appeal_id, evaluation_id,
+                                                 determination_id, reason, filed_at, status)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
+                                      $6::timestamptz[], $7::text[])",
+            )
+            .bind(&rows.a_member)
+            .bind(&rows.appeal_id)
+            .bind(&rows.a_evaluation)
+            .bind(&rows.a_determination)
+            .bind(&rows.a_reason)
+            .bind(&rows.a_filed_at)
+            .bind(&rows.a_status)
+            .execute(&mut *tx)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -296,4 +340,49 @@ pub async fn members_of(
     rows.iter()
         .map(|row| Ok((member_row(row)?, stored_quarter(row))))
         .collect()
+}
+
+/// An open appeal with the member it belongs to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenAppeal {
+    pub appeal_id: Uuid,
+    pub member_id: Uuid,
+    pub member_no: String,
+    pub name: String,
+    pub org_id: String,
+    pub evaluation_id: String,
+    pub determination_id: Uuid,
+    pub reason: String,
+    pub filed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Open appeals of members who belong to one of `orgs` on `day` (their latest organisation on
+/// or before it), in appeal id order after `after`, at most `limit`.
+pub async fn open_appeals(
+    connection: &mut PgConnection,
+    orgs: &[String],
+    day: NaiveDate,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<OpenAppeal>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.appeal_id, a.member_id, m.member_no, m.name, o.org_id, a.evaluation_id,
+                a.determination_id, a.reason, a.filed_at
+           FROM member_appeal_view a
+           JOIN member_view m ON m.member_id = a.member_id
+           JOIN LATERAL (
+                SELECT org_id FROM member_org_view o
+                 WHERE o.member_id = a.member_id AND o.effective_on <= $2
+                 ORDER BY o.effective_on DESC, o.sequence DESC LIMIT 1) o ON true
+          WHERE a.status = 'open' AND o.org_id = ANY($1)
+            AND ($3::uuid IS NULL OR a.appeal_id > $3)
+          ORDER BY a.appeal_id
+          LIMIT $4",
+    )
+    .bind(orgs)
+    .bind(day)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(connection)
+    .await
 }

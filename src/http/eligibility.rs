@@ -14,17 +14,20 @@ use studyledger_aggregates::determination_run::{
     DeterminationRequest, DeterminationRun, DeterminationRunCommand, Scope,
 };
 use studyledger_aggregates::evaluation::{Evaluation, EvaluationRecord};
-use studyledger_aggregates::member::Member;
+use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::rejection::RejectionKind;
-use studyledger_aggregates::rules::eligibility::{all_ended, Determination};
-use studyledger_aggregates::values::{local_date, OrgId};
+use studyledger_aggregates::rules::eligibility::{all_ended, Determination, QuarterJudgement};
+use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::values::{local_date, OrgId, Quarter};
 use studyledger_projections::store as views;
 use uuid::Uuid;
 
 use crate::determinations::{not_enrolled, JobState, JobStatus};
+use crate::http::appeals;
 use crate::http::consistency;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, Admin, ApiJson, ApiPath};
+use crate::http::extract::{self, Admin, ApiJson, ApiPath, ApiQuery};
+use crate::http::history::{fold_history, ledger_entries, Entry};
 use crate::http::AppState;
 use crate::store::StoreError;
 
@@ -237,33 +240,103 @@ pub fn determination_json(determination: &Determination) -> Value {
     })
 }
 
-/// `GET /v1/members/{id}/eligibility/{evaluation_id}`: the determination in force, with its
-/// basis as recorded; 404 when none exists.
+#[derive(Deserialize)]
+pub struct EligibilityQuery {
+    explain: Option<bool>,
+}
+
+/// `GET /v1/members/{id}/eligibility/{evaluation_id}[?explain=true]`: the final eligibility
+/// (rule 9), the determination in force with its basis as recorded, and its appeal; 404 when
+/// no determination exists. With `explain=true`, per quarter of the evaluation, the completions
+/// and adjustments that counted and those that did not (and why), each with its sequence and
+/// position: as the system knew them when it decided (the events before the determination,
+/// under the rulesets it knew), and beside that what it would decide now.
 pub async fn eligibility(
     State(state): State<AppState>,
     ApiPath((member_id, evaluation_id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<EligibilityQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let member_id = extract::uuid("member_id", &member_id)?;
     let evaluation_id = extract::slug("evaluation_id", &evaluation_id)?;
-    let (member, _) = state
-        .ledger()
-        .read::<Member>(&member_id.to_string())
+    let ledger = state.ledger();
+    let history = ledger
+        .history::<Member>(&member_id.to_string(), None)
         .await?;
-    if member.enrolment().is_none() {
-        return Err(ApiError::NotFound(format!(
-            "member {member_id} is not enrolled"
-        )));
-    }
-    let (eligible, determination) = member.final_eligibility(&evaluation_id).ok_or_else(|| {
+    let not_found = || {
         ApiError::NotFound(format!(
             "member {member_id} has no determination for {evaluation_id}"
         ))
-    })?;
-    Ok(Json(json!({
+    };
+    let determination_sequence = |id: Uuid| {
+        history.iter().find_map(|r| match &r.event {
+            MemberEvent::EligibilityDetermined(d) if d.determination_id == id => {
+                Some((r.sequence, r.recorded_at))
+            }
+            _ => None,
+        })
+    };
+    let (member, _) = fold_history(history.clone(), usize::MAX);
+    let (eligible, determination, appeal) = member
+        .final_eligibility(&evaluation_id)
+        .ok_or_else(not_found)?;
+    let mut body = json!({
         "member_id": member_id,
         "evaluation_id": evaluation_id,
         "eligible": eligible,
         "determination": determination_json(determination),
-        "appeal": null,
-    })))
+        "appeal": appeal.map(appeals::appeal_json),
+    });
+    if query.explain == Some(true) {
+        let (sequence, recorded_at) =
+            determination_sequence(determination.determination_id).ok_or_else(not_found)?;
+        let quarters: Vec<Quarter> = determination.quarters.iter().map(|q| q.quarter).collect();
+        let tz = ledger.tz();
+        // What the system knew: the events before the determination, the rulesets it knew.
+        let known_rules: Vec<Ruleset> = ledger
+            .rulesets()
+            .await?
+            .into_iter()
+            .filter(|r| r.version <= determination.rules_version)
+            .collect();
+        let (then, then_provenance) = fold_history(history.clone(), sequence);
+        let then_entries = ledger_entries(&then, &known_rules, tz, &then_provenance);
+        // What it would decide now: every fact and every ruleset.
+        let rulesets = ledger.rulesets().await?;
+        let (now, now_provenance) = fold_history(history, usize::MAX);
+        let now_entries = ledger_entries(&now, &rulesets, tz, &now_provenance);
+        let (eligible_now, judged_now) = now
+            .eligibility(&quarters, &rulesets, ledger.clock())
+            .ok_or_else(not_found)?;
+        body["explanation"] = json!({
+            "as_determined": {
+                "determination_sequence": sequence,
+                "recorded_at": recorded_at,
+                "rules_version": determination.rules_version,
+                "eligible": determination.eligible,
+                "quarters": explained(&determination.quarters, &then_entries),
+            },
+            "now": {
+                "rules_version": rulesets.iter().map(|r| r.version).max(),
+                "eligible": eligible_now,
+                "quarters": explained(&judged_now, &now_entries),
+            },
+        });
+    }
+    Ok(Json(body))
+}
+
+/// Each judged quarter with the ledger entries that fall in it.
+fn explained(judged: &[QuarterJudgement], entries: &[Entry]) -> Vec<Value> {
+    judged
+        .iter()
+        .map(|judgement| {
+            let mut quarter = serde_json::to_value(judgement).unwrap_or_else(|_| json!({}));
+            quarter["entries"] = json!(entries
+                .iter()
+                .filter(|e| e.quarter == judgement.quarter)
+                .map(|e| &e.json)
+                .collect::<Vec<_>>());
+            quarter
+        })
+        .collect()
 }

@@ -5,16 +5,23 @@
 //! as of T is folded from the events recorded by T, under the rulesets published by T.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::rules::credit::credit_completions;
+use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{local_date, Quarter};
 use studyledger_projections::fold::MemberFold;
 
+use crate::http::csv;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, ApiPath, ApiQuery};
 use crate::http::AppState;
@@ -47,56 +54,75 @@ async fn stream(
     Ok((member_id, history))
 }
 
-/// `GET /v1/members/{id}/ledger?as_of=`: every completion recorded by `as_of`, credited or
-/// not and why, with its event's sequence and position, and the per-quarter totals.
+/// `GET /v1/members/{id}/ledger?as_of=`: every completion and adjustment recorded by `as_of`,
+/// credited or not and why, with its event's sequence, position and recorder, and the
+/// per-quarter totals. With `Accept: text/csv`, the entries as a transcript.
 pub async fn ledger(
     State(state): State<AppState>,
     ApiPath(member_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<LedgerQuery>,
-) -> Result<Json<Value>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    answer_ledger(&state, &member_id, &query, csv::wanted(&headers)).await
+}
+
+/// `GET /v1/members/{id}/ledger.csv?as_of=`: the transcript as CSV.
+pub async fn ledger_csv(
+    State(state): State<AppState>,
+    ApiPath(member_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<LedgerQuery>,
+) -> Result<Response, ApiError> {
+    answer_ledger(&state, &member_id, &query, true).await
+}
+
+const LEDGER_CSV: [&str; 14] = [
+    "sequence",
+    "position",
+    "recorded_at",
+    "recorded_by",
+    "occurred_at",
+    "kind",
+    "course_id",
+    "adjustment_id",
+    "category",
+    "hours",
+    "credited",
+    "not_credited_reason",
+    "reason",
+    "quarter",
+];
+
+async fn answer_ledger(
+    state: &AppState,
+    member_id: &str,
+    query: &LedgerQuery,
+    as_csv: bool,
+) -> Result<Response, ApiError> {
     let as_of = match query.as_of.as_deref() {
         Some(raw) => extract::instant("as_of", raw)?,
         None => Utc::now(),
     };
-    let (member_id, history) = stream(&state, &member_id, Some(as_of)).await?;
+    let (member_id, history) = stream(state, member_id, Some(as_of)).await?;
     let ledger = state.ledger();
     let tz = ledger.tz();
     let rulesets = ledger.rulesets_as_of(as_of).await?;
 
-    let mut member = Member::default();
-    let mut recorded_by_sequence = std::collections::HashMap::new();
-    for recorded in history {
-        recorded_by_sequence.insert(recorded.sequence, (recorded.position, recorded.recorded_at));
-        member.apply(recorded.event);
+    let (member, provenance) = fold_history(history, usize::MAX);
+    let entries = ledger_entries(&member, &rulesets, tz, &provenance);
+    if as_csv {
+        let rows = entries.iter().map(|e| {
+            LEDGER_CSV
+                .iter()
+                .map(|field| csv::cell(&e.json[*field]))
+                .collect::<Vec<_>>()
+        });
+        return Ok(csv::response(
+            csv::encode(Some(&LEDGER_CSV), rows)?,
+            &format!("ledger-{member_id}.csv"),
+        ));
     }
-    let outcomes = credit_completions(member.sessions(), member.completions(), &rulesets, tz);
-    let entries: Vec<Value> = outcomes
-        .iter()
-        .map(|outcome| {
-            let completion = outcome.completion;
-            let (position, recorded_at) = recorded_by_sequence
-                .get(&completion.sequence)
-                .copied()
-                .unzip();
-            json!({
-                "sequence": completion.sequence,
-                "position": position,
-                "recorded_at": recorded_at,
-                "occurred_at": completion.completed_at,
-                "kind": "course_completion",
-                "completion_id": completion.completion_id,
-                "course_id": completion.course.course_id,
-                "category": completion.course.category,
-                "hours": completion.course.credit_hours,
-                "credited": outcome.is_credited(),
-                "not_credited_reason": outcome.credited.err().map(|r| r.as_str()),
-                "quarter": outcome.quarter,
-            })
-        })
-        .collect();
-
     let fold = MemberFold::new(&member, &rulesets, tz);
-    let mut quarters: Vec<Quarter> = outcomes.iter().map(|o| o.quarter).collect();
+    let mut quarters: Vec<Quarter> = entries.iter().map(|e| e.quarter).collect();
     quarters.sort_unstable();
     quarters.dedup();
     let today = local_date(as_of, tz);
@@ -107,9 +133,111 @@ pub async fn ledger(
     Ok(Json(json!({
         "member_id": member_id,
         "as_of": as_of,
-        "entries": entries,
+        "entries": entries.iter().map(|e| &e.json).collect::<Vec<_>>(),
         "quarters": quarters,
-    })))
+    }))
+    .into_response())
+}
+
+/// Where each recorded event stands in the log: position, recording time, who recorded it.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub position: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: Option<String>,
+}
+
+/// The member folded from its stream's events before sequence `before` (all of them for
+/// `usize::MAX`), and the provenance of each event by sequence.
+pub fn fold_history(
+    history: Vec<Recorded<MemberEvent>>,
+    before: usize,
+) -> (Member, HashMap<usize, Provenance>) {
+    let mut member = Member::default();
+    let mut provenance = HashMap::new();
+    for recorded in history.into_iter().take_while(|r| r.sequence < before) {
+        provenance.insert(
+            recorded.sequence,
+            Provenance {
+                position: recorded.position,
+                recorded_at: recorded.recorded_at,
+                actor: recorded.metadata["actor"].as_str().map(str::to_owned),
+            },
+        );
+        member.apply(recorded.event);
+    }
+    (member, provenance)
+}
+
+/// One line of the ledger: a completion (credited or not, and why) or an adjustment.
+pub struct Entry {
+    pub quarter: Quarter,
+    pub sequence: usize,
+    pub json: Value,
+}
+
+/// Every completion and adjustment of `member`, judged under `rulesets`, in sequence order.
+pub fn ledger_entries(
+    member: &Member,
+    rulesets: &[Ruleset],
+    tz: Tz,
+    provenance: &HashMap<usize, Provenance>,
+) -> Vec<Entry> {
+    let recorded = |sequence: usize| provenance.get(&sequence);
+    let completions = credit_completions(member.sessions(), member.completions(), rulesets, tz)
+        .into_iter()
+        .map(|outcome| {
+            let completion = outcome.completion;
+            let at = recorded(completion.sequence);
+            Entry {
+                quarter: outcome.quarter,
+                sequence: completion.sequence,
+                json: json!({
+                    "sequence": completion.sequence,
+                    "position": at.map(|p| p.position),
+                    "recorded_at": at.map(|p| p.recorded_at),
+                    "recorded_by": at.and_then(|p| p.actor.clone()),
+                    "occurred_at": completion.completed_at,
+                    "kind": "course_completion",
+                    "completion_id": completion.completion_id,
+                    "course_id": completion.course.course_id,
+                    "category": completion.course.category,
+                    "hours": completion.course.credit_hours,
+                    "credited": outcome.is_credited(),
+                    "not_credited_reason": outcome.credited.err().map(|r| r.as_str()),
+                    "quarter": outcome.quarter,
+                }),
+            }
+        });
+    let adjustments = member.adjustments().iter().map(|adjustment| {
+        let at = recorded(adjustment.sequence);
+        let quarter = Quarter::of_instant(adjustment.effective_at, tz);
+        Entry {
+            quarter,
+            sequence: adjustment.sequence,
+            json: json!({
+                "sequence": adjustment.sequence,
+                "position": at.map(|p| p.position),
+                "recorded_at": at.map(|p| p.recorded_at),
+                "recorded_by": at.and_then(|p| p.actor.clone()),
+                "occurred_at": adjustment.effective_at,
+                "kind": "credit_adjustment",
+                "adjustment_id": adjustment.adjustment_id,
+                "course_id": null,
+                "category": adjustment.category,
+                "hours": adjustment.hours,
+                // Rule 3: adjustments always count.
+                "credited": true,
+                "not_credited_reason": null,
+                "reason": adjustment.reason,
+                "appeal_id": adjustment.appeal_id,
+                "quarter": quarter,
+            }),
+        }
+    });
+    let mut entries: Vec<Entry> = completions.chain(adjustments).collect();
+    entries.sort_by_key(|e| e.sequence);
+    entries
 }
 
 /// `GET /v1/members/{id}/events`: the raw stream with positions, recording times and metadata.

@@ -125,7 +125,7 @@ fn profile_json(member: &Member, fold: &MemberFold, today: chrono::NaiveDate) ->
 /// Runs a command that records one fact on a member's stream. `recorded` finds the fact in
 /// the state afterwards — its event's sequence and what the answer needs — so that a resend,
 /// which appends nothing, answers exactly as the first request did.
-async fn record_fact<T>(
+pub(crate) async fn record_fact<T>(
     ledger: &Ledger,
     member_id: Uuid,
     command: MemberCommand,

@@ -1,8 +1,10 @@
 //! The HTTP contract of DESIGN §5 on axum: one module per resource, shared state, and the
 //! middleware every request passes (request id, tracing, body limit, panic guard).
 
+pub mod appeals;
 pub mod consistency;
 pub mod courses;
+pub mod csv;
 pub mod eligibility;
 pub mod error;
 pub mod extract;
@@ -73,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orgs", post(orgs::register))
         .route("/v1/orgs/{org_id}/compliance", get(orgs::compliance))
         .route("/v1/orgs/{org_id}/members", get(orgs::members))
+        .route("/v1/orgs/{org_id}/members.csv", get(orgs::members_csv))
         .route("/metrics", get(crate::metrics::render))
         .route("/v1/courses", post(courses::register))
         .route("/v1/members", post(members::enrol))
@@ -94,11 +97,25 @@ pub fn router(state: AppState) -> Router {
             post(members::record_transfer),
         )
         .route("/v1/members/{member_id}/ledger", get(history::ledger))
+        .route(
+            "/v1/members/{member_id}/ledger.csv",
+            get(history::ledger_csv),
+        )
         .route("/v1/members/{member_id}/events", get(history::events))
         .route(
             "/v1/members/{member_id}/eligibility/{evaluation_id}",
             get(eligibility::eligibility),
         )
+        .route(
+            "/v1/members/{member_id}/credit-adjustments",
+            post(appeals::adjust),
+        )
+        .route("/v1/members/{member_id}/appeals", post(appeals::file))
+        .route(
+            "/v1/members/{member_id}/appeals/{appeal_id}/resolution",
+            post(appeals::resolve),
+        )
+        .route("/v1/orgs/{org_id}/appeals", get(appeals::open_in_org))
         .route("/v1/rulesets", post(rules::publish).get(rules::list))
         .route("/v1/evaluations", post(rules::define_evaluation))
         .route("/v1/replays", post(replays::start))

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{NaiveDate, Utc};
@@ -19,6 +19,7 @@ use studyledger_projections::fold::{quarter_compliance, QuarterCompliance};
 use studyledger_projections::store as views;
 
 use crate::http::consistency;
+use crate::http::csv;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, ApiJson, ApiPath, ApiQuery, RequestMeta};
 use crate::http::AppState;
@@ -251,13 +252,100 @@ fn round(value: f64, decimals: i32) -> f64 {
 }
 
 /// `GET /v1/orgs/{id}/members?quarter=&status=&limit=&cursor=`: a page of the subtree's
-/// members in member id order, with their quarter status; `next_cursor` continues it.
+/// members in member id order, with their quarter status; `next_cursor` continues it. With
+/// `Accept: text/csv`, every member of the subtree (no pages) as CSV.
 pub async fn members(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<RollUpQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let status: Option<QuarterStatus> = query
+    if csv::wanted(&headers) {
+        return members_csv(State(state), ApiPath(org_id), ApiQuery(query)).await;
+    }
+    let status = status_filter(&query)?;
+    members_page(state, org_id, query, status).await
+}
+
+/// The members of a quarter's roll-up with the figures behind their status.
+fn member_json(member: &views::MemberRow, row: &QuarterCompliance) -> Value {
+    json!({
+        "member_id": member.member_id,
+        "member_no": member.member_no,
+        "name": member.name,
+        "org_id": member.org_id,
+        "status": row.judgement.status,
+        "required_hours": row.judgement.required_hours,
+        "elective_hours": row.judgement.elective_hours,
+        "study_minutes": row.study_minutes,
+        "ruleset_version": row.judgement.ruleset_version,
+        "stale": row.stale,
+    })
+}
+
+const MEMBERS_CSV: [&str; 10] = [
+    "member_id",
+    "member_no",
+    "name",
+    "org_id",
+    "status",
+    "required_hours",
+    "elective_hours",
+    "study_minutes",
+    "ruleset_version",
+    "stale",
+];
+
+/// `GET /v1/orgs/{id}/members.csv?quarter=&status=`: the subtree's quarter compliance list as
+/// CSV, streamed chunk by chunk from one read transaction.
+pub async fn members_csv(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RollUpQuery>,
+) -> Result<Response, ApiError> {
+    let status = status_filter(&query)?;
+    let counted = counted(&state, &org_id, &query).await?;
+    let filename = format!("{org_id}-{}-members.csv", counted.quarter);
+    let pages = futures::stream::unfold(
+        Some((counted, None::<uuid::Uuid>, true)),
+        move |state| async move {
+            let (mut counted, after, first) = state?;
+            let chunk = match counted.next_chunk(after).await {
+                Ok(chunk) => chunk,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            };
+            let rows = chunk.iter().filter_map(|(member, stored)| {
+                let row = judged(&counted, member, stored.as_ref());
+                if status.is_some_and(|s| s != row.judgement.status) {
+                    return None;
+                }
+                let body = member_json(member, &row);
+                Some(
+                    MEMBERS_CSV
+                        .iter()
+                        .map(|f| csv::cell(&body[*f]))
+                        .collect::<Vec<_>>(),
+                )
+            });
+            let bytes = csv::encode(first.then_some(&MEMBERS_CSV[..]), rows)
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            let next = match chunk.last() {
+                Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
+                    Some((counted, Some(last.member_id), false))
+                }
+                _ => None,
+            };
+            Some((bytes, next))
+        },
+    );
+    Ok(csv::response(
+        axum::body::Body::from_stream(pages),
+        &filename,
+    ))
+}
+
+fn status_filter(query: &RollUpQuery) -> Result<Option<QuarterStatus>, ApiError> {
+    query
         .status
         .as_deref()
         .map(|s| {
@@ -268,7 +356,15 @@ pub async fn members(
                 )
             })
         })
-        .transpose()?;
+        .transpose()
+}
+
+async fn members_page(
+    state: AppState,
+    org_id: String,
+    query: RollUpQuery,
+    status: Option<QuarterStatus>,
+) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::Malformed(
@@ -297,18 +393,7 @@ pub async fn members(
                     .and_then(|p: &Value| p["member_id"].as_str().map(str::to_owned));
                 break 'scan;
             }
-            page.push(json!({
-                "member_id": member.member_id,
-                "member_no": member.member_no,
-                "name": member.name,
-                "org_id": member.org_id,
-                "status": row.judgement.status,
-                "required_hours": row.judgement.required_hours,
-                "elective_hours": row.judgement.elective_hours,
-                "study_minutes": row.study_minutes,
-                "ruleset_version": row.judgement.ruleset_version,
-                "stale": row.stale,
-            }));
+            page.push(member_json(member, &row));
         }
         if i64::try_from(chunk.len()).unwrap_or(0) < SCAN_CHUNK {
             break;

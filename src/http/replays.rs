@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use crate::http::csv;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, Admin, ApiJson, ApiPath, ApiQuery};
 use crate::http::AppState;
@@ -193,13 +194,6 @@ async fn replay_row(pool: &PgPool, replay_id: Uuid) -> Result<Value, ApiError> {
     serde_json::to_value(row).map_err(|_| ApiError::Internal)
 }
 
-fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"))
-}
-
 /// `GET /v1/replays/{id}`: status, progress, and a page of `changes` (`limit` ≤ 1000,
 /// `next_cursor` continues); with `Accept: text/csv`, every change as CSV.
 pub async fn show(
@@ -211,7 +205,7 @@ pub async fn show(
     let replay_id = extract::uuid("replay_id", &replay_id)?;
     let pool = state.ledger().pool();
     let mut body = replay_row(pool, replay_id).await?;
-    if wants_csv(&headers) {
+    if csv::wanted(&headers) {
         return Ok(csv_response(pool.clone(), replay_id));
     }
     let limit = query.limit.unwrap_or(1000);
@@ -257,31 +251,22 @@ const CSV_HEADER: [&str; 8] = [
 /// Changes per page of the CSV stream.
 const CSV_PAGE: i64 = 5_000;
 
-fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, csv::Error> {
-    let mut out = Vec::new();
-    if with_header {
-        // A byte order mark, so that spreadsheet programs read the names as UTF-8.
-        out.extend_from_slice("\u{feff}".as_bytes());
-    }
-    let mut writer = csv::Writer::from_writer(&mut out);
-    if with_header {
-        writer.write_record(CSV_HEADER)?;
-    }
-    for change in changes {
-        writer.write_record([
-            change.member_id.to_string(),
-            change.member_no.clone().unwrap_or_default(),
-            change.name.clone().unwrap_or_default(),
-            change.evaluation_id.clone(),
-            change.determination_id.to_string(),
-            change.recorded_eligible.to_string(),
-            change.eligible_now.to_string(),
-            change.quarters_changed().join(" "),
-        ])?;
-    }
-    writer.flush()?;
-    drop(writer);
-    Ok(out)
+fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> {
+    csv::encode(
+        with_header.then_some(&CSV_HEADER[..]),
+        changes.iter().map(|change| {
+            vec![
+                change.member_id.to_string(),
+                change.member_no.clone().unwrap_or_default(),
+                change.name.clone().unwrap_or_default(),
+                change.evaluation_id.clone(),
+                change.determination_id.to_string(),
+                change.recorded_eligible.to_string(),
+                change.eligible_now.to_string(),
+                change.quarters_changed().join(" "),
+            ]
+        }),
+    )
 }
 
 /// The whole work list, streamed page by page (memory holds one page).
@@ -302,22 +287,14 @@ fn csv_response(pool: PgPool, replay_id: Uuid) -> Response {
                             .map(|c| Some((c.member_id, c.evaluation_id.clone())))
                     })
                     .flatten();
-                let bytes = csv_page(&page, first).map_err(std::io::Error::other);
+                let bytes =
+                    csv_page(&page, first).map_err(|e| std::io::Error::other(e.to_string()));
                 Some((bytes, (next, false)))
             }
         },
     );
-    let mut response = Body::from_stream(pages).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(disposition) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"replay-{replay_id}-changes.csv\""
-    )) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    response
+    csv::response(
+        Body::from_stream(pages),
+        &format!("replay-{replay_id}-changes.csv"),
+    )
 }
