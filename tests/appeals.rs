@@ -215,6 +215,14 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
         )
         .await;
     assert_eq!(status, 404, "{body}");
+    // The determination has been heard: another appeal against it would undo the overturn.
+    let (status, body) = app
+        .post(
+            &format!("/v1/members/{member}/appeals"),
+            &json!({"appeal_id": Uuid::new_v4(), "evaluation_id": "2018-q2", "reason": "再议"}),
+        )
+        .await;
+    assert_eq!(status, 409, "one appeal per determination: {body}");
 
     let after = eligibility(&app, member, "2018-q2", true).await;
     assert_eq!(after["eligible"], true);
@@ -335,6 +343,31 @@ async fn an_appeal_superseded_by_a_new_determination_cannot_be_resolved() {
         status, 409,
         "an appeal id reused with other content: {body}"
     );
+}
+
+#[tokio::test]
+async fn concurrent_appeals_against_one_determination_record_exactly_one() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
+    determine(&app, "2018-q2", member).await;
+    let appeals = format!("/v1/members/{member}/appeals");
+    let filings = (0..8).map(|n| {
+        let body = json!({"appeal_id": Uuid::new_v4(), "evaluation_id": "2018-q2", "reason": format!("r{n}")});
+        let (app, appeals) = (&app, &appeals);
+        async move { app.post(appeals, &body).await.0 }
+    });
+    let mut statuses = futures::future::join_all(filings).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+    let (_, events) = app.get(&format!("/v1/members/{member}/events")).await;
+    let filed = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event_type"] == "AppealFiled")
+        .count();
+    assert_eq!(filed, 1);
 }
 
 #[tokio::test]

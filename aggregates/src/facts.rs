@@ -116,3 +116,25 @@ pub struct Appeal {
     pub sequence: usize,
     pub resolution: Option<Resolution>,
 }
+
+/// Where an appeal stands: waiting for a reviewer, resolved, or left unheard because a newer
+/// determination superseded the one it contests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppealStatus {
+    Open,
+    Upheld,
+    Overturned,
+    Superseded,
+}
+
+impl AppealStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppealStatus::Open => "open",
+            AppealStatus::Upheld => "upheld",
+            AppealStatus::Overturned => "overturned",
+            AppealStatus::Superseded => "superseded",
+        }
+    }
+}

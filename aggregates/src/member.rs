@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::facts::{
-    organisation_on, Adjustment, Appeal, AppealOutcome, Completion, CourseTerms, Enrolment,
-    Resolution, StudySession, Transfer,
+    organisation_on, Adjustment, Appeal, AppealOutcome, AppealStatus, Completion, CourseTerms,
+    Enrolment, Resolution, StudySession, Transfer,
 };
 use crate::rejection::{Classify, RejectionKind};
 use crate::rules::credit::{credit_completions, quarter_totals, QuarterTotals};
@@ -190,6 +190,10 @@ pub enum MemberRejection {
     NothingToAppeal(EvaluationId),
     #[error("appeal {0} against the same determination is still open")]
     AppealAlreadyOpen(Uuid),
+    #[error(
+        "appeal {0} already heard this determination; only a new determination can be appealed"
+    )]
+    AlreadyHeard(Uuid),
     #[error("appeal {0} is already resolved")]
     AlreadyResolved(Uuid),
     #[error("appeal {0} contests a determination that a newer one superseded")]
@@ -213,6 +217,7 @@ impl Classify for MemberRejection {
             | MemberRejection::NothingToAppeal(_)
             | MemberRejection::AppealAlreadyOpen(_)
             | MemberRejection::AlreadyResolved(_)
+            | MemberRejection::AlreadyHeard(_)
             | MemberRejection::AppealSuperseded(_) => RejectionKind::Conflict,
             MemberRejection::AdjustmentSize
             | MemberRejection::MissingReason(_)
@@ -296,8 +301,8 @@ impl Member {
     }
 
     /// Rule 9's final recorded eligibility for an evaluation: the latest determination's
-    /// outcome, inverted when its latest resolved appeal was overturned; with the determination
-    /// and that appeal (or the open one). `None` when no determination exists.
+    /// outcome, inverted when its appeal was overturned; with the determination and its appeal.
+    /// `None` when no determination exists.
     pub fn final_eligibility(
         &self,
         evaluation_id: &EvaluationId,
@@ -310,19 +315,27 @@ impl Member {
         Some((latest.eligible != overturned, latest, appeal))
     }
 
-    /// The appeal against a determination that counts: the open one, else the latest resolved.
+    /// The appeal against a determination: a determination is heard once (rule 9's "its
+    /// appeal"), so this is the first and only one filed against it.
     fn appeal_against(&self, determination_id: Uuid) -> Option<&Appeal> {
-        let against: Vec<&Appeal> = self
-            .appeals
+        self.appeals
             .iter()
-            .filter(|a| a.determination_id == determination_id)
-            .collect();
-        against
-            .iter()
-            .rev()
-            .find(|a| a.resolution.is_none())
-            .or_else(|| against.last())
-            .copied()
+            .find(|a| a.determination_id == determination_id)
+    }
+
+    /// Where an appeal of this member stands.
+    pub fn appeal_status(&self, appeal: &Appeal) -> AppealStatus {
+        match &appeal.resolution {
+            Some(r) if r.outcome == AppealOutcome::Upheld => AppealStatus::Upheld,
+            Some(_) => AppealStatus::Overturned,
+            None if self.contests_latest(appeal) => AppealStatus::Open,
+            None => AppealStatus::Superseded,
+        }
+    }
+
+    fn contests_latest(&self, appeal: &Appeal) -> bool {
+        self.latest_determination(&appeal.evaluation_id)
+            .is_some_and(|d| d.determination_id == appeal.determination_id)
     }
 
     pub fn adjustments(&self) -> &[Adjustment] {
@@ -339,12 +352,9 @@ impl Member {
 
     /// Appeals waiting for a reviewer: unresolved, against the determination in force.
     pub fn open_appeals(&self) -> impl Iterator<Item = &Appeal> {
-        self.appeals.iter().filter(|a| {
-            a.resolution.is_none()
-                && self
-                    .latest_determination(&a.evaluation_id)
-                    .is_some_and(|d| d.determination_id == a.determination_id)
-        })
+        self.appeals
+            .iter()
+            .filter(|a| a.resolution.is_none() && self.contests_latest(a))
     }
 
     fn decide_adjustment(
@@ -429,11 +439,12 @@ impl Member {
         let latest = self
             .latest_determination(evaluation_id)
             .ok_or_else(|| MemberRejection::NothingToAppeal(evaluation_id.clone()))?;
-        if let Some(open) = self
-            .open_appeals()
-            .find(|a| &a.evaluation_id == evaluation_id)
-        {
-            return Err(MemberRejection::AppealAlreadyOpen(open.appeal_id));
+        if let Some(earlier) = self.appeal_against(latest.determination_id) {
+            return Err(if earlier.resolution.is_none() {
+                MemberRejection::AppealAlreadyOpen(earlier.appeal_id)
+            } else {
+                MemberRejection::AlreadyHeard(earlier.appeal_id)
+            });
         }
         Ok(vec![MemberEvent::AppealFiled {
             appeal_id,
@@ -467,10 +478,7 @@ impl Member {
         if note.trim().is_empty() {
             return Err(MemberRejection::MissingNote);
         }
-        let in_force = self
-            .latest_determination(&appeal.evaluation_id)
-            .is_some_and(|d| d.determination_id == appeal.determination_id);
-        if !in_force {
+        if !self.contests_latest(appeal) {
             return Err(MemberRejection::AppealSuperseded(appeal_id));
         }
         Ok(vec![MemberEvent::AppealResolved {
@@ -1439,6 +1447,59 @@ mod tests {
                 clock: clock(),
             })
             .then_expect_error(MemberRejection::NoSuchAppeal(id(99)));
+    }
+
+    #[test]
+    fn a_determination_is_heard_once_and_a_new_one_can_be_appealed_again() {
+        let evaluation: EvaluationId = "2018-q2".parse().expect("slug");
+        let file = |n: u128| MemberCommand::FileAppeal {
+            appeal_id: id(n),
+            evaluation_id: evaluation.clone(),
+            reason: "r".to_owned(),
+            clock: clock(),
+        };
+        let mut given = vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            determined(10, false),
+        ];
+        given.extend(member_from(given.clone()).decide(&file(20)).expect("filed"));
+        let resolve = MemberCommand::ResolveAppeal {
+            appeal_id: id(20),
+            outcome: AppealOutcome::Overturned,
+            note: "n".to_owned(),
+            clock: clock(),
+        };
+        given.extend(
+            member_from(given.clone())
+                .decide(&resolve)
+                .expect("resolved"),
+        );
+        let heard = member_from(given.clone());
+        assert_eq!(
+            heard.final_eligibility(&evaluation).map(|f| f.0),
+            Some(true)
+        );
+        assert_eq!(
+            heard.appeal(id(20)).map(|a| heard.appeal_status(a)),
+            Some(AppealStatus::Overturned)
+        );
+        // A second appeal against the same determination would undo the overturn: refused.
+        MemberTest::with(())
+            .given(given.clone())
+            .when(file(21))
+            .then_expect_error(MemberRejection::AlreadyHeard(id(20)));
+        // A new determination supersedes the appeal's outcome and can be appealed.
+        given.push(determined(11, false));
+        let redetermined = member_from(given.clone());
+        assert_eq!(
+            redetermined.final_eligibility(&evaluation).map(|f| f.0),
+            Some(false)
+        );
+        let events = redetermined.decide(&file(21)).expect("a new appeal");
+        assert!(matches!(
+            events.as_slice(),
+            [MemberEvent::AppealFiled { determination_id, .. }] if *determination_id == id(11)
+        ));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use chrono::NaiveDate;
 use sqlx::{PgConnection, PgPool, Row};
-use studyledger_aggregates::facts::AppealOutcome;
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::OrganisationRecord;
 use studyledger_aggregates::rules::credit::QuarterTotals;
@@ -99,7 +98,6 @@ impl MemberRows {
             self.org_sequence.push(to_i64(transfer.sequence));
             self.org_id.push(transfer.to_org_id.to_string());
         }
-        let open: Vec<Uuid> = member.open_appeals().map(|a| a.appeal_id).collect();
         for appeal in member.appeals() {
             self.a_member.push(id);
             self.appeal_id.push(appeal.appeal_id);
@@ -107,12 +105,7 @@ impl MemberRows {
             self.a_determination.push(appeal.determination_id);
             self.a_reason.push(appeal.reason.clone());
             self.a_filed_at.push(appeal.filed_at);
-            self.a_status.push(match &appeal.resolution {
-                Some(r) if r.outcome == AppealOutcome::Upheld => "upheld",
-                Some(_) => "overturned",
-                None if open.contains(&appeal.appeal_id) => "open",
-                None => "superseded",
-            });
+            self.a_status.push(member.appeal_status(appeal).as_str());
         }
         for (quarter, totals, minutes) in fold.active_quarters() {
             self.q_member.push(id);

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use studyledger_aggregates::facts::{Appeal, AppealOutcome};
+use studyledger_aggregates::facts::{Appeal, AppealOutcome, AppealStatus};
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::values::{Category, Quarter};
 use studyledger_projections::store as views;
@@ -94,8 +94,8 @@ pub struct FileAppeal {
     reason: String,
 }
 
-/// An appeal as answered: `status` is `open`, `upheld` or `overturned`.
-pub fn appeal_json(appeal: &Appeal) -> Value {
+/// An appeal as answered, with where it stands (`open`, `upheld`, `overturned`, `superseded`).
+pub fn appeal_json(appeal: &Appeal, status: AppealStatus) -> Value {
     let resolution = appeal.resolution.as_ref();
     json!({
         "appeal_id": appeal.appeal_id,
@@ -103,10 +103,7 @@ pub fn appeal_json(appeal: &Appeal) -> Value {
         "determination_id": appeal.determination_id,
         "reason": appeal.reason,
         "filed_at": appeal.filed_at,
-        "status": resolution.map_or("open", |r| match r.outcome {
-            AppealOutcome::Upheld => "upheld",
-            AppealOutcome::Overturned => "overturned",
-        }),
+        "status": status,
         "note": resolution.map(|r| &r.note),
         "resolved_at": resolution.map(|r| r.resolved_at),
         "sequence": appeal.sequence,
@@ -132,10 +129,11 @@ pub async fn file(
         clock: ledger.clock(),
     };
     let (_, position, appeal) = record_fact(ledger, member_id, command, &meta, move |m| {
-        m.appeal(appeal_id).map(|a| (a.sequence, a.clone()))
+        m.appeal(appeal_id)
+            .map(|a| (a.sequence, appeal_json(a, m.appeal_status(a))))
     })
     .await?;
-    let mut answer = appeal_json(&appeal);
+    let mut answer = appeal;
     answer["member_id"] = json!(member_id);
     answer["position"] = json!(position);
     Ok((StatusCode::CREATED, Json(answer)))
@@ -171,10 +169,13 @@ pub async fn resolve(
             let appeal = m.appeal(appeal_id)?;
             let resolution = appeal.resolution.as_ref()?;
             let eligible = m.final_eligibility(&appeal.evaluation_id).map(|f| f.0);
-            Some((resolution.sequence, (appeal.clone(), eligible)))
+            Some((
+                resolution.sequence,
+                (appeal_json(appeal, m.appeal_status(appeal)), eligible),
+            ))
         })
         .await?;
-    let mut answer = appeal_json(&appeal);
+    let mut answer = appeal;
     answer["member_id"] = json!(member_id);
     answer["eligible"] = json!(eligible);
     answer["position"] = json!(position);

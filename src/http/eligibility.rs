@@ -14,6 +14,7 @@ use studyledger_aggregates::determination_run::{
     DeterminationRequest, DeterminationRun, DeterminationRunCommand, Scope,
 };
 use studyledger_aggregates::evaluation::{Evaluation, EvaluationRecord};
+use studyledger_aggregates::facts::Appeal;
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::rejection::RejectionKind;
 use studyledger_aggregates::rules::eligibility::{all_ended, Determination, QuarterJudgement};
@@ -259,36 +260,44 @@ pub async fn eligibility(
     let member_id = extract::uuid("member_id", &member_id)?;
     let evaluation_id = extract::slug("evaluation_id", &evaluation_id)?;
     let ledger = state.ledger();
-    let history = ledger
-        .history::<Member>(&member_id.to_string(), None)
-        .await?;
     let not_found = || {
         ApiError::NotFound(format!(
             "member {member_id} has no determination for {evaluation_id}"
         ))
     };
-    let determination_sequence = |id: Uuid| {
-        history.iter().find_map(|r| match &r.event {
-            MemberEvent::EligibilityDetermined(d) if d.determination_id == id => {
-                Some((r.sequence, r.recorded_at))
-            }
-            _ => None,
-        })
-    };
-    let (member, _) = fold_history(history.clone(), usize::MAX);
-    let (eligible, determination, appeal) = member
+    if query.explain != Some(true) {
+        let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+        let (eligible, determination, appeal) = member
+            .final_eligibility(&evaluation_id)
+            .ok_or_else(not_found)?;
+        return Ok(Json(eligibility_json(
+            member_id,
+            &member,
+            eligible,
+            determination,
+            appeal,
+        )));
+    }
+    let history = ledger
+        .history::<Member>(&member_id.to_string(), None)
+        .await?;
+    let (now, now_provenance) = fold_history(history.iter().cloned(), usize::MAX);
+    let (eligible, determination, appeal) = now
         .final_eligibility(&evaluation_id)
         .ok_or_else(not_found)?;
-    let mut body = json!({
-        "member_id": member_id,
-        "evaluation_id": evaluation_id,
-        "eligible": eligible,
-        "determination": determination_json(determination),
-        "appeal": appeal.map(appeals::appeal_json),
-    });
-    if query.explain == Some(true) {
-        let (sequence, recorded_at) =
-            determination_sequence(determination.determination_id).ok_or_else(not_found)?;
+    let mut body = eligibility_json(member_id, &now, eligible, determination, appeal);
+    {
+        let (sequence, recorded_at) = history
+            .iter()
+            .find_map(|r| match &r.event {
+                MemberEvent::EligibilityDetermined(d)
+                    if d.determination_id == determination.determination_id =>
+                {
+                    Some((r.sequence, r.recorded_at))
+                }
+                _ => None,
+            })
+            .ok_or_else(not_found)?;
         let quarters: Vec<Quarter> = determination.quarters.iter().map(|q| q.quarter).collect();
         let tz = ledger.tz();
         // What the system knew: the events before the determination, the rulesets it knew.
@@ -298,11 +307,10 @@ pub async fn eligibility(
             .into_iter()
             .filter(|r| r.version <= determination.rules_version)
             .collect();
-        let (then, then_provenance) = fold_history(history.clone(), sequence);
+        let (then, then_provenance) = fold_history(history, sequence);
         let then_entries = ledger_entries(&then, &known_rules, tz, &then_provenance);
         // What it would decide now: every fact and every ruleset.
         let rulesets = ledger.rulesets().await?;
-        let (now, now_provenance) = fold_history(history, usize::MAX);
         let now_entries = ledger_entries(&now, &rulesets, tz, &now_provenance);
         let (eligible_now, judged_now) = now
             .eligibility(&quarters, &rulesets, ledger.clock())
@@ -323,6 +331,23 @@ pub async fn eligibility(
         });
     }
     Ok(Json(body))
+}
+
+/// The final eligibility (rule 9), the determination in force as recorded, and its appeal.
+fn eligibility_json(
+    member_id: Uuid,
+    member: &Member,
+    eligible: bool,
+    determination: &Determination,
+    appeal: Option<&Appeal>,
+) -> Value {
+    json!({
+        "member_id": member_id,
+        "evaluation_id": determination.evaluation_id,
+        "eligible": eligible,
+        "determination": determination_json(determination),
+        "appeal": appeal.map(|a| appeals::appeal_json(a, member.appeal_status(a))),
+    })
 }
 
 /// Each judged quarter with the ledger entries that fall in it.

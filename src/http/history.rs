@@ -150,7 +150,7 @@ pub struct Provenance {
 /// The member folded from its stream's events before sequence `before` (all of them for
 /// `usize::MAX`), and the provenance of each event by sequence.
 pub fn fold_history(
-    history: Vec<Recorded<MemberEvent>>,
+    history: impl IntoIterator<Item = Recorded<MemberEvent>>,
     before: usize,
 ) -> (Member, HashMap<usize, Provenance>) {
     let mut member = Member::default();
