@@ -56,7 +56,8 @@ async fn measure(args: &BenchReplayArgs, options: PgConnectOptions) -> Result<()
                     e.recorded_at
                FROM events e,
                     LATERAL (SELECT md5(e.aggregate_id || '/' || $1)::uuid::text AS id) n
-              WHERE e.aggregate_type = 'member' AND e.position <= $2",
+              WHERE e.aggregate_type = 'member' AND e.position <= $2
+              ORDER BY e.position",
         )
         .bind(copy)
         .bind(base_last)

@@ -1,10 +1,13 @@
 //! `studyledger verify [--member ID]`: recomputes every stream's hash chain from the stored
 //! events and names each broken link.
 //!
-//! The chain is computed by the database as events are inserted (migrations/0004_hash_chain.sql);
-//! this recomputes it independently, from the same definition. Each link is checked on its own
-//! (the stored hash of the event before, and this event's content), so an event changed behind
-//! the service's back is named itself, whether or not the hashes after it were forged too.
+//! The chain is computed by the database as events are inserted (migrations/0004_hash_chain.sql,
+//! with the content of 0006_hash_chain_identity.sql); this recomputes it independently, from the
+//! same definition. Each link is checked on its own (the stored hash of the event before, and
+//! this event's content), so an event changed behind the service's back is named itself when
+//! only its content changed; someone who also recomputes its stored hash moves the break to the
+//! next event, and only recomputing every later hash of the stream hides it (the chain has no
+//! key: it proves that the record was not edited by hand, not that it was not rebuilt).
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -15,25 +18,39 @@ use crate::config::VerifyArgs;
 use crate::progress::Progress;
 use crate::{db, JobError};
 
-/// One event's link: `sha256(previous || type \n version \n sequence \n recorded_at \n payload)`.
-pub fn link(
-    previous: &[u8],
-    event_type: &str,
-    event_version: &str,
-    sequence: i64,
-    recorded_at: DateTime<Utc>,
-    payload: &str,
-) -> Vec<u8> {
+/// What one event's link covers: its stream, type, version, sequence, recording time,
+/// metadata and payload.
+pub struct Content<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+    pub sequence: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub metadata: &'a str,
+    pub payload: &'a str,
+}
+
+/// One event's link: `sha256(previous || type \n id \n event type \n version \n sequence \n
+/// recorded_at \n len(metadata) \n metadata payload)`.
+pub fn link(previous: &[u8], content: &Content<'_>) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(previous);
     hasher.update(
         format!(
-            "{event_type}\n{event_version}\n{sequence}\n{}\n",
-            recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            content.aggregate_type,
+            content.aggregate_id,
+            content.event_type,
+            content.event_version,
+            content.sequence,
+            content.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            content.metadata.len(),
         )
         .as_bytes(),
     );
-    hasher.update(payload.as_bytes());
+    hasher.update(content.metadata.as_bytes());
+    hasher.update(content.payload.as_bytes());
     hasher.finalize().to_vec()
 }
 
@@ -54,7 +71,7 @@ pub async fn verify(
     let mut connection = pool.acquire().await?;
     let mut rows = sqlx::query(
         "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at,
-                payload::text AS payload, hash
+                payload::text AS payload, hash, metadata::text AS metadata
            FROM events
           WHERE $1::text IS NULL OR (aggregate_type = 'member' AND aggregate_id = $1)
           ORDER BY aggregate_type, aggregate_id, sequence",
@@ -82,11 +99,16 @@ pub async fn verify(
         };
         let expected = link(
             before,
-            row.try_get(3)?,
-            row.try_get(4)?,
-            sequence,
-            row.try_get(5)?,
-            row.try_get(6)?,
+            &Content {
+                aggregate_type: &aggregate_type,
+                aggregate_id: &aggregate_id,
+                event_type: row.try_get(3)?,
+                event_version: row.try_get(4)?,
+                sequence,
+                recorded_at: row.try_get(5)?,
+                metadata: row.try_get(8)?,
+                payload: row.try_get(6)?,
+            },
         );
         if expected != stored {
             broken.push(BrokenLink {

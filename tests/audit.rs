@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, TestDatabase};
 use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
 
 fn verify(app: &TestApp, member: Option<&str>) -> (bool, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_studyledger"));
@@ -20,6 +22,35 @@ fn verify(app: &TestApp, member: Option<&str>) -> (bool, String) {
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
+}
+
+/// The `broken link` lines of a verify report.
+fn broken_links(report: &str) -> Vec<&str> {
+    report
+        .lines()
+        .filter(|l| l.starts_with("broken link"))
+        .collect()
+}
+
+/// Runs statements as a superuser with the append-only triggers set aside.
+async fn behind_the_services_back(pool: &PgPool, statements: &[&str]) {
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .expect("disable triggers");
+    for statement in statements {
+        let done = sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .expect(statement);
+        assert!(done.rows_affected() > 0, "{statement}");
+    }
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .expect("enable triggers");
+    tx.commit().await.expect("commit");
 }
 
 #[tokio::test]
@@ -95,4 +126,174 @@ async fn verify_names_exactly_the_event_changed_behind_the_services_back() {
         .map(|e| &e["hash"])
         .collect();
     assert_eq!(shown.len(), 4);
+}
+
+#[tokio::test]
+async fn the_chain_covers_whose_stream_it_is_its_metadata_and_its_continuity() {
+    let app = TestApp::spawn().await;
+    let members = [
+        app.seed_member("2018-01-01").await,
+        app.seed_member("2018-01-01").await,
+        app.seed_member("2018-01-01").await,
+        app.seed_member("2018-01-01").await,
+    ];
+    // More than a snapshot's worth of events for the first member: appends with a snapshot
+    // chain like the others.
+    for day in 0..110_u32 {
+        let start = chrono::NaiveDate::from_ymd_opt(2018, 3, 1).expect("date")
+            + chrono::Days::new(u64::from(day));
+        for (i, m) in members.iter().enumerate() {
+            if day >= 3 && i > 0 {
+                continue;
+            }
+            let (status, body) = app
+                .record_session(
+                    *m,
+                    "party-history",
+                    &format!("{start}T01:00:00Z"),
+                    &format!("{start}T02:00:00Z"),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_id = $1")
+            .bind(members[0].to_string())
+            .fetch_one(&app.pool)
+            .await
+            .expect("snapshots");
+    assert_eq!(snapshots, 1, "the long stream was snapshotted");
+    let (clean, report) = verify(&app, None);
+    assert!(clean, "{report}");
+
+    let [long, swapped_a, swapped_b, shortened] = members.map(|m| m.to_string());
+    let statements = [
+        // The actor of the long stream's 50th event rewritten.
+        format!(
+            "UPDATE events SET metadata = jsonb_set(metadata::jsonb, '{{actor}}', '\"admin\"')::json
+              WHERE aggregate_type = 'member' AND aggregate_id = '{long}' AND sequence = 50"
+        ),
+        // Two members' whole streams, hashes and all, exchanged.
+        format!("UPDATE events SET aggregate_id = 'swap' WHERE aggregate_id = '{swapped_a}'"),
+        format!(
+            "UPDATE events SET aggregate_id = '{swapped_a}' WHERE aggregate_id = '{swapped_b}'"
+        ),
+        format!("UPDATE events SET aggregate_id = '{swapped_b}' WHERE aggregate_id = 'swap'"),
+        // An event taken out of the middle of a stream.
+        format!(
+            "DELETE FROM events
+              WHERE aggregate_type = 'member' AND aggregate_id = '{shortened}' AND sequence = 2"
+        ),
+    ];
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    behind_the_services_back(&app.pool, &statements).await;
+
+    let (clean, report) = verify(&app, None);
+    assert!(!clean, "{report}");
+    let mut expected = vec![
+        format!("broken link: member {long} sequence 50"),
+        format!("broken link: member {shortened} sequence 3"),
+    ];
+    for swapped in [&swapped_a, &swapped_b] {
+        for sequence in 1..=4 {
+            expected.push(format!("broken link: member {swapped} sequence {sequence}"));
+        }
+    }
+    expected.sort();
+    let mut broken = broken_links(&report);
+    broken.sort_unstable();
+    assert_eq!(broken, expected);
+}
+
+#[tokio::test]
+async fn migrating_rechains_old_events_without_hiding_a_tampered_one() {
+    // A ledger at migration 0005 (chains without stream identity or metadata).
+    let database = TestDatabase::create().await;
+    let pool = database.pool().await;
+    let folder = std::env::temp_dir().join(format!("studyledger-migrations-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&folder).expect("folder");
+    for entry in
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).expect("migrations")
+    {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        if name.as_str() < "0006" {
+            std::fs::copy(&path, folder.join(&name)).expect("copy");
+        }
+    }
+    let old = sqlx::migrate::Migrator::new(folder.as_path())
+        .await
+        .expect("migrator");
+    old.run(&pool).await.expect("migrate to 0005");
+    std::fs::remove_dir_all(&folder).ok();
+    let (a, b) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    for (member, sequence) in [(&a, 1), (&a, 2), (&a, 3), (&b, 1), (&b, 2)] {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, metadata)
+             VALUES ('member', $1, $2, 'Noted', '1', $3::json, '{\"actor\": \"system\"}')",
+        )
+        .bind(member)
+        .bind(sequence)
+        .bind(format!("{{\"Noted\": {{\"n\": {sequence}}}}}"))
+        .execute(&pool)
+        .await
+        .expect("insert");
+    }
+    behind_the_services_back(
+        &pool,
+        &[&format!(
+            "UPDATE events SET payload = '{{\"Noted\": {{\"n\": 20}}}}'
+              WHERE aggregate_id = '{a}' AND sequence = 2"
+        )],
+    )
+    .await;
+
+    studyledger::db::migrate(&pool)
+        .await
+        .expect("migrate to the end");
+    let app = TestApp::spawn_on(std::sync::Arc::new(database)).await;
+    let (clean, report) = verify(&app, None);
+    assert!(!clean, "{report}");
+    assert_eq!(
+        broken_links(&report),
+        [format!("broken link: member {a} sequence 2")]
+    );
+    // New events chain under the new definition, which verify shares with the database.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         VALUES ('member', $1, 3, 'Noted', '1', '{\"Noted\": {}}', '{}')",
+    )
+    .bind(&b)
+    .execute(&app.pool)
+    .await
+    .expect("append");
+    let (_, report) = verify(&app, None);
+    assert_eq!(
+        broken_links(&report),
+        [format!("broken link: member {a} sequence 2")]
+    );
+    // An event that follows nothing in its stream is refused rather than chained from nowhere.
+    let refused = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         VALUES ('member', $1, 9, 'Noted', '1', '{\"Noted\": {}}', '{}')",
+    )
+    .bind(&b)
+    .execute(&app.pool)
+    .await
+    .expect_err("a gap is refused");
+    assert_eq!(
+        refused
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("40001")
+    );
 }
