@@ -58,11 +58,39 @@ pub fn response(body: impl Into<Body>, filename: &str) -> Response {
     response
 }
 
-/// A cell from any JSON value: strings as they are, null as empty, anything else as JSON.
+/// A cell from any JSON value: strings as text, null as empty, anything else as JSON.
 pub fn cell(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => text(s),
         other => other.to_string(),
+    }
+}
+
+/// Text that a spreadsheet shows as text. A cell starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return is taken for a formula by spreadsheet programs (CSV injection), so such text
+/// gets a leading apostrophe, which they show as nothing. Numbers are written as numbers,
+/// never through here, so negative hours stay numbers.
+pub fn text(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_that_a_spreadsheet_would_run_is_shown_as_text() {
+        assert_eq!(text("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(text("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(text("-2+3"), "'-2+3");
+        assert_eq!(text("陈静"), "陈静");
+        assert_eq!(text("2018-Q2"), "2018-Q2");
+        assert_eq!(cell(&serde_json::json!(-1.5)), "-1.5");
+        assert_eq!(cell(&serde_json::json!(null)), "");
     }
 }

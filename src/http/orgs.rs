@@ -101,15 +101,33 @@ struct Counted {
     orgs: Vec<String>,
     caught_up: bool,
     rulesets: Vec<Ruleset>,
+    reader: Reader,
+}
+
+/// Where a scan reads its chunks from.
+enum Reader {
     /// One transaction for the whole scan: the tables it reads stay locked against a replay's
-    /// swap until it ends, so a scan never mixes rebuilt views with the ones they replace.
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// swap until it ends, so a roll-up never mixes rebuilt views with the ones they replace.
+    Pinned(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// One statement per chunk, for exports that stream at the client's pace: a slow download
+    /// holds no connection and no lock between chunks (each line stands on its own, with the
+    /// ruleset version that judged it).
+    PerChunk(sqlx::PgPool),
 }
 
 async fn counted(
     state: &AppState,
     raw_org: &str,
     query: &RollUpQuery,
+) -> Result<Counted, ApiError> {
+    counted_with(state, raw_org, query, true).await
+}
+
+async fn counted_with(
+    state: &AppState,
+    raw_org: &str,
+    query: &RollUpQuery,
+    pinned: bool,
 ) -> Result<Counted, ApiError> {
     let org_id = extract::slug("org_id", raw_org)?;
     let quarter = extract::quarter(
@@ -132,6 +150,12 @@ async fn counted(
     let today = local_date(Utc::now(), ledger.tz());
     // Membership on the quarter's last day; today, for the current (or a future) quarter.
     let day = quarter.last_day().min(today);
+    let reader = if pinned {
+        Reader::Pinned(tx)
+    } else {
+        tx.commit().await.map_err(StoreError::from)?;
+        Reader::PerChunk(ledger.pool().clone())
+    };
     Ok(Counted {
         quarter,
         today,
@@ -139,7 +163,7 @@ async fn counted(
         orgs,
         caught_up,
         rulesets,
-        tx,
+        reader,
     })
 }
 
@@ -149,16 +173,41 @@ impl Counted {
         &mut self,
         after: Option<uuid::Uuid>,
     ) -> Result<Vec<(views::MemberRow, Option<views::StoredQuarter>)>, ApiError> {
-        Ok(views::members_of(
-            &mut self.tx,
-            &self.orgs,
-            self.day,
-            self.quarter,
-            after,
-            SCAN_CHUNK,
-        )
-        .await
-        .map_err(StoreError::from)?)
+        let (orgs, day, quarter) = (&self.orgs, self.day, self.quarter);
+        let chunk = match &mut self.reader {
+            Reader::Pinned(tx) => {
+                views::members_of(tx, orgs, day, quarter, after, SCAN_CHUNK).await
+            }
+            Reader::PerChunk(pool) => {
+                let mut connection = pool.acquire().await.map_err(StoreError::from)?;
+                views::members_of(&mut connection, orgs, day, quarter, after, SCAN_CHUNK).await
+            }
+        };
+        Ok(chunk.map_err(StoreError::from)?)
+    }
+
+    /// The chunk's members with their quarter judged, those of another status left out.
+    fn matching<'a>(
+        &'a self,
+        chunk: &'a [(views::MemberRow, Option<views::StoredQuarter>)],
+        status: Option<QuarterStatus>,
+    ) -> impl Iterator<Item = (&'a views::MemberRow, QuarterCompliance)> + 'a {
+        chunk.iter().filter_map(move |(member, stored)| {
+            let row = judged(self, member, stored.as_ref());
+            status
+                .is_none_or(|s| s == row.judgement.status)
+                .then_some((member, row))
+        })
+    }
+}
+
+/// Where the scan goes on after a chunk: `None` when the chunk was the last.
+fn after_chunk(chunk: &[(views::MemberRow, Option<views::StoredQuarter>)]) -> Option<uuid::Uuid> {
+    match chunk.last() {
+        Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
+            Some(last.member_id)
+        }
+        _ => None,
     }
 }
 
@@ -212,11 +261,9 @@ pub async fn compliance(
                 .plus(row.judgement.required_hours)
                 .plus(row.judgement.elective_hours);
         }
-        match chunk.last() {
-            Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
-                after = Some(last.member_id);
-            }
-            _ => break,
+        after = after_chunk(&chunk);
+        if after.is_none() {
+            break;
         }
     }
     let count = |s| tally.get(&s).copied().unwrap_or(0);
@@ -297,14 +344,14 @@ const MEMBERS_CSV: [&str; 10] = [
 ];
 
 /// `GET /v1/orgs/{id}/members.csv?quarter=&status=`: the subtree's quarter compliance list as
-/// CSV, streamed chunk by chunk from one read transaction.
+/// CSV, streamed chunk by chunk (one statement each).
 pub async fn members_csv(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<RollUpQuery>,
 ) -> Result<Response, ApiError> {
     let status = status_filter(&query)?;
-    let counted = counted(&state, &org_id, &query).await?;
+    let counted = counted_with(&state, &org_id, &query, false).await?;
     let filename = format!("{org_id}-{}-members.csv", counted.quarter);
     let pages = futures::stream::unfold(
         Some((counted, None::<uuid::Uuid>, true)),
@@ -314,27 +361,16 @@ pub async fn members_csv(
                 Ok(chunk) => chunk,
                 Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
             };
-            let rows = chunk.iter().filter_map(|(member, stored)| {
-                let row = judged(&counted, member, stored.as_ref());
-                if status.is_some_and(|s| s != row.judgement.status) {
-                    return None;
-                }
+            let rows = counted.matching(&chunk, status).map(|(member, row)| {
                 let body = member_json(member, &row);
-                Some(
-                    MEMBERS_CSV
-                        .iter()
-                        .map(|f| csv::cell(&body[*f]))
-                        .collect::<Vec<_>>(),
-                )
+                MEMBERS_CSV
+                    .iter()
+                    .map(|f| csv::cell(&body[*f]))
+                    .collect::<Vec<_>>()
             });
             let bytes = csv::encode(first.then_some(&MEMBERS_CSV[..]), rows)
                 .map_err(|e| std::io::Error::other(e.to_string()));
-            let next = match chunk.last() {
-                Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
-                    Some((counted, Some(last.member_id), false))
-                }
-                _ => None,
-            };
+            let next = after_chunk(&chunk).map(|after| (counted, Some(after), false));
             Some((bytes, next))
         },
     );
@@ -381,12 +417,7 @@ async fn members_page(
     let mut next_cursor = None;
     'scan: loop {
         let chunk = counted.next_chunk(after).await?;
-        for (member, stored) in &chunk {
-            after = Some(member.member_id);
-            let row = judged(&counted, member, stored.as_ref());
-            if status.is_some_and(|s| s != row.judgement.status) {
-                continue;
-            }
+        for (member, row) in counted.matching(&chunk, status) {
             if i64::try_from(page.len()).unwrap_or(i64::MAX) == limit {
                 next_cursor = page
                     .last()
@@ -395,7 +426,8 @@ async fn members_page(
             }
             page.push(member_json(member, &row));
         }
-        if i64::try_from(chunk.len()).unwrap_or(0) < SCAN_CHUNK {
+        after = after_chunk(&chunk);
+        if after.is_none() {
             break;
         }
     }

@@ -257,8 +257,8 @@ fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> 
         changes.iter().map(|change| {
             vec![
                 change.member_id.to_string(),
-                change.member_no.clone().unwrap_or_default(),
-                change.name.clone().unwrap_or_default(),
+                csv::text(change.member_no.as_deref().unwrap_or_default()),
+                csv::text(change.name.as_deref().unwrap_or_default()),
                 change.evaluation_id.clone(),
                 change.determination_id.to_string(),
                 change.recorded_eligible.to_string(),
