@@ -154,4 +154,12 @@ pub struct VerifyArgs {
     /// Only this member's stream.
     #[arg(long)]
     pub member: Option<uuid::Uuid>,
+    /// Also write the head (last sequence and hash) of every stream checked to this CSV file, for
+    /// an auditor to keep outside the database.
+    #[arg(long, value_name = "FILE")]
+    pub save_heads: Option<std::path::PathBuf>,
+    /// Also check heads saved earlier: each must still be in its stream with the same hash, so
+    /// events removed from the end of a stream, or a stream rechained, are found too.
+    #[arg(long, value_name = "FILE")]
+    pub check_heads: Option<std::path::PathBuf>,
 }

@@ -9,6 +9,8 @@
 //! next event, and only recomputing every later hash of the stream hides it (the chain has no
 //! key: it proves that the record was not edited by hand, not that it was not rebuilt).
 
+use std::io::Write;
+
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -62,12 +64,40 @@ pub struct BrokenLink {
     pub sequence: i64,
 }
 
+/// The last event of a stream as checked: what an auditor keeps to prove later that nothing up
+/// to it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub hash: Vec<u8>,
+}
+
+/// What a verification found.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub checked: u64,
+    pub broken: Vec<BrokenLink>,
+}
+
 /// Checks every chain (or one member's); answers the events checked and the broken links.
 pub async fn verify(
     pool: &sqlx::PgPool,
     member: Option<&str>,
     progress: Option<&Progress>,
 ) -> Result<(u64, Vec<BrokenLink>), sqlx::Error> {
+    let found = verify_with_heads(pool, member, progress, |_| Ok(())).await?;
+    Ok((found.checked, found.broken))
+}
+
+/// Checks every chain (or one member's), handing each stream's head to `head` as it ends.
+pub async fn verify_with_heads(
+    pool: &sqlx::PgPool,
+    member: Option<&str>,
+    progress: Option<&Progress>,
+    mut head: impl FnMut(&Head) -> std::io::Result<()>,
+) -> Result<Verification, sqlx::Error> {
     let mut connection = pool.acquire().await?;
     let mut rows = sqlx::query(
         "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at,
@@ -117,18 +147,99 @@ pub async fn verify(
                 sequence,
             });
         }
+        if let Some((t, id, s, hash)) = previous.take() {
+            if t != aggregate_type || id != aggregate_id {
+                head(&Head {
+                    aggregate_type: t,
+                    aggregate_id: id,
+                    sequence: s,
+                    hash,
+                })
+                .map_err(sqlx::Error::Io)?;
+            }
+        }
         previous = Some((aggregate_type, aggregate_id, sequence, stored));
         checked += 1;
         if let Some(progress) = progress {
             progress.advance(1);
         }
     }
-    Ok((checked, broken))
+    if let Some((aggregate_type, aggregate_id, sequence, hash)) = previous {
+        head(&Head {
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            hash,
+        })
+        .map_err(sqlx::Error::Io)?;
+    }
+    Ok(Verification { checked, broken })
+}
+
+const HEADS_HEADER: &str = "aggregate_type,aggregate_id,sequence,hash";
+
+/// A saved head that no longer holds: its event is gone, or carries another hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedHead {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub found: bool,
+}
+
+/// Checks heads saved earlier (a file written by `--save-heads`) against the stored events, in
+/// the database: the file goes in by COPY and one join finds every head that moved.
+pub async fn check_heads(
+    pool: &sqlx::PgPool,
+    saved: Vec<u8>,
+) -> Result<(u64, Vec<MovedHead>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "CREATE TEMPORARY TABLE saved_heads (aggregate_type text, aggregate_id text,
+                                             sequence bigint, hash text) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut copy = tx
+        .copy_in_raw("COPY saved_heads FROM STDIN (FORMAT csv, HEADER true)")
+        .await?;
+    copy.send(saved).await?;
+    let saved_count = copy.finish().await?;
+    let moved = sqlx::query_as::<_, (String, String, i64, bool)>(
+        "SELECT h.aggregate_type, h.aggregate_id, h.sequence, e.hash IS NOT NULL
+           FROM saved_heads h
+           LEFT JOIN events e USING (aggregate_type, aggregate_id, sequence)
+          WHERE e.hash IS NULL OR encode(e.hash, 'hex') <> lower(h.hash)
+          ORDER BY h.aggregate_type, h.aggregate_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((
+        saved_count,
+        moved
+            .into_iter()
+            .map(
+                |(aggregate_type, aggregate_id, sequence, found)| MovedHead {
+                    aggregate_type,
+                    aggregate_id,
+                    sequence,
+                    found,
+                },
+            )
+            .collect(),
+    ))
 }
 
 pub async fn run(args: VerifyArgs) -> Result<(), JobError> {
     let pool = db::connect(&args.database.database_url, 2).await?;
     let member = args.member.as_ref().map(uuid::Uuid::to_string);
+    // Read before the chains are walked, so a missing file fails fast.
+    let saved = args
+        .check_heads
+        .as_ref()
+        .map(|path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())))
+        .transpose()?;
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events
           WHERE $1::text IS NULL OR (aggregate_type = 'member' AND aggregate_id = $1)",
@@ -136,19 +247,76 @@ pub async fn run(args: VerifyArgs) -> Result<(), JobError> {
     .bind(member.as_deref())
     .fetch_one(&pool)
     .await?;
+    let mut heads_file = match &args.save_heads {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+            );
+            writeln!(file, "{HEADS_HEADER}")?;
+            Some(file)
+        }
+        None => None,
+    };
     let progress = Progress::new("verify", u64::try_from(total).unwrap_or(0));
-    let (checked, broken) = verify(&pool, member.as_deref(), Some(&progress)).await?;
+    let found = verify_with_heads(
+        &pool,
+        member.as_deref(),
+        Some(&progress),
+        |head| match heads_file.as_mut() {
+            Some(file) => writeln!(
+                file,
+                "{},{},{},{}",
+                head.aggregate_type,
+                head.aggregate_id,
+                head.sequence,
+                hex::encode(&head.hash)
+            ),
+            None => Ok(()),
+        },
+    )
+    .await?;
     progress.finish();
-    for link in &broken {
+    if let Some(mut file) = heads_file {
+        file.flush()?;
+    }
+    for link in &found.broken {
         println!(
             "broken link: {} {} sequence {}",
             link.aggregate_type, link.aggregate_id, link.sequence
         );
     }
-    println!("verified {checked} events: {} broken links", broken.len());
-    if broken.is_empty() {
+    println!(
+        "verified {} events: {} broken links",
+        found.checked,
+        found.broken.len()
+    );
+    let mut moved_heads = 0;
+    if let Some(saved) = saved {
+        let (count, moved) = check_heads(&pool, saved).await?;
+        for head in &moved {
+            println!(
+                "moved head: {} {} sequence {} {}",
+                head.aggregate_type,
+                head.aggregate_id,
+                head.sequence,
+                if head.found {
+                    "has another hash"
+                } else {
+                    "is gone"
+                }
+            );
+        }
+        println!("checked {count} saved heads: {} moved", moved.len());
+        moved_heads = moved.len();
+    }
+    if found.broken.is_empty() && moved_heads == 0 {
         Ok(())
     } else {
-        Err(format!("{} broken links", broken.len()).into())
+        Err(format!(
+            "{} broken links, {moved_heads} moved heads",
+            found.broken.len()
+        )
+        .into())
     }
 }

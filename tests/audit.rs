@@ -9,14 +9,16 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 fn verify(app: &TestApp, member: Option<&str>) -> (bool, String) {
+    verify_with(app, member.map(|m| vec!["--member", m]).unwrap_or_default())
+}
+
+fn verify_with(app: &TestApp, args: Vec<&str>) -> (bool, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_studyledger"));
     command
         .arg("verify")
+        .args(args)
         .env("DATABASE_URL", app.database.url())
         .env("RUST_LOG", "error");
-    if let Some(member) = member {
-        command.args(["--member", member]);
-    }
     let output = command.output().expect("run studyledger verify");
     (
         output.status.success(),
@@ -296,4 +298,73 @@ async fn migrating_rechains_old_events_without_hiding_a_tampered_one() {
             .as_deref(),
         Some("40001")
     );
+}
+
+#[tokio::test]
+async fn saved_heads_find_events_removed_from_the_end_of_a_stream() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let other = app.seed_member("2018-01-01").await;
+    for m in [member, other] {
+        let (status, body) = app
+            .record_session(
+                m,
+                "party-history",
+                "2018-03-01T01:00:00Z",
+                "2018-03-01T02:00:00Z",
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let heads = std::env::temp_dir().join(format!("heads-{}.csv", Uuid::new_v4()));
+    let heads_path = heads.to_str().expect("path").to_owned();
+    let (clean, report) = verify_with(&app, vec!["--save-heads", &heads_path]);
+    assert!(clean, "{report}");
+    let saved = std::fs::read_to_string(&heads).expect("heads");
+    let lines: Vec<&str> = saved.lines().collect();
+    assert_eq!(lines[0], "aggregate_type,aggregate_id,sequence,hash");
+    let (_, events) = app.get(&format!("/v1/members/{member}/events")).await;
+    let last_hash = events["events"][1]["hash"].as_str().expect("hash");
+    assert!(
+        lines.contains(&format!("member,{member},2,{last_hash}").as_str()),
+        "{saved}"
+    );
+
+    // Later events leave the saved heads where they were.
+    let (status, body) = app
+        .record_session(
+            member,
+            "party-history",
+            "2018-03-02T01:00:00Z",
+            "2018-03-02T02:00:00Z",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (clean, report) = verify_with(&app, vec!["--check-heads", &heads_path]);
+    assert!(clean, "{report}");
+    assert!(report.contains(": 0 moved"), "{report}");
+
+    // The other member's last event removed: every link left still holds ...
+    behind_the_services_back(
+        &app.pool,
+        &[&format!(
+            "DELETE FROM events WHERE aggregate_type = 'member' AND aggregate_id = '{other}'
+                AND sequence = 2"
+        )],
+    )
+    .await;
+    let (clean, report) = verify(&app, None);
+    assert!(clean, "the chain alone cannot tell: {report}");
+    // ... but the head saved earlier is gone.
+    let (clean, report) = verify_with(&app, vec!["--check-heads", &heads_path]);
+    assert!(!clean, "{report}");
+    let moved: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("moved head"))
+        .collect();
+    assert_eq!(
+        moved,
+        [format!("moved head: member {other} sequence 2 is gone")]
+    );
+    std::fs::remove_file(&heads).ok();
 }
