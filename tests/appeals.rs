@@ -298,6 +298,46 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
     );
     assert_eq!(redetermined["determination"]["eligible"], true);
     assert_eq!(redetermined["appeal"], Value::Null);
+    // The superseded determination stays in the answer with its appeal as resolved.
+    let earlier = &redetermined["earlier_determinations"];
+    assert_eq!(earlier.as_array().map(Vec::len), Some(1), "{earlier}");
+    assert_eq!(
+        (
+            &earlier[0]["determination_id"],
+            &earlier[0]["eligible"],
+            &earlier[0]["appeal"]["appeal_id"],
+            &earlier[0]["appeal"]["status"]
+        ),
+        (
+            &json!(first),
+            &json!(false),
+            &json!(appeal_id),
+            &json!("overturned")
+        )
+    );
+    // The appealed determination can still be explained as it was decided.
+    let (status, old) = app
+        .get(&format!(
+            "/v1/members/{member}/eligibility/2018-q2?determination_id={first}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{old}");
+    assert_eq!(old["explanation"]["determination_id"], json!(first));
+    assert_eq!(old["explanation"]["as_determined"], then.clone());
+    assert_eq!(old["explanation"]["now"]["eligible"], true);
+    let (status, _) = app
+        .get(&format!(
+            "/v1/members/{member}/eligibility/2018-q2?determination_id={}",
+            Uuid::new_v4()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get(&format!(
+            "/v1/members/{member}/eligibility/2018-q2?determination_id=nope"
+        ))
+        .await;
+    assert_eq!(status, 400);
     common::wait_until_projected(&app.pool).await;
     common::assert_views_match_the_log(&app.pool).await;
 }
@@ -499,4 +539,102 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
 
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn an_explanation_keeps_what_was_known_while_later_rules_and_facts_change_the_present() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let (status, body) = app
+        .record_session(
+            member,
+            "party-history",
+            "2018-04-02T01:00:00Z",
+            "2018-04-02T02:00:00Z",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let complete = |course: &str, at: &str| json!({"completion_id": Uuid::new_v4(), "course_id": course, "completed_at": at});
+    let completions = format!("/v1/members/{member}/course-completions");
+    let (status, body) = app
+        .post(
+            &completions,
+            &complete("party-history", "2018-04-02T02:10:00Z"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
+    determine(&app, "2018-q2", member).await;
+    let before = eligibility(&app, member, "2018-q2", true).await;
+
+    // Afterwards: a ruleset asking 2 required and no elective hours from 2018-Q2, and a
+    // late report of an elective completion in that quarter.
+    let (status, body) = app
+        .post(
+            "/v1/rulesets",
+            &json!({"version": 2, "effective_from": "2018-Q2", "required_hours": 2,
+                    "elective_hours": 0, "excess_required_counts_as_elective": false,
+                    "enforce_min_study_time": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .record_session(
+            member,
+            "ethics",
+            "2018-05-02T01:00:00Z",
+            "2018-05-02T01:40:00Z",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post(&completions, &complete("ethics", "2018-05-02T01:45:00Z"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let after = eligibility(&app, member, "2018-q2", true).await;
+    let then = &after["explanation"]["as_determined"];
+    assert_eq!(
+        then, &before["explanation"]["as_determined"],
+        "what was known does not move"
+    );
+    assert_eq!(
+        (
+            &then["eligible"],
+            &then["rules_version"],
+            &then["quarters"][0]["required_target"],
+            &then["quarters"][0]["elective_target"]
+        ),
+        (&json!(false), &json!(1), &json!(8.0), &json!(3.0))
+    );
+    assert_eq!(
+        then["quarters"][0]["entries"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let now = &after["explanation"]["now"];
+    assert_eq!(
+        (
+            &now["eligible"],
+            &now["rules_version"],
+            &now["quarters"][0]["status"],
+            &now["quarters"][0]["ruleset_version"],
+            &now["quarters"][0]["elective_hours"]
+        ),
+        (
+            &json!(true),
+            &json!(2),
+            &json!("compliant"),
+            &json!(2),
+            &json!(1.5)
+        )
+    );
+    let courses: Vec<&Value> = now["quarters"][0]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["course_id"])
+        .collect();
+    assert_eq!(courses, [&json!("party-history"), &json!("ethics")]);
+    // The recorded outcome stands until someone decides again.
+    assert_eq!(after["eligible"], false);
 }

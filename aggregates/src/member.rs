@@ -317,7 +317,7 @@ impl Member {
 
     /// The appeal against a determination: a determination is heard once (rule 9's "its
     /// appeal"), so this is the first and only one filed against it.
-    fn appeal_against(&self, determination_id: Uuid) -> Option<&Appeal> {
+    pub fn appeal_against(&self, determination_id: Uuid) -> Option<&Appeal> {
         self.appeals
             .iter()
             .find(|a| a.determination_id == determination_id)

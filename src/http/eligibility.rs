@@ -244,6 +244,8 @@ pub fn determination_json(determination: &Determination) -> Value {
 #[derive(Deserialize)]
 pub struct EligibilityQuery {
     explain: Option<bool>,
+    /// Explain this (earlier) determination instead of the one in force.
+    determination_id: Option<String>,
 }
 
 /// `GET /v1/members/{id}/eligibility/{evaluation_id}[?explain=true]`: the final eligibility
@@ -251,7 +253,8 @@ pub struct EligibilityQuery {
 /// no determination exists. With `explain=true`, per quarter of the evaluation, the completions
 /// and adjustments that counted and those that did not (and why), each with its sequence and
 /// position: as the system knew them when it decided (the events before the determination,
-/// under the rulesets it knew), and beside that what it would decide now.
+/// under the rulesets it knew), and beside that what it would decide now; `determination_id=`
+/// explains an earlier determination of the evaluation instead (an appeal's, say).
 pub async fn eligibility(
     State(state): State<AppState>,
     ApiPath((member_id, evaluation_id)): ApiPath<(String, String)>,
@@ -265,7 +268,12 @@ pub async fn eligibility(
             "member {member_id} has no determination for {evaluation_id}"
         ))
     };
-    if query.explain != Some(true) {
+    let explained_id = query
+        .determination_id
+        .as_deref()
+        .map(|d| extract::uuid("determination_id", d))
+        .transpose()?;
+    if query.explain != Some(true) && explained_id.is_none() {
         let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
         let (eligible, determination, appeal) = member
             .final_eligibility(&evaluation_id)
@@ -286,6 +294,18 @@ pub async fn eligibility(
         .final_eligibility(&evaluation_id)
         .ok_or_else(not_found)?;
     let mut body = eligibility_json(member_id, &now, eligible, determination, appeal);
+    let determination = match explained_id {
+        None => determination,
+        Some(id) => now
+            .determinations()
+            .iter()
+            .find(|d| d.determination_id == id && d.evaluation_id == evaluation_id)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "member {member_id} has no determination {id} for {evaluation_id}"
+                ))
+            })?,
+    };
     {
         let (sequence, recorded_at) = history
             .iter()
@@ -316,6 +336,7 @@ pub async fn eligibility(
             .eligibility(&quarters, &rulesets, ledger.clock())
             .ok_or_else(not_found)?;
         body["explanation"] = json!({
+            "determination_id": determination.determination_id,
             "as_determined": {
                 "determination_sequence": sequence,
                 "recorded_at": recorded_at,
@@ -333,7 +354,8 @@ pub async fn eligibility(
     Ok(Json(body))
 }
 
-/// The final eligibility (rule 9), the determination in force as recorded, and its appeal.
+/// The final eligibility (rule 9), the determination in force as recorded, and its appeal;
+/// then the determinations it superseded, newest first, each with its appeal.
 fn eligibility_json(
     member_id: Uuid,
     member: &Member,
@@ -341,12 +363,28 @@ fn eligibility_json(
     determination: &Determination,
     appeal: Option<&Appeal>,
 ) -> Value {
+    let appeal_json = |a: &Appeal| appeals::appeal_json(a, member.appeal_status(a));
+    let earlier: Vec<Value> = member
+        .determinations()
+        .iter()
+        .rev()
+        .filter(|d| {
+            d.evaluation_id == determination.evaluation_id
+                && d.determination_id != determination.determination_id
+        })
+        .map(|d| {
+            let mut earlier = determination_json(d);
+            earlier["appeal"] = json!(member.appeal_against(d.determination_id).map(appeal_json));
+            earlier
+        })
+        .collect();
     json!({
         "member_id": member_id,
         "evaluation_id": determination.evaluation_id,
         "eligible": eligible,
         "determination": determination_json(determination),
-        "appeal": appeal.map(|a| appeals::appeal_json(a, member.appeal_status(a))),
+        "appeal": appeal.map(appeal_json),
+        "earlier_determinations": earlier,
     })
 }
 
