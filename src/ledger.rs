@@ -156,10 +156,11 @@ impl Ledger {
         self.tz
     }
 
-    /// Now, and the ledger's time zone, for a command's decision.
+    /// The time now for a command's decision, in microseconds (what PostgreSQL keeps, so an
+    /// instant in a payload reads the same as in a view), and the ledger's time zone.
     pub fn clock(&self) -> Clock {
         Clock {
-            now: Utc::now(),
+            now: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
             tz: self.tz,
         }
     }

@@ -114,6 +114,10 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
     assert_eq!(open["appeals"].as_array().map(Vec::len), Some(1), "{open}");
     assert_eq!(open["appeals"][0]["appeal_id"], json!(appeal_id));
     assert_eq!(open["appeals"][0]["member_id"], json!(member));
+    assert_eq!(
+        open["appeals"][0]["filed_at"], filed["filed_at"],
+        "the same instant wherever it is read"
+    );
 
     // Corrections: refused when malformed, recorded with who made them when not.
     let adjustments = format!("/v1/members/{member}/credit-adjustments");
