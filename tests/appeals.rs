@@ -8,16 +8,6 @@ use common::TestApp;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-async fn evaluation(app: &TestApp, id: &str, quarters: &[&str]) {
-    let (status, body) = app
-        .post(
-            "/v1/evaluations",
-            &json!({"evaluation_id": id, "name": id, "quarters": quarters}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
-
 async fn determine(app: &TestApp, evaluation: &str, member: Uuid) -> Uuid {
     let id = Uuid::new_v4();
     let (status, body) = app
@@ -59,8 +49,8 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
         .await;
     assert_eq!(status, 201, "{body}");
     let completion_sequence = body["sequence"].clone();
-    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
-    evaluation(&app, "2018-q1", &["2018-Q1"]).await;
+    app.define_evaluation("2018-q2", &["2018-Q2"]).await;
+    app.define_evaluation("2018-q1", &["2018-Q1"]).await;
     let first = determine(&app, "2018-q2", member).await;
     let decided = eligibility(&app, member, "2018-q2", false).await;
     assert_eq!(
@@ -350,7 +340,7 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
 async fn an_appeal_superseded_by_a_new_determination_cannot_be_resolved() {
     let app = TestApp::spawn().await;
     let member = app.seed_member("2018-01-01").await;
-    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
+    app.define_evaluation("2018-q2", &["2018-Q2"]).await;
     determine(&app, "2018-q2", member).await;
     let appeals = format!("/v1/members/{member}/appeals");
     let old = Uuid::new_v4();
@@ -393,7 +383,7 @@ async fn an_appeal_superseded_by_a_new_determination_cannot_be_resolved() {
 async fn concurrent_appeals_against_one_determination_record_exactly_one() {
     let app = TestApp::spawn().await;
     let member = app.seed_member("2018-01-01").await;
-    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
+    app.define_evaluation("2018-q2", &["2018-Q2"]).await;
     determine(&app, "2018-q2", member).await;
     let appeals = format!("/v1/members/{member}/appeals");
     let filings = (0..8).map(|n| {
@@ -567,7 +557,7 @@ async fn an_explanation_keeps_what_was_known_while_later_rules_and_facts_change_
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
+    app.define_evaluation("2018-q2", &["2018-Q2"]).await;
     determine(&app, "2018-q2", member).await;
     let before = eligibility(&app, member, "2018-q2", true).await;
 

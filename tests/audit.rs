@@ -26,6 +26,21 @@ fn verify_with(app: &TestApp, args: Vec<&str>) -> (bool, String) {
     )
 }
 
+/// Appends a bare event to a member stream by SQL, as any writer with access could.
+async fn note(pool: &PgPool, member: &str, sequence: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         VALUES ('member', $1, $2, 'Noted', '1', $3::json, '{\"actor\": \"system\"}')",
+    )
+    .bind(member)
+    .bind(sequence)
+    .bind(format!("{{\"Noted\": {{\"n\": {sequence}}}}}"))
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
 /// The `broken link` lines of a verify report.
 fn broken_links(report: &str) -> Vec<&str> {
     report
@@ -235,17 +250,7 @@ async fn migrating_rechains_old_events_without_hiding_a_tampered_one() {
     std::fs::remove_dir_all(&folder).ok();
     let (a, b) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
     for (member, sequence) in [(&a, 1), (&a, 2), (&a, 3), (&b, 1), (&b, 2)] {
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                 payload, metadata)
-             VALUES ('member', $1, $2, 'Noted', '1', $3::json, '{\"actor\": \"system\"}')",
-        )
-        .bind(member)
-        .bind(sequence)
-        .bind(format!("{{\"Noted\": {{\"n\": {sequence}}}}}"))
-        .execute(&pool)
-        .await
-        .expect("insert");
+        note(&pool, member, sequence).await.expect("insert");
     }
     behind_the_services_back(
         &pool,
@@ -267,30 +272,14 @@ async fn migrating_rechains_old_events_without_hiding_a_tampered_one() {
         [format!("broken link: member {a} sequence 2")]
     );
     // New events chain under the new definition, which verify shares with the database.
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         VALUES ('member', $1, 3, 'Noted', '1', '{\"Noted\": {}}', '{}')",
-    )
-    .bind(&b)
-    .execute(&app.pool)
-    .await
-    .expect("append");
+    note(&app.pool, &b, 3).await.expect("append");
     let (_, report) = verify(&app, None);
     assert_eq!(
         broken_links(&report),
         [format!("broken link: member {a} sequence 2")]
     );
     // An event that follows nothing in its stream is refused rather than chained from nowhere.
-    let refused = sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         VALUES ('member', $1, 9, 'Noted', '1', '{\"Noted\": {}}', '{}')",
-    )
-    .bind(&b)
-    .execute(&app.pool)
-    .await
-    .expect_err("a gap is refused");
+    let refused = note(&app.pool, &b, 9).await.expect_err("a gap is refused");
     assert_eq!(
         refused
             .as_database_error()

@@ -87,16 +87,6 @@ async fn publish(
     assert_eq!(body["version"], version);
 }
 
-async fn evaluation(app: &TestApp, id: &str, quarters: &[&str]) {
-    let (status, body) = app
-        .post(
-            "/v1/evaluations",
-            &json!({"evaluation_id": id, "name": id, "quarters": quarters}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
-
 async fn determine(app: &TestApp, evaluation: &str, body: Value) -> Value {
     let (status, answer) = app
         .post(
@@ -210,7 +200,7 @@ async fn excess_required_hours_count_as_elective_from_a_past_quarter_on() {
     // 10 required + 1 elective: short of the 3 elective hours under version 1.
     complete(&app, over, "2018-Q3", &["r10", "e1"]).await;
     complete(&app, even, "2018-Q3", &["r8a", "e3a"]).await;
-    evaluation(&app, "2018-q3", &["2018-Q3"]).await;
+    app.define_evaluation("2018-q3", &["2018-Q3"]).await;
     let first = Uuid::new_v4();
     let answer = determine(
         &app,
@@ -295,7 +285,7 @@ async fn switching_off_study_time_enforcement_credits_completions_without_study(
     let member = enrol(&app, "unstudied").await;
     // The elective course asks for 60 minutes of study; none was recorded.
     complete(&app, member, "2018-Q2", &["r8a", "e3-studied"]).await;
-    evaluation(&app, "2018-q2", &["2018-Q2"]).await;
+    app.define_evaluation("2018-q2", &["2018-Q2"]).await;
     let answer = determine(
         &app,
         "2018-q2",
@@ -334,7 +324,8 @@ async fn a_higher_threshold_from_mid_history_on_changes_only_the_later_quarters(
     let member = enrol(&app, "steady").await;
     complete(&app, member, "2018-Q2", &["r8a", "e3a"]).await;
     complete(&app, member, "2018-Q3", &["r8b", "e3b"]).await;
-    evaluation(&app, "2018-mid", &["2018-Q2", "2018-Q3"]).await;
+    app.define_evaluation("2018-mid", &["2018-Q2", "2018-Q3"])
+        .await;
     let answer = determine(
         &app,
         "2018-mid",
@@ -391,7 +382,8 @@ async fn a_ruleset_effective_between_two_others_governs_only_the_quarters_betwee
     complete(&app, member, "2018-Q2", &["r8a", "e3a"]).await;
     complete(&app, member, "2018-Q3", &["r8b", "e3b"]).await;
     complete(&app, member, "2019-Q1", &["r9", "e3c"]).await;
-    evaluation(&app, "2018-2019", &["2018-Q2", "2018-Q3", "2019-Q1"]).await;
+    app.define_evaluation("2018-2019", &["2018-Q2", "2018-Q3", "2019-Q1"])
+        .await;
     let answer = determine(
         &app,
         "2018-2019",

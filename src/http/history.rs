@@ -183,56 +183,66 @@ pub fn ledger_entries(
     tz: Tz,
     provenance: &HashMap<usize, Provenance>,
 ) -> Vec<Entry> {
-    let recorded = |sequence: usize| provenance.get(&sequence);
+    // Where each line came from: its event's sequence, position, recording time and actor.
+    let line = |sequence: usize, occurred_at: DateTime<Utc>, fields: Value| {
+        let at = provenance.get(&sequence);
+        let mut json = json!({
+            "sequence": sequence,
+            "position": at.map(|p| p.position),
+            "recorded_at": at.map(|p| p.recorded_at),
+            "recorded_by": at.and_then(|p| p.actor.clone()),
+            "occurred_at": occurred_at,
+        });
+        if let (Some(json), Value::Object(fields)) = (json.as_object_mut(), fields) {
+            json.extend(fields);
+        }
+        json
+    };
     let completions = credit_completions(member.sessions(), member.completions(), rulesets, tz)
         .into_iter()
         .map(|outcome| {
             let completion = outcome.completion;
-            let at = recorded(completion.sequence);
             Entry {
                 quarter: outcome.quarter,
                 sequence: completion.sequence,
-                json: json!({
-                    "sequence": completion.sequence,
-                    "position": at.map(|p| p.position),
-                    "recorded_at": at.map(|p| p.recorded_at),
-                    "recorded_by": at.and_then(|p| p.actor.clone()),
-                    "occurred_at": completion.completed_at,
-                    "kind": "course_completion",
-                    "completion_id": completion.completion_id,
-                    "course_id": completion.course.course_id,
-                    "category": completion.course.category,
-                    "hours": completion.course.credit_hours,
-                    "credited": outcome.is_credited(),
-                    "not_credited_reason": outcome.credited.err().map(|r| r.as_str()),
-                    "quarter": outcome.quarter,
-                }),
+                json: line(
+                    completion.sequence,
+                    completion.completed_at,
+                    json!({
+                        "kind": "course_completion",
+                        "completion_id": completion.completion_id,
+                        "course_id": completion.course.course_id,
+                        "category": completion.course.category,
+                        "hours": completion.course.credit_hours,
+                        "credited": outcome.is_credited(),
+                        "not_credited_reason": outcome.credited.err().map(|r| r.as_str()),
+                        "quarter": outcome.quarter,
+                    }),
+                ),
             }
         });
     let adjustments = member.adjustments().iter().map(|adjustment| {
-        let at = recorded(adjustment.sequence);
         let quarter = Quarter::of_instant(adjustment.effective_at, tz);
         Entry {
             quarter,
             sequence: adjustment.sequence,
-            json: json!({
-                "sequence": adjustment.sequence,
-                "position": at.map(|p| p.position),
-                "recorded_at": at.map(|p| p.recorded_at),
-                "recorded_by": at.and_then(|p| p.actor.clone()),
-                "occurred_at": adjustment.effective_at,
-                "kind": "credit_adjustment",
-                "adjustment_id": adjustment.adjustment_id,
-                "course_id": null,
-                "category": adjustment.category,
-                "hours": adjustment.hours,
-                // Rule 3: adjustments always count.
-                "credited": true,
-                "not_credited_reason": null,
-                "reason": adjustment.reason,
-                "appeal_id": adjustment.appeal_id,
-                "quarter": quarter,
-            }),
+            json: line(
+                adjustment.sequence,
+                adjustment.effective_at,
+                json!({
+                    "kind": "credit_adjustment",
+                    "adjustment_id": adjustment.adjustment_id,
+                    "course_id": null,
+                    "category": adjustment.category,
+                    "hours": adjustment.hours,
+                    // Rule 3: adjustments always count.
+                    "credited": true,
+                    "not_credited_reason": null,
+                    "reason": adjustment.reason,
+                    "appeal_id": adjustment.appeal_id,
+                    "quarter": quarter,
+                }),
+            ),
         }
     });
     let mut entries: Vec<Entry> = completions.chain(adjustments).collect();

@@ -239,6 +239,17 @@ impl TestApp {
             .expect("count events")
     }
 
+    /// Defines an evaluation over `quarters`, named after its id.
+    pub async fn define_evaluation(&self, id: &str, quarters: &[&str]) {
+        let (status, body) = self
+            .post(
+                "/v1/evaluations",
+                &serde_json::json!({"evaluation_id": id, "name": id, "quarters": quarters}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
     /// Registers an organisation, a required and an elective course, and enrols a member
     /// on `enrolled_on`; returns the member id.
     pub async fn seed_member(&self, enrolled_on: &str) -> Uuid {
