@@ -3,7 +3,8 @@
 //! changes status.
 //!
 //! - **What it replays:** every event of a transaction below `pg_snapshot_xmin` when it starts
-//!   (all of them final, none can still appear below it). The projector's checkpoint is set to
+//!   (all of them final, none can still appear below it), after waiting up to 30 s for the
+//!   transactions open when it was asked to end. The projector's checkpoint is set to
 //!   the last of them at the swap, and the projector re-applies whatever came later.
 //! - **How:** member events stream in member order (the events' primary key), are folded one
 //!   member at a time, and written in bulk (multi-row inserts of a few thousand members) by a
@@ -206,11 +207,36 @@ struct Cover {
     checkpoint: (String, i64),
 }
 
+/// How long a replay waits for the transactions open when it starts to end.
+const COVER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Everything committed before the replay was asked: it waits until every transaction that was
+/// open then has ended (any transaction in the cluster holds `pg_snapshot_xmin` back), at most
+/// `COVER_WAIT`; after that it covers what it can and says so in the log.
 async fn cover(connection: &mut PgConnection) -> Result<Cover, sqlx::Error> {
-    let horizon: String =
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+    let (asked, mut horizon): (String, String) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text,
+                pg_snapshot_xmin(pg_current_snapshot())::text",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    let deadline = std::time::Instant::now() + COVER_WAIT;
+    let xid = |x: &str| x.parse::<u64>().unwrap_or(u64::MAX);
+    while xid(&horizon) < xid(&asked) {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                horizon,
+                asked,
+                "a transaction open since before the replay still runs; the replay covers the \
+                 events committed before it, and the projector applies the rest"
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        horizon = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
             .fetch_one(&mut *connection)
             .await?;
+    }
     let last: Option<(String, i64)> = sqlx::query_as(
         "SELECT transaction_id::text, position FROM events
           WHERE transaction_id < $1::text::xid8

@@ -433,3 +433,52 @@ async fn the_command_line_lists_changes_then_rebuilds() {
         (json!("non_compliant"), json!(2), json!(false))
     );
 }
+
+#[tokio::test]
+async fn a_replay_covers_everything_committed_before_it_was_asked() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    app.define_evaluation("2018-q2", &["2018-Q2"]).await;
+    let determine = |id: Uuid| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post(
+                    "/v1/evaluations/2018-q2/determinations",
+                    &json!({"determination_id": id, "member_ids": [member]}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    assert_eq!(determine(Uuid::new_v4()).await["eligible"], 0);
+    for (category, hours) in [("required", 8), ("elective", 3)] {
+        let (status, body) = app
+            .post(
+                &format!("/v1/members/{member}/credit-adjustments"),
+                &json!({"adjustment_id": Uuid::new_v4(), "category": category, "hours": hours,
+                        "effective_at": "2018-05-15T02:00:00Z", "reason": "补录"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Somebody else's transaction, open before the re-determination commits and still open
+    // when the dry run is asked for.
+    let mut other = app.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *other)
+        .await
+        .expect("take a transaction id");
+    assert_eq!(determine(Uuid::new_v4()).await["eligible"], 1);
+    let id = app.start_replay(true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other.commit().await.expect("commit");
+    let dry = app.replay_outcome(&id).await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    assert_eq!(
+        dry["changes"],
+        json!([]),
+        "the re-determination is covered: nothing left to re-determine"
+    );
+}
