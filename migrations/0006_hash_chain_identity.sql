@@ -33,7 +33,8 @@ DO
 $$
     DECLARE
         event         record;
-        stream        text;
+        stream_type   text;
+        stream_id     text;
         old_previous  bytea;
         new_previous  bytea;
         last_sequence bigint;
@@ -45,8 +46,10 @@ $$
                        FROM events
                       ORDER BY aggregate_type, aggregate_id, sequence
             LOOP
-                IF stream IS DISTINCT FROM event.aggregate_type || '/' || event.aggregate_id THEN
-                    stream := event.aggregate_type || '/' || event.aggregate_id;
+                IF (stream_type, stream_id) IS DISTINCT FROM
+                   (event.aggregate_type, event.aggregate_id) THEN
+                    stream_type := event.aggregate_type;
+                    stream_id := event.aggregate_id;
                     old_previous := NULL;
                     new_previous := NULL;
                     last_sequence := 0;
@@ -93,9 +96,11 @@ BEGIN
            AND sequence = NEW.sequence - 1;
         IF previous IS NULL THEN
             -- Never start a chain in the middle of a stream: such a link could never verify.
-            RAISE EXCEPTION 'event % of % % follows no visible event', NEW.sequence,
+            -- The service appends a stream's events in order, so only a write made by hand
+            -- gets here.
+            RAISE EXCEPTION 'event % of % % follows no event in its stream', NEW.sequence,
                 NEW.aggregate_type, NEW.aggregate_id
-                USING ERRCODE = 'serialization_failure';
+                USING ERRCODE = 'check_violation';
         END IF;
     END IF;
     NEW.hash := sha256(coalesce(previous, '\x') ||

@@ -9,8 +9,6 @@
 //! next event, and only recomputing every later hash of the stream hides it (the chain has no
 //! key: it proves that the record was not edited by hand, not that it was not rebuilt).
 
-use std::io::Write;
-
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -176,7 +174,49 @@ pub async fn verify_with_heads(
     Ok(Verification { checked, broken })
 }
 
-const HEADS_HEADER: &str = "aggregate_type,aggregate_id,sequence,hash";
+const HEADS_HEADER: [&str; 4] = ["aggregate_type", "aggregate_id", "sequence", "hash"];
+
+/// A heads file being written: CSV, to `<file>.partial` until it is complete, so a verification
+/// cut short never leaves a file that looks whole.
+struct HeadsFile {
+    path: std::path::PathBuf,
+    partial: std::path::PathBuf,
+    writer: csv::Writer<std::fs::File>,
+}
+
+impl HeadsFile {
+    fn create(path: &std::path::Path) -> Result<HeadsFile, JobError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = std::path::PathBuf::from(partial);
+        let mut writer = csv::Writer::from_path(&partial)
+            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        writer.write_record(HEADS_HEADER)?;
+        Ok(HeadsFile {
+            path: path.to_owned(),
+            partial,
+            writer,
+        })
+    }
+
+    fn write(&mut self, head: &Head) -> std::io::Result<()> {
+        self.writer
+            .write_record([
+                head.aggregate_type.as_str(),
+                head.aggregate_id.as_str(),
+                &head.sequence.to_string(),
+                &hex::encode(&head.hash),
+            ])
+            .map_err(std::io::Error::other)
+    }
+
+    fn finish(mut self) -> Result<(), JobError> {
+        self.writer.flush()?;
+        drop(self.writer);
+        std::fs::rename(&self.partial, &self.path)?;
+        Ok(())
+    }
+}
 
 /// A saved head that no longer holds: its event is gone, or carries another hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,10 +228,12 @@ pub struct MovedHead {
 }
 
 /// Checks heads saved earlier (a file written by `--save-heads`) against the stored events, in
-/// the database: the file goes in by COPY and one join finds every head that moved.
+/// the database: the file goes in by COPY and one join finds every head that moved. With
+/// `member`, only that member's head is checked.
 pub async fn check_heads(
     pool: &sqlx::PgPool,
     saved: Vec<u8>,
+    member: Option<&str>,
 ) -> Result<(u64, Vec<MovedHead>), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -201,22 +243,30 @@ pub async fn check_heads(
     .execute(&mut *tx)
     .await?;
     let mut copy = tx
-        .copy_in_raw("COPY saved_heads FROM STDIN (FORMAT csv, HEADER true)")
+        .copy_in_raw("COPY saved_heads FROM STDIN (FORMAT csv, HEADER match)")
         .await?;
     copy.send(saved).await?;
-    let saved_count = copy.finish().await?;
-    let moved = sqlx::query_as::<_, (String, String, i64, bool)>(
+    copy.finish().await?;
+    let chosen = "$1::text IS NULL OR (h.aggregate_type = 'member' AND h.aggregate_id = $1)";
+    let saved_count: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM saved_heads h WHERE {chosen}"
+    ))
+    .bind(member)
+    .fetch_one(&mut *tx)
+    .await?;
+    let moved = sqlx::query_as::<_, (String, String, i64, bool)>(&format!(
         "SELECT h.aggregate_type, h.aggregate_id, h.sequence, e.hash IS NOT NULL
            FROM saved_heads h
            LEFT JOIN events e USING (aggregate_type, aggregate_id, sequence)
-          WHERE e.hash IS NULL OR encode(e.hash, 'hex') <> lower(h.hash)
-          ORDER BY h.aggregate_type, h.aggregate_id",
-    )
+          WHERE ({chosen}) AND (e.hash IS NULL OR encode(e.hash, 'hex') <> lower(h.hash))
+          ORDER BY h.aggregate_type, h.aggregate_id"
+    ))
+    .bind(member)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok((
-        saved_count,
+        u64::try_from(saved_count).unwrap_or(0),
         moved
             .into_iter()
             .map(
@@ -233,6 +283,14 @@ pub async fn check_heads(
 
 pub async fn run(args: VerifyArgs) -> Result<(), JobError> {
     let pool = db::connect(&args.database.database_url, 2).await?;
+    // Another version's chains follow another definition: every link would look broken.
+    if !db::migrations_applied(&pool).await? {
+        return Err(
+            "the database's migrations are not this version's: run `studyledger migrate` \
+                    (or verify with the binary that wrote it)"
+                .into(),
+        );
+    }
     let member = args.member.as_ref().map(uuid::Uuid::to_string);
     // Read before the chains are walked, so a missing file fails fast.
     let saved = args
@@ -247,38 +305,19 @@ pub async fn run(args: VerifyArgs) -> Result<(), JobError> {
     .bind(member.as_deref())
     .fetch_one(&pool)
     .await?;
-    let mut heads_file = match &args.save_heads {
-        Some(path) => {
-            let mut file = std::io::BufWriter::new(
-                std::fs::File::create(path)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-            );
-            writeln!(file, "{HEADS_HEADER}")?;
-            Some(file)
-        }
-        None => None,
-    };
+    let mut heads_file = args
+        .save_heads
+        .as_deref()
+        .map(HeadsFile::create)
+        .transpose()?;
     let progress = Progress::new("verify", u64::try_from(total).unwrap_or(0));
-    let found = verify_with_heads(
-        &pool,
-        member.as_deref(),
-        Some(&progress),
-        |head| match heads_file.as_mut() {
-            Some(file) => writeln!(
-                file,
-                "{},{},{},{}",
-                head.aggregate_type,
-                head.aggregate_id,
-                head.sequence,
-                hex::encode(&head.hash)
-            ),
-            None => Ok(()),
-        },
-    )
+    let found = verify_with_heads(&pool, member.as_deref(), Some(&progress), |head| {
+        heads_file.as_mut().map_or(Ok(()), |file| file.write(head))
+    })
     .await?;
     progress.finish();
-    if let Some(mut file) = heads_file {
-        file.flush()?;
+    if let Some(file) = heads_file {
+        file.finish()?;
     }
     for link in &found.broken {
         println!(
@@ -293,7 +332,7 @@ pub async fn run(args: VerifyArgs) -> Result<(), JobError> {
     );
     let mut moved_heads = 0;
     if let Some(saved) = saved {
-        let (count, moved) = check_heads(&pool, saved).await?;
+        let (count, moved) = check_heads(&pool, saved, member.as_deref()).await?;
         for head in &moved {
             println!(
                 "moved head: {} {} sequence {} {}",
