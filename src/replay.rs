@@ -2,10 +2,11 @@
 //! rulesets, into fresh tables, and swap them in atomically; or, as a dry run, only list who
 //! changes status.
 //!
-//! - **What it replays:** every event of a transaction below `pg_snapshot_xmin` when it starts
-//!   (all of them final, none can still appear below it), after waiting up to 30 s for the
-//!   transactions open when it was asked to end. The projector's checkpoint is set to
-//!   the last of them at the swap, and the projector re-applies whatever came later.
+//! - **What it replays:** every event of a transaction below the snapshot's `xmax` when it
+//!   starts, once every transaction of this database open then has ended (all of them final,
+//!   none can still appear below it; at most 30 s of waiting, else below `pg_snapshot_xmin`).
+//!   The projector's checkpoint is set to the last of them at the swap, and the projector
+//!   re-applies whatever came later.
 //! - **How:** member events stream in member order (the events' primary key), are folded one
 //!   member at a time, and written in bulk (multi-row inserts of a few thousand members) by a
 //!   second connection into tables of the schema `replay_next`, made `LIKE` the live ones.
@@ -210,33 +211,49 @@ struct Cover {
 /// How long a replay waits for the transactions open when it starts to end.
 const COVER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Everything committed before the replay was asked: it waits until every transaction that was
-/// open then has ended (any transaction in the cluster holds `pg_snapshot_xmin` back), at most
-/// `COVER_WAIT`; after that it covers what it can and says so in the log.
+/// Everything committed before the replay was asked: every transaction that was open then, in
+/// this database, must end first (transactions of other databases on the server cannot write
+/// these events, so they are not waited for). Then the replay covers the transactions below the
+/// snapshot's `xmax` of that moment — all final. After `COVER_WAIT`, it settles for what is
+/// final (below `pg_snapshot_xmin`), says so in the log, and the projector applies the rest.
 async fn cover(connection: &mut PgConnection) -> Result<Cover, sqlx::Error> {
-    let (asked, mut horizon): (String, String) = sqlx::query_as(
-        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text,
-                pg_snapshot_xmin(pg_current_snapshot())::text",
+    let (asked, open): (String, Vec<String>) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) x)
+           FROM pg_current_snapshot() s",
     )
     .fetch_one(&mut *connection)
     .await?;
     let deadline = std::time::Instant::now() + COVER_WAIT;
-    let xid = |x: &str| x.parse::<u64>().unwrap_or(u64::MAX);
-    while xid(&horizon) < xid(&asked) {
+    let horizon = loop {
+        // Still running, and not known to belong to another database.
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM unnest($1::text[]) x
+              WHERE pg_xact_status(x::xid8) = 'in progress'
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                 WHERE a.backend_xid::text = (x::numeric % 4294967296)::text
+                                   AND a.datname <> current_database())",
+        )
+        .bind(&open)
+        .fetch_one(&mut *connection)
+        .await?;
+        if running == 0 {
+            break asked;
+        }
         if std::time::Instant::now() >= deadline {
+            let horizon: String =
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                    .fetch_one(&mut *connection)
+                    .await?;
             tracing::warn!(
                 horizon,
                 asked,
                 "a transaction open since before the replay still runs; the replay covers the \
                  events committed before it, and the projector applies the rest"
             );
-            break;
+            break horizon;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        horizon = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            .fetch_one(&mut *connection)
-            .await?;
-    }
+    };
     let last: Option<(String, i64)> = sqlx::query_as(
         "SELECT transaction_id::text, position FROM events
           WHERE transaction_id < $1::text::xid8

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{assert_views_match_the_log, wait_until_projected, TestApp};
 use serde_json::{json, Value};
+use sqlx::Connection;
 use uuid::Uuid;
 
 /// An organisation, two courses, and `n` members with 8 + 3 class hours in 2018-Q3.
@@ -463,8 +464,22 @@ async fn a_replay_covers_everything_committed_before_it_was_asked() {
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    // Somebody else's transaction, open before the re-determination commits and still open
-    // when the dry run is asked for.
+    // A transaction in another database of the server, open throughout: it cannot write these
+    // events, so the replay does not wait for it.
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut elsewhere = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to the server's own database");
+    sqlx::query("BEGIN")
+        .execute(&mut elsewhere)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut elsewhere)
+        .await
+        .expect("take a transaction id");
+    // Somebody else's transaction in this database, open before the re-determination commits
+    // and still open when the dry run is asked for: the replay waits for it.
     let mut other = app.pool.begin().await.expect("begin");
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut *other)
@@ -481,4 +496,8 @@ async fn a_replay_covers_everything_committed_before_it_was_asked() {
         json!([]),
         "the re-determination is covered: nothing left to re-determine"
     );
+    sqlx::query("ROLLBACK")
+        .execute(&mut elsewhere)
+        .await
+        .expect("rollback");
 }
