@@ -328,9 +328,20 @@ impl Member {
         match &appeal.resolution {
             Some(r) if r.outcome == AppealOutcome::Upheld => AppealStatus::Upheld,
             Some(_) => AppealStatus::Overturned,
-            None if self.contests_latest(appeal) => AppealStatus::Open,
+            None if self.waits_for_a_reviewer(appeal) => AppealStatus::Open,
             None => AppealStatus::Superseded,
         }
+    }
+
+    /// Unresolved, the one appeal of its determination, and that determination still in force.
+    /// (Only ledgers written before a determination was heard once can hold a second appeal of
+    /// a determination: it counts as superseded.)
+    fn waits_for_a_reviewer(&self, appeal: &Appeal) -> bool {
+        appeal.resolution.is_none()
+            && self.contests_latest(appeal)
+            && self
+                .appeal_against(appeal.determination_id)
+                .is_some_and(|first| first.appeal_id == appeal.appeal_id)
     }
 
     fn contests_latest(&self, appeal: &Appeal) -> bool {
@@ -352,9 +363,7 @@ impl Member {
 
     /// Appeals waiting for a reviewer: unresolved, against the determination in force.
     pub fn open_appeals(&self) -> impl Iterator<Item = &Appeal> {
-        self.appeals
-            .iter()
-            .filter(|a| a.resolution.is_none() && self.contests_latest(a))
+        self.appeals.iter().filter(|a| self.waits_for_a_reviewer(a))
     }
 
     fn decide_adjustment(
@@ -478,7 +487,7 @@ impl Member {
         if note.trim().is_empty() {
             return Err(MemberRejection::MissingNote);
         }
-        if !self.contests_latest(appeal) {
+        if !self.waits_for_a_reviewer(appeal) {
             return Err(MemberRejection::AppealSuperseded(appeal_id));
         }
         Ok(vec![MemberEvent::AppealResolved {
@@ -1447,6 +1456,51 @@ mod tests {
                 clock: clock(),
             })
             .then_expect_error(MemberRejection::NoSuchAppeal(id(99)));
+    }
+
+    #[test]
+    fn a_second_appeal_of_one_determination_in_an_older_ledger_changes_nothing() {
+        let evaluation: EvaluationId = "2018-q2".parse().expect("slug");
+        let filed = |n: u128| MemberEvent::AppealFiled {
+            appeal_id: id(n),
+            evaluation_id: evaluation.clone(),
+            determination_id: id(10),
+            reason: "r".to_owned(),
+            filed_at: at(7, 3, 0, 0),
+        };
+        let given = vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            determined(10, false),
+            filed(20),
+            MemberEvent::AppealResolved {
+                appeal_id: id(20),
+                outcome: AppealOutcome::Overturned,
+                note: "n".to_owned(),
+                resolved_at: at(7, 4, 0, 0),
+            },
+            filed(21),
+        ];
+        let member = member_from(given.clone());
+        assert_eq!(
+            member
+                .final_eligibility(&evaluation)
+                .map(|(eligible, _, appeal)| (eligible, appeal.map(|a| a.appeal_id))),
+            Some((true, Some(id(20))))
+        );
+        assert_eq!(
+            member.appeal(id(21)).map(|a| member.appeal_status(a)),
+            Some(AppealStatus::Superseded)
+        );
+        assert_eq!(member.open_appeals().count(), 0);
+        MemberTest::with(())
+            .given(given)
+            .when(MemberCommand::ResolveAppeal {
+                appeal_id: id(21),
+                outcome: AppealOutcome::Upheld,
+                note: "n".to_owned(),
+                clock: clock(),
+            })
+            .then_expect_error(MemberRejection::AppealSuperseded(id(21)));
     }
 
     #[test]

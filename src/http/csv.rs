@@ -69,8 +69,8 @@ pub fn cell(value: &serde_json::Value) -> String {
 
 /// Text that a spreadsheet shows as text. A cell starting with `=`, `+`, `-`, `@`, a tab or a
 /// carriage return is taken for a formula by spreadsheet programs (CSV injection), so such text
-/// gets a leading apostrophe, which they show as nothing. Numbers are written as numbers,
-/// never through here, so negative hours stay numbers.
+/// gets a leading apostrophe: the cell may show it, but never runs. Numbers are written as
+/// numbers, never through here, so negative hours stay numbers.
 pub fn text(value: &str) -> String {
     if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
