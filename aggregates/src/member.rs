@@ -1371,6 +1371,34 @@ mod tests {
         })
     }
 
+    fn filed(n: u128, determination: u128) -> MemberEvent {
+        MemberEvent::AppealFiled {
+            appeal_id: id(n),
+            evaluation_id: "2018-q2".parse().expect("slug"),
+            determination_id: id(determination),
+            reason: "r".to_owned(),
+            filed_at: at(7, 3, 0, 0),
+        }
+    }
+
+    fn resolved(n: u128, outcome: AppealOutcome) -> MemberEvent {
+        MemberEvent::AppealResolved {
+            appeal_id: id(n),
+            outcome,
+            note: "n".to_owned(),
+            resolved_at: at(7, 4, 0, 0),
+        }
+    }
+
+    fn file_appeal(n: u128) -> MemberCommand {
+        MemberCommand::FileAppeal {
+            appeal_id: id(n),
+            evaluation_id: "2018-q2".parse().expect("slug"),
+            reason: "r".to_owned(),
+            clock: clock(),
+        }
+    }
+
     fn member_from(events: Vec<MemberEvent>) -> Member {
         let mut member = Member::default();
         for event in events {
@@ -1382,19 +1410,6 @@ mod tests {
     #[test]
     fn the_final_eligibility_follows_the_latest_determination_and_its_appeal() {
         let evaluation: EvaluationId = "2018-q2".parse().expect("slug");
-        let filed = |n: u128, determination: u128| MemberEvent::AppealFiled {
-            appeal_id: id(n),
-            evaluation_id: evaluation.clone(),
-            determination_id: id(determination),
-            reason: "r".to_owned(),
-            filed_at: at(7, 3, 0, 0),
-        };
-        let resolved = |n: u128, outcome| MemberEvent::AppealResolved {
-            appeal_id: id(n),
-            outcome,
-            note: "n".to_owned(),
-            resolved_at: at(7, 4, 0, 0),
-        };
         let base = vec![
             MemberEvent::MemberEnrolled(enrolment()),
             determined(10, false),
@@ -1424,12 +1439,7 @@ mod tests {
 
     #[test]
     fn appeals_need_a_determination_and_wait_their_turn() {
-        let file = |n: u128| MemberCommand::FileAppeal {
-            appeal_id: id(n),
-            evaluation_id: "2018-q2".parse().expect("slug"),
-            reason: "r".to_owned(),
-            clock: clock(),
-        };
+        let file = file_appeal;
         MemberTest::with(())
             .given(vec![MemberEvent::MemberEnrolled(enrolment())])
             .when(file(20))
@@ -1461,24 +1471,12 @@ mod tests {
     #[test]
     fn a_second_appeal_of_one_determination_in_an_older_ledger_changes_nothing() {
         let evaluation: EvaluationId = "2018-q2".parse().expect("slug");
-        let filed = |n: u128| MemberEvent::AppealFiled {
-            appeal_id: id(n),
-            evaluation_id: evaluation.clone(),
-            determination_id: id(10),
-            reason: "r".to_owned(),
-            filed_at: at(7, 3, 0, 0),
-        };
         let given = vec![
             MemberEvent::MemberEnrolled(enrolment()),
             determined(10, false),
-            filed(20),
-            MemberEvent::AppealResolved {
-                appeal_id: id(20),
-                outcome: AppealOutcome::Overturned,
-                note: "n".to_owned(),
-                resolved_at: at(7, 4, 0, 0),
-            },
-            filed(21),
+            filed(20, 10),
+            resolved(20, AppealOutcome::Overturned),
+            filed(21, 10),
         ];
         let member = member_from(given.clone());
         assert_eq!(
@@ -1506,12 +1504,7 @@ mod tests {
     #[test]
     fn a_determination_is_heard_once_and_a_new_one_can_be_appealed_again() {
         let evaluation: EvaluationId = "2018-q2".parse().expect("slug");
-        let file = |n: u128| MemberCommand::FileAppeal {
-            appeal_id: id(n),
-            evaluation_id: evaluation.clone(),
-            reason: "r".to_owned(),
-            clock: clock(),
-        };
+        let file = file_appeal;
         let mut given = vec![
             MemberEvent::MemberEnrolled(enrolment()),
             determined(10, false),
