@@ -1399,6 +1399,15 @@ mod tests {
         }
     }
 
+    fn resolve_appeal(n: u128, outcome: AppealOutcome) -> MemberCommand {
+        MemberCommand::ResolveAppeal {
+            appeal_id: id(n),
+            outcome,
+            note: "n".to_owned(),
+            clock: clock(),
+        }
+    }
+
     fn member_from(events: Vec<MemberEvent>) -> Member {
         let mut member = Member::default();
         for event in events {
@@ -1459,12 +1468,7 @@ mod tests {
             .then_expect_error(MemberRejection::AppealAlreadyOpen(id(20)));
         MemberTest::with(())
             .given(given)
-            .when(MemberCommand::ResolveAppeal {
-                appeal_id: id(99),
-                outcome: AppealOutcome::Upheld,
-                note: "n".to_owned(),
-                clock: clock(),
-            })
+            .when(resolve_appeal(99, AppealOutcome::Upheld))
             .then_expect_error(MemberRejection::NoSuchAppeal(id(99)));
     }
 
@@ -1492,12 +1496,7 @@ mod tests {
         assert_eq!(member.open_appeals().count(), 0);
         MemberTest::with(())
             .given(given)
-            .when(MemberCommand::ResolveAppeal {
-                appeal_id: id(21),
-                outcome: AppealOutcome::Upheld,
-                note: "n".to_owned(),
-                clock: clock(),
-            })
+            .when(resolve_appeal(21, AppealOutcome::Upheld))
             .then_expect_error(MemberRejection::AppealSuperseded(id(21)));
     }
 
@@ -1510,12 +1509,7 @@ mod tests {
             determined(10, false),
         ];
         given.extend(member_from(given.clone()).decide(&file(20)).expect("filed"));
-        let resolve = MemberCommand::ResolveAppeal {
-            appeal_id: id(20),
-            outcome: AppealOutcome::Overturned,
-            note: "n".to_owned(),
-            clock: clock(),
-        };
+        let resolve = resolve_appeal(20, AppealOutcome::Overturned);
         given.extend(
             member_from(given.clone())
                 .decide(&resolve)
