@@ -60,6 +60,7 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
 
     // Appeals: only against a determination, one open at a time, idempotent by id.
     let appeals = format!("/v1/members/{member}/appeals");
+    let before_appeals = app.event_count(&member.to_string()).await;
     let (status, body) = app
         .post(
             &appeals,
@@ -92,6 +93,11 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        app.event_count(&member.to_string()).await,
+        before_appeals + 1,
+        "the refused appeals and the resend recorded nothing"
+    );
 
     // Reviewers find it under the organisation.
     let (status, open) = app
@@ -177,6 +183,7 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
 
     // The reviewer overturns: the final eligibility inverts the determination.
     let resolution = format!("/v1/members/{member}/appeals/{appeal_id}/resolution");
+    let before_resolutions = app.event_count(&member.to_string()).await;
     let (status, body) = app
         .post(&resolution, &json!({"outcome": "reversed", "note": "x"}))
         .await;
@@ -217,6 +224,11 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
         )
         .await;
     assert_eq!(status, 409, "one appeal per determination: {body}");
+    assert_eq!(
+        app.event_count(&member.to_string()).await,
+        before_resolutions + 1,
+        "one resolution recorded; the refusals and the resend recorded nothing"
+    );
 
     let after = eligibility(&app, member, "2018-q2", true).await;
     assert_eq!(after["eligible"], true);
