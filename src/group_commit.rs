@@ -143,22 +143,19 @@ impl GroupCommit {
                 drop(lease);
                 return answer.await.unwrap_or(Err(AppendError::Unknown));
             }
-            if batch.len() == 1 && batch[0].ticket == ticket {
+            let alone = batch.len() == 1 && batch[0].ticket == ticket;
+            let commit = async move {
                 let outcome = lease
                     .run(|connection| insert_batch(connection, &batch))
                     .await;
                 drop(lease);
                 answer_batch(batch, outcome);
+            };
+            if alone {
+                commit.await;
             } else {
-                let committing = tokio::spawn(async move {
-                    let outcome = lease
-                        .run(|connection| insert_batch(connection, &batch))
-                        .await;
-                    drop(lease);
-                    answer_batch(batch, outcome);
-                });
                 // Answers travel through the oneshot channels; the task cannot fail otherwise.
-                let _ = committing.await;
+                let _ = tokio::spawn(commit).await;
             }
         }
     }

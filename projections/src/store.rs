@@ -10,7 +10,7 @@ use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
-use crate::fold::MemberFold;
+use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
 
 pub async fn upsert_organisation(
     tx: &mut PgConnection,
@@ -244,6 +244,28 @@ pub struct MemberRow {
     pub org_id: String,
     /// The highest ruleset version the member's rows were folded under.
     pub rules_version: u32,
+}
+
+impl MemberRow {
+    /// A quarter of this member as read: its stored totals and minutes (none stored: nothing
+    /// credited, nothing studied) judged under the rules known when the row was folded.
+    pub fn judge(
+        &self,
+        quarter: Quarter,
+        stored: Option<&StoredQuarter>,
+        rulesets: &[Ruleset],
+        today: NaiveDate,
+    ) -> QuarterCompliance {
+        quarter_compliance(
+            quarter,
+            stored.map(|s| s.totals).unwrap_or_default(),
+            stored.map_or(0, |s| s.study_minutes),
+            self.enrolled_on,
+            rulesets,
+            Some(self.rules_version),
+            today,
+        )
+    }
 }
 
 /// A member and their stored quarters, in one statement (so a replay's swap can never fall

@@ -238,14 +238,13 @@ pub async fn open_in_org(
             })
         })
         .collect();
-    let mut response = Json(json!({
-        "org_id": org_id,
-        "appeals": appeals,
-        "next_cursor": next_cursor,
-    }))
-    .into_response();
-    if let Some((name, value)) = consistency::behind_header(caught_up) {
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+    Ok(consistency::marked(
+        Json(json!({
+            "org_id": org_id,
+            "appeals": appeals,
+            "next_cursor": next_cursor,
+        }))
+        .into_response(),
+        caught_up,
+    ))
 }

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
-use serde::Deserialize;
+use axum::response::Response;
 
 use crate::http::error::ApiError;
 use crate::http::AppState;
@@ -18,11 +18,6 @@ const WAIT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(5);
 
 pub static VIEWS_BEHIND: HeaderName = HeaderName::from_static("x-views-behind");
-
-#[derive(Debug, Deserialize)]
-pub struct Freshness {
-    pub min_position: Option<i64>,
-}
 
 /// Waits until the views hold every event committed before now (and the one at
 /// `min_position`); answers whether they do.
@@ -54,7 +49,12 @@ pub async fn wait_for_views(state: &AppState, min_position: Option<i64>) -> Resu
     }
 }
 
-/// The header that marks an answer from views that had not caught up.
-pub fn behind_header(caught_up: bool) -> Option<(HeaderName, HeaderValue)> {
-    (!caught_up).then(|| (VIEWS_BEHIND.clone(), HeaderValue::from_static("true")))
+/// An answer from the views, marked `x-views-behind: true` when they had not caught up.
+pub fn marked(mut response: Response, caught_up: bool) -> Response {
+    if !caught_up {
+        response
+            .headers_mut()
+            .insert(VIEWS_BEHIND.clone(), HeaderValue::from_static("true"));
+    }
+    response
 }

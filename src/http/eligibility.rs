@@ -306,51 +306,48 @@ pub async fn eligibility(
                 ))
             })?,
     };
-    {
-        let (sequence, recorded_at) = history
-            .iter()
-            .find_map(|r| match &r.event {
-                MemberEvent::EligibilityDetermined(d)
-                    if d.determination_id == determination.determination_id =>
-                {
-                    Some((r.sequence, r.recorded_at))
-                }
-                _ => None,
-            })
-            .ok_or_else(not_found)?;
-        let quarters: Vec<Quarter> = determination.quarters.iter().map(|q| q.quarter).collect();
-        let tz = ledger.tz();
-        // What the system knew: the events before the determination, the rulesets it knew.
-        let known_rules: Vec<Ruleset> = ledger
-            .rulesets()
-            .await?
-            .into_iter()
-            .filter(|r| r.version <= determination.rules_version)
-            .collect();
-        let (then, then_provenance) = fold_history(history, sequence);
-        let then_entries = ledger_entries(&then, &known_rules, tz, &then_provenance);
-        // What it would decide now: every fact and every ruleset.
-        let rulesets = ledger.rulesets().await?;
-        let now_entries = ledger_entries(&now, &rulesets, tz, &now_provenance);
-        let (eligible_now, judged_now) = now
-            .eligibility(&quarters, &rulesets, ledger.clock())
-            .ok_or_else(not_found)?;
-        body["explanation"] = json!({
-            "determination_id": determination.determination_id,
-            "as_determined": {
-                "determination_sequence": sequence,
-                "recorded_at": recorded_at,
-                "rules_version": determination.rules_version,
-                "eligible": determination.eligible,
-                "quarters": explained(&determination.quarters, &then_entries),
-            },
-            "now": {
-                "rules_version": rulesets.iter().map(|r| r.version).max(),
-                "eligible": eligible_now,
-                "quarters": explained(&judged_now, &now_entries),
-            },
-        });
-    }
+    let (sequence, recorded_at) = history
+        .iter()
+        .find_map(|r| match &r.event {
+            MemberEvent::EligibilityDetermined(d)
+                if d.determination_id == determination.determination_id =>
+            {
+                Some((r.sequence, r.recorded_at))
+            }
+            _ => None,
+        })
+        .ok_or_else(not_found)?;
+    let quarters: Vec<Quarter> = determination.quarters.iter().map(|q| q.quarter).collect();
+    let tz = ledger.tz();
+    let rulesets = ledger.rulesets().await?;
+    // What the system knew: the events before the determination, the rulesets it knew.
+    let known_rules: Vec<Ruleset> = rulesets
+        .iter()
+        .filter(|r| r.version <= determination.rules_version)
+        .cloned()
+        .collect();
+    let (then, then_provenance) = fold_history(history, sequence);
+    let then_entries = ledger_entries(&then, &known_rules, tz, &then_provenance);
+    // What it would decide now: every fact and every ruleset.
+    let now_entries = ledger_entries(&now, &rulesets, tz, &now_provenance);
+    let (eligible_now, judged_now) = now
+        .eligibility(&quarters, &rulesets, ledger.clock())
+        .ok_or_else(not_found)?;
+    body["explanation"] = json!({
+        "determination_id": determination.determination_id,
+        "as_determined": {
+            "determination_sequence": sequence,
+            "recorded_at": recorded_at,
+            "rules_version": determination.rules_version,
+            "eligible": determination.eligible,
+            "quarters": explained(&determination.quarters, &then_entries),
+        },
+        "now": {
+            "rules_version": rulesets.iter().map(|r| r.version).max(),
+            "eligible": eligible_now,
+            "quarters": explained(&judged_now, &now_entries),
+        },
+    });
     Ok(Json(body))
 }
 

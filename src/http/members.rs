@@ -15,7 +15,7 @@ use studyledger_aggregates::facts::{CourseTerms, Enrolment};
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::values::{local_date, CourseId, Quarter};
-use studyledger_projections::fold::{quarter_compliance, MemberFold};
+use studyledger_projections::fold::MemberFold;
 use studyledger_projections::store as views;
 use uuid::Uuid;
 
@@ -89,8 +89,12 @@ async fn course_terms(
     )))
 }
 
-fn profile_json(member: &Member, fold: &MemberFold, today: chrono::NaiveDate) -> Option<Value> {
-    let enrolment = member.enrolment()?;
+fn profile_json(
+    member: &Member,
+    enrolment: &Enrolment,
+    fold: &MemberFold,
+    today: chrono::NaiveDate,
+) -> Value {
     let lifetime = fold.lifetime_totals();
     let transfers: Vec<Value> = member
         .transfers()
@@ -104,7 +108,7 @@ fn profile_json(member: &Member, fold: &MemberFold, today: chrono::NaiveDate) ->
             })
         })
         .collect();
-    Some(json!({
+    json!({
         "member_id": enrolment.member_id,
         "member_no": enrolment.member_no,
         "name": enrolment.name,
@@ -119,7 +123,7 @@ fn profile_json(member: &Member, fold: &MemberFold, today: chrono::NaiveDate) ->
             "total": lifetime.total(),
         },
         "sequence": member.version(),
-    }))
+    })
 }
 
 /// Runs a command that records one fact on a member's stream. `recorded` finds the fact in
@@ -315,39 +319,26 @@ pub async fn record_transfer(
     ))
 }
 
-/// Loads an enrolled member and folds their facts, or 404.
-async fn folded_member(
-    ledger: &Ledger,
-    raw_id: &str,
-) -> Result<
-    (
-        Member,
-        MemberFold,
-        Vec<studyledger_aggregates::rules::rulesets::Ruleset>,
-    ),
-    ApiError,
-> {
-    let member_id = member_path(raw_id)?;
-    let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
-    if member.enrolment().is_none() {
-        return Err(ApiError::NotFound(format!(
-            "member {member_id} is not enrolled"
-        )));
-    }
-    let rulesets = ledger.rulesets().await?;
-    let fold = MemberFold::new(&member, &rulesets, ledger.tz());
-    Ok((member, fold, rulesets))
-}
-
+/// `GET /v1/members/{id}`: who the member is, where they belong today, their transfers and
+/// their lifetime credit; 404 unless enrolled.
 pub async fn profile(
     State(state): State<AppState>,
     ApiPath(member_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ledger = state.ledger();
-    let (member, fold, _) = folded_member(ledger, &member_id).await?;
-    profile_json(&member, &fold, local_date(Utc::now(), ledger.tz()))
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound("member is not enrolled".to_owned()))
+    let member_id = member_path(&member_id)?;
+    let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+    let enrolment = member
+        .enrolment()
+        .ok_or_else(|| ApiError::NotFound(format!("member {member_id} is not enrolled")))?;
+    let rulesets = ledger.rulesets().await?;
+    let fold = MemberFold::new(&member, &rulesets, ledger.tz());
+    Ok(Json(profile_json(
+        &member,
+        enrolment,
+        &fold,
+        local_date(Utc::now(), ledger.tz()),
+    )))
 }
 
 pub async fn compliance(
@@ -367,28 +358,16 @@ pub async fn compliance(
         .await
         .map_err(StoreError::from)?
     else {
-        let mut response =
-            ApiError::NotFound(format!("member {member_id} is not enrolled")).into_response();
         // Perhaps enrolled a moment ago, and the views have not caught up: say so.
-        if let Some((name, value)) = consistency::behind_header(caught_up) {
-            response.headers_mut().insert(name, value);
-        }
-        return Ok(response);
+        return Ok(consistency::marked(
+            ApiError::NotFound(format!("member {member_id} is not enrolled")).into_response(),
+            caught_up,
+        ));
     };
     let rulesets = ledger.rulesets().await?;
     let today = local_date(Utc::now(), ledger.tz());
-    let row = |q: Quarter| {
-        let found = stored.iter().find(|s| s.quarter == q);
-        quarter_compliance(
-            q,
-            found.map(|s| s.totals).unwrap_or_default(),
-            found.map_or(0, |s| s.study_minutes),
-            member.enrolled_on,
-            &rulesets,
-            Some(member.rules_version),
-            today,
-        )
-    };
+    let row =
+        |q: Quarter| member.judge(q, stored.iter().find(|s| s.quarter == q), &rulesets, today);
     let body = match quarter {
         Some(quarter) => {
             let mut body = serde_json::to_value(row(quarter)).map_err(|_| ApiError::Internal)?;
@@ -403,9 +382,5 @@ pub async fn compliance(
             json!({ "member_id": member_id, "quarters": rows })
         }
     };
-    let mut response = Json(body).into_response();
-    if let Some((name, value)) = consistency::behind_header(caught_up) {
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+    Ok(consistency::marked(Json(body).into_response(), caught_up))
 }

@@ -15,7 +15,7 @@ use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, Or
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::rules::status::QuarterStatus;
 use studyledger_aggregates::values::{local_date, Hours, Quarter};
-use studyledger_projections::fold::{quarter_compliance, QuarterCompliance};
+use studyledger_projections::fold::QuarterCompliance;
 use studyledger_projections::store as views;
 
 use crate::http::consistency;
@@ -193,7 +193,7 @@ impl Counted {
         status: Option<QuarterStatus>,
     ) -> impl Iterator<Item = (&'a views::MemberRow, QuarterCompliance)> + 'a {
         chunk.iter().filter_map(move |(member, stored)| {
-            let row = judged(self, member, stored.as_ref());
+            let row = member.judge(self.quarter, stored.as_ref(), &self.rulesets, self.today);
             status
                 .is_none_or(|s| s == row.judgement.status)
                 .then_some((member, row))
@@ -211,28 +211,8 @@ fn after_chunk(chunk: &[(views::MemberRow, Option<views::StoredQuarter>)]) -> Op
     }
 }
 
-fn judged(
-    counted: &Counted,
-    member: &views::MemberRow,
-    stored: Option<&views::StoredQuarter>,
-) -> QuarterCompliance {
-    quarter_compliance(
-        counted.quarter,
-        stored.map(|s| s.totals).unwrap_or_default(),
-        stored.map_or(0, |s| s.study_minutes),
-        member.enrolled_on,
-        &counted.rulesets,
-        Some(member.rules_version),
-        counted.today,
-    )
-}
-
 fn with_freshness(body: Value, caught_up: bool) -> Response {
-    let mut response = Json(body).into_response();
-    if let Some((name, value)) = consistency::behind_header(caught_up) {
-        response.headers_mut().insert(name, value);
-    }
-    response
+    consistency::marked(Json(body).into_response(), caught_up)
 }
 
 /// Members read per round trip when scanning a subtree.
@@ -253,7 +233,12 @@ pub async fn compliance(
     loop {
         let chunk = counted.next_chunk(after).await?;
         for (member, stored) in &chunk {
-            let row = judged(&counted, member, stored.as_ref());
+            let row = member.judge(
+                counted.quarter,
+                stored.as_ref(),
+                &counted.rulesets,
+                counted.today,
+            );
             *tally.entry(row.judgement.status).or_default() += 1;
             members += 1;
             stale += i64::from(row.stale);
