@@ -141,6 +141,16 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
         let (status, answer) = app.post(&adjustments, &body).await;
         assert_eq!(status, expected, "{body} → {answer}");
     }
+    // Hundredths at the very ends of i64: out of range, not wrapped around.
+    for hours in ["-92233720368547758.08", "92233720368547758.07"] {
+        let body = format!(
+            r#"{{"adjustment_id": "{}", "category": "required", "hours": {hours},
+                 "effective_at": "2018-05-15T02:00:00Z", "reason": "补录"}}"#,
+            Uuid::new_v4()
+        );
+        let (status, answer) = app.post_raw(&adjustments, body).await;
+        assert_eq!(status, 422, "{hours} → {answer}");
+    }
     assert_eq!(
         app.event_count(&member.to_string()).await,
         before,

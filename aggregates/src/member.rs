@@ -393,8 +393,8 @@ impl Member {
                 })
             };
         }
-        let size = adjustment.hours.hundredths().abs();
-        if size == 0 || size > Hours::whole(1000).hundredths() {
+        let size = adjustment.hours.hundredths().unsigned_abs();
+        if size == 0 || size > Hours::whole(1000).hundredths().unsigned_abs() {
             return Err(MemberRejection::AdjustmentSize);
         }
         if adjustment.reason.trim().is_empty() {

@@ -51,7 +51,7 @@ impl Hours {
 
     /// Hundredths within the range the ledger accepts.
     pub fn try_from_hundredths(hundredths: i64) -> Result<Hours, ValueError> {
-        if hundredths.abs() > Self::LIMIT_HUNDREDTHS {
+        if hundredths.unsigned_abs() > Self::LIMIT_HUNDREDTHS.unsigned_abs() {
             Err(ValueError::HoursRange(Hours(hundredths).to_string()))
         } else {
             Ok(Hours(hundredths))
@@ -314,6 +314,22 @@ impl<'de> Deserialize<'de> for Quarter {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn hundredths_out_of_range_are_refused_at_both_ends_of_i64() {
+        for hundredths in [i64::MIN, i64::MIN + 1, i64::MAX, 100_000_001, -100_000_001] {
+            assert!(
+                Hours::try_from_hundredths(hundredths).is_err(),
+                "{hundredths}"
+            );
+        }
+        for hundredths in [100_000_000, -100_000_000, 0] {
+            assert_eq!(
+                Hours::try_from_hundredths(hundredths).map(Hours::hundredths),
+                Ok(hundredths)
+            );
+        }
+    }
 
     #[test]
     fn hours_accept_two_decimals_and_sum_exactly() {
