@@ -537,7 +537,7 @@ async fn a_stale_cache_in_another_instance_still_cannot_record_an_overlap() {
 }
 
 #[tokio::test]
-async fn concurrent_sessions_of_many_members_share_commits_and_each_is_recorded_once() {
+async fn concurrent_sessions_of_many_members_are_each_recorded_once_at_their_answered_position() {
     let app = TestApp::spawn().await;
     let first = app.seed_member("2018-01-01").await;
     let mut members = vec![first];

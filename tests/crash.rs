@@ -82,10 +82,13 @@ async fn a_service_killed_mid_load_loses_no_accepted_fact_and_its_views_heal() {
     // Eight clients, two per member, each sending sessions (and completions) until the
     // service dies under them.
     let accepted: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    // Every answer that arrived and was not a success (none should).
+    let refused: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut clients = Vec::new();
     for c in 0..8_i64 {
         let member = members[usize::try_from(c).unwrap_or(0) % members.len()];
         let accepted = accepted.clone();
+        let refused = refused.clone();
         let client = client.clone();
         let base = base.clone();
         clients.push(tokio::spawn(async move {
@@ -99,14 +102,16 @@ async fn a_service_killed_mid_load_loses_no_accepted_fact_and_its_views_heal() {
                     Ok(response) if response.status().is_success() => {
                         accepted.lock().expect("lock").push(session_id);
                     }
-                    Ok(_) => {}
+                    Ok(response) => refused.lock().expect("lock").push(format!("session: {}", response.status())),
                     Err(_) => return,
                 }
                 if n % 5 == 4 {
                     let completion = json!({"completion_id": Uuid::new_v4(), "course_id": "ethics",
                                             "completed_at": start + chrono::Duration::minutes(16)});
-                    if client.post(format!("{base}/v1/members/{member}/course-completions")).json(&completion).send().await.is_err() {
-                        return;
+                    match client.post(format!("{base}/v1/members/{member}/course-completions")).json(&completion).send().await {
+                        Ok(response) if response.status().is_success() => {}
+                        Ok(response) => refused.lock().expect("lock").push(format!("completion: {}", response.status())),
+                        Err(_) => return,
                     }
                 }
             }
@@ -119,6 +124,11 @@ async fn a_service_killed_mid_load_loses_no_accepted_fact_and_its_views_heal() {
         client.await.expect("client task");
     }
     let accepted = accepted.lock().expect("lock").clone();
+    assert_eq!(
+        *refused.lock().expect("lock"),
+        Vec::<String>::new(),
+        "every answer before the kill was a success"
+    );
     assert!(
         accepted.len() > 50,
         "the load ran: {} accepted",
@@ -143,6 +153,14 @@ async fn a_service_killed_mid_load_loses_no_accepted_fact_and_its_views_heal() {
             "accepted session {session} is in the log"
         );
     }
+    let (events, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT payload->'StudySessionRecorded'->>'session_id')
+           FROM events WHERE event_type = 'StudySessionRecorded'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(events, distinct, "no session recorded twice");
     assert_views_match_the_log(&pool).await;
     restarted.start_kill().expect("stop");
 }

@@ -76,6 +76,7 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["quarters"], json!(["2018-Q1", "2018-Q2"]));
+    let before_refusals = app.total_events().await;
     for (body, expected) in [
         (
             json!({"evaluation_id": "2018-h1", "name": "other", "quarters": ["2018-Q1"]}),
@@ -97,7 +98,16 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
         let (status, answer) = evaluation(&app, body.clone()).await;
         assert_eq!(status, expected, "{body} → {answer}");
     }
-    let current = studyledger_aggregates::values::Quarter::of_date(chrono::Utc::now().date_naive());
+    assert_eq!(
+        app.total_events().await,
+        before_refusals,
+        "nothing recorded"
+    );
+    // The quarter in progress where the ledger keeps its dates (Asia/Shanghai by default).
+    let current = studyledger_aggregates::values::Quarter::of_instant(
+        chrono::Utc::now(),
+        chrono_tz::Asia::Shanghai,
+    );
     let (status, _) = evaluation(
         &app,
         json!({"evaluation_id": "this-year", "name": "now", "quarters": [current]}),
@@ -110,7 +120,8 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
         let app = &app;
         async move { app.post(&path, &body).await }
     };
-    let events_before = app.event_count(&member.to_string()).await;
+    let events_before = app.total_events().await;
+    let member_events_before = app.event_count(&member.to_string()).await;
     let id = Uuid::new_v4();
     for (evaluation, body, expected) in [
         (
@@ -149,9 +160,9 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
         assert_eq!(status, expected, "{evaluation} {body} → {answer}");
     }
     assert_eq!(
-        app.event_count(&member.to_string()).await,
+        app.total_events().await,
         events_before,
-        "nothing recorded"
+        "nothing recorded, not even the request"
     );
     let (status, _) = app
         .get(&format!("/v1/members/{member}/eligibility/2018-h1"))
@@ -171,7 +182,7 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
         (&json!(1), &json!(0), &json!(1))
     );
     let recorded = app.event_count(&member.to_string()).await;
-    assert_eq!(recorded, events_before + 1);
+    assert_eq!(recorded, member_events_before + 1);
     let (status, again) =
         determine("2018-h1", json!({"determination_id": id, "org_id": "fz"})).await;
     assert_eq!(status, 200);

@@ -118,6 +118,15 @@ async fn a_subtree_rolls_up_its_members_as_they_stood_at_quarter_end() {
     assert_eq!(q1["members"], 0);
     assert_eq!(q1["compliance_rate"], Value::Null, "no one judged: no rate");
     assert_eq!(q1["credit_hours_per_member"], Value::Null);
+    let (_, company_q1) = app.get("/v1/orgs/company/compliance?quarter=2018-Q1").await;
+    let (_, branch_a_q1) = app
+        .get("/v1/orgs/branch-a/compliance?quarter=2018-Q1")
+        .await;
+    assert_eq!(
+        (&company_q1["members"], &branch_a_q1["members"]),
+        (&json!(3), &json!(2)),
+        "two in branch-a, and the one not yet moved counted under the company itself"
+    );
 
     let (status, _) = app.get("/v1/orgs/nowhere/compliance?quarter=2018-Q2").await;
     assert_eq!(status, 404);
@@ -135,8 +144,10 @@ async fn a_subtree_lists_its_members_page_by_page_with_their_status() {
     expected.sort();
 
     let mut seen = Vec::new();
+    let mut page_sizes = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
+        assert!(page_sizes.len() < 10, "the pages end");
         let path = match &cursor {
             Some(c) => format!("/v1/orgs/city/members?quarter=2018-Q2&limit=3&cursor={c}"),
             None => "/v1/orgs/city/members?quarter=2018-Q2&limit=3".to_owned(),
@@ -144,7 +155,7 @@ async fn a_subtree_lists_its_members_page_by_page_with_their_status() {
         let (status, page) = app.get(&path).await;
         assert_eq!(status, 200, "{page}");
         let rows = page["members"].as_array().expect("members");
-        assert!(rows.len() <= 3);
+        page_sizes.push(rows.len());
         seen.extend(
             rows.iter()
                 .map(|r| r["member_id"].as_str().expect("id").to_owned()),
@@ -155,6 +166,7 @@ async fn a_subtree_lists_its_members_page_by_page_with_their_status() {
         }
     }
     assert_eq!(seen, expected, "every member once, in a stable order");
+    assert_eq!(page_sizes, [3, 1], "full pages until the last");
 
     let (_, failing) = app
         .get("/v1/orgs/city/members?quarter=2018-Q2&status=non_compliant")

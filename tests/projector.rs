@@ -238,9 +238,13 @@ async fn a_read_waits_for_the_views_and_says_when_they_are_behind() {
         .text()
         .await
         .expect("text");
-    for name in [
+    for line in [
         "studyledger_projector_events_behind 0",
         "studyledger_projector_seconds_behind 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    for name in [
         "studyledger_projector_batches_total",
         "studyledger_http_requests_total{method=\"GET\",route=\"/v1/members/{member_id}/compliance\",status=\"200\"}",
         "studyledger_http_request_duration_seconds_bucket",

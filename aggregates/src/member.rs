@@ -1351,9 +1351,21 @@ mod tests {
             .then_expect_error(MemberRejection::EvaluationNotOver(q2));
         let mut member = Member::default();
         member.apply(MemberEvent::MemberEnrolled(enrolment()));
-        assert!(member
+        let decided = member
             .decide(&determine(9, &["2018-Q2"], at(6, 30, 20, 0)))
-            .is_ok());
+            .expect("Q2 has ended in Shanghai");
+        assert!(
+            matches!(
+                decided.as_slice(),
+                [MemberEvent::EligibilityDetermined(d)]
+                    if d.determination_id == id(9)
+                        && !d.eligible
+                        && d.quarters.len() == 1
+                        && d.quarters[0].quarter == q2
+                        && d.quarters[0].status == crate::rules::status::QuarterStatus::NonCompliant
+            ),
+            "{decided:?}"
+        );
         MemberTest::with(())
             .given_no_previous_events()
             .when(determine(9, &["2018-Q1"], at(7, 1, 0, 0)))
