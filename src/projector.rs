@@ -22,6 +22,7 @@ use lru::LruCache;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
+use studyledger_aggregates::rulebook::RuleBook;
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_projections::fold::MemberFold;
 use studyledger_projections::store as views;
@@ -34,6 +35,8 @@ use crate::store::StoreError;
 pub const BATCH_SIZE: i64 = 10_000;
 /// How long an idle projector waits before looking for new events.
 const IDLE_POLL: Duration = Duration::from_millis(20);
+/// How often the projector makes sure its advisory lock's connection is still alive.
+const LOCK_CHECK: Duration = Duration::from_secs(1);
 /// The advisory lock one projector per database holds ("STUDYLE" in ASCII).
 const ADVISORY_LOCK_KEY: i64 = 0x0053_5455_4459_4c45;
 
@@ -136,6 +139,10 @@ pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
 pub struct Projector {
     ledger: Arc<Ledger>,
     members: Mutex<LruCache<String, Member>>,
+    /// The rulesets read last. Rulesets only change by RuleBook events, which reach the
+    /// projector in its batches like any other: a batch that holds one it has not read yet
+    /// makes it read them again.
+    rulesets: Mutex<Option<Arc<Vec<Ruleset>>>>,
 }
 
 impl Projector {
@@ -145,7 +152,22 @@ impl Projector {
             members: Mutex::new(LruCache::new(
                 NonZeroUsize::new(member_cache).unwrap_or(NonZeroUsize::MIN),
             )),
+            rulesets: Mutex::new(None),
         }
+    }
+
+    fn cached_rulesets(&self) -> std::sync::MutexGuard<'_, Option<Arc<Vec<Ruleset>>>> {
+        self.rulesets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The rulesets as last read, or read now.
+    async fn rulesets(&self) -> Result<Arc<Vec<Ruleset>>, ProjectorError> {
+        if let Some(rulesets) = self.cached_rulesets().clone() {
+            return Ok(rulesets);
+        }
+        let rulesets = Arc::new(self.ledger.rulesets().await?);
+        *self.cached_rulesets() = Some(rulesets.clone());
+        Ok(rulesets)
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, LruCache<String, Member>> {
@@ -160,6 +182,7 @@ impl Projector {
             // States are facts from the log and stay true, but start afresh after any failure
             // rather than reason about what the failed batch left behind.
             self.members().clear();
+            *self.cached_rulesets() = None;
         }
         outcome
     }
@@ -168,7 +191,7 @@ impl Projector {
         // Read before anything is locked or written: an idle projector costs no transaction id.
         // Everything the batch needs besides the batch comes before the transaction too: inside
         // it, waiting on another connection could deadlock against a lock queued on `events`.
-        let rulesets = self.ledger.rulesets().await?;
+        let rulesets = self.rulesets().await?;
         let mut tx = self.ledger.pool().begin().await?;
         let from = checkpoint_on(&mut tx, false).await?;
         let batch = read_committed(&mut tx, from, BATCH_SIZE).await?;
@@ -176,6 +199,18 @@ impl Projector {
             tx.rollback().await?;
             return Ok(0);
         };
+        // A ruleset published since the rules were read: read them again (outside the
+        // transaction) and take the batch on the next step. Each RuleBook event adds one.
+        let published = batch
+            .iter()
+            .filter(|e| e.aggregate_type == RuleBook::TYPE)
+            .map(|e| e.sequence)
+            .max();
+        if published.is_some_and(|sequence| sequence > rulesets.len()) {
+            tx.rollback().await?;
+            *self.cached_rulesets() = None;
+            return Box::pin(self.try_step()).await;
+        }
         // Work to do: take the checkpoint row; if another projector moved it meanwhile, leave
         // this batch to it.
         if checkpoint_on(&mut tx, true).await? != from {
@@ -192,7 +227,7 @@ impl Projector {
             transaction_id: last.transaction_id,
             position: last.position,
         };
-        self.apply(&mut tx, &batch, &rulesets).await?;
+        self.apply(&mut tx, &batch, rulesets.as_slice()).await?;
         sqlx::query(
             "UPDATE projector_checkpoints
                 SET transaction_id = $1::text::xid8, position = $2,
@@ -303,17 +338,16 @@ impl Projector {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::info!("projector active");
-        let mut batches: u64 = 0;
+        let mut pinged = std::time::Instant::now();
         loop {
             let applied = self.step().await?;
             crate::metrics::projector_batch(applied);
-            batches += 1;
-            if batches.is_multiple_of(50) {
+            // Still ours? A lost lock connection means another instance may take over.
+            if pinged.elapsed() >= LOCK_CHECK {
                 lock_connection.ping().await?;
+                pinged = std::time::Instant::now();
             }
             if applied == 0 {
-                // Still ours? A lost lock connection means another instance may take over.
-                lock_connection.ping().await?;
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }

@@ -439,3 +439,19 @@ async fn a_ruleset_effective_between_two_others_governs_only_the_quarters_betwee
         .collect();
     assert_eq!(versions, [&json!(1), &json!(1), &json!(1)]);
 }
+
+#[tokio::test]
+async fn a_member_who_records_something_after_a_publication_is_refolded_under_the_new_rules() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let over = enrol(&app, "over").await;
+    let idle = enrol(&app, "idle").await;
+    complete(&app, over, "2018-Q3", &["r10", "e1"]).await;
+    complete(&app, idle, "2018-Q3", &["r10", "e1"]).await;
+    publish(&app, 2, "2018-Q3", 8, true, true).await;
+    // A new fact after the publication: the projector folds the member under version 2.
+    complete(&app, over, "2018-Q4", &["e1"]).await;
+    assert_standings(&app, over, &[("2018-Q3", "compliant", 2, false)]).await;
+    // A member with nothing new keeps the rows of version 1 until a replay.
+    assert_standings(&app, idle, &[("2018-Q3", "non_compliant", 1, true)]).await;
+}
