@@ -87,12 +87,25 @@ pub struct Started {
 /// Takes the replay lock and records a new replay as running.
 pub async fn start(ledger: &Ledger, dry_run: bool, actor: &str) -> Result<Started, ReplayError> {
     let mut lock = ledger.pool().acquire().await?.detach();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(REPLAY_LOCK_KEY)
-        .fetch_one(&mut lock)
-        .await?;
-    if !locked {
-        return Err(ReplayError::AlreadyRunning);
+    // A replay marks its outcome a moment before it lets the lock go: while none is marked
+    // running, the holder is finishing, so wait for it (a little) rather than refuse.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(REPLAY_LOCK_KEY)
+            .fetch_one(&mut lock)
+            .await?;
+        if locked {
+            break;
+        }
+        let running: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM replays WHERE status = 'running')")
+                .fetch_one(&mut lock)
+                .await?;
+        if running || std::time::Instant::now() >= deadline {
+            return Err(ReplayError::AlreadyRunning);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     // The lock is ours: a replay still marked running died without finishing.
     sqlx::query(

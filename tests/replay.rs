@@ -285,21 +285,46 @@ async fn a_failed_replay_leaves_the_live_views_serving_and_simply_runs_again() {
 async fn one_replay_runs_at_a_time_and_an_interrupted_one_is_cleaned_up() {
     let app = TestApp::spawn().await;
     members_compliant_in_2018_q3(&app, 2).await;
-    // Another replay holds the lock: refused.
+    // Another replay holds the lock and is marked running: refused at once.
     let mut other = app.pool.acquire().await.expect("connection");
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(studyledger::replay::REPLAY_LOCK_KEY)
         .execute(&mut *other)
         .await
         .expect("lock");
+    let running = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO replays (replay_id, dry_run, status, actor) VALUES ($1, true, 'running', 'x')",
+    )
+    .bind(running)
+    .execute(&mut *other)
+    .await
+    .expect("row");
+    let asked = std::time::Instant::now();
     let (status, body) = app.post("/v1/replays", &json!({"dry_run": true})).await;
     assert_eq!(status, 409, "{body}");
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(studyledger::replay::REPLAY_LOCK_KEY)
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "refused without waiting"
+    );
+    // It finishes: marked succeeded a moment before its lock goes. A replay asked for in
+    // between waits for the lock instead of being refused.
+    sqlx::query("UPDATE replays SET status = 'succeeded' WHERE replay_id = $1")
+        .bind(running)
         .execute(&mut *other)
         .await
-        .expect("unlock");
-    drop(other);
+        .expect("finish");
+    let releasing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(studyledger::replay::REPLAY_LOCK_KEY)
+            .execute(&mut *other)
+            .await
+            .expect("unlock");
+    });
+    let next = app.start_replay(true).await;
+    assert_eq!(app.replay_outcome(&next).await["status"], "succeeded");
+    releasing.await.expect("released");
 
     // What a replay killed half-way leaves: its row marked running, and half-built tables.
     let interrupted = Uuid::new_v4();
