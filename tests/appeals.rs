@@ -448,14 +448,14 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
     let (_, before) = app
         .get(&format!(
             "/v1/members/{member}/ledger?as_of={}",
-            urlencode(&just_before)
+            common::urlencode(&just_before)
         ))
         .await;
     assert_eq!(before["entries"], json!([]));
     let (_, after) = app
         .get(&format!(
             "/v1/members/{member}/ledger?as_of={}",
-            urlencode(&recorded_at.to_rfc3339())
+            common::urlencode(&recorded_at.to_rfc3339())
         ))
         .await;
     let entry = &after["entries"][0];
@@ -551,10 +551,6 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
         "{list}"
     );
     assert_eq!(lines.len(), 3);
-}
-
-fn urlencode(text: &str) -> String {
-    text.replace('+', "%2B").replace(':', "%3A")
 }
 
 #[tokio::test]

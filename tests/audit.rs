@@ -116,28 +116,21 @@ async fn verify_names_exactly_the_event_changed_behind_the_services_back() {
     assert!(report.contains(": 0 broken links"), "{report}");
 
     // A superuser moves the second session by an hour, bypassing the append-only trigger.
-    for statement in [
-        "ALTER TABLE events DISABLE TRIGGER USER",
-        "UPDATE events SET payload = replace(payload::text, '2018-03-02T01:00:00Z', '2018-03-02T00:00:00Z')::json
-          WHERE aggregate_type = 'member' AND aggregate_id = $1 AND sequence = 3",
-        "ALTER TABLE events ENABLE TRIGGER USER",
-    ] {
-        let result = sqlx::query(statement)
-            .bind(member.to_string())
-            .execute(&app.pool)
-            .await
-            .expect(statement);
-        if statement.starts_with("UPDATE") {
-            assert_eq!(result.rows_affected(), 1);
-        }
-    }
+    behind_the_services_back(
+        &app.pool,
+        &[&format!(
+            "UPDATE events SET payload = replace(payload::text, '2018-03-02T01:00:00Z',
+                                                 '2018-03-02T00:00:00Z')::json
+              WHERE aggregate_type = 'member' AND aggregate_id = '{member}' AND sequence = 3"
+        )],
+    )
+    .await;
     let (clean, report) = verify(&app, None);
     assert!(!clean, "verify fails: {report}");
-    let broken: Vec<&str> = report
-        .lines()
-        .filter(|l| l.starts_with("broken link"))
-        .collect();
-    assert_eq!(broken, [format!("broken link: member {member} sequence 3")]);
+    assert_eq!(
+        broken_links(&report),
+        [format!("broken link: member {member} sequence 3")]
+    );
     let (clean, report) = verify(&app, Some(&other.to_string()));
     assert!(clean, "the other member's chain holds: {report}");
     let (clean, _) = verify(&app, Some(&member.to_string()));

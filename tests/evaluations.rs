@@ -259,13 +259,7 @@ async fn a_determination_id_serves_one_request_across_instances() {
     let second = TestApp::spawn_on(database).await;
     let member = first.seed_member("2018-01-01").await;
     for (id, quarters) in [("2018-q1", ["2018-Q1"]), ("2018-q2", ["2018-Q2"])] {
-        let (status, _) = first
-            .post(
-                "/v1/evaluations",
-                &json!({"evaluation_id": id, "name": id, "quarters": quarters}),
-            )
-            .await;
-        assert_eq!(status, 201);
+        first.define_evaluation(id, &quarters).await;
     }
     let id = Uuid::new_v4();
     let (status, body) = first

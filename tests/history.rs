@@ -138,7 +138,7 @@ async fn the_ledger_says_what_counted_and_why_as_of_any_moment() {
     let (status, then) = app
         .get(&format!(
             "/v1/members/{member}/ledger?as_of={}",
-            first_recorded.replace('+', "%2B")
+            common::urlencode(&first_recorded)
         ))
         .await;
     assert_eq!(status, 200, "{then}");
@@ -162,7 +162,7 @@ async fn the_ledger_says_what_counted_and_why_as_of_any_moment() {
     let (_, earlier) = app
         .get(&format!(
             "/v1/members/{member}/ledger?as_of={}",
-            now["as_of"].as_str().expect("as_of").replace('+', "%2B")
+            common::urlencode(now["as_of"].as_str().expect("as_of"))
         ))
         .await;
     assert_eq!(

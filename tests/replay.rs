@@ -372,13 +372,7 @@ async fn one_replay_runs_at_a_time_and_an_interrupted_one_is_cleaned_up() {
 async fn the_command_line_lists_changes_then_rebuilds() {
     let app = TestApp::spawn().await;
     let members = members_compliant_in_2018_q3(&app, 2).await;
-    let (status, _) = app
-        .post(
-            "/v1/evaluations",
-            &json!({"evaluation_id": "2018-q3", "name": "q3", "quarters": ["2018-Q3"]}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    app.define_evaluation("2018-q3", &["2018-Q3"]).await;
     let (status, body) = app
         .post(
             "/v1/evaluations/2018-q3/determinations",

@@ -286,6 +286,11 @@ impl TestApp {
     }
 }
 
+/// An instant as a query value: `+` and `:` escaped.
+pub fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
 async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let content_type = response
