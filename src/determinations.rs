@@ -177,24 +177,30 @@ async fn run(
     });
 }
 
-/// Members that cannot be determined: not enrolled.
+/// Members that cannot be determined: not enrolled (their stream does not start with an
+/// enrolment). One indexed statement for the whole list, straight from the log.
 pub async fn not_enrolled(
     ledger: &Ledger,
     members: &[Uuid],
 ) -> Result<Vec<Uuid>, crate::store::StoreError> {
-    let found: Vec<(Uuid, bool)> = futures::stream::iter(members.iter().copied())
-        .map(|id| async move {
-            let (member, _) = ledger.read::<Member>(&id.to_string()).await?;
-            Ok::<_, crate::store::StoreError>((id, member.enrolment().is_some()))
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut missing: Vec<Uuid> = found
-        .into_iter()
-        .filter(|(_, enrolled)| !enrolled)
-        .map(|(id, _)| id)
+    let ids: Vec<String> = members.iter().map(Uuid::to_string).collect();
+    let enrolled: std::collections::HashSet<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND sequence = 1
+            AND event_type = 'MemberEnrolled'",
+    )
+    .bind(<Member as cqrs_es::Aggregate>::TYPE)
+    .bind(&ids)
+    .fetch_all(ledger.pool())
+    .await?
+    .into_iter()
+    .collect();
+    let mut missing: Vec<Uuid> = members
+        .iter()
+        .copied()
+        .filter(|m| !enrolled.contains(&m.to_string()))
         .collect();
     missing.sort_unstable();
+    missing.dedup();
     Ok(missing)
 }
