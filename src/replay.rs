@@ -32,7 +32,7 @@ use sqlx::{Connection, PgConnection, Row};
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::organisation::OrganisationEvent;
 use studyledger_aggregates::rules::eligibility::{eligibility_change, EligibilityChange};
-use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_projections::fold::MemberFold;
 use studyledger_projections::store::{self as views, MemberRows};
 use tokio::sync::mpsc;
@@ -304,7 +304,7 @@ async fn replay(
 ) -> Result<Summary, ReplayError> {
     let pool = ledger.pool();
     let rulesets = ledger.rulesets().await?;
-    let rules_version = rulesets.iter().map(|r| r.version).max().unwrap_or(0);
+    let rules_version = latest_version(&rulesets).unwrap_or(0);
     let mut reader = pool.acquire().await?.detach();
     let cover = cover(&mut reader).await?;
     let total: i64 = sqlx::query_scalar(

@@ -18,7 +18,7 @@ use crate::facts::{
 use crate::rejection::{Classify, RejectionKind};
 use crate::rules::credit::{credit_completions, quarter_totals, QuarterTotals};
 use crate::rules::eligibility::{all_ended, is_eligible, judge_quarter, Determination};
-use crate::rules::rulesets::Ruleset;
+use crate::rules::rulesets::{latest_version, Ruleset};
 use crate::rules::sessions::{
     check_completion_time, check_session_times, overlapping_session, session_minutes, TimeViolation,
 };
@@ -574,7 +574,7 @@ impl Member {
             evaluation_id: evaluation_id.clone(),
             eligible,
             determined_at: clock.now,
-            rules_version: rulesets.iter().map(|r| r.version).max().unwrap_or(0),
+            rules_version: latest_version(rulesets).unwrap_or(0),
             quarters: judged,
         })])
     }

@@ -7,7 +7,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::rejection::{Classify, RejectionKind};
-use crate::rules::rulesets::Ruleset;
+use crate::rules::rulesets::{latest_version, Ruleset};
 use crate::values::Hours;
 
 /// The id of the one RuleBook stream.
@@ -85,7 +85,7 @@ impl RuleBook {
         if !in_range(ruleset.required_hours) || !in_range(ruleset.elective_hours) {
             return Err(RuleBookRejection::TargetOutOfRange);
         }
-        if let Some(latest) = self.rulesets.iter().map(|r| r.version).max() {
+        if let Some(latest) = latest_version(&self.rulesets) {
             if ruleset.version <= latest {
                 return Err(RuleBookRejection::VersionNotNewer {
                     proposed: ruleset.version,

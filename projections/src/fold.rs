@@ -37,21 +37,18 @@ pub fn quarter_compliance(
     rules_version: Option<u32>,
     today: NaiveDate,
 ) -> QuarterCompliance {
-    let known: Vec<Ruleset> = match rules_version {
-        Some(v) => rulesets
-            .iter()
-            .filter(|r| r.version <= v)
-            .cloned()
-            .collect(),
-        None => rulesets.to_vec(),
+    // Rulesets come in version order (each version published exceeds every earlier one).
+    let known = match rules_version {
+        Some(v) => &rulesets[..rulesets.partition_point(|r| r.version <= v)],
+        None => rulesets,
     };
-    let judgement = judge_quarter(quarter, totals, enrolled_on, &known, today);
+    let judgement = judge_quarter(quarter, totals, enrolled_on, known, today);
     let governing = ruleset_for(quarter, rulesets).map(|r| r.version);
     QuarterCompliance {
         judgement,
         study_minutes,
         stale: judgement.ruleset_version != governing
-            || study_rule_moved_before(quarter, &known, rulesets),
+            || study_rule_moved_before(quarter, known, rulesets),
     }
 }
 

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::OrganisationRecord;
 use studyledger_aggregates::rules::credit::QuarterTotals;
-use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
@@ -74,7 +74,7 @@ impl MemberRows {
 
     /// Adds a member's rows: `fold` is the member folded under `rulesets`.
     pub fn add(&mut self, member: &Member, fold: &MemberFold, rulesets: &[Ruleset]) {
-        let rules_version = rulesets.iter().map(|r| r.version).max().unwrap_or(0);
+        let rules_version = latest_version(rulesets).unwrap_or(0);
         let Some(enrolment) = member.enrolment() else {
             return;
         };

@@ -18,7 +18,7 @@ use studyledger_aggregates::facts::Appeal;
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::rejection::RejectionKind;
 use studyledger_aggregates::rules::eligibility::{all_ended, Determination, QuarterJudgement};
-use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_aggregates::values::{local_date, OrgId, Quarter};
 use studyledger_projections::store as views;
 use uuid::Uuid;
@@ -343,7 +343,7 @@ pub async fn eligibility(
             "quarters": explained(&determination.quarters, &then_entries),
         },
         "now": {
-            "rules_version": rulesets.iter().map(|r| r.version).max(),
+            "rules_version": latest_version(&rulesets),
             "eligible": eligible_now,
             "quarters": explained(&judged_now, &now_entries),
         },

@@ -34,6 +34,11 @@ impl Ruleset {
     }
 }
 
+/// The highest version among `rulesets`: the rules a decision or a fold made now knows.
+pub fn latest_version(rulesets: &[Ruleset]) -> Option<u32> {
+    rulesets.iter().map(|r| r.version).max()
+}
+
 /// The ruleset for a quarter: the greatest `effective_from <= quarter`, and on equal
 /// `effective_from` the higher version. `None` only when no ruleset reaches back that far.
 pub fn ruleset_for(quarter: Quarter, rulesets: &[Ruleset]) -> Option<&Ruleset> {
