@@ -354,7 +354,6 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
         ))
         .await;
     assert_eq!(status, 400);
-    common::wait_until_projected(&app.pool).await;
     common::assert_views_match_the_log(&app.pool).await;
 }
 

@@ -208,7 +208,6 @@ async fn sixteen_concurrent_writers_leave_views_equal_to_the_log() {
         }
     });
     futures::future::join_all(writers).await;
-    wait_until_projected(&app.pool).await;
     assert_views_match_the_log(&app.pool).await;
     for member in &members {
         assert_eq!(app.event_count(&member.to_string()).await, 1 + 2 * 2 * 12);

@@ -315,6 +315,8 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
 pub async fn assert_views_match_the_log(pool: &PgPool) {
     use studyledger_aggregates::member::Member;
     use studyledger_projections::fold::MemberFold;
+    // Once the projector has applied everything committed so far.
+    wait_until_projected(pool).await;
     let ledger = Ledger::new(
         pool.clone(),
         chrono_tz::Asia::Shanghai,
