@@ -366,15 +366,31 @@ impl Member {
         self.appeals.iter().filter(|a| self.waits_for_a_reviewer(a))
     }
 
+    /// The enrolment every command but the enrolment itself needs.
+    fn enrolled(&self) -> Result<&Enrolment, MemberRejection> {
+        self.enrolment.as_ref().ok_or(MemberRejection::NotEnrolled)
+    }
+
+    /// A command whose id is already recorded: the same content again is a resend and records
+    /// nothing; other content under the same id is refused.
+    fn resend(
+        same: bool,
+        kind: &'static str,
+        id: Uuid,
+    ) -> Result<Vec<MemberEvent>, MemberRejection> {
+        if same {
+            Ok(vec![])
+        } else {
+            Err(MemberRejection::IdReused { kind, id })
+        }
+    }
+
     fn decide_adjustment(
         &self,
         adjustment: &Adjustment,
         clock: Clock,
     ) -> Result<Vec<MemberEvent>, MemberRejection> {
-        let enrolment = self
-            .enrolment
-            .as_ref()
-            .ok_or(MemberRejection::NotEnrolled)?;
+        let enrolment = self.enrolled()?;
         if let Some(recorded) = self
             .adjustments
             .iter()
@@ -384,14 +400,7 @@ impl Member {
                 sequence: recorded.sequence,
                 ..adjustment.clone()
             };
-            return if &same == recorded {
-                Ok(vec![])
-            } else {
-                Err(MemberRejection::IdReused {
-                    kind: "adjustment",
-                    id: adjustment.adjustment_id,
-                })
-            };
+            return Self::resend(&same == recorded, "adjustment", adjustment.adjustment_id);
         }
         let size = adjustment.hours.hundredths().unsigned_abs();
         if size == 0 || size > Hours::whole(1000).hundredths().unsigned_abs() {
@@ -429,18 +438,13 @@ impl Member {
         reason: &str,
         clock: Clock,
     ) -> Result<Vec<MemberEvent>, MemberRejection> {
-        if self.enrolment.is_none() {
-            return Err(MemberRejection::NotEnrolled);
-        }
+        self.enrolled()?;
         if let Some(recorded) = self.appeal(appeal_id) {
-            return if &recorded.evaluation_id == evaluation_id && recorded.reason == reason {
-                Ok(vec![])
-            } else {
-                Err(MemberRejection::IdReused {
-                    kind: "appeal",
-                    id: appeal_id,
-                })
-            };
+            return Self::resend(
+                &recorded.evaluation_id == evaluation_id && recorded.reason == reason,
+                "appeal",
+                appeal_id,
+            );
         }
         if reason.trim().is_empty() {
             return Err(MemberRejection::MissingReason("appeal"));
@@ -471,9 +475,7 @@ impl Member {
         note: &str,
         clock: Clock,
     ) -> Result<Vec<MemberEvent>, MemberRejection> {
-        if self.enrolment.is_none() {
-            return Err(MemberRejection::NotEnrolled);
-        }
+        self.enrolled()?;
         let appeal = self
             .appeal(appeal_id)
             .ok_or(MemberRejection::NoSuchAppeal(appeal_id))?;
@@ -550,14 +552,11 @@ impl Member {
             .iter()
             .find(|d| d.determination_id == determination_id)
         {
-            return if &recorded.evaluation_id == evaluation_id {
-                Ok(vec![])
-            } else {
-                Err(MemberRejection::IdReused {
-                    kind: "determination",
-                    id: determination_id,
-                })
-            };
+            return Self::resend(
+                &recorded.evaluation_id == evaluation_id,
+                "determination",
+                determination_id,
+            );
         }
         let today = local_date(clock.now, clock.tz);
         if !all_ended(quarters, today) {
@@ -650,22 +649,15 @@ impl Member {
                 ended_at,
                 clock,
             } => {
-                let enrolment = self
-                    .enrolment
-                    .as_ref()
-                    .ok_or(MemberRejection::NotEnrolled)?;
+                let enrolment = self.enrolled()?;
                 if let Some(recorded) = self.session(*session_id) {
-                    return if recorded.course_id == course.course_id
-                        && recorded.started_at == *started_at
-                        && recorded.ended_at == *ended_at
-                    {
-                        Ok(vec![])
-                    } else {
-                        Err(MemberRejection::IdReused {
-                            kind: "session",
-                            id: *session_id,
-                        })
-                    };
+                    return Self::resend(
+                        recorded.course_id == course.course_id
+                            && recorded.started_at == *started_at
+                            && recorded.ended_at == *ended_at,
+                        "session",
+                        *session_id,
+                    );
                 }
                 check_session_times(
                     *started_at,
@@ -694,21 +686,14 @@ impl Member {
                 completed_at,
                 clock,
             } => {
-                let enrolment = self
-                    .enrolment
-                    .as_ref()
-                    .ok_or(MemberRejection::NotEnrolled)?;
+                let enrolment = self.enrolled()?;
                 if let Some(recorded) = self.completion(*completion_id) {
-                    return if recorded.course.course_id == course.course_id
-                        && recorded.completed_at == *completed_at
-                    {
-                        Ok(vec![])
-                    } else {
-                        Err(MemberRejection::IdReused {
-                            kind: "completion",
-                            id: *completion_id,
-                        })
-                    };
+                    return Self::resend(
+                        recorded.course.course_id == course.course_id
+                            && recorded.completed_at == *completed_at,
+                        "completion",
+                        *completion_id,
+                    );
                 }
                 check_completion_time(*completed_at, enrolment.enrolled_on, clock.now, clock.tz)
                     .map_err(MemberRejection::InvalidCompletion)?;
@@ -730,19 +715,13 @@ impl Member {
         to_org_id: &OrgId,
         effective_on: NaiveDate,
     ) -> Result<Vec<MemberEvent>, MemberRejection> {
-        let enrolment = self
-            .enrolment
-            .as_ref()
-            .ok_or(MemberRejection::NotEnrolled)?;
+        let enrolment = self.enrolled()?;
         if let Some(recorded) = self.transfer(transfer_id) {
-            return if &recorded.to_org_id == to_org_id && recorded.effective_on == effective_on {
-                Ok(vec![])
-            } else {
-                Err(MemberRejection::IdReused {
-                    kind: "transfer",
-                    id: transfer_id,
-                })
-            };
+            return Self::resend(
+                &recorded.to_org_id == to_org_id && recorded.effective_on == effective_on,
+                "transfer",
+                transfer_id,
+            );
         }
         if effective_on < enrolment.enrolled_on {
             return Err(MemberRejection::TransferBeforeEnrolment);
