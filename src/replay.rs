@@ -551,11 +551,12 @@ impl Folder<'_> {
         batches: &mpsc::Sender<WriteBatch>,
     ) -> Result<(), ReplayError> {
         self.members += 1;
+        // Credit is folded once, for the view rows and for every evaluation judged.
+        let fold = MemberFold::new(member, self.rulesets, self.ledger.tz());
         if !self.dry_run {
-            let fold = MemberFold::new(member, self.rulesets, self.ledger.tz());
             self.rows.add(member, &fold, self.rulesets);
         }
-        let changes = eligibility_changes(member, self.rulesets, self.ledger.clock());
+        let changes = eligibility_changes(member, &fold, self.rulesets, self.ledger.clock());
         if let Ok(member_id) = Uuid::parse_str(member_id) {
             self.changes_total += changes.len() as u64;
             self.changes.extend(changes.into_iter().map(
@@ -586,9 +587,11 @@ impl Folder<'_> {
 }
 
 /// Rule 10 for one member: each evaluation whose final recorded eligibility differs from the
-/// same quarters judged under `rulesets` and the member's facts now.
+/// same quarters judged under `rulesets` and the member's facts now (`fold`: the member folded
+/// under those `rulesets`).
 pub fn eligibility_changes(
     member: &Member,
+    fold: &MemberFold,
     rulesets: &[Ruleset],
     clock: studyledger_aggregates::member::Clock,
 ) -> Vec<(String, Uuid, EligibilityChange)> {
@@ -604,7 +607,7 @@ pub fn eligibility_changes(
         .filter_map(|evaluation_id| {
             let (recorded, latest, _) = member.final_eligibility(evaluation_id)?;
             let quarters: Vec<_> = latest.quarters.iter().map(|q| q.quarter).collect();
-            let (_, now) = member.eligibility(&quarters, rulesets, clock)?;
+            let (_, now) = member.eligibility_on(fold.totals(), &quarters, rulesets, clock)?;
             let change = eligibility_change(recorded, &latest.quarters, &now)?;
             Some((evaluation_id.to_string(), latest.determination_id, change))
         })

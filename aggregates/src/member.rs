@@ -526,8 +526,24 @@ impl Member {
         rulesets: &[Ruleset],
         clock: Clock,
     ) -> Option<(bool, Vec<crate::rules::eligibility::QuarterJudgement>)> {
+        self.eligibility_on(
+            &self.quarter_totals(rulesets, clock.tz),
+            quarters,
+            rulesets,
+            clock,
+        )
+    }
+
+    /// Rule 8 on quarter totals already computed under the same `rulesets` (by
+    /// `quarter_totals`), for callers that judge several evaluations of one member.
+    pub fn eligibility_on(
+        &self,
+        totals: &BTreeMap<Quarter, QuarterTotals>,
+        quarters: &[Quarter],
+        rulesets: &[Ruleset],
+        clock: Clock,
+    ) -> Option<(bool, Vec<crate::rules::eligibility::QuarterJudgement>)> {
         let enrolled_on = self.enrolment.as_ref()?.enrolled_on;
-        let totals = self.quarter_totals(rulesets, clock.tz);
         let today = local_date(clock.now, clock.tz);
         let judged: Vec<_> = quarters
             .iter()

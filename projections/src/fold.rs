@@ -91,6 +91,11 @@ impl MemberFold {
         }
     }
 
+    /// Credit per quarter (rules 2 to 4), as folded.
+    pub fn totals(&self) -> &BTreeMap<Quarter, QuarterTotals> {
+        &self.totals
+    }
+
     /// The quarters with any credit or study, each with its totals and minutes.
     pub fn active_quarters(&self) -> Vec<(Quarter, QuarterTotals, i64)> {
         let mut quarters: Vec<Quarter> = self
