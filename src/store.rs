@@ -507,7 +507,8 @@ where
             .enumerate()
             .take_while(|(index, row)| sequence_of(row) == index + 1)
             .map(|(_, row)| {
-                let payload: String = row.get("payload");
+                let payload: serde_json::Value =
+                    serde_json::from_str(row.get::<&str, _>("payload"))?;
                 let metadata: String = row.get("metadata");
                 Ok(Recorded {
                     sequence: sequence_of(row),
@@ -516,8 +517,9 @@ where
                     event_type: row.get("event_type"),
                     event_version: row.get("event_version"),
                     metadata: serde_json::from_str(&metadata)?,
-                    event: serde_json::from_str(&payload)?,
-                    payload: serde_json::from_str(&payload)?,
+                    // Parsed once: the event is read from the same JSON that is shown.
+                    event: serde::Deserialize::deserialize(&payload)?,
+                    payload,
                     hash: row.get("hash"),
                 })
             })
