@@ -556,15 +556,13 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
 async fn an_explanation_keeps_what_was_known_while_later_rules_and_facts_change_the_present() {
     let app = TestApp::spawn().await;
     let member = app.seed_member("2018-01-01").await;
-    let (status, body) = app
-        .record_session(
-            member,
-            "party-history",
-            "2018-04-02T01:00:00Z",
-            "2018-04-02T02:00:00Z",
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    app.study(
+        member,
+        "party-history",
+        "2018-04-02T01:00:00Z",
+        "2018-04-02T02:00:00Z",
+    )
+    .await;
     let complete = |course: &str, at: &str| json!({"completion_id": Uuid::new_v4(), "course_id": course, "completed_at": at});
     let completions = format!("/v1/members/{member}/course-completions");
     let (status, body) = app
@@ -589,15 +587,13 @@ async fn an_explanation_keeps_what_was_known_while_later_rules_and_facts_change_
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = app
-        .record_session(
-            member,
-            "ethics",
-            "2018-05-02T01:00:00Z",
-            "2018-05-02T01:40:00Z",
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    app.study(
+        member,
+        "ethics",
+        "2018-05-02T01:00:00Z",
+        "2018-05-02T01:40:00Z",
+    )
+    .await;
     let (status, body) = app
         .post(&completions, &complete("ethics", "2018-05-02T01:45:00Z"))
         .await;

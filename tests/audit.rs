@@ -90,8 +90,7 @@ async fn verify_names_exactly_the_event_changed_behind_the_services_back() {
         ("2018-03-03T01:00:00Z", "2018-03-03T02:00:00Z"),
     ] {
         for m in [member, other] {
-            let (status, body) = app.record_session(m, "party-history", start, end).await;
-            assert_eq!(status, 201, "{body}");
+            app.study(m, "party-history", start, end).await;
         }
     }
     let (status, body) = app.get(&format!("/v1/members/{member}/events")).await;
@@ -168,15 +167,13 @@ async fn the_chain_covers_whose_stream_it_is_its_metadata_and_its_continuity() {
             if day >= 3 && i > 0 {
                 continue;
             }
-            let (status, body) = app
-                .record_session(
-                    *m,
-                    "party-history",
-                    &format!("{start}T01:00:00Z"),
-                    &format!("{start}T02:00:00Z"),
-                )
-                .await;
-            assert_eq!(status, 201, "{body}");
+            app.study(
+                *m,
+                "party-history",
+                &format!("{start}T01:00:00Z"),
+                &format!("{start}T02:00:00Z"),
+            )
+            .await;
         }
     }
     let snapshots: i64 =
@@ -306,15 +303,13 @@ async fn saved_heads_find_events_removed_from_the_end_of_a_stream() {
     let member = app.seed_member("2018-01-01").await;
     let other = app.seed_member("2018-01-01").await;
     for m in [member, other] {
-        let (status, body) = app
-            .record_session(
-                m,
-                "party-history",
-                "2018-03-01T01:00:00Z",
-                "2018-03-01T02:00:00Z",
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        app.study(
+            m,
+            "party-history",
+            "2018-03-01T01:00:00Z",
+            "2018-03-01T02:00:00Z",
+        )
+        .await;
     }
     let heads = std::env::temp_dir().join(format!("heads-{}.csv", Uuid::new_v4()));
     let heads_path = heads.to_str().expect("path").to_owned();
@@ -335,15 +330,13 @@ async fn saved_heads_find_events_removed_from_the_end_of_a_stream() {
     );
 
     // Later events leave the saved heads where they were.
-    let (status, body) = app
-        .record_session(
-            member,
-            "party-history",
-            "2018-03-02T01:00:00Z",
-            "2018-03-02T02:00:00Z",
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    app.study(
+        member,
+        "party-history",
+        "2018-03-02T01:00:00Z",
+        "2018-03-02T02:00:00Z",
+    )
+    .await;
     let (clean, report) = verify_with(&app, vec!["--check-heads", &heads_path]);
     assert!(clean, "{report}");
     assert!(report.contains(": 0 moved"), "{report}");

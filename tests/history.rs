@@ -72,15 +72,13 @@ async fn the_ledger_says_what_counted_and_why_as_of_any_moment() {
     let app = TestApp::spawn().await;
     let member = app.seed_member("2018-01-01").await;
     let completions = format!("/v1/members/{member}/course-completions");
-    let (status, _) = app
-        .record_session(
-            member,
-            "ethics",
-            "2018-05-01T01:00:00Z",
-            "2018-05-01T01:40:00Z",
-        )
-        .await;
-    assert_eq!(status, 201);
+    app.study(
+        member,
+        "ethics",
+        "2018-05-01T01:00:00Z",
+        "2018-05-01T01:40:00Z",
+    )
+    .await;
     // Credited (40 ≥ 30 minutes), then a duplicate of it, then one without study time.
     for (course, at) in [
         ("ethics", "2018-05-01T02:00:00Z"),
@@ -147,15 +145,13 @@ async fn the_ledger_says_what_counted_and_why_as_of_any_moment() {
 
     // Later facts change what counts now, never what the ledger said then: a session reported
     // afterwards, ending before the third completion, makes it creditable from now on.
-    let (status, _) = app
-        .record_session(
-            member,
-            "party-history",
-            "2018-05-09T22:00:00Z",
-            "2018-05-10T01:00:00Z",
-        )
-        .await;
-    assert_eq!(status, 201);
+    app.study(
+        member,
+        "party-history",
+        "2018-05-09T22:00:00Z",
+        "2018-05-10T01:00:00Z",
+    )
+    .await;
     let (_, later) = app.get(&format!("/v1/members/{member}/ledger")).await;
     assert_eq!(later["entries"][2]["credited"], true);
     assert_eq!(later["quarters"][0]["required_hours"].as_f64(), Some(2.5));
@@ -187,15 +183,14 @@ async fn the_ledger_says_what_counted_and_why_as_of_any_moment() {
 async fn the_event_stream_shows_every_event_with_its_position_and_metadata() {
     let app = TestApp::spawn().await;
     let member = app.seed_member("2018-01-01").await;
-    let (status, session) = app
-        .record_session(
+    let session = app
+        .study(
             member,
             "ethics",
             "2018-05-01T01:00:00Z",
             "2018-05-01T01:40:00Z",
         )
         .await;
-    assert_eq!(status, 201);
     let (status, stream) = app.get(&format!("/v1/members/{member}/events")).await;
     assert_eq!(status, 200);
     let events = stream["events"].as_array().expect("events");

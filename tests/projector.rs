@@ -198,15 +198,13 @@ async fn a_read_waits_for_the_views_and_says_when_they_are_behind() {
         .execute(&mut blocker)
         .await
         .expect("xid");
-    let (status, _) = app
-        .record_session(
-            member,
-            "ethics",
-            "2018-05-02T01:00:00Z",
-            "2018-05-02T02:00:00Z",
-        )
-        .await;
-    assert_eq!(status, 201);
+    app.study(
+        member,
+        "ethics",
+        "2018-05-02T01:00:00Z",
+        "2018-05-02T02:00:00Z",
+    )
+    .await;
     let started = Instant::now();
     let response = app.client.get(&path).send().await.expect("request");
     assert!(

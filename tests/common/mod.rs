@@ -223,6 +223,21 @@ impl TestApp {
         .await
     }
 
+    /// Records a study session that must be accepted (201); answers the body.
+    pub async fn study(
+        &self,
+        member: Uuid,
+        course: &str,
+        started_at: &str,
+        ended_at: &str,
+    ) -> Value {
+        let (status, body) = self
+            .record_session(member, course, started_at, ended_at)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
     /// Events recorded for one aggregate.
     pub async fn event_count(&self, aggregate_id: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
