@@ -26,9 +26,11 @@ use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::Ruleset;
 
-use crate::connections::WriteConnections;
-use crate::group_commit::GroupCommit;
-use crate::store::{Appended, LedgerStore, Metadata, Recorded, StoreError};
+use crate::store::connections::WriteConnections;
+use crate::store::error::StoreError;
+use crate::store::event_store::{LedgerContext, LedgerStore};
+use crate::store::group_commit::GroupCommit;
+use crate::store::record::{Appended, Metadata, Recorded};
 
 /// How often a command is decided again after losing a race with another instance.
 const MAX_ATTEMPTS: u32 = 8;
@@ -44,6 +46,18 @@ pub enum CommandError<E: std::error::Error> {
     Contention,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The aggregate accepted the command, yet the fact is not in its state: a bug.
+    #[error("a recorded fact is missing from the aggregate's state")]
+    Vanished,
+}
+
+/// A fact a command recorded (or had recorded before, for an exact resend): the sequence and
+/// global position of its event, and what the caller read of it from the state afterwards.
+#[derive(Debug)]
+pub struct Fact<T> {
+    pub sequence: usize,
+    pub position: Option<i64>,
+    pub value: T,
 }
 
 /// What a command did: the events it appended (none for an exact resend) and the answer
@@ -228,13 +242,48 @@ impl Ledger {
         Err(CommandError::Contention)
     }
 
+    /// Runs a command that records one fact. `find` locates the fact in the state afterwards —
+    /// its event's sequence and what the answer needs — so that a resend, which appends
+    /// nothing, answers exactly as the first request did.
+    pub async fn record<A, T>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+        find: impl Fn(&A) -> Option<(usize, T)>,
+    ) -> Result<Fact<T>, CommandError<A::Error>>
+    where
+        A: Stored,
+        A::Command: Clone,
+    {
+        let executed = self
+            .execute::<A, _>(aggregate_id, command, metadata, find)
+            .await?;
+        let Some((sequence, value)) = executed.answer else {
+            tracing::error!(
+                aggregate = A::TYPE,
+                aggregate_id,
+                "a recorded fact vanished"
+            );
+            return Err(CommandError::Vanished);
+        };
+        let position = self
+            .position_after::<A>(aggregate_id, &executed.appended, sequence)
+            .await?;
+        Ok(Fact {
+            sequence,
+            position,
+            value,
+        })
+    }
+
     /// Members as stored, read in one statement on the caller's connection (inside its
     /// transaction).
     pub async fn load_members_on(
         &self,
         connection: &mut sqlx::PgConnection,
         member_ids: &[String],
-    ) -> Result<Vec<crate::store::LedgerContext<Member>>, StoreError> {
+    ) -> Result<Vec<LedgerContext<Member>>, StoreError> {
         self.members.load_many_on(connection, member_ids).await
     }
 

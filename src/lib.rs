@@ -1,26 +1,18 @@
-//! studyledger, the service: configuration, the event store and command path, HTTP, and the
-//! command-line jobs. The domain lives in `studyledger-aggregates`, the folds in
-//! `studyledger-projections`; this crate wires them to PostgreSQL and axum.
+//! studyledger, the service. The domain lives in `studyledger-aggregates`, the folds in
+//! `studyledger-projections`; this crate wires them to PostgreSQL and axum, in layers whose
+//! imports only point down (an architecture test keeps it so):
+//!
+//! `main` → [`bench`] → [`app`] → [`http`] → [`jobs`] → [`ledger`] (the command path) →
+//! [`store`] (the event log); [`config`] and [`telemetry`] serve every layer.
 
+pub mod app;
 pub mod bench;
-pub mod bench_projector;
-pub mod bench_replay;
 pub mod config;
-pub mod connections;
-pub mod db;
-pub mod demo;
-pub mod determinations;
-pub mod group_commit;
 pub mod http;
+pub mod jobs;
 pub mod ledger;
-pub mod metrics;
-pub mod progress;
-pub mod projector;
-pub mod replay;
-pub mod serve;
 pub mod store;
 pub mod telemetry;
-pub mod verify;
 
 /// The error type of the command-line jobs: a message for the operator.
 pub type JobError = Box<dyn std::error::Error + Send + Sync>;

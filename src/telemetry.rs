@@ -1,5 +1,16 @@
-//! Structured logs through `tracing`, filtered by `RUST_LOG` (default `info`).
+//! What the service tells its operators: structured logs through `tracing` (filtered by
+//! `RUST_LOG`, default `info`), and the Prometheus metrics every part of the service counts
+//! into — requests and latency per route, the projector's batches, errors and lag.
+//!
+//! One process-wide registry, so the projector (a job) and the HTTP layer count into the same
+//! place without knowing each other; `/metrics` renders it.
 
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -9,4 +20,113 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    batches: IntCounter,
+    events_applied: IntCounter,
+    errors: IntCounter,
+    events_behind: IntGauge,
+    seconds_behind: Gauge,
+}
+
+/// A metric's definition is static: it cannot fail but by a typo caught by the first test.
+fn defined<T>(metric: prometheus::Result<T>) -> T {
+    metric.unwrap_or_else(|e| unreachable!("static metric definition: {e}"))
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let counter = |name: &str, help: &str| defined(IntCounter::new(name, help));
+    let metrics = Metrics {
+        registry: Registry::new(),
+        requests: defined(IntCounterVec::new(
+            Opts::new(
+                "studyledger_http_requests_total",
+                "HTTP requests by route and status",
+            ),
+            &["method", "route", "status"],
+        )),
+        latency: defined(HistogramVec::new(
+            HistogramOpts::new(
+                "studyledger_http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route"],
+        )),
+        batches: counter(
+            "studyledger_projector_batches_total",
+            "Batches the projector applied",
+        ),
+        events_applied: counter(
+            "studyledger_projector_events_applied_total",
+            "Events the projector applied",
+        ),
+        errors: counter(
+            "studyledger_projector_errors_total",
+            "Projector failures (it retries)",
+        ),
+        events_behind: defined(IntGauge::new(
+            "studyledger_projector_events_behind",
+            "Committed events not yet in the views",
+        )),
+        seconds_behind: defined(Gauge::new(
+            "studyledger_projector_seconds_behind",
+            "Age of the oldest event not yet in the views (0 when caught up)",
+        )),
+    };
+    for collector in [
+        Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(metrics.latency.clone()),
+        Box::new(metrics.batches.clone()),
+        Box::new(metrics.events_applied.clone()),
+        Box::new(metrics.errors.clone()),
+        Box::new(metrics.events_behind.clone()),
+        Box::new(metrics.seconds_behind.clone()),
+    ] {
+        defined(metrics.registry.register(collector));
+    }
+    metrics
+});
+
+/// The projector applied a batch of `events` (0: it found nothing to do).
+pub fn projector_batch(events: usize) {
+    if events > 0 {
+        METRICS.batches.inc();
+        METRICS.events_applied.inc_by(events as u64);
+    }
+}
+
+pub fn projector_error() {
+    METRICS.errors.inc();
+}
+
+/// How far the views trail the log, as measured now.
+pub fn projector_lag(events: i64, seconds: f64) {
+    METRICS.events_behind.set(events);
+    METRICS.seconds_behind.set(seconds.max(0.0));
+}
+
+/// One request answered: its route template, status and duration.
+pub fn request(method: &str, route: &str, status: &str, seconds: f64) {
+    METRICS
+        .latency
+        .with_label_values(&[method, route])
+        .observe(seconds);
+    METRICS
+        .requests
+        .with_label_values(&[method, route, status])
+        .inc();
+}
+
+/// Every metric in Prometheus's text format.
+pub fn render() -> prometheus::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    TextEncoder::new().encode(&METRICS.registry.gather(), &mut text)?;
+    Ok(text)
 }

@@ -54,24 +54,6 @@ pub struct Transfer {
     pub sequence: usize,
 }
 
-/// The organisation a member belongs to on `day`: the enrolment's until the transfer with the
-/// latest `effective_on <= day` (on equal days, the one recorded last); `None` before enrolment.
-pub fn organisation_on<'a>(
-    enrolment: &'a Enrolment,
-    transfers: &'a [Transfer],
-    day: NaiveDate,
-) -> Option<&'a OrgId> {
-    if day < enrolment.enrolled_on {
-        return None;
-    }
-    transfers
-        .iter()
-        .filter(|t| t.effective_on <= day)
-        .max_by_key(|t| (t.effective_on, t.sequence))
-        .map(|t| &t.to_org_id)
-        .or(Some(&enrolment.org_id))
-}
-
 /// An administrator's correction of a member's credit (rule 3): ± hours in one category, in
 /// the quarter of `effective_at`. Corrections are new facts; nothing is ever edited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

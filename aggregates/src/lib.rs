@@ -2,11 +2,14 @@
 //! the cqrs-es aggregates that decide on commands. No I/O and no SQL live here.
 //!
 //! Module map:
-//! - [`values`]: `Hours`, `Quarter`, `Slug`, `Category` — parse, don't validate.
-//! - [`facts`]: what a member's ledger records (enrolment, sessions, completions).
-//! - [`rules`]: one file per rule family (`sessions`, `credit`, `status`, `rulesets`).
-//! - [`member`], [`course`], [`organisation`], [`rulebook`], [`evaluation`],
-//!   [`determination_run`]: the aggregates.
+//! - [`values`]: `Hours`, `Quarter`, `Slug`, `MemberId`, `Category` — parse, don't validate.
+//! - [`facts`]: what a member's ledger records (enrolment, sessions, completions, transfers,
+//!   adjustments, appeals), as the rules read them.
+//! - [`rules`]: every rule of DESIGN §3 once, one file per rule family (`sessions`, `credit`,
+//!   `rulesets`, `status`, `membership`, `eligibility`, `appeals`).
+//! - [`member`] (a folder: state, commands, events, one decision file per command),
+//!   [`course`], [`organisation`], [`rulebook`], [`evaluation`], [`determination_run`]: the
+//!   aggregates.
 //! - [`rejection`]: the kinds of refusal, for the HTTP layer's single error table.
 
 /// The cqrs-es `handle` of an aggregate whose plain `decide(&self, &Command)` says what happens:

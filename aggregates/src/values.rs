@@ -24,6 +24,8 @@ pub enum ValueError {
     HoursRange(String),
     #[error("`{0}` is not a category: use `required` or `elective`")]
     Category(String),
+    #[error("`{0}` is not a UUID")]
+    Uuid(String),
 }
 
 /// Class hours (学时), held exactly as integer hundredths.
@@ -171,6 +173,48 @@ impl<'de> Deserialize<'de> for Slug {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
         Slug::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A member's id: a UUID the client chose when it enrolled the member. It names the member's
+/// stream, and it is the natural key every member table is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct MemberId(uuid::Uuid);
+
+impl MemberId {
+    pub const fn new(id: uuid::Uuid) -> MemberId {
+        MemberId(id)
+    }
+
+    pub const fn uuid(self) -> uuid::Uuid {
+        self.0
+    }
+
+    pub fn parse(raw: &str) -> Result<MemberId, ValueError> {
+        uuid::Uuid::parse_str(raw)
+            .map(MemberId)
+            .map_err(|_| ValueError::Uuid(raw.chars().take(80).collect()))
+    }
+}
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for MemberId {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MemberId::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        MemberId::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
 

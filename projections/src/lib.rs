@@ -1,7 +1,14 @@
 //! Read models of studyledger: folding a member's facts into the figures people ask for.
 //!
-//! [`fold`] is pure — facts and rulesets in, view rows out — so the same fold serves a request,
-//! the projector and a replay.
+//! The folds are pure — facts and rulesets in, typed rows out — so the same fold serves a
+//! request, the projector, a replay and an explanation:
+//! - [`fold`]: per-quarter compliance rows of a member;
+//! - [`rollup`]: an organisation's quarter, tallied from its members' rows;
+//! - [`ledger_lines`]: the ledger "as known then", line by line, and explanations.
+//!
+//! [`sql`] stores and reads those rows in the view tables; only SQL lives there.
 
 pub mod fold;
-pub mod store;
+pub mod ledger_lines;
+pub mod rollup;
+pub mod sql;

@@ -3,11 +3,12 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use studyledger_aggregates::rejection::{Classify, RejectionKind};
 
+use crate::jobs::replay::ReplayError;
 use crate::ledger::CommandError;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -85,15 +86,26 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer (RFC 9457).
+#[derive(Debug, Serialize)]
+pub struct Problem<'a> {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'a str,
+    pub status: u16,
+    pub detail: &'a str,
+}
+
 /// A problem+json answer for any status, also used by the middleware's own refusals.
 pub fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
-    let body = json!({
-        "type": format!("/problems/{kind}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = (status, body.to_string()).into_response();
+    let body = Problem {
+        kind: format!("/problems/{kind}"),
+        title,
+        status: status.as_u16(),
+        detail,
+    };
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    let mut response = (status, text).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
@@ -137,6 +149,26 @@ impl<E: std::error::Error + Classify> From<CommandError<E>> for ApiError {
             CommandError::Rejected(rejection) => ApiError::rejected(&rejection),
             CommandError::Contention => ApiError::Busy,
             CommandError::Store(store) => store.into(),
+            CommandError::Vanished => ApiError::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+impl From<ReplayError> for ApiError {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::AlreadyRunning => {
+                ApiError::Conflict("a replay is already running".to_owned())
+            }
+            ReplayError::Database(e) => e.into(),
+            ReplayError::Store(e) => e.into(),
+            ReplayError::Corrupt(_) | ReplayError::Stopped(_) => ApiError::Internal,
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Extractors and parsers at the edge: raw request text becomes domain values here or the
-//! request is refused with a problem+json answer. Handlers never see a raw id.
+//! The edge: raw request text becomes domain values here or the request is refused with a
+//! problem+json answer. Bodies, queries and paths deserialize straight into domain types
+//! (`MemberId`, `OrgId`, `Quarter`, UUIDs, [`Rfc3339`] instants) — anything they cannot hold is
+//! a 400 — and the few values whose refusal is a rule violation (422) rather than malformed
+//! input are parsed by the functions below: class hours, and dates outside the ledger's years.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -9,13 +12,14 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use studyledger_aggregates::values::{Hours, Quarter, Slug};
+use studyledger_aggregates::values::{Category, Hours};
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
-use crate::http::AppState;
-use crate::store::Metadata;
+use crate::http::state::AppState;
+use crate::store::record::Metadata;
 
 /// A JSON body. Any content type is read as JSON; syntax errors, wrong types and missing
 /// fields are 400, a body over the limit is 413.
@@ -48,6 +52,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::Malformed(e.body_text()))
+    }
+}
+
+/// Path segments as domain ids (`ApiPath<MemberId>`, `ApiPath<(MemberId, EvaluationId)>`); a
+/// segment that is not one is a 400 like any other malformed id.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
             .map_err(|e| ApiError::Malformed(e.body_text()))
     }
 }
@@ -111,44 +130,60 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-pub fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::Malformed(format!("{field} must be a UUID")))
-}
+/// An instant written in RFC 3339, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub DateTime<Utc>);
 
-pub fn slug(field: &str, raw: &str) -> Result<Slug, ApiError> {
-    Slug::parse(raw).map_err(|e| ApiError::Malformed(format!("{field}: {e}")))
-}
-
-/// A calendar date written exactly `YYYY-MM-DD`, in the years the ledger can hold.
-pub fn date(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
-    let shape_ok = raw.len() == 10
-        && raw.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    let date = shape_ok
-        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
-        .flatten()
-        .ok_or_else(|| ApiError::Malformed(format!("{field} must be a date YYYY-MM-DD")))?;
-    if !(1900..=2999).contains(&date.year()) {
-        return Err(ApiError::RuleViolation(format!(
-            "{field} must lie between the years 1900 and 2999"
-        )));
+impl<'de> Deserialize<'de> for Rfc3339 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| Rfc3339(t.with_timezone(&Utc)))
+            .map_err(|_| serde::de::Error::custom(format!("`{raw}` is not an RFC 3339 instant")))
     }
-    Ok(date)
 }
 
-pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::Malformed(format!("{field} must be an RFC 3339 instant")))
+/// A calendar date written exactly `YYYY-MM-DD`. Whether the ledger can hold it is checked
+/// with [`CalendarDate::within_ledger_years`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalendarDate(NaiveDate);
+
+impl<'de> Deserialize<'de> for CalendarDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        let shape_ok = raw.len() == 10
+            && raw.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        shape_ok
+            .then(|| NaiveDate::parse_from_str(&raw, "%Y-%m-%d").ok())
+            .flatten()
+            .map(CalendarDate)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{raw}` is not a date YYYY-MM-DD")))
+    }
 }
 
-pub fn quarter(field: &str, raw: &str) -> Result<Quarter, ApiError> {
-    Quarter::parse(raw).map_err(|e| ApiError::Malformed(format!("{field}: {e}")))
+impl CalendarDate {
+    /// The date, when it lies in the years the ledger holds (1900–2999); else a rule violation.
+    pub fn within_ledger_years(self, field: &str) -> Result<NaiveDate, ApiError> {
+        if (1900..=2999).contains(&self.0.year()) {
+            Ok(self.0)
+        } else {
+            Err(ApiError::RuleViolation(format!(
+                "{field} must lie between the years 1900 and 2999"
+            )))
+        }
+    }
+}
+
+/// A course category; another word is a rule violation (422).
+pub fn category(field: &str, raw: &str) -> Result<Category, ApiError> {
+    raw.parse()
+        .map_err(|e| ApiError::RuleViolation(format!("{field}: {e}")))
 }
 
 /// Class hours from the JSON number exactly as written: more than two decimals is a rule
@@ -182,16 +217,14 @@ pub fn hours(field: &str, raw: &RawValue) -> Result<Hours, ApiError> {
     Hours::try_from_hundredths(hundredths).map_err(|_| out_of_range())
 }
 
-/// A path segment; a segment axum cannot decode is a 400 like any other malformed id.
-pub struct ApiPath<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| ApiPath(p.0))
-            .map_err(|e| ApiError::Malformed(e.body_text()))
+/// A page size within `1..=max` (`default` when absent).
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::Malformed(format!(
+            "limit must be between 1 and {max}"
+        )))
     }
 }

@@ -1,28 +1,54 @@
-//! Liveness and readiness: readiness means the database answers and every migration this
-//! binary knows is applied.
+//! `/healthz` and `/readyz`: liveness, and readiness — the database answers and every
+//! migration this binary knows is applied.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
-use serde_json::{json, Value};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
 
-use crate::db;
-use crate::http::AppState;
+use crate::http::state::AppState;
+use crate::store::database;
 
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(live))
+        .route("/readyz", get(ready))
 }
 
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match db::migrations_applied(state.ledger().pool()).await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Ok(false) => (
+#[derive(Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+async fn live() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        reason: None,
+    })
+}
+
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let not_ready = |reason: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": "migrations not applied" })),
+            Json(Health {
+                status: "not ready",
+                reason: Some(reason),
+            }),
+        )
+    };
+    match database::migrations_applied(state.ledger().pool()).await {
+        Ok(true) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ready",
+                reason: None,
+            }),
         ),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": format!("database: {error}") })),
-        ),
+        Ok(false) => not_ready("migrations not applied".to_owned()),
+        Err(error) => not_ready(format!("database: {error}")),
     }
 }

@@ -1,44 +1,46 @@
-//! Replays over HTTP: start one (`POST /v1/replays`), follow it and read its work list of
-//! changed eligibilities (`GET /v1/replays/{id}`, as JSON pages or as CSV for committees).
+//! `/v1/replays`: start a replay (rule 10: rebuild, or a dry run that lists who changes
+//! eligibility), follow it, and read its work list — as JSON pages, or as CSV for committees.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use sqlx::{PgPool, Row};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use studyledger_aggregates::values::Quarter;
+use studyledger_projections::sql::replays::{self, ChangeRecord, QuarterChange, ReplayRecord};
 use uuid::Uuid;
 
 use crate::http::csv;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, Admin, ApiJson, ApiPath, ApiQuery};
-use crate::http::AppState;
-use crate::replay::{self, ReplayError};
-use crate::store::StoreError;
+use crate::http::extract::{page_limit, Admin, ApiJson, ApiPath, ApiQuery};
+use crate::http::state::AppState;
+use crate::jobs::replay;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/replays", post(start))
+        .route("/v1/replays/{replay_id}", get(show))
+        .route("/v1/replays/{replay_id}/changes.csv", get(show_csv))
+}
 
 #[derive(Deserialize)]
 pub struct StartReplay {
     dry_run: Option<bool>,
 }
 
-impl From<ReplayError> for ApiError {
-    fn from(error: ReplayError) -> Self {
-        match error {
-            ReplayError::AlreadyRunning => {
-                ApiError::Conflict("a replay is already running".to_owned())
-            }
-            ReplayError::Database(e) => StoreError::from(e).into(),
-            ReplayError::Store(e) => e.into(),
-            ReplayError::Corrupt(_) | ReplayError::Stopped(_) => ApiError::Internal,
-        }
-    }
+#[derive(Serialize)]
+pub struct Started {
+    replay_id: Uuid,
+    dry_run: bool,
+    status: &'static str,
 }
 
 /// `POST /v1/replays {"dry_run": true|false}`: 202 with the replay's id; the work runs in the
 /// background. 409 while another replay runs.
-pub async fn start(
+async fn start(
     State(state): State<AppState>,
     Admin(meta): Admin,
     ApiJson(body): ApiJson<StartReplay>,
@@ -53,11 +55,12 @@ pub async fn start(
         // The outcome is recorded in the replay's row.
         let _ = replay::run(ledger, started, |_| ()).await;
     });
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({"replay_id": replay_id, "dry_run": dry_run, "status": "running"})),
-    )
-        .into_response();
+    let answer = Started {
+        replay_id,
+        dry_run,
+        status: "running",
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/replays/{replay_id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -71,7 +74,8 @@ pub struct ChangesQuery {
 }
 
 /// One change of the work list, with the member's number and name for the people reading it.
-struct Change {
+#[derive(Serialize)]
+pub struct Change {
     member_id: Uuid,
     member_no: Option<String>,
     name: Option<String>,
@@ -79,74 +83,33 @@ struct Change {
     determination_id: Uuid,
     recorded_eligible: bool,
     eligible_now: bool,
-    quarters: Value,
+    quarters_changed: Vec<Quarter>,
+    quarters: Vec<QuarterChange>,
 }
 
-impl Change {
-    fn quarters_changed(&self) -> Vec<String> {
-        self.quarters
-            .as_array()
-            .map(|qs| {
-                qs.iter()
-                    .filter_map(|q| q["quarter"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "member_id": self.member_id,
-            "member_no": self.member_no,
-            "name": self.name,
-            "evaluation_id": self.evaluation_id,
-            "determination_id": self.determination_id,
-            "recorded_eligible": self.recorded_eligible,
-            "eligible_now": self.eligible_now,
-            "quarters_changed": self.quarters_changed(),
-            "quarters": self.quarters,
-        })
+impl From<ChangeRecord> for Change {
+    fn from(record: ChangeRecord) -> Self {
+        let quarters = record.quarters_changed.0;
+        Change {
+            member_id: record.member_id,
+            member_no: record.member_no,
+            name: record.name,
+            evaluation_id: record.evaluation_id,
+            determination_id: record.determination_id,
+            recorded_eligible: record.recorded_eligible,
+            eligible_now: record.eligible_now,
+            quarters_changed: quarters.iter().map(|q| q.quarter).collect(),
+            quarters,
+        }
     }
 }
 
-/// The changes after `after` (member id, evaluation id), at most `limit`.
-async fn changes(
-    pool: &PgPool,
-    replay_id: Uuid,
-    after: Option<(Uuid, String)>,
-    limit: i64,
-) -> Result<Vec<Change>, sqlx::Error> {
-    let (after_member, after_evaluation) = after.unzip();
-    let rows = sqlx::query(
-        "SELECT c.member_id, m.member_no, m.name, c.evaluation_id, c.determination_id,
-                c.recorded_eligible, c.eligible_now, c.quarters_changed
-           FROM replay_changes c
-           LEFT JOIN member_view m ON m.member_id = c.member_id
-          WHERE c.replay_id = $1
-            AND ($2::uuid IS NULL OR (c.member_id, c.evaluation_id) > ($2, $3))
-          ORDER BY c.member_id, c.evaluation_id
-          LIMIT $4",
-    )
-    .bind(replay_id)
-    .bind(after_member)
-    .bind(after_evaluation)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Change {
-                member_id: row.try_get(0)?,
-                member_no: row.try_get(1)?,
-                name: row.try_get(2)?,
-                evaluation_id: row.try_get(3)?,
-                determination_id: row.try_get(4)?,
-                recorded_eligible: row.try_get(5)?,
-                eligible_now: row.try_get(6)?,
-                quarters: row.try_get(7)?,
-            })
-        })
-        .collect()
+#[derive(Serialize)]
+pub struct ReplayAnswer {
+    #[serde(flatten)]
+    replay: ReplayRecord,
+    changes: Vec<Change>,
+    next_cursor: Option<String>,
 }
 
 fn cursor_of(change: &Change) -> String {
@@ -160,80 +123,50 @@ fn parse_cursor(raw: &str) -> Result<(Uuid, String), ApiError> {
     Ok((member, evaluation.to_owned()))
 }
 
-/// A replay's row, as answered.
-#[derive(sqlx::FromRow, serde::Serialize)]
-struct ReplayRow {
-    replay_id: Uuid,
-    dry_run: bool,
-    status: String,
-    events_processed: i64,
-    events_total: i64,
-    members_processed: i64,
-    rules_version: Option<i32>,
-    actor: String,
-    started_at: chrono::DateTime<chrono::Utc>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    error: Option<String>,
-    changes_total: i64,
-}
-
-async fn replay_row(pool: &PgPool, replay_id: Uuid) -> Result<Value, ApiError> {
-    let row: ReplayRow = sqlx::query_as(
-        "SELECT r.replay_id, r.dry_run, r.status, r.events_processed, r.events_total,
-                r.members_processed, r.rules_version, r.actor, r.started_at, r.finished_at,
-                r.error,
-                (SELECT count(*) FROM replay_changes c WHERE c.replay_id = r.replay_id)
-                    AS changes_total
-           FROM replays r WHERE r.replay_id = $1",
-    )
-    .bind(replay_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(StoreError::from)?
-    .ok_or_else(|| ApiError::NotFound(format!("no replay {replay_id}")))?;
-    serde_json::to_value(row).map_err(|_| ApiError::Internal)
+async fn replay_record(pool: &PgPool, replay_id: Uuid) -> Result<ReplayRecord, ApiError> {
+    replays::replay(pool, replay_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no replay {replay_id}")))
 }
 
 /// `GET /v1/replays/{id}`: status, progress, and a page of `changes` (`limit` ≤ 1000,
 /// `next_cursor` continues); with `Accept: text/csv`, every change as CSV.
-pub async fn show(
+async fn show(
     State(state): State<AppState>,
-    ApiPath(replay_id): ApiPath<String>,
+    ApiPath(replay_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<ChangesQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let replay_id = extract::uuid("replay_id", &replay_id)?;
     let pool = state.ledger().pool();
-    let mut body = replay_row(pool, replay_id).await?;
+    let replay = replay_record(pool, replay_id).await?;
     if csv::wanted(&headers) {
         return Ok(csv_response(pool.clone(), replay_id));
     }
-    let limit = query.limit.unwrap_or(1000);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Malformed(
-            "limit must be between 1 and 1000".to_owned(),
-        ));
-    }
+    let limit = page_limit(query.limit, 1000, 1000)?;
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
-    let page = changes(pool, replay_id, after, limit)
-        .await
-        .map_err(StoreError::from)?;
+    let page: Vec<Change> = replays::changes(pool, replay_id, after, limit)
+        .await?
+        .into_iter()
+        .map(Change::from)
+        .collect();
     let next_cursor = (i64::try_from(page.len()).unwrap_or(0) == limit)
         .then(|| page.last().map(cursor_of))
         .flatten();
-    body["changes"] = json!(page.iter().map(Change::json).collect::<Vec<_>>());
-    body["next_cursor"] = json!(next_cursor);
-    Ok(Json(body).into_response())
+    Ok(Json(ReplayAnswer {
+        replay,
+        changes: page,
+        next_cursor,
+    })
+    .into_response())
 }
 
 /// `GET /v1/replays/{id}/changes.csv`: the work list as CSV.
-pub async fn show_csv(
+async fn show_csv(
     State(state): State<AppState>,
-    ApiPath(replay_id): ApiPath<String>,
+    ApiPath(replay_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    let replay_id = extract::uuid("replay_id", &replay_id)?;
     let pool = state.ledger().pool();
-    replay_row(pool, replay_id).await?;
+    replay_record(pool, replay_id).await?;
     Ok(csv_response(pool.clone(), replay_id))
 }
 
@@ -255,6 +188,11 @@ fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> 
     csv::encode(
         with_header.then_some(&CSV_HEADER[..]),
         changes.iter().map(|change| {
+            let quarters: Vec<String> = change
+                .quarters_changed
+                .iter()
+                .map(Quarter::to_string)
+                .collect();
             vec![
                 change.member_id.to_string(),
                 csv::text(change.member_no.as_deref().unwrap_or_default()),
@@ -263,7 +201,7 @@ fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> 
                 change.determination_id.to_string(),
                 change.recorded_eligible.to_string(),
                 change.eligible_now.to_string(),
-                change.quarters_changed().join(" "),
+                quarters.join(" "),
             ]
         }),
     )
@@ -277,10 +215,11 @@ fn csv_response(pool: PgPool, replay_id: Uuid) -> Response {
             let pool = pool.clone();
             async move {
                 let after = after?;
-                let page = match changes(&pool, replay_id, after, CSV_PAGE).await {
-                    Ok(page) => page,
-                    Err(e) => return Some((Err(std::io::Error::other(e)), (None, false))),
-                };
+                let page: Vec<Change> =
+                    match replays::changes(&pool, replay_id, after, CSV_PAGE).await {
+                        Ok(page) => page.into_iter().map(Change::from).collect(),
+                        Err(e) => return Some((Err(std::io::Error::other(e)), (None, false))),
+                    };
                 let next = (i64::try_from(page.len()).unwrap_or(0) == CSV_PAGE)
                     .then(|| {
                         page.last()

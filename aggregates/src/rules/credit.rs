@@ -1,4 +1,5 @@
-//! Rules 2 and 4: which completions earn credit, and the per-quarter totals they add up to.
+//! Rules 2, 3 and 4: which completions earn credit, and the per-quarter totals they add up to
+//! with the administrators' adjustments.
 //!
 //! Credit is derived, never stored: a session reported late or a new ruleset can change which
 //! completion counts, so the rule runs over all of a member's facts every time.
@@ -8,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{Completion, StudySession};
+use crate::facts::{Adjustment, Completion, StudySession};
 use crate::rules::rulesets::{ruleset_for, Ruleset};
 use crate::rules::sessions::session_minutes;
 use crate::values::{Category, CourseId, Hours, Quarter};
@@ -143,7 +144,26 @@ impl QuarterTotals {
     }
 }
 
-/// Rule 4: per quarter, the credited completions (and, once they exist, adjustments) by category.
+/// Rules 2 to 4 over all of a member's facts: per quarter, the credited completions and the
+/// adjustments (which always count, in the quarter of their `effective_at`), by category.
+pub fn credit_by_quarter(
+    sessions: &[StudySession],
+    completions: &[Completion],
+    adjustments: &[Adjustment],
+    rulesets: &[Ruleset],
+    tz: Tz,
+) -> BTreeMap<Quarter, QuarterTotals> {
+    let mut totals = quarter_totals(&credit_completions(sessions, completions, rulesets, tz));
+    for adjustment in adjustments {
+        totals
+            .entry(Quarter::of_instant(adjustment.effective_at, tz))
+            .or_default()
+            .add(adjustment.category, adjustment.hours);
+    }
+    totals
+}
+
+/// Rule 4: per quarter, the credited completions by category.
 pub fn quarter_totals(outcomes: &[CompletionOutcome<'_>]) -> BTreeMap<Quarter, QuarterTotals> {
     let mut totals: BTreeMap<Quarter, QuarterTotals> = BTreeMap::new();
     for outcome in outcomes.iter().filter(|o| o.is_credited()) {

@@ -3,6 +3,8 @@
 //! The views judge quarters with [`judge_quarter`], and a determination records what the same
 //! function said for each quarter of the evaluation: one source of truth for both.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,6 +50,25 @@ pub fn judge_quarter(
     }
 }
 
+/// Rule 8's judgement of an evaluation's quarters from a member's credit per quarter: each
+/// quarter under its own ruleset, and the outcome. `today` is the local date.
+pub fn judge_evaluation(
+    totals: &BTreeMap<Quarter, QuarterTotals>,
+    quarters: &[Quarter],
+    enrolled_on: NaiveDate,
+    rulesets: &[Ruleset],
+    today: NaiveDate,
+) -> (bool, Vec<QuarterJudgement>) {
+    let judged: Vec<QuarterJudgement> = quarters
+        .iter()
+        .map(|q| {
+            let t = totals.get(q).copied().unwrap_or_default();
+            judge_quarter(*q, t, enrolled_on, rulesets, today)
+        })
+        .collect();
+    (is_eligible(&judged), judged)
+}
+
 /// Rule 8: eligible iff at least one quarter is not exempt and none is non-compliant.
 pub fn is_eligible(quarters: &[QuarterJudgement]) -> bool {
     quarters.iter().any(|q| q.status != QuarterStatus::Exempt)
@@ -58,7 +79,12 @@ pub fn is_eligible(quarters: &[QuarterJudgement]) -> bool {
 
 /// Whether every quarter of an evaluation has ended on `today` (a local date).
 pub fn all_ended(quarters: &[Quarter], today: NaiveDate) -> bool {
-    quarters.iter().all(|q| q.last_day() < today)
+    first_open_quarter(quarters, today).is_none()
+}
+
+/// The first quarter of an evaluation that has not ended on `today` (a local date).
+pub fn first_open_quarter(quarters: &[Quarter], today: NaiveDate) -> Option<Quarter> {
+    quarters.iter().find(|q| q.last_day() >= today).copied()
 }
 
 /// The recorded decision "eligible or not for an evaluation", with its basis.

@@ -1,0 +1,130 @@
+//! How each recorded event moves a member's state. Applying only moves state; it never
+//! decides, so a stream replays to the same state whatever the rules say today.
+
+use crate::facts::{
+    Adjustment, Appeal, Completion, CourseTerms, Resolution, StudySession, Transfer,
+};
+use crate::member::event::MemberEvent;
+use crate::member::state::Member;
+
+impl Member {
+    /// Applies the next event of the stream; its sequence is the member's new version.
+    pub(crate) fn apply_event(&mut self, event: MemberEvent) {
+        self.version += 1;
+        let sequence = self.version;
+        match event {
+            MemberEvent::MemberEnrolled(enrolment) => self.enrolment = Some(enrolment),
+            MemberEvent::StudySessionRecorded {
+                session_id,
+                course_id,
+                started_at,
+                ended_at,
+                minutes: _,
+            } => {
+                // Kept sorted by start: rule 1's overlap check reads them in that order.
+                let at = self.sessions.partition_point(|s| s.started_at < started_at);
+                let session = StudySession {
+                    session_id,
+                    course_id,
+                    started_at,
+                    ended_at,
+                    sequence,
+                };
+                self.sessions.insert(at, session);
+            }
+            MemberEvent::CourseCompleted {
+                completion_id,
+                course_id,
+                category,
+                credit_hours,
+                min_study_minutes,
+                completed_at,
+            } => {
+                let course = CourseTerms {
+                    course_id,
+                    category,
+                    credit_hours,
+                    min_study_minutes,
+                };
+                self.completions.push(Completion {
+                    completion_id,
+                    course,
+                    completed_at,
+                    sequence,
+                });
+            }
+            MemberEvent::MemberTransferred {
+                transfer_id,
+                to_org_id,
+                effective_on,
+            } => self.transfers.push(Transfer {
+                transfer_id,
+                to_org_id,
+                effective_on,
+                sequence,
+            }),
+            decision => self.apply_decision(decision, sequence),
+        }
+    }
+
+    /// Determinations, corrections and appeals: what people decided about the member's credit.
+    fn apply_decision(&mut self, event: MemberEvent, sequence: usize) {
+        match event {
+            MemberEvent::EligibilityDetermined(determination) => {
+                self.determinations.push(determination);
+            }
+            MemberEvent::CreditAdjusted {
+                adjustment_id,
+                category,
+                hours,
+                effective_at,
+                reason,
+                appeal_id,
+            } => self.adjustments.push(Adjustment {
+                adjustment_id,
+                category,
+                hours,
+                effective_at,
+                reason,
+                appeal_id,
+                sequence,
+            }),
+            MemberEvent::AppealFiled {
+                appeal_id,
+                evaluation_id,
+                determination_id,
+                reason,
+                filed_at,
+            } => self.appeals.push(Appeal {
+                appeal_id,
+                evaluation_id,
+                determination_id,
+                reason,
+                filed_at,
+                sequence,
+                resolution: None,
+            }),
+            MemberEvent::AppealResolved {
+                appeal_id,
+                outcome,
+                note,
+                resolved_at,
+            } => {
+                let resolution = Resolution {
+                    outcome,
+                    note,
+                    resolved_at,
+                    sequence,
+                };
+                if let Some(appeal) = self.appeals.iter_mut().find(|a| a.appeal_id == appeal_id) {
+                    appeal.resolution = Some(resolution);
+                }
+            }
+            // The study facts are applied by `apply_event` before it hands over.
+            MemberEvent::MemberEnrolled(_)
+            | MemberEvent::StudySessionRecorded { .. }
+            | MemberEvent::CourseCompleted { .. }
+            | MemberEvent::MemberTransferred { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! What can be asked of a member's ledger. Everything a decision needs from outside the
+//! stream — the course's current terms, the clock, the ledger's time zone, the rulesets — is
+//! loaded by the caller and travels in the command.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use crate::facts::{AppealOutcome, CourseTerms, Enrolment};
+use crate::rules::rulesets::Ruleset;
+use crate::values::{Category, EvaluationId, Hours, OrgId, Quarter};
+
+/// "Now" and the ledger's time zone, as the caller saw them when the command arrived.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    pub now: DateTime<Utc>,
+    pub tz: Tz,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberCommand {
+    Enrol(Enrolment),
+    RecordStudySession(RecordStudySession),
+    RecordCompletion(RecordCompletion),
+    Transfer(Transfer),
+    AdjustCredit(AdjustCredit),
+    FileAppeal(FileAppeal),
+    ResolveAppeal(ResolveAppeal),
+    DetermineEligibility(DetermineEligibility),
+}
+
+/// Rule 1: a study session of a registered course.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordStudySession {
+    pub session_id: Uuid,
+    pub course: CourseTerms,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub clock: Clock,
+}
+
+/// Rule 2: the app reports a completed course.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordCompletion {
+    pub completion_id: Uuid,
+    pub course: CourseTerms,
+    pub completed_at: DateTime<Utc>,
+    pub clock: Clock,
+}
+
+/// Rule 7: a move to another organisation, known to exist (the caller checked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    pub transfer_id: Uuid,
+    pub to_org_id: OrgId,
+    pub effective_on: NaiveDate,
+}
+
+/// Rule 3: an administrator's correction. `hours` is signed and not zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdjustCredit {
+    pub adjustment_id: Uuid,
+    pub category: Category,
+    pub hours: Hours,
+    pub effective_at: DateTime<Utc>,
+    pub reason: String,
+    pub appeal_id: Option<Uuid>,
+    pub clock: Clock,
+}
+
+/// Rule 9: contest the latest determination for an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileAppeal {
+    pub appeal_id: Uuid,
+    pub evaluation_id: EvaluationId,
+    pub reason: String,
+    pub clock: Clock,
+}
+
+/// Rule 9: a reviewer's decision on an open appeal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolveAppeal {
+    pub appeal_id: Uuid,
+    pub outcome: AppealOutcome,
+    pub note: String,
+    pub clock: Clock,
+}
+
+/// Rule 8: decide eligibility for an evaluation under every ruleset published so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetermineEligibility {
+    pub determination_id: Uuid,
+    pub evaluation_id: EvaluationId,
+    pub quarters: Vec<Quarter>,
+    pub rulesets: Vec<Ruleset>,
+    pub clock: Clock,
+}

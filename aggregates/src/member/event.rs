@@ -1,0 +1,88 @@
+//! What a member's ledger records: past-tense facts, each with everything needed to interpret
+//! it later. The names and versions here are the only place an event type is spelled; the
+//! serialised shape of these variants is the shape of every stored member event, forever.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::facts::{AppealOutcome, Enrolment};
+use crate::rules::eligibility::Determination;
+use crate::values::{Category, CourseId, EvaluationId, Hours, OrgId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MemberEvent {
+    MemberEnrolled(Enrolment),
+    StudySessionRecorded {
+        session_id: Uuid,
+        course_id: CourseId,
+        started_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+        minutes: i64,
+    },
+    /// Carries the course's terms as they were when the completion was recorded (rule 2).
+    CourseCompleted {
+        completion_id: Uuid,
+        course_id: CourseId,
+        category: Category,
+        credit_hours: Hours,
+        min_study_minutes: u32,
+        completed_at: DateTime<Utc>,
+    },
+    MemberTransferred {
+        transfer_id: Uuid,
+        to_org_id: OrgId,
+        effective_on: NaiveDate,
+    },
+    EligibilityDetermined(Determination),
+    CreditAdjusted {
+        adjustment_id: Uuid,
+        category: Category,
+        hours: Hours,
+        effective_at: DateTime<Utc>,
+        reason: String,
+        appeal_id: Option<Uuid>,
+    },
+    AppealFiled {
+        appeal_id: Uuid,
+        evaluation_id: EvaluationId,
+        determination_id: Uuid,
+        reason: String,
+        filed_at: DateTime<Utc>,
+    },
+    AppealResolved {
+        appeal_id: Uuid,
+        outcome: AppealOutcome,
+        note: String,
+        resolved_at: DateTime<Utc>,
+    },
+}
+
+impl MemberEvent {
+    /// The stable name of the event's type, as stored in `events.event_type`.
+    pub const ENROLLED: &'static str = "MemberEnrolled";
+
+    fn name(&self) -> &'static str {
+        match self {
+            MemberEvent::MemberEnrolled(_) => Self::ENROLLED,
+            MemberEvent::StudySessionRecorded { .. } => "StudySessionRecorded",
+            MemberEvent::CourseCompleted { .. } => "CourseCompleted",
+            MemberEvent::MemberTransferred { .. } => "MemberTransferred",
+            MemberEvent::EligibilityDetermined(_) => "EligibilityDetermined",
+            MemberEvent::CreditAdjusted { .. } => "CreditAdjusted",
+            MemberEvent::AppealFiled { .. } => "AppealFiled",
+            MemberEvent::AppealResolved { .. } => "AppealResolved",
+        }
+    }
+}
+
+impl DomainEvent for MemberEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}

@@ -1,0 +1,100 @@
+//! Why the member aggregate refuses a command, and what kind of refusal each one is.
+
+use uuid::Uuid;
+
+use crate::rejection::{Classify, RejectionKind};
+use crate::rules::sessions::TimeViolation;
+use crate::values::{EvaluationId, OrgId, Quarter};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberRejection {
+    #[error("the member is not enrolled")]
+    NotEnrolled,
+    #[error("the member is already enrolled with other details")]
+    EnrolmentConflict,
+    #[error("the member number and the name must not be empty")]
+    IncompleteEnrolment,
+    #[error("{kind} {id} is already recorded with other content")]
+    IdReused { kind: &'static str, id: Uuid },
+    #[error("the session overlaps session {other} of the same member")]
+    SessionOverlaps { other: Uuid },
+    #[error("invalid study session: {0}")]
+    InvalidSession(TimeViolation),
+    #[error("invalid course completion: {0}")]
+    InvalidCompletion(TimeViolation),
+    #[error("a transfer cannot take effect before the member's enrolment")]
+    TransferBeforeEnrolment,
+    #[error("the member already belongs to {0} on that day")]
+    TransferToSameOrganisation(OrgId),
+    #[error("quarter {0} of the evaluation has not ended yet")]
+    EvaluationNotOver(Quarter),
+    #[error("an adjustment changes at least one hundredth of a class hour, at most 1000 hours")]
+    AdjustmentSize,
+    #[error("a {0} needs a reason")]
+    MissingReason(&'static str),
+    #[error("invalid adjustment: {0}")]
+    InvalidAdjustment(TimeViolation),
+    #[error("appeal {0} is not one of this member's appeals")]
+    UnknownAppeal(Uuid),
+    #[error("there is no determination for evaluation {0} to appeal")]
+    NothingToAppeal(EvaluationId),
+    #[error("appeal {0} against the same determination is still open")]
+    AppealAlreadyOpen(Uuid),
+    #[error(
+        "appeal {0} already heard this determination; only a new determination can be appealed"
+    )]
+    AlreadyHeard(Uuid),
+    #[error("appeal {0} is already resolved")]
+    AlreadyResolved(Uuid),
+    #[error("appeal {0} contests a determination that a newer one superseded")]
+    AppealSuperseded(Uuid),
+    #[error("a resolution needs a note")]
+    MissingNote,
+    #[error("the member has no appeal {0}")]
+    NoSuchAppeal(Uuid),
+}
+
+impl MemberRejection {
+    /// A command whose id is already recorded: the same content again is a resend and records
+    /// nothing; other content under the same id is refused.
+    pub(crate) fn unless_resent<E>(
+        same: bool,
+        kind: &'static str,
+        id: Uuid,
+    ) -> Result<Vec<E>, MemberRejection> {
+        if same {
+            Ok(vec![])
+        } else {
+            Err(MemberRejection::IdReused { kind, id })
+        }
+    }
+}
+
+impl Classify for MemberRejection {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            MemberRejection::NotEnrolled | MemberRejection::NoSuchAppeal(_) => {
+                RejectionKind::NotFound
+            }
+            MemberRejection::EnrolmentConflict
+            | MemberRejection::IdReused { .. }
+            | MemberRejection::SessionOverlaps { .. }
+            | MemberRejection::EvaluationNotOver(_)
+            | MemberRejection::NothingToAppeal(_)
+            | MemberRejection::AppealAlreadyOpen(_)
+            | MemberRejection::AlreadyResolved(_)
+            | MemberRejection::AlreadyHeard(_)
+            | MemberRejection::AppealSuperseded(_) => RejectionKind::Conflict,
+            MemberRejection::AdjustmentSize
+            | MemberRejection::MissingReason(_)
+            | MemberRejection::InvalidAdjustment(_)
+            | MemberRejection::UnknownAppeal(_)
+            | MemberRejection::MissingNote
+            | MemberRejection::IncompleteEnrolment
+            | MemberRejection::InvalidSession(_)
+            | MemberRejection::InvalidCompletion(_)
+            | MemberRejection::TransferBeforeEnrolment
+            | MemberRejection::TransferToSameOrganisation(_) => RejectionKind::RuleViolation,
+        }
+    }
+}

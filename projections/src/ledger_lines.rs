@@ -1,0 +1,165 @@
+//! "What counted, and why?": a member's ledger as typed lines — every completion (credited or
+//! not, and why) and every adjustment, each with where it stands in the log — folded from the
+//! stream as it was at any moment, so an explanation shows what the system knew then.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use studyledger_aggregates::member::{Member, MemberEvent};
+use studyledger_aggregates::rules::credit::{credit_completions, NotCreditedReason};
+use studyledger_aggregates::rules::eligibility::QuarterJudgement;
+use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::values::{Category, CourseId, Hours, Quarter};
+use uuid::Uuid;
+
+/// Where a recorded event stands in the log: position, recording time, who recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provenance {
+    pub position: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: Option<String>,
+}
+
+/// The member folded from its stream's events before sequence `before` (all of them for
+/// `usize::MAX`), and the provenance of each event by sequence. `events` come in sequence
+/// order, each with its sequence and provenance.
+pub fn fold_history(
+    events: impl IntoIterator<Item = (usize, Provenance, MemberEvent)>,
+    before: usize,
+) -> (Member, HashMap<usize, Provenance>) {
+    let mut member = Member::default();
+    let mut provenance = HashMap::new();
+    for (sequence, at, event) in events.into_iter().take_while(|e| e.0 < before) {
+        provenance.insert(sequence, at);
+        cqrs_es::Aggregate::apply(&mut member, event);
+    }
+    (member, provenance)
+}
+
+/// What a line is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LineFact {
+    CourseCompletion {
+        completion_id: Uuid,
+        course_id: CourseId,
+    },
+    CreditAdjustment {
+        adjustment_id: Uuid,
+        /// Always `null`: an adjustment is about a category, not a course.
+        course_id: Option<CourseId>,
+        reason: String,
+        appeal_id: Option<Uuid>,
+    },
+}
+
+/// One line of a member's ledger.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerLine {
+    pub sequence: usize,
+    pub position: Option<i64>,
+    pub recorded_at: Option<DateTime<Utc>>,
+    pub recorded_by: Option<String>,
+    /// When the fact happened: the completion's `completed_at`, the adjustment's `effective_at`.
+    pub occurred_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub fact: LineFact,
+    pub category: Category,
+    pub hours: Hours,
+    pub credited: bool,
+    pub not_credited_reason: Option<NotCreditedReason>,
+    pub quarter: Quarter,
+}
+
+/// Every completion and adjustment of `member`, judged under `rulesets`, in sequence order.
+pub fn ledger_lines(
+    member: &Member,
+    rulesets: &[Ruleset],
+    tz: Tz,
+    provenance: &HashMap<usize, Provenance>,
+) -> Vec<LedgerLine> {
+    let line = |sequence: usize,
+                occurred_at,
+                fact,
+                category,
+                hours,
+                credited: Result<(), NotCreditedReason>,
+                quarter| {
+        let at = provenance.get(&sequence);
+        LedgerLine {
+            sequence,
+            position: at.map(|p| p.position),
+            recorded_at: at.map(|p| p.recorded_at),
+            recorded_by: at.and_then(|p| p.actor.clone()),
+            occurred_at,
+            fact,
+            category,
+            hours,
+            credited: credited == Ok(()),
+            not_credited_reason: credited.err(),
+            quarter,
+        }
+    };
+    let completions = credit_completions(member.sessions(), member.completions(), rulesets, tz)
+        .into_iter()
+        .map(|outcome| {
+            let completion = outcome.completion;
+            let fact = LineFact::CourseCompletion {
+                completion_id: completion.completion_id,
+                course_id: completion.course.course_id.clone(),
+            };
+            let course = &completion.course;
+            let (category, hours) = (course.category, course.credit_hours);
+            let (sequence, at) = (completion.sequence, completion.completed_at);
+            line(
+                sequence,
+                at,
+                fact,
+                category,
+                hours,
+                outcome.credited,
+                outcome.quarter,
+            )
+        });
+    let adjustments = member.adjustments().iter().map(|adjustment| {
+        let fact = LineFact::CreditAdjustment {
+            adjustment_id: adjustment.adjustment_id,
+            course_id: None,
+            reason: adjustment.reason.clone(),
+            appeal_id: adjustment.appeal_id,
+        };
+        let quarter = Quarter::of_instant(adjustment.effective_at, tz);
+        let (category, hours) = (adjustment.category, adjustment.hours);
+        let (sequence, at) = (adjustment.sequence, adjustment.effective_at);
+        // Rule 3: adjustments always count.
+        line(sequence, at, fact, category, hours, Ok(()), quarter)
+    });
+    let mut lines: Vec<LedgerLine> = completions.chain(adjustments).collect();
+    lines.sort_by_key(|l| l.sequence);
+    lines
+}
+
+/// A judged quarter with the ledger lines that fall in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExplainedQuarter {
+    #[serde(flatten)]
+    pub judgement: QuarterJudgement,
+    pub entries: Vec<LedgerLine>,
+}
+
+/// Each judged quarter with its lines.
+pub fn explain(judged: &[QuarterJudgement], lines: &[LedgerLine]) -> Vec<ExplainedQuarter> {
+    judged
+        .iter()
+        .map(|judgement| ExplainedQuarter {
+            judgement: *judgement,
+            entries: lines
+                .iter()
+                .filter(|l| l.quarter == judgement.quarter)
+                .cloned()
+                .collect(),
+        })
+        .collect()
+}

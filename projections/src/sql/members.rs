@@ -1,0 +1,395 @@
+//! Members in the views: their rows written in bulk from their folds (the projector and a
+//! replay), and read back one member at a time or a subtree at a time.
+//!
+//! A member's rows are always rewritten whole from the member's fold and carry the sequence
+//! they reflect, so applying the same events twice changes nothing.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use studyledger_aggregates::member::Member;
+use studyledger_aggregates::rules::credit::QuarterTotals;
+use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
+use studyledger_aggregates::values::{Hours, Quarter};
+use uuid::Uuid;
+
+use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
+
+/// The view rows of members, folded from their states, column by column for bulk writes.
+#[derive(Debug, Default)]
+pub struct MemberRows {
+    member_id: Vec<Uuid>,
+    member_no: Vec<String>,
+    name: Vec<String>,
+    enrolled_on: Vec<NaiveDate>,
+    enrolled_org: Vec<String>,
+    last_sequence: Vec<i64>,
+    rules_version: Vec<i32>,
+    org_member: Vec<Uuid>,
+    org_day: Vec<NaiveDate>,
+    org_sequence: Vec<i64>,
+    org_id: Vec<String>,
+    q_member: Vec<Uuid>,
+    quarter: Vec<String>,
+    required: Vec<i64>,
+    elective: Vec<i64>,
+    minutes: Vec<i64>,
+    q_sequence: Vec<i64>,
+    a_member: Vec<Uuid>,
+    appeal_id: Vec<Uuid>,
+    a_evaluation: Vec<String>,
+    a_determination: Vec<Uuid>,
+    a_reason: Vec<String>,
+    a_filed_at: Vec<DateTime<Utc>>,
+    a_status: Vec<&'static str>,
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl MemberRows {
+    /// Members added so far.
+    pub fn len(&self) -> usize {
+        self.member_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.member_id.is_empty()
+    }
+
+    /// Adds a member's rows: `fold` is the member folded under `rulesets`.
+    pub fn add(&mut self, member: &Member, fold: &MemberFold, rulesets: &[Ruleset]) {
+        let Some(enrolment) = member.enrolment() else {
+            return;
+        };
+        let rules_version = latest_version(rulesets).unwrap_or(0);
+        let sequence = to_i64(member.version());
+        let id = enrolment.member_id;
+        self.member_id.push(id);
+        self.member_no.push(enrolment.member_no.clone());
+        self.name.push(enrolment.name.clone());
+        self.enrolled_on.push(enrolment.enrolled_on);
+        self.enrolled_org.push(enrolment.org_id.to_string());
+        self.last_sequence.push(sequence);
+        self.rules_version
+            .push(i32::try_from(rules_version).unwrap_or(i32::MAX));
+        let moves = member
+            .transfers()
+            .iter()
+            .map(|t| (t.effective_on, t.sequence, t.to_org_id.to_string()));
+        let start = (enrolment.enrolled_on, 1, enrolment.org_id.to_string());
+        for (day, sequence, org_id) in std::iter::once(start).chain(moves) {
+            self.org_member.push(id);
+            self.org_day.push(day);
+            self.org_sequence.push(to_i64(sequence));
+            self.org_id.push(org_id);
+        }
+        for appeal in member.appeals() {
+            self.a_member.push(id);
+            self.appeal_id.push(appeal.appeal_id);
+            self.a_evaluation.push(appeal.evaluation_id.to_string());
+            self.a_determination.push(appeal.determination_id);
+            self.a_reason.push(appeal.reason.clone());
+            self.a_filed_at.push(appeal.filed_at);
+            self.a_status.push(member.appeal_status(appeal).as_str());
+        }
+        for (quarter, totals, minutes) in fold.active_quarters() {
+            self.q_member.push(id);
+            self.quarter.push(quarter.to_string());
+            self.required.push(totals.required.hundredths());
+            self.elective.push(totals.elective.hundredths());
+            self.minutes.push(minutes);
+            self.q_sequence.push(sequence);
+        }
+    }
+
+    /// Writes the rows: member rows are upserted, the others inserted (the caller removed any
+    /// earlier ones, or the tables are new).
+    pub async fn insert(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.insert_members(tx).await?;
+        self.insert_organisations(tx).await?;
+        self.insert_quarters(tx).await?;
+        if !self.appeal_id.is_empty() {
+            self.insert_appeals(tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_members(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            table!(member),
+            " (member_id, member_no, name, enrolled_on, enrolled_org_id, last_sequence,
+               rules_version)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[],
+                                  $6::bigint[], $7::int[])
+             ON CONFLICT (member_id) DO UPDATE
+                SET member_no = EXCLUDED.member_no, name = EXCLUDED.name,
+                    enrolled_on = EXCLUDED.enrolled_on, enrolled_org_id = EXCLUDED.enrolled_org_id,
+                    last_sequence = EXCLUDED.last_sequence, rules_version = EXCLUDED.rules_version"
+        ))
+        .bind(&self.member_id)
+        .bind(&self.member_no)
+        .bind(&self.name)
+        .bind(&self.enrolled_on)
+        .bind(&self.enrolled_org)
+        .bind(&self.last_sequence)
+        .bind(&self.rules_version)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_organisations(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            table!(member_org),
+            " (member_id, effective_on, sequence, org_id)
+             SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::bigint[], $4::text[])"
+        ))
+        .bind(&self.org_member)
+        .bind(&self.org_day)
+        .bind(&self.org_sequence)
+        .bind(&self.org_id)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_quarters(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            table!(member_quarter),
+            " (member_id, quarter, required_hundredths, elective_hundredths, study_minutes,
+               last_sequence)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[],
+                                  $5::bigint[], $6::bigint[])"
+        ))
+        .bind(&self.q_member)
+        .bind(&self.quarter)
+        .bind(&self.required)
+        .bind(&self.elective)
+        .bind(&self.minutes)
+        .bind(&self.q_sequence)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_appeals(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            table!(member_appeal),
+            " (member_id, appeal_id, evaluation_id, determination_id, reason, filed_at, status)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
+                                  $6::timestamptz[], $7::text[])"
+        ))
+        .bind(&self.a_member)
+        .bind(&self.appeal_id)
+        .bind(&self.a_evaluation)
+        .bind(&self.a_determination)
+        .bind(&self.a_reason)
+        .bind(&self.a_filed_at)
+        .bind(&self.a_status)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Replaces every view row of these members with the rows folded from their states, in a
+/// fixed number of statements whatever their number.
+pub async fn replace_members(
+    tx: &mut PgConnection,
+    members: &[(Member, MemberFold)],
+    rulesets: &[Ruleset],
+) -> Result<(), sqlx::Error> {
+    let mut rows = MemberRows::default();
+    for (member, fold) in members {
+        rows.add(member, fold, rulesets);
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for statement in [
+        concat!(
+            "DELETE FROM ",
+            table!(member_org),
+            " WHERE member_id = ANY($1)"
+        ),
+        concat!(
+            "DELETE FROM ",
+            table!(member_quarter),
+            " WHERE member_id = ANY($1)"
+        ),
+        concat!(
+            "DELETE FROM ",
+            table!(member_appeal),
+            " WHERE member_id = ANY($1)"
+        ),
+    ] {
+        sqlx::query(statement)
+            .bind(&rows.member_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    rows.insert(tx).await
+}
+
+/// A member's stored quarter: totals and minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQuarter {
+    pub quarter: Quarter,
+    pub totals: QuarterTotals,
+    pub study_minutes: i64,
+}
+
+/// A member as the views know them.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub member_id: Uuid,
+    pub member_no: String,
+    pub name: String,
+    pub enrolled_on: NaiveDate,
+    pub org_id: String,
+    /// The highest ruleset version the member's rows were folded under.
+    pub rules_version: u32,
+}
+
+impl MemberRow {
+    /// A quarter of this member as read: its stored totals and minutes (none stored: nothing
+    /// credited, nothing studied) judged under the rules known when the row was folded.
+    pub fn judge(
+        &self,
+        quarter: Quarter,
+        stored: Option<&StoredQuarter>,
+        rulesets: &[Ruleset],
+        today: NaiveDate,
+    ) -> QuarterCompliance {
+        quarter_compliance(
+            quarter,
+            stored.map(|s| s.totals).unwrap_or_default(),
+            stored.map_or(0, |s| s.study_minutes),
+            self.enrolled_on,
+            rulesets,
+            Some(self.rules_version),
+            today,
+        )
+    }
+}
+
+/// A member row joined with (at most) one of its quarter rows, as read.
+#[derive(sqlx::FromRow)]
+struct MemberQuarterRecord {
+    member_id: Uuid,
+    member_no: String,
+    name: String,
+    enrolled_on: NaiveDate,
+    org_id: String,
+    rules_version: i32,
+    quarter: Option<String>,
+    required_hundredths: Option<i64>,
+    elective_hundredths: Option<i64>,
+    study_minutes: Option<i64>,
+}
+
+impl MemberQuarterRecord {
+    fn member(&self) -> MemberRow {
+        MemberRow {
+            member_id: self.member_id,
+            member_no: self.member_no.clone(),
+            name: self.name.clone(),
+            enrolled_on: self.enrolled_on,
+            org_id: self.org_id.clone(),
+            rules_version: u32::try_from(self.rules_version).unwrap_or(0),
+        }
+    }
+
+    fn stored(&self) -> Option<StoredQuarter> {
+        Some(StoredQuarter {
+            quarter: Quarter::parse(self.quarter.as_deref()?).ok()?,
+            totals: QuarterTotals {
+                required: Hours::from_hundredths(self.required_hundredths?),
+                elective: Hours::from_hundredths(self.elective_hundredths?),
+            },
+            study_minutes: self.study_minutes?,
+        })
+    }
+}
+
+/// A member and their stored quarters, in one statement (so a replay's swap can never fall
+/// between the two).
+pub async fn member(
+    connection: impl PgExecutor<'_>,
+    member_id: Uuid,
+) -> Result<Option<(MemberRow, Vec<StoredQuarter>)>, sqlx::Error> {
+    let records: Vec<MemberQuarterRecord> = sqlx::query_as(concat!(
+        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, m.enrolled_org_id AS org_id,
+                m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
+                q.study_minutes
+           FROM ",
+        table!(member),
+        " m
+           LEFT JOIN ",
+        table!(member_quarter),
+        " q ON q.member_id = m.member_id
+          WHERE m.member_id = $1
+          ORDER BY q.quarter"
+    ))
+    .bind(member_id)
+    .fetch_all(connection)
+    .await?;
+    Ok(records.first().map(|first| {
+        (
+            first.member(),
+            records
+                .iter()
+                .filter_map(MemberQuarterRecord::stored)
+                .collect(),
+        )
+    }))
+}
+
+/// Members who belong to one of `orgs` on `day` (rule 7: their latest organisation on or
+/// before that day; enrolled by then), in member id order after `after`, at most `limit`,
+/// each with their stored row for `quarter` (if any).
+pub async fn members_of(
+    connection: impl PgExecutor<'_>,
+    orgs: &[String],
+    day: NaiveDate,
+    quarter: Quarter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<(MemberRow, Option<StoredQuarter>)>, sqlx::Error> {
+    let records: Vec<MemberQuarterRecord> = sqlx::query_as(concat!(
+        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, o.org_id, m.rules_version,
+                q.quarter, q.required_hundredths, q.elective_hundredths, q.study_minutes
+           FROM ",
+        table!(member_org),
+        " o
+           JOIN ",
+        table!(member),
+        " m ON m.member_id = o.member_id
+           LEFT JOIN ",
+        table!(member_quarter),
+        " q ON q.member_id = o.member_id AND q.quarter = $3
+          WHERE o.org_id = ANY($1) AND o.effective_on <= $2 AND m.enrolled_on <= $2
+            AND ($4::uuid IS NULL OR o.member_id > $4)
+            AND NOT EXISTS (
+                SELECT 1 FROM ",
+        table!(member_org),
+        " later
+                 WHERE later.member_id = o.member_id AND later.effective_on <= $2
+                   AND (later.effective_on, later.sequence) > (o.effective_on, o.sequence))
+          ORDER BY o.member_id
+          LIMIT $5"
+    ))
+    .bind(orgs)
+    .bind(day)
+    .bind(quarter.to_string())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(records.iter().map(|r| (r.member(), r.stored())).collect())
+}

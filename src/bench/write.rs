@@ -1,0 +1,321 @@
+//! `studyledger bench-write`: study-session commands per second over HTTP, against
+//! PostgreSQL's own rate of single-row INSERT transactions into an events-shaped table, both
+//! measured in the same run on the same server, with 1 and 16 clients by default.
+//!
+//! Each run gets fresh members (fifty per client), so every run starts from the same state;
+//! the report gives the median of the runs and the ratio of the medians. The service runs in
+//! a process of its own on a loopback port, as in production; this process is the client of
+//! both.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgPool};
+use uuid::Uuid;
+
+use crate::bench::{in_scratch_database, median};
+use crate::config::BenchArgs;
+use crate::store::{database, streams};
+use crate::JobError;
+
+pub async fn run(args: BenchArgs) -> Result<(), JobError> {
+    in_scratch_database(&args.database_url, "studyledger_bench", |options| {
+        measure(&args, options)
+    })
+    .await
+}
+
+async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobError> {
+    let max_clients = args.clients.iter().copied().max().unwrap_or(1);
+    let pool_size = u32::try_from(max_clients * 2).unwrap_or(32).max(4);
+    let pool = database::pool_options(pool_size)
+        .connect_with(options.clone())
+        .await?;
+    database::migrate(&pool).await?;
+    // The baseline table has the shape, constraints and indexes of `events`, and no trigger:
+    // the hash chain the ledger computes on insert counts as part of the ledger's cost.
+    streams::create_baseline_table(&pool).await?;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut service = start_service(&options, port)?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(max_clients * 2)
+        .build()?;
+    wait_until_ready(&http, &base).await?;
+    setup_catalog(&http, &base).await?;
+    let seconds = args.seconds.max(0.5);
+    println!(
+        "write benchmark: {} runs of {seconds} s per measurement; medians; ratio = ledger / PostgreSQL",
+        args.runs
+    );
+    println!(
+        "{:>7}  {:>14}  {:>14}  {:>6}  {:>16}  {:>18}",
+        "clients",
+        "postgres ins/s",
+        "ledger cmd/s",
+        "ratio",
+        "http floor req/s",
+        "view lag p50/p99"
+    );
+    for &clients in &args.clients {
+        measure_clients(&pool, &http, &base, clients, args.runs, seconds).await?;
+    }
+    service.kill().await?;
+    Ok(())
+}
+
+/// The service as its own process, as in production: `studyledger serve` on a loopback port,
+/// over the bench database.
+fn start_service(options: &PgConnectOptions, port: u16) -> Result<tokio::process::Child, JobError> {
+    Ok(tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("DATABASE_URL", options.to_url_lossy().as_str())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+/// One line of the report: `runs` alternating runs of the baseline, the ledger (with the
+/// projector's lag sampled meanwhile) and the HTTP floor, with `clients` clients each.
+async fn measure_clients(
+    pool: &PgPool,
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    runs: usize,
+    seconds: f64,
+) -> Result<(), JobError> {
+    let mut baseline = Vec::new();
+    let mut ledger_rates = Vec::new();
+    let mut floor = Vec::new();
+    let mut lag = Vec::new();
+    for run in 0..runs.max(1) {
+        baseline.push(postgres_inserts(pool, clients, seconds).await?);
+        let sampler = tokio::spawn(sample_lag(http.clone(), base.to_owned(), seconds));
+        ledger_rates.push(ledger_sessions(http, base, clients, seconds, run).await?);
+        lag.extend(sampler.await?);
+        floor.push(http_floor(http, base, clients, seconds).await?);
+    }
+    let pg = median(&mut baseline);
+    let sl = median(&mut ledger_rates);
+    let fl = median(&mut floor);
+    lag.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        let index = ((lag.len() as f64 - 1.0) * p).round() as usize;
+        lag.get(index).copied().unwrap_or(0.0) * 1000.0
+    };
+    println!(
+        "{clients:>7}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}  {:>8.0}/{:.0} ms",
+        sl / pg,
+        percentile(0.5),
+        percentile(0.99)
+    );
+    eprintln!(
+        "  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}, http floor {floor:.0?}; {} lag samples",
+        lag.len()
+    );
+    Ok(())
+}
+
+async fn wait_until_ready(http: &reqwest::Client, base: &str) -> Result<(), JobError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the service did not become ready within 60 s".into())
+}
+
+async fn setup_catalog(http: &reqwest::Client, base: &str) -> Result<(), JobError> {
+    let org = http
+        .post(format!("{base}/v1/orgs"))
+        .json(&json!({"org_id": "bench", "name": "Bench"}))
+        .send()
+        .await?;
+    let course = http
+        .post(format!("{base}/v1/courses"))
+        .json(&json!({"course_id": "bench-course", "title": "Bench", "category": "required", "credit_hours": 1}))
+        .send()
+        .await?;
+    if !org.status().is_success() || !course.status().is_success() {
+        return Err(format!("setup failed: {} / {}", org.status(), course.status()).into());
+    }
+    Ok(())
+}
+
+/// Samples the projector's lag (`studyledger_projector_seconds_behind`: the age of the oldest
+/// event not yet in the views) from `/metrics` every 20 ms for `seconds`.
+async fn sample_lag(http: reqwest::Client, base: String, seconds: f64) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut samples = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{base}/metrics")).send().await {
+            if let Ok(text) = response.text().await {
+                let value = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("studyledger_projector_seconds_behind "))
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                samples.extend(value);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    samples
+}
+
+/// `GET /healthz` in a loop: what one HTTP exchange costs here, without any database work —
+/// the floor under the ledger's rate, for telling where the time goes.
+async fn http_floor(
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    seconds: f64,
+) -> Result<f64, JobError> {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let http = http.clone();
+        let url = format!("{base}/healthz");
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let response = http.get(&url).send().await?;
+                response.bytes().await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), reqwest::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Single-row INSERT transactions of session-sized events, one connection per client.
+async fn postgres_inserts(pool: &PgPool, clients: usize, seconds: f64) -> Result<f64, JobError> {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let pool = pool.clone();
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let aggregate_id = Uuid::new_v4().to_string();
+            let mut connection = pool.acquire().await?;
+            let mut sequence: i64 = 0;
+            while Instant::now() < deadline {
+                sequence += 1;
+                let payload = json!({"StudySessionRecorded": {
+                    "session_id": Uuid::new_v4(), "course_id": "bench-course",
+                    "started_at": Utc::now(), "ended_at": Utc::now(), "minutes": 1}});
+                sqlx::query(
+                    "INSERT INTO bench_events (aggregate_type, aggregate_id, sequence, event_type,
+                                               event_version, payload, metadata, recorded_at)
+                     VALUES ('member', $1, $2, 'StudySessionRecorded', '1', $3::json, $4::json, now())",
+                )
+                .bind(&aggregate_id)
+                .bind(sequence)
+                .bind(payload.to_string())
+                .bind(r#"{"actor":"bench","request_id":"00000000-0000-0000-0000-000000000000","recorded_at":"2026-01-01T00:00:00Z"}"#)
+                .execute(&mut *connection)
+                .await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), sqlx::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Members each client spreads its sessions over, so that streams stay as long as real
+/// ones (tens to hundreds of events) rather than thousands of sessions in a few seconds.
+const MEMBERS_PER_CLIENT: usize = 50;
+
+/// `POST /v1/members/{id}/study-sessions` in a loop; each client cycles through fresh members
+/// of its own (enrolled before the clock starts).
+async fn ledger_sessions(
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    seconds: f64,
+    run: usize,
+) -> Result<f64, JobError> {
+    let mut members_of_clients = Vec::new();
+    for client in 0..clients {
+        let mut members = Vec::new();
+        for n in 0..MEMBERS_PER_CLIENT {
+            let member_id = Uuid::new_v4();
+            let response = http
+                .post(format!("{base}/v1/members"))
+                .json(
+                    &json!({"member_id": member_id, "member_no": format!("B{run}-{client}-{n}"),
+                              "name": "Bench", "org_id": "bench", "enrolled_on": "2020-01-01"}),
+                )
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Err(format!("enrolment failed: {}", response.status()).into());
+            }
+            members.push(format!("{base}/v1/members/{member_id}/study-sessions"));
+        }
+        members_of_clients.push(members);
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let first_start = Utc::now() - chrono::Duration::days(60);
+    let mut tasks = Vec::new();
+    for members in members_of_clients {
+        let http = http.clone();
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n: i64 = 0;
+            while Instant::now() < deadline {
+                let url = &members[usize::try_from(n).unwrap_or(0) % members.len()];
+                // Each member's sessions follow each other two minutes apart: no overlaps.
+                let started_at = first_start + chrono::Duration::minutes(2 * n);
+                n += 1;
+                let response = http
+                    .post(url)
+                    .json(
+                        &json!({"session_id": Uuid::new_v4(), "course_id": "bench-course",
+                                  "started_at": started_at,
+                                  "ended_at": started_at + chrono::Duration::minutes(1)}),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if response.status() != reqwest::StatusCode::CREATED {
+                    return Err(format!("session answered {}", response.status()));
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for task in tasks {
+        task.await?.map_err(|e| e.to_string())?;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,37 @@
+//! The shapes of answers that are more than a JSON body: a 201 for a recorded fact, and an
+//! answer read from the views, marked when they had not caught up with the request.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+/// 201 Created with a JSON body.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, Json(self.0)).into_response()
+    }
+}
+
+pub static VIEWS_BEHIND: HeaderName = HeaderName::from_static("x-views-behind");
+
+/// An answer from the views: `x-views-behind: true` when they had not caught up with
+/// everything committed before the request (see `consistency`).
+pub struct FromViews<T> {
+    pub answer: T,
+    pub caught_up: bool,
+}
+
+impl<T: IntoResponse> IntoResponse for FromViews<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.answer.into_response();
+        if !self.caught_up {
+            response
+                .headers_mut()
+                .insert(VIEWS_BEHIND.clone(), HeaderValue::from_static("true"));
+        }
+        response
+    }
+}

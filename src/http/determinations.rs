@@ -1,0 +1,217 @@
+//! `/v1/evaluations/{id}/determinations`: deciding an evaluation (rule 8) for an organisation's
+//! members or a list of members — a background job whose progress the answer reports.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use studyledger_aggregates::determination_run::{
+    DeterminationRequest, DeterminationRun, DeterminationRunCommand, Scope,
+};
+use studyledger_aggregates::evaluation::{Evaluation, EvaluationRecord};
+use studyledger_aggregates::rejection::RejectionKind;
+use studyledger_aggregates::rules::eligibility::all_ended;
+use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId};
+use studyledger_projections::sql::members::members_of;
+use studyledger_projections::sql::orgs::subtree;
+use uuid::Uuid;
+
+use crate::http::consistency;
+use crate::http::error::ApiError;
+use crate::http::extract::{Admin, ApiJson, ApiPath};
+use crate::http::state::AppState;
+use crate::jobs::determinations::{not_enrolled, JobState, JobStatus};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/evaluations/{evaluation_id}/determinations",
+            post(determine),
+        )
+        .route(
+            "/v1/evaluations/{evaluation_id}/determinations/{determination_id}",
+            get(job),
+        )
+}
+
+/// How long a determination request waits for its job before answering 202 with its place.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// Members read per round trip when listing an organisation's subtree.
+const SCAN_CHUNK: i64 = 5_000;
+
+#[derive(Deserialize)]
+pub struct Determine {
+    determination_id: Uuid,
+    org_id: Option<OrgId>,
+    member_ids: Option<Vec<MemberId>>,
+}
+
+async fn evaluation(
+    state: &AppState,
+    evaluation_id: &EvaluationId,
+) -> Result<EvaluationRecord, ApiError> {
+    state
+        .ledger()
+        .read_immutable::<Evaluation>(evaluation_id.as_str())
+        .await?
+        .record()
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("evaluation {evaluation_id} is not defined")))
+}
+
+/// The members counted in an organisation's subtree on the evaluation's last day (rule 7).
+async fn members_of_org(
+    state: &AppState,
+    evaluation: &EvaluationRecord,
+    org_id: &OrgId,
+) -> Result<Vec<Uuid>, ApiError> {
+    if !consistency::wait_for_views(state, None).await? {
+        // Counting from views that miss recent enrolments or transfers would leave members
+        // out without a word.
+        return Err(ApiError::Unavailable);
+    }
+    let last = *evaluation.quarters.last().ok_or(ApiError::Internal)?;
+    let mut tx = state.ledger().pool().begin().await?;
+    let orgs = subtree(&mut *tx, org_id.as_str()).await?.ok_or_else(|| {
+        ApiError::RuleViolation(format!("organisation {org_id} is not registered"))
+    })?;
+    let mut members = Vec::new();
+    let mut after = None;
+    loop {
+        let chunk = members_of(&mut *tx, &orgs, last.last_day(), last, after, SCAN_CHUNK).await?;
+        members.extend(chunk.iter().map(|(m, _)| m.member_id));
+        match chunk.last() {
+            Some((m, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
+                after = Some(m.member_id);
+            }
+            _ => break,
+        }
+    }
+    Ok(members)
+}
+
+/// The listed members, without repeats; 422 naming those not enrolled.
+async fn listed_members(state: &AppState, listed: &[MemberId]) -> Result<Vec<Uuid>, ApiError> {
+    let mut ids: Vec<Uuid> = listed.iter().map(|m| m.uuid()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let missing = not_enrolled(state.ledger(), &ids).await?;
+    if !missing.is_empty() {
+        let listed: Vec<String> = missing.iter().map(Uuid::to_string).collect();
+        return Err(ApiError::RuleViolation(format!(
+            "not enrolled: {}",
+            listed.join(", ")
+        )));
+    }
+    Ok(ids)
+}
+
+/// The answer for a job: 200 with the counts when it is done, 202 with its place while it
+/// runs, or the error it failed with.
+fn job_answer(state: &JobState) -> Result<Response, ApiError> {
+    match state.status {
+        JobStatus::Succeeded => Ok(Json(state).into_response()),
+        JobStatus::Running => {
+            let mut response = (StatusCode::ACCEPTED, Json(state)).into_response();
+            let location = format!(
+                "/v1/evaluations/{}/determinations/{}",
+                state.evaluation_id, state.determination_id
+            );
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        JobStatus::Failed => {
+            let detail = state.error.clone().unwrap_or_default();
+            Err(match state.error_kind {
+                Some(RejectionKind::Conflict) => ApiError::Conflict(detail),
+                Some(RejectionKind::NotFound) | Some(RejectionKind::RuleViolation) => {
+                    ApiError::RuleViolation(detail)
+                }
+                None => ApiError::Unavailable,
+            })
+        }
+    }
+}
+
+/// `POST /v1/evaluations/{id}/determinations`: decide every member of `org_id`'s subtree (as
+/// counted on the evaluation's last day) or the listed `member_ids`. 409 while a quarter of
+/// the evaluation has not ended. Answers 200 with `determined, eligible, ineligible` when the
+/// job ends within ten seconds, else 202 with its progress and a `Location` to follow.
+async fn determine(
+    State(state): State<AppState>,
+    Admin(meta): Admin,
+    ApiPath(evaluation_id): ApiPath<EvaluationId>,
+    ApiJson(body): ApiJson<Determine>,
+) -> Result<Response, ApiError> {
+    let evaluation = evaluation(&state, &evaluation_id).await?;
+    let ledger = state.ledger();
+    if !all_ended(&evaluation.quarters, local_date(Utc::now(), ledger.tz())) {
+        return Err(ApiError::Conflict(format!(
+            "evaluation {evaluation_id} covers quarters that have not ended yet"
+        )));
+    }
+    let (scope, members) = match (body.org_id, &body.member_ids) {
+        (Some(org_id), None) => {
+            let members = members_of_org(&state, &evaluation, &org_id).await?;
+            (Scope::Organisation(org_id), members)
+        }
+        (None, Some(listed)) => {
+            let ids = listed_members(&state, listed).await?;
+            (Scope::Members(ids.clone()), ids)
+        }
+        _ => {
+            return Err(ApiError::Malformed(
+                "give either org_id or member_ids".to_owned(),
+            ))
+        }
+    };
+    // Recorded before any member is decided: an id already used for another evaluation or
+    // other members is refused here, for every instance, with nothing else recorded.
+    let determination_id = body.determination_id;
+    let request = DeterminationRequest {
+        determination_id,
+        evaluation_id,
+        scope,
+    };
+    let command = DeterminationRunCommand::Request(request);
+    ledger
+        .execute::<DeterminationRun, _>(&determination_id.to_string(), command, &meta, |_| ())
+        .await?;
+    let mut job = state
+        .jobs()
+        .start(ledger.clone(), determination_id, evaluation, members, meta);
+    // Whether the job ends in time or not, the answer says where it stands.
+    let _ = tokio::time::timeout(
+        ANSWER_WITHIN,
+        job.wait_for(|s| s.status != JobStatus::Running),
+    )
+    .await;
+    let current = job.borrow().clone();
+    job_answer(&current)
+}
+
+/// `GET /v1/evaluations/{id}/determinations/{determination_id}`: a job's progress, from the
+/// instance that runs it.
+async fn job(
+    State(state): State<AppState>,
+    ApiPath((evaluation_id, determination_id)): ApiPath<(EvaluationId, Uuid)>,
+) -> Result<Json<JobState>, ApiError> {
+    let job = state
+        .jobs()
+        .get(determination_id)
+        .map(|j| j.borrow().clone())
+        .filter(|j| j.evaluation_id == evaluation_id.as_str())
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no determination job {determination_id} for {evaluation_id} on this instance"
+            ))
+        })?;
+    Ok(Json(job))
+}

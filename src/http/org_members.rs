@@ -1,0 +1,208 @@
+//! `GET /v1/orgs/{id}/members[.csv]`: the members of a subtree for a quarter with their status
+//! and the figures behind it — a page at a time in member id order, or every one of them as a
+//! CSV download streamed chunk by chunk.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use studyledger_aggregates::rules::status::QuarterStatus;
+use studyledger_aggregates::values::{Hours, OrgId, Quarter};
+use studyledger_projections::fold::QuarterCompliance;
+use studyledger_projections::sql::members::MemberRow;
+use uuid::Uuid;
+
+use crate::http::answer::FromViews;
+use crate::http::csv;
+use crate::http::error::ApiError;
+use crate::http::extract::{page_limit, ApiPath, ApiQuery};
+use crate::http::orgs::{required_quarter, Counted, Subtree};
+use crate::http::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orgs/{org_id}/members", get(members))
+        .route("/v1/orgs/{org_id}/members.csv", get(members_csv))
+}
+
+#[derive(Deserialize)]
+pub struct MembersQuery {
+    quarter: Option<Quarter>,
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<Uuid>,
+    min_position: Option<i64>,
+}
+
+impl MembersQuery {
+    fn status(&self) -> Result<Option<QuarterStatus>, ApiError> {
+        self.status
+            .as_deref()
+            .map(|s| match s {
+                "compliant" => Ok(QuarterStatus::Compliant),
+                "non_compliant" => Ok(QuarterStatus::NonCompliant),
+                "in_progress" => Ok(QuarterStatus::InProgress),
+                "exempt" => Ok(QuarterStatus::Exempt),
+                _ => Err(ApiError::Malformed(
+                    "status must be one of compliant, non_compliant, in_progress, exempt"
+                        .to_owned(),
+                )),
+            })
+            .transpose()
+    }
+}
+
+/// A member of a quarter's list with the figures behind their status.
+#[derive(Serialize)]
+pub struct MemberLine {
+    member_id: Uuid,
+    member_no: String,
+    name: String,
+    org_id: String,
+    status: QuarterStatus,
+    required_hours: Hours,
+    elective_hours: Hours,
+    study_minutes: i64,
+    ruleset_version: Option<u32>,
+    stale: bool,
+}
+
+impl MemberLine {
+    fn of(member: &MemberRow, row: &QuarterCompliance) -> MemberLine {
+        MemberLine {
+            member_id: member.member_id,
+            member_no: member.member_no.clone(),
+            name: member.name.clone(),
+            org_id: member.org_id.clone(),
+            status: row.judgement.status,
+            required_hours: row.judgement.required_hours,
+            elective_hours: row.judgement.elective_hours,
+            study_minutes: row.study_minutes,
+            ruleset_version: row.judgement.ruleset_version,
+            stale: row.stale,
+        }
+    }
+}
+
+/// The chunk's members with their quarter judged, those of another status left out.
+fn matching(
+    subtree: &Subtree,
+    chunk: &[Counted],
+    status: Option<QuarterStatus>,
+) -> Vec<MemberLine> {
+    chunk
+        .iter()
+        .filter_map(|(member, stored)| {
+            let row = member.judge(
+                subtree.quarter,
+                stored.as_ref(),
+                &subtree.rulesets,
+                subtree.today,
+            );
+            status
+                .is_none_or(|s| s == row.judgement.status)
+                .then(|| MemberLine::of(member, &row))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct MembersPage {
+    org_id: OrgId,
+    quarter: Quarter,
+    members: Vec<MemberLine>,
+    next_cursor: Option<Uuid>,
+}
+
+/// `GET /v1/orgs/{id}/members?quarter=&status=&limit=&cursor=`: a page of the subtree's
+/// members in member id order, with their quarter status; `next_cursor` continues it. With
+/// `Accept: text/csv`, every member of the subtree (no pages) as CSV.
+async fn members(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<OrgId>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if csv::wanted(&headers) {
+        return members_csv(State(state), ApiPath(org_id), ApiQuery(query)).await;
+    }
+    let status = query.status()?;
+    let limit = page_limit(query.limit, 50, 500)?;
+    let quarter = required_quarter(query.quarter)?;
+    let mut subtree = Subtree::open(&state, &org_id, quarter, query.min_position, true).await?;
+    let mut page: Vec<MemberLine> = Vec::new();
+    let mut after = query.cursor;
+    let mut next_cursor = None;
+    'scan: loop {
+        let (chunk, next) = subtree.next_chunk(after).await?;
+        for line in matching(&subtree, &chunk, status) {
+            if i64::try_from(page.len()).unwrap_or(i64::MAX) == limit {
+                next_cursor = page.last().map(|p| p.member_id);
+                break 'scan;
+            }
+            page.push(line);
+        }
+        after = next;
+        if after.is_none() {
+            break;
+        }
+    }
+    let answer = Json(MembersPage {
+        org_id,
+        quarter,
+        members: page,
+        next_cursor,
+    });
+    Ok(FromViews {
+        answer,
+        caught_up: subtree.caught_up,
+    }
+    .into_response())
+}
+
+const MEMBERS_CSV: [&str; 10] = [
+    "member_id",
+    "member_no",
+    "name",
+    "org_id",
+    "status",
+    "required_hours",
+    "elective_hours",
+    "study_minutes",
+    "ruleset_version",
+    "stale",
+];
+
+/// `GET /v1/orgs/{id}/members.csv?quarter=&status=`: the subtree's quarter compliance list as
+/// CSV, streamed chunk by chunk (one statement each).
+async fn members_csv(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<OrgId>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+) -> Result<Response, ApiError> {
+    let status = query.status()?;
+    let quarter = required_quarter(query.quarter)?;
+    let subtree = Subtree::open(&state, &org_id, quarter, query.min_position, false).await?;
+    let filename = format!("{org_id}-{quarter}-members.csv");
+    let pages = futures::stream::unfold(
+        Some((subtree, None::<Uuid>, true)),
+        move |scan| async move {
+            let (mut subtree, after, first) = scan?;
+            let (chunk, next) = match subtree.next_chunk(after).await {
+                Ok(chunk) => chunk,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            };
+            let bytes = matching(&subtree, &chunk, status)
+                .iter()
+                .map(|line| csv::row(line, &MEMBERS_CSV))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|rows| csv::encode(first.then_some(&MEMBERS_CSV[..]), rows))
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            Some((bytes, next.map(|after| (subtree, Some(after), false))))
+        },
+    );
+    Ok(csv::response(Body::from_stream(pages), &filename))
+}

@@ -1,0 +1,102 @@
+//! `/v1/rulesets`: publishing a ruleset (rule 5) and listing every version. Publishing never
+//! edits history: views computed under older rules say so (`stale`) until a replay rebuilds
+//! them. Administrators only.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RuleBookEvent, RULEBOOK_ID};
+use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::values::{Hours, Quarter};
+
+use crate::http::answer::Created;
+use crate::http::error::ApiError;
+use crate::http::extract::{self, Admin, ApiJson};
+use crate::http::state::AppState;
+use crate::store::record::Recorded;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/rulesets", post(publish).get(list))
+}
+
+#[derive(Deserialize)]
+pub struct Publish {
+    version: u32,
+    effective_from: Quarter,
+    required_hours: Box<RawValue>,
+    elective_hours: Box<RawValue>,
+    excess_required_counts_as_elective: bool,
+    enforce_min_study_time: bool,
+}
+
+/// A published ruleset, with who published it when.
+#[derive(Serialize)]
+pub struct Published {
+    version: u32,
+    effective_from: Quarter,
+    required_hours: Hours,
+    elective_hours: Hours,
+    excess_required_counts_as_elective: bool,
+    enforce_min_study_time: bool,
+    published_at: DateTime<Utc>,
+    published_by: Option<String>,
+    position: i64,
+}
+
+impl From<&Recorded<RuleBookEvent>> for Published {
+    fn from(recorded: &Recorded<RuleBookEvent>) -> Self {
+        let RuleBookEvent::RulesetPublished(ruleset) = &recorded.event;
+        Published {
+            version: ruleset.version,
+            effective_from: ruleset.effective_from,
+            required_hours: ruleset.required_hours,
+            elective_hours: ruleset.elective_hours,
+            excess_required_counts_as_elective: ruleset.excess_required_counts_as_elective,
+            enforce_min_study_time: ruleset.enforce_min_study_time,
+            published_at: recorded.recorded_at,
+            published_by: recorded.actor().map(str::to_owned),
+            position: recorded.position,
+        }
+    }
+}
+
+/// `POST /v1/rulesets`: publish a new version (it must exceed every earlier one).
+async fn publish(
+    State(state): State<AppState>,
+    Admin(meta): Admin,
+    ApiJson(body): ApiJson<Publish>,
+) -> Result<Created<Published>, ApiError> {
+    let ruleset = Ruleset {
+        version: body.version,
+        effective_from: body.effective_from,
+        required_hours: extract::hours("required_hours", &body.required_hours)?,
+        elective_hours: extract::hours("elective_hours", &body.elective_hours)?,
+        excess_required_counts_as_elective: body.excess_required_counts_as_elective,
+        enforce_min_study_time: body.enforce_min_study_time,
+    };
+    let ledger = state.ledger();
+    let command = RuleBookCommand::Publish(ruleset.clone());
+    ledger
+        .execute::<RuleBook, _>(RULEBOOK_ID, command, &meta, |_| ())
+        .await?;
+    // Answer from the log, so that a resend answers exactly as the first request did.
+    let history = ledger.history::<RuleBook>(RULEBOOK_ID, None).await?;
+    let recorded = history
+        .iter()
+        .find(|r| matches!(&r.event, RuleBookEvent::RulesetPublished(p) if p == &ruleset))
+        .ok_or(ApiError::Internal)?;
+    Ok(Created(recorded.into()))
+}
+
+/// `GET /v1/rulesets`: every published version (an array), in version order, with who
+/// published it when.
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<Published>>, ApiError> {
+    let history = state
+        .ledger()
+        .history::<RuleBook>(RULEBOOK_ID, None)
+        .await?;
+    Ok(Json(history.iter().map(Published::from).collect()))
+}

@@ -1,0 +1,163 @@
+//! What learning apps report (rules 1 and 2): study sessions and course completions of a
+//! registered course, recorded on the member's stream with the course's terms of the day.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use studyledger_aggregates::facts::CourseTerms;
+use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession};
+use studyledger_aggregates::member::{Member, MemberCommand};
+use studyledger_aggregates::rules::sessions::session_minutes;
+use studyledger_aggregates::values::{Category, CourseId, Hours, MemberId, Quarter};
+use uuid::Uuid;
+
+use crate::http::answer::Created;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiPath, RequestMeta, Rfc3339};
+use crate::http::members::ensure_enrolled;
+use crate::http::state::AppState;
+use crate::ledger::Ledger;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/members/{member_id}/study-sessions",
+            post(record_session),
+        )
+        .route(
+            "/v1/members/{member_id}/course-completions",
+            post(record_completion),
+        )
+}
+
+/// The terms of a registered course; when the course is unknown, 404 if the member is
+/// unknown too (the path is checked before the body), else 422.
+async fn course_terms(
+    ledger: &Ledger,
+    member_id: MemberId,
+    course_id: &CourseId,
+) -> Result<CourseTerms, ApiError> {
+    let course = ledger
+        .read_immutable::<studyledger_aggregates::course::Course>(course_id.as_str())
+        .await?;
+    if let Some(record) = course.record() {
+        return Ok(record.terms());
+    }
+    ensure_enrolled(ledger, member_id).await?;
+    Err(ApiError::RuleViolation(format!(
+        "course {course_id} is not registered"
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct RecordSession {
+    session_id: Uuid,
+    course_id: CourseId,
+    started_at: Rfc3339,
+    ended_at: Rfc3339,
+}
+
+#[derive(Serialize)]
+pub struct SessionRecorded {
+    member_id: MemberId,
+    session_id: Uuid,
+    course_id: CourseId,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    minutes: i64,
+    sequence: usize,
+    position: Option<i64>,
+}
+
+/// `POST /v1/members/{id}/study-sessions` (rule 1).
+async fn record_session(
+    State(state): State<AppState>,
+    ApiPath(member_id): ApiPath<MemberId>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(body): ApiJson<RecordSession>,
+) -> Result<Created<SessionRecorded>, ApiError> {
+    let ledger = state.ledger();
+    let (session_id, started_at, ended_at) = (body.session_id, body.started_at.0, body.ended_at.0);
+    let course = course_terms(ledger, member_id, &body.course_id).await?;
+    let command = MemberCommand::RecordStudySession(RecordStudySession {
+        session_id,
+        course,
+        started_at,
+        ended_at,
+        clock: ledger.clock(),
+    });
+    let fact = ledger
+        .record::<Member, _>(&member_id.to_string(), command, &meta, |m| {
+            m.session(session_id).map(|s| (s.sequence, ()))
+        })
+        .await?;
+    Ok(Created(SessionRecorded {
+        member_id,
+        session_id,
+        course_id: body.course_id,
+        started_at,
+        ended_at,
+        minutes: session_minutes(started_at, ended_at),
+        sequence: fact.sequence,
+        position: fact.position,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ReportCompletion {
+    completion_id: Uuid,
+    course_id: CourseId,
+    completed_at: Rfc3339,
+}
+
+#[derive(Serialize)]
+pub struct CompletionRecorded {
+    member_id: MemberId,
+    completion_id: Uuid,
+    course_id: CourseId,
+    category: Category,
+    credit_hours: Hours,
+    completed_at: DateTime<Utc>,
+    quarter: Quarter,
+    sequence: usize,
+    position: Option<i64>,
+}
+
+/// `POST /v1/members/{id}/course-completions` (rule 2): recorded with the course's terms as
+/// they are now; whether it earns credit is judged when the ledger is read.
+async fn record_completion(
+    State(state): State<AppState>,
+    ApiPath(member_id): ApiPath<MemberId>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(body): ApiJson<ReportCompletion>,
+) -> Result<Created<CompletionRecorded>, ApiError> {
+    let ledger = state.ledger();
+    let (completion_id, completed_at) = (body.completion_id, body.completed_at.0);
+    let course = course_terms(ledger, member_id, &body.course_id).await?;
+    let command = MemberCommand::RecordCompletion(RecordCompletion {
+        completion_id,
+        course,
+        completed_at,
+        clock: ledger.clock(),
+    });
+    let fact = ledger
+        .record::<Member, _>(&member_id.to_string(), command, &meta, |m| {
+            m.completion(completion_id)
+                .map(|c| (c.sequence, c.course.clone()))
+        })
+        .await?;
+    let terms = fact.value;
+    Ok(Created(CompletionRecorded {
+        member_id,
+        completion_id,
+        course_id: terms.course_id,
+        category: terms.category,
+        credit_hours: terms.credit_hours,
+        completed_at,
+        quarter: Quarter::of_instant(completed_at, ledger.tz()),
+        sequence: fact.sequence,
+        position: fact.position,
+    }))
+}

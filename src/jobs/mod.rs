@@ -1,0 +1,13 @@
+//! The long work of the ledger, each job in a file of its own: the [`projector`] that keeps
+//! the views, [`replay`] (rebuild and dry run), eligibility [`determinations`], the [`demo`]
+//! data set, and [`verify`]ing the hash chains; [`progress`] shows how far they are.
+//!
+//! Jobs use the command path (`crate::ledger`), the event log (`crate::store`) and the views
+//! (`studyledger_projections::sql`); they know nothing of HTTP.
+
+pub mod demo;
+pub mod determinations;
+pub mod progress;
+pub mod projector;
+pub mod replay;
+pub mod verify;

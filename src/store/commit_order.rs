@@ -1,0 +1,298 @@
+//! Reading the log in commit order, and where a reader of it stands.
+//!
+//! postgres-es has no global order, and a position taken from a sequence is not commit order:
+//! a transaction holding position 10 can commit after the one holding 11, and a reader that
+//! followed positions would skip 10 for ever. So readers take only events whose transaction id
+//! is below `pg_snapshot_xmin(pg_current_snapshot())` — every transaction that could still add
+//! rows there has ended — in (transaction id, position) order, and checkpoint that pair.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+/// Where a reader stands: the last event it applied, in commit order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Checkpoint {
+    pub transaction_id: u64,
+    pub position: i64,
+}
+
+/// One event in commit order.
+#[derive(Debug, Clone)]
+pub struct CommittedEvent {
+    pub transaction_id: u64,
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: usize,
+    pub payload: String,
+}
+
+impl CommittedEvent {
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// A committed event as read: the transaction id in its text form (sqlx has no `xid8`).
+#[derive(sqlx::FromRow)]
+struct CommittedRow {
+    xid: String,
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    payload: String,
+}
+
+impl From<CommittedRow> for CommittedEvent {
+    fn from(row: CommittedRow) -> Self {
+        CommittedEvent {
+            transaction_id: parse_xid(&row.xid),
+            position: row.position,
+            aggregate_type: row.aggregate_type,
+            aggregate_id: row.aggregate_id,
+            sequence: usize::try_from(row.sequence).unwrap_or(0),
+            payload: row.payload,
+        }
+    }
+}
+
+/// A transaction id from its text form (sqlx has no `xid8` type); an `xid8` always parses.
+fn parse_xid(text: &str) -> u64 {
+    text.parse().unwrap_or(0)
+}
+
+/// The next committed events after `after`, at most `limit`, in commit order. Only events of
+/// transactions older than every transaction still running are returned, so nothing that
+/// could still commit before them is skipped.
+pub async fn read_committed(
+    connection: &mut PgConnection,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<CommittedEvent>, sqlx::Error> {
+    let rows: Vec<CommittedRow> = sqlx::query_as(
+        // The text form of the id is named `xid`: ordering by a text column named like the
+        // xid8 one would sort "1000" before "999" and break commit order.
+        "SELECT e.transaction_id::text AS xid, e.position, e.aggregate_type, e.aggregate_id,
+                e.sequence, e.payload::text AS payload
+           FROM events e
+          WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
+            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.transaction_id, e.position
+          LIMIT $3",
+    )
+    .bind(after.transaction_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows.into_iter().map(CommittedEvent::from).collect())
+}
+
+/// A checkpoint as read: the transaction id in its text form.
+#[derive(sqlx::FromRow)]
+struct CheckpointRow {
+    xid: String,
+    position: i64,
+}
+
+impl From<CheckpointRow> for Checkpoint {
+    fn from(row: CheckpointRow) -> Self {
+        Checkpoint {
+            transaction_id: parse_xid(&row.xid),
+            position: row.position,
+        }
+    }
+}
+
+/// The projector's checkpoint as seen on a connection, optionally locking its row for the
+/// connection's transaction (a projector's batch, or a replay's swap).
+pub async fn checkpoint_on(
+    connection: &mut PgConnection,
+    lock: bool,
+) -> Result<Checkpoint, sqlx::Error> {
+    let query = if lock {
+        "SELECT transaction_id::text AS xid, position FROM projector_checkpoints
+          WHERE projector = 'views' FOR UPDATE"
+    } else {
+        "SELECT transaction_id::text AS xid, position FROM projector_checkpoints
+          WHERE projector = 'views'"
+    };
+    let row: CheckpointRow = sqlx::query_as(query).fetch_one(connection).await?;
+    Ok(row.into())
+}
+
+pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    checkpoint_on(&mut connection, false).await
+}
+
+/// Moves the checkpoint past a batch of `applied` events, in the batch's transaction.
+pub async fn advance(
+    tx: &mut PgConnection,
+    to: Checkpoint,
+    applied: usize,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_checkpoints
+            SET transaction_id = $1::text::xid8, position = $2,
+                events_applied = events_applied + $3, batches = batches + 1, updated_at = now()
+          WHERE projector = 'views'",
+    )
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .bind(i64::try_from(applied).unwrap_or(i64::MAX))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets the checkpoint (a replay's swap: the rebuilt views hold everything up to `to`).
+pub async fn set(tx: &mut PgConnection, to: Checkpoint) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_checkpoints
+            SET transaction_id = $1::text::xid8, position = $2, updated_at = now()
+          WHERE projector = 'views'",
+    )
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets the checkpoint back to the start of the log, with its counters.
+pub async fn reset(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_checkpoints SET transaction_id = '0', position = 0,
+                events_applied = 0, batches = 0 WHERE projector = 'views'",
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The first transaction id not yet started now: every event committed so far lies below it.
+pub async fn horizon(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let xmax: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+        .fetch_one(pool)
+        .await?;
+    Ok(xmax.parse().unwrap_or(u64::MAX))
+}
+
+/// The horizon that covers the event at `position` (its transaction, and all before it).
+pub async fn horizon_of_position(pool: &PgPool, position: i64) -> Result<Option<u64>, sqlx::Error> {
+    let xid: Option<String> =
+        sqlx::query_scalar("SELECT transaction_id::text FROM events WHERE position = $1")
+            .bind(position)
+            .fetch_optional(pool)
+            .await?;
+    Ok(xid.and_then(|x| x.parse::<u64>().ok()).map(|x| x + 1))
+}
+
+/// Whether every committed event of a transaction below `horizon` is in the views.
+pub async fn caught_up_to(pool: &PgPool, horizon: u64) -> Result<bool, sqlx::Error> {
+    let behind: bool = sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM events e, projector_checkpoints c
+             WHERE c.projector = 'views'
+               AND e.transaction_id < $1::text::xid8
+               AND (e.transaction_id, e.position) > (c.transaction_id, c.position))",
+    )
+    .bind(horizon.to_string())
+    .fetch_one(pool)
+    .await?;
+    Ok(!behind)
+}
+
+/// How far the views trail the log: events not yet applied, and the age in seconds of the
+/// oldest of them (0 when caught up).
+pub async fn lag(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at))::float8, 0)
+           FROM events e, projector_checkpoints c
+          WHERE c.projector = 'views'
+            AND (e.transaction_id, e.position) > (c.transaction_id, c.position)",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// The point in commit order a replay covers: events of transactions below `horizon`, the
+/// last of them at `last`.
+#[derive(Debug, Clone)]
+pub struct Cover {
+    /// A transaction id, in the text form statements bind.
+    pub horizon: String,
+    pub last: Checkpoint,
+}
+
+/// Everything committed before now: every transaction that is open now, in this database, must
+/// end first (transactions of other databases on the server cannot write these events, so they
+/// are not waited for). Then the cover is the transactions below this moment's snapshot
+/// `xmax` — all final. After `patience`, it settles for what is final (below
+/// `pg_snapshot_xmin`) and says so in the log.
+pub async fn cover(
+    connection: &mut PgConnection,
+    patience: Duration,
+) -> Result<Cover, sqlx::Error> {
+    let (asked, open): (String, Vec<String>) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) x)
+           FROM pg_current_snapshot() s",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    let deadline = Instant::now() + patience;
+    let horizon = loop {
+        if still_open_here(&mut *connection, &open).await? == 0 {
+            break asked;
+        }
+        if Instant::now() >= deadline {
+            let horizon: String =
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                    .fetch_one(&mut *connection)
+                    .await?;
+            tracing::warn!(
+                horizon,
+                asked,
+                "a transaction open since before the replay still runs; the replay covers the \
+                 events committed before it, and the projector applies the rest"
+            );
+            break horizon;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let last: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT transaction_id::text AS xid, position FROM events
+          WHERE transaction_id < $1::text::xid8
+          ORDER BY transaction_id DESC, position DESC LIMIT 1",
+    )
+    .bind(&horizon)
+    .fetch_optional(&mut *connection)
+    .await?;
+    Ok(Cover {
+        horizon,
+        last: last.map_or_else(Checkpoint::default, Checkpoint::from),
+    })
+}
+
+/// How many of `transactions` still run and are not known to belong to another database.
+async fn still_open_here(
+    connection: impl PgExecutor<'_>,
+    transactions: &[String],
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM unnest($1::text[]) x
+          WHERE pg_xact_status(x::xid8) = 'in progress'
+            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                             WHERE a.backend_xid::text = (x::numeric % 4294967296)::text
+                               AND a.datname <> current_database())",
+    )
+    .bind(transactions)
+    .fetch_one(connection)
+    .await
+}

@@ -1,0 +1,544 @@
+//! The event store behind every aggregate: postgres-es's `events` and `snapshots` tables, with
+//! a write path built for round trips.
+//!
+//! cqrs-es + postgres-es as shipped load the stream and then append in a transaction of one
+//! statement per event: three to five round trips a command. Here:
+//! - aggregates live in a bounded in-memory cache; a cached aggregate may be stale when another
+//!   instance appended, and the append's primary key (type, id, sequence) catches exactly that
+//!   — on conflict the caller drops the cached copy, reloads and decides again;
+//! - an append is one statement (events from arrays, and, every `snapshot_every` events, the
+//!   snapshot upsert in a CTE of the same statement), committed on its own;
+//! - a cold load is one statement: the snapshot and the events after it.
+//!
+//! The tables stay those of postgres-es (plus position, transaction id, recorded time and hash),
+//! so its `PostgresEventRepository` reads them too: a test loads every member of a generated
+//! ledger through postgres-es and gets the same state as here.
+
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::{Aggregate, DomainEvent};
+use lru::LruCache;
+use sqlx::PgPool;
+
+use crate::store::error::StoreError;
+use crate::store::group_commit::{EventRow, GroupCommit};
+use crate::store::record::{Appended, Metadata, Recorded};
+
+/// An aggregate with the stream position it reflects.
+#[derive(Debug, Clone)]
+pub struct LedgerContext<A> {
+    pub aggregate_id: String,
+    pub aggregate: A,
+    /// Sequence of the last event applied; 0 for a stream without events.
+    pub sequence: usize,
+    /// Number of the last snapshot written (postgres-es's `current_snapshot`).
+    pub snapshot: usize,
+}
+
+struct Cached<A> {
+    aggregate: A,
+    sequence: usize,
+    snapshot: usize,
+}
+
+pub struct LedgerStore<A> {
+    /// For reads.
+    pool: PgPool,
+    /// For the command path: loads on a cache miss, and appends.
+    writer: std::sync::Arc<GroupCommit>,
+    cache: Mutex<LruCache<String, Cached<A>>>,
+    /// Write a snapshot each time the stream crosses a multiple of this many events (0: never).
+    snapshot_every: usize,
+    _aggregate: PhantomData<A>,
+}
+
+const LOAD: &str = "
+WITH snap AS (
+    SELECT last_sequence, current_snapshot, payload
+      FROM snapshots
+     WHERE aggregate_type = $1 AND aggregate_id = $2
+)
+SELECT 0 AS part, last_sequence AS sequence, current_snapshot, payload::text AS payload FROM snap
+UNION ALL
+SELECT 1, e.sequence, 0, e.payload::text
+  FROM events e
+ WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
+   AND e.sequence > COALESCE((SELECT last_sequence FROM snap), 0)
+ORDER BY part, sequence";
+
+const LOAD_MANY: &str = "
+WITH ids AS (SELECT DISTINCT unnest($2::text[]) AS id),
+snap AS (
+    SELECT s.aggregate_id, s.last_sequence, s.current_snapshot, s.payload
+      FROM snapshots s JOIN ids ON s.aggregate_type = $1 AND s.aggregate_id = ids.id
+)
+SELECT aggregate_id, 0 AS part, last_sequence AS sequence, current_snapshot,
+       payload::text AS payload
+  FROM snap
+UNION ALL
+SELECT e.aggregate_id, 1, e.sequence, 0, e.payload::text
+  FROM ids
+  JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = ids.id
+  LEFT JOIN snap ON snap.aggregate_id = ids.id
+ WHERE e.sequence > COALESCE(snap.last_sequence, 0)
+ORDER BY aggregate_id, part, sequence";
+
+const LOAD_EVENTS_ONLY: &str = "
+SELECT 1 AS part, sequence, 0::bigint AS current_snapshot, payload::text AS payload
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2
+ ORDER BY sequence";
+
+const APPEND: &str = "
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, recorded_at)
+SELECT $1, $2, u.sequence, u.event_type, u.event_version, u.payload::json, $6::json, $7
+  FROM UNNEST($3::bigint[], $4::text[], $5::text[], $8::text[])
+       AS u(sequence, event_type, event_version, payload)
+RETURNING sequence, position";
+
+const APPEND_WITH_SNAPSHOT: &str = "
+WITH appended AS (
+    INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                        payload, metadata, recorded_at)
+    SELECT $1, $2, u.sequence, u.event_type, u.event_version, u.payload::json, $6::json, $7
+      FROM UNNEST($3::bigint[], $4::text[], $5::text[], $8::text[])
+           AS u(sequence, event_type, event_version, payload)
+    RETURNING sequence, position
+), snapshot AS (
+    INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+    VALUES ($1, $2, $9, $10, $11::json)
+    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+       SET last_sequence = EXCLUDED.last_sequence,
+           current_snapshot = EXCLUDED.current_snapshot,
+           payload = EXCLUDED.payload
+     WHERE snapshots.last_sequence < EXCLUDED.last_sequence
+)
+SELECT sequence, position FROM appended";
+
+/// One row of a load: the snapshot (`part` 0) or an event after it (`part` 1).
+#[derive(sqlx::FromRow)]
+struct StreamRow {
+    /// Only in loads of many aggregates.
+    #[sqlx(default)]
+    aggregate_id: String,
+    part: i32,
+    sequence: i64,
+    current_snapshot: i64,
+    payload: String,
+}
+
+/// One stored event with everything an auditor reads.
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    sequence: i64,
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    event_type: String,
+    event_version: String,
+    metadata: String,
+    payload: String,
+    hash: String,
+}
+
+const HISTORY: &str = "
+SELECT sequence, position, recorded_at, event_type, event_version, metadata::text AS metadata,
+       payload::text AS payload, encode(hash, 'hex') AS hash
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2
+   AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+ ORDER BY sequence";
+
+const POSITION_OF: &str = "
+SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
+
+/// An append, serialised: the columns of its events and, when one is due, the snapshot.
+struct Serialised {
+    sequences: Vec<i64>,
+    types: Vec<String>,
+    versions: Vec<String>,
+    payloads: Vec<String>,
+    metadata: String,
+    recorded_at: DateTime<Utc>,
+    /// (last sequence, snapshot number, payload).
+    snapshot: Option<(i64, i64, String)>,
+}
+
+impl<A> LedgerStore<A>
+where
+    A: Aggregate + Clone,
+{
+    pub fn new(
+        pool: PgPool,
+        writer: std::sync::Arc<GroupCommit>,
+        cache_capacity: usize,
+        snapshot_every: usize,
+    ) -> LedgerStore<A> {
+        LedgerStore {
+            pool,
+            writer,
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(cache_capacity).unwrap_or(NonZeroUsize::MIN),
+            )),
+            snapshot_every,
+            _aggregate: PhantomData,
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<String, Cached<A>>> {
+        // A panic while holding this lock cannot leave the map half-changed (every operation
+        // is a single LruCache call), so a poisoned lock is still a usable cache.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the aggregate for a command: out of the cache when present, else from the
+    /// database. The caller holds the aggregate's lock and hands it back with [`Self::keep`].
+    pub async fn take(&self, aggregate_id: &str) -> Result<LedgerContext<A>, StoreError> {
+        if let Some(cached) = self.cache().pop(aggregate_id) {
+            return Ok(LedgerContext {
+                aggregate_id: aggregate_id.to_owned(),
+                aggregate: cached.aggregate,
+                sequence: cached.sequence,
+                snapshot: cached.snapshot,
+            });
+        }
+        let mut lease = self.writer.connections().lease().await?;
+        let rows = lease
+            .run(|connection| self.load_query(aggregate_id).fetch_all(connection))
+            .await?;
+        drop(lease);
+        self.rebuild(aggregate_id, rows).await
+    }
+
+    /// Returns an aggregate to the cache. Streams without events are not cached, so that an
+    /// aggregate another instance creates is never hidden behind a cached absence.
+    pub fn keep(&self, context: LedgerContext<A>) {
+        if context.sequence == 0 {
+            return;
+        }
+        self.cache().put(
+            context.aggregate_id,
+            Cached {
+                aggregate: context.aggregate,
+                sequence: context.sequence,
+                snapshot: context.snapshot,
+            },
+        );
+    }
+
+    /// A clone of the cached aggregate, if the cache holds one.
+    pub fn peek_cached(&self, aggregate_id: &str) -> Option<A> {
+        self.cache().get(aggregate_id).map(|c| c.aggregate.clone())
+    }
+
+    /// Loads the aggregate from the database in one statement: snapshot, then later events.
+    pub async fn load_fresh(&self, aggregate_id: &str) -> Result<LedgerContext<A>, StoreError> {
+        let rows = self.load_query(aggregate_id).fetch_all(&self.pool).await?;
+        self.rebuild(aggregate_id, rows).await
+    }
+
+    /// Loads many aggregates in one statement on the caller's connection: for each id its
+    /// snapshot (if any) and the events after it. Ids without events are left out.
+    pub async fn load_many_on(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        aggregate_ids: &[String],
+    ) -> Result<Vec<LedgerContext<A>>, StoreError> {
+        let rows: Vec<StreamRow> = sqlx::query_as(LOAD_MANY)
+            .bind(A::TYPE)
+            .bind(aggregate_ids)
+            .fetch_all(connection)
+            .await?;
+        let mut loaded = Vec::new();
+        let mut rows = rows.into_iter().peekable();
+        while let Some(first) = rows.next() {
+            let id = first.aggregate_id.clone();
+            let mut group = vec![first];
+            while let Some(row) = rows.next_if(|r| r.aggregate_id == id) {
+                group.push(row);
+            }
+            loaded.push(self.rebuild(&id, group).await?);
+        }
+        Ok(loaded)
+    }
+
+    fn load_query<'q>(
+        &self,
+        aggregate_id: &'q str,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, StreamRow, sqlx::postgres::PgArguments> {
+        let query = if self.snapshot_every > 0 {
+            LOAD
+        } else {
+            LOAD_EVENTS_ONLY
+        };
+        sqlx::query_as(query).bind(A::TYPE).bind(aggregate_id)
+    }
+
+    /// The aggregate from the rows of [`LOAD`]: the snapshot, if any, then the later events.
+    async fn rebuild(
+        &self,
+        aggregate_id: &str,
+        rows: Vec<StreamRow>,
+    ) -> Result<LedgerContext<A>, StoreError> {
+        let mut context = LedgerContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: A::default(),
+            sequence: 0,
+            snapshot: 0,
+        };
+        let mut rows = rows.into_iter().peekable();
+        if let Some(row) = rows.next_if(|r| r.part == 0) {
+            // Kept even when the payload is unreadable, so the next snapshot numbers on.
+            context.snapshot = usize::try_from(row.current_snapshot).unwrap_or(0);
+            // A snapshot of an older shape is ignored: the events rebuild the state, and the
+            // next snapshot written replaces it.
+            if let Ok(aggregate) = serde_json::from_str::<A>(&row.payload) {
+                context.aggregate = aggregate;
+                context.sequence = to_usize(row.sequence);
+            } else {
+                tracing::warn!(
+                    aggregate_id,
+                    "snapshot unreadable; replaying the whole stream"
+                );
+                return self
+                    .load_without_snapshot(aggregate_id, context.snapshot)
+                    .await;
+            }
+        }
+        apply_rows(&mut context, rows)?;
+        Ok(context)
+    }
+
+    async fn load_without_snapshot(
+        &self,
+        aggregate_id: &str,
+        snapshot: usize,
+    ) -> Result<LedgerContext<A>, StoreError> {
+        let rows: Vec<StreamRow> = sqlx::query_as(LOAD_EVENTS_ONLY)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut context = LedgerContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: A::default(),
+            sequence: 0,
+            snapshot,
+        };
+        apply_rows(&mut context, rows)?;
+        Ok(context)
+    }
+
+    /// Appends `events` after `context.sequence`. `context.aggregate` must already have the
+    /// events applied (cqrs-es's `EventSink` does that while deciding). On success the context
+    /// is advanced past them; on [`StoreError::Conflict`] it is stale.
+    pub async fn append(
+        &self,
+        events: &[A::Event],
+        context: &mut LedgerContext<A>,
+        metadata: &Metadata,
+    ) -> Result<Vec<Appended>, StoreError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let serialised = self.serialise(events, context, metadata)?;
+        let appended = if events.len() == 1 && serialised.snapshot.is_none() {
+            // The common case: one event, no snapshot due — it rides in a group commit.
+            self.append_alone(&context.aggregate_id, serialised).await?
+        } else {
+            self.append_statement(&context.aggregate_id, serialised)
+                .await?
+        };
+        let last = context.sequence + events.len();
+        let snapshot_due = self.snapshot_due(context.sequence, last);
+        context.sequence = last;
+        if snapshot_due {
+            context.snapshot += 1;
+        }
+        Ok(appended)
+    }
+
+    /// Whether an append from `from` to `last` crosses a multiple of `snapshot_every`.
+    fn snapshot_due(&self, from: usize, last: usize) -> bool {
+        self.snapshot_every > 0 && last / self.snapshot_every > from / self.snapshot_every
+    }
+
+    fn serialise(
+        &self,
+        events: &[A::Event],
+        context: &LedgerContext<A>,
+        metadata: &Metadata,
+    ) -> Result<Serialised, StoreError> {
+        let last = context.sequence + events.len();
+        let snapshot = if self.snapshot_due(context.sequence, last) {
+            Some((
+                to_i64(last),
+                to_i64(context.snapshot + 1),
+                serde_json::to_string(&context.aggregate)?,
+            ))
+        } else {
+            None
+        };
+        Ok(Serialised {
+            sequences: (context.sequence + 1..=last).map(to_i64).collect(),
+            types: events.iter().map(DomainEvent::event_type).collect(),
+            versions: events.iter().map(DomainEvent::event_version).collect(),
+            payloads: events
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<_, _>>()?,
+            metadata: serde_json::to_string(&metadata.as_map())?,
+            recorded_at: metadata.recorded_at,
+            snapshot,
+        })
+    }
+
+    async fn append_alone(
+        &self,
+        aggregate_id: &str,
+        mut event: Serialised,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let sequence = event.sequences[0];
+        let position = self
+            .writer
+            .append(EventRow {
+                aggregate_type: A::TYPE,
+                aggregate_id: aggregate_id.to_owned(),
+                sequence,
+                event_type: event.types.swap_remove(0),
+                event_version: event.versions.swap_remove(0),
+                payload: event.payloads.swap_remove(0),
+                metadata: event.metadata,
+                recorded_at: event.recorded_at,
+            })
+            .await?;
+        Ok(vec![Appended {
+            sequence: to_usize(sequence),
+            position,
+        }])
+    }
+
+    /// Several events, or one with a snapshot: one statement on a write connection.
+    async fn append_statement(
+        &self,
+        aggregate_id: &str,
+        events: Serialised,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let query = match &events.snapshot {
+            Some(_) => sqlx::query_as(APPEND_WITH_SNAPSHOT),
+            None => sqlx::query_as(APPEND),
+        };
+        let mut query = query
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(&events.sequences)
+            .bind(&events.types)
+            .bind(&events.versions)
+            .bind(&events.metadata)
+            .bind(events.recorded_at)
+            .bind(&events.payloads);
+        if let Some((last, number, payload)) = &events.snapshot {
+            query = query.bind(last).bind(number).bind(payload);
+        }
+        let mut lease = self.writer.connections().lease().await?;
+        let rows: Vec<(i64, i64)> = lease
+            .run(|connection| query.fetch_all(connection))
+            .await
+            .map_err(|e| {
+                if is_sequence_conflict(&e) {
+                    StoreError::Conflict
+                } else {
+                    StoreError::Database(e)
+                }
+            })?;
+        let mut appended: Vec<Appended> = rows
+            .into_iter()
+            .map(|(sequence, position)| Appended {
+                sequence: to_usize(sequence),
+                position,
+            })
+            .collect();
+        appended.sort_by_key(|a| a.sequence);
+        Ok(appended)
+    }
+
+    /// The stream as stored, in sequence order; with `as_of`, only the events recorded by then.
+    pub async fn history(
+        &self,
+        aggregate_id: &str,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Recorded<A::Event>>, StoreError> {
+        let rows: Vec<HistoryRow> = sqlx::query_as(HISTORY)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(as_of)
+            .fetch_all(&self.pool)
+            .await?;
+        // Recording times come from each instance's clock, so a later sequence may carry an
+        // earlier time: the stream as of a moment is the unbroken run of sequences up to it.
+        rows.into_iter()
+            .enumerate()
+            .take_while(|(index, row)| to_usize(row.sequence) == index + 1)
+            .map(|(_, row)| {
+                let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+                Ok(Recorded {
+                    sequence: to_usize(row.sequence),
+                    position: row.position,
+                    recorded_at: row.recorded_at,
+                    event_type: row.event_type,
+                    event_version: row.event_version,
+                    metadata: serde_json::from_str(&row.metadata)?,
+                    // Parsed once: the event is read from the same JSON that is shown.
+                    event: serde::Deserialize::deserialize(&payload)?,
+                    payload,
+                    hash: row.hash,
+                })
+            })
+            .collect()
+    }
+
+    /// The global position of an event already in the store.
+    pub async fn position_of(
+        &self,
+        aggregate_id: &str,
+        sequence: usize,
+    ) -> Result<Option<i64>, StoreError> {
+        let position = sqlx::query_scalar(POSITION_OF)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(to_i64(sequence))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(position)
+    }
+}
+
+/// Applies event rows to an aggregate, in the order given.
+fn apply_rows<A: Aggregate>(
+    context: &mut LedgerContext<A>,
+    rows: impl IntoIterator<Item = StreamRow>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        context.aggregate.apply(serde_json::from_str(&row.payload)?);
+        context.sequence = to_usize(row.sequence);
+    }
+    Ok(())
+}
+
+fn to_usize(value: i64) -> usize {
+    usize::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A unique violation on the events' primary key: somebody else took this sequence number.
+fn is_sequence_conflict(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| {
+        e.code().as_deref() == Some("23505") && e.constraint() == Some("events_pkey")
+    })
+}

@@ -1,0 +1,23 @@
+//! The event log on PostgreSQL, in a room of its own: every statement on the `events` and
+//! `snapshots` tables (postgres-es's tables, which postgres-es itself can still read) and on
+//! the projector's checkpoint lives under this folder.
+//!
+//! - [`database`]: pools and the migrations;
+//! - [`event_store`]: aggregates loaded and appended with as few round trips as possible;
+//! - [`group_commit`] over [`connections`]: concurrent appends share one commit;
+//! - [`commit_order`]: reading the log in commit order, checkpoints and horizons;
+//! - [`streams`]: bulk reads across streams (replay, determinations, benchmarks);
+//! - [`lock`]: the advisory locks that keep one projector and one replay per database;
+//! - [`chain`]: each stream's hash chain, recomputed to verify it;
+//! - [`record`] and [`error`]: what an appended event carries, and how the store fails.
+
+pub mod chain;
+pub mod commit_order;
+pub mod connections;
+pub mod database;
+pub mod error;
+pub mod event_store;
+pub mod group_commit;
+pub mod lock;
+pub mod record;
+pub mod streams;

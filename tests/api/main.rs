@@ -1,0 +1,18 @@
+//! The integration tests: one binary, a module per part of the service, every test over HTTP
+//! (or the real binary) against a real PostgreSQL, each on a database of its own
+//! (`helpers::TestApp`).
+
+mod appeals;
+mod architecture;
+mod audit;
+mod commands;
+mod crash;
+mod evaluations;
+mod helpers;
+mod history;
+mod orgs;
+mod postgres_es;
+mod projector;
+mod replay;
+mod rules;
+mod store;

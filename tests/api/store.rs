@@ -1,0 +1,151 @@
+//! The event store's own guarantees, checked in the database: append-only events, global
+//! positions, metadata, and snapshots of long member streams.
+
+use crate::helpers::TestApp;
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn the_database_refuses_to_update_delete_or_truncate_events() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let before = app.total_events().await;
+    let update = sqlx::query("UPDATE events SET payload = '{}'::json WHERE aggregate_id = $1")
+        .bind(member.to_string())
+        .execute(&app.pool)
+        .await;
+    let delete = sqlx::query("DELETE FROM events").execute(&app.pool).await;
+    let truncate = sqlx::query("TRUNCATE events").execute(&app.pool).await;
+    for (what, outcome) in [
+        ("UPDATE", update),
+        ("DELETE", delete),
+        ("TRUNCATE", truncate),
+    ] {
+        let error = outcome.expect_err("refused");
+        let database_error = error.as_database_error().expect("refused by the database");
+        assert_eq!(
+            database_error.code().as_deref(),
+            Some("23001"),
+            "{what}: {error}"
+        );
+        assert!(
+            database_error
+                .message()
+                .contains(&format!("append-only: {what} refused")),
+            "{what}: {error}"
+        );
+    }
+    assert_eq!(app.total_events().await, before);
+    let enrolled: String = sqlx::query_scalar(
+        "SELECT payload::text FROM events WHERE aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("enrolment");
+    assert!(enrolled.contains("林晓"));
+}
+
+#[tokio::test]
+async fn events_carry_position_transaction_and_request_metadata() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let before = chrono::Utc::now();
+    let response = app
+        .client
+        .post(format!(
+            "{}/v1/members/{member}/study-sessions",
+            app.address
+        ))
+        .header("x-request-id", "req-42")
+        .json(&json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
+                      "started_at": "2018-05-02T01:00:00Z", "ended_at": "2018-05-02T02:00:00Z"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    let body: serde_json::Value = response.json().await.expect("json");
+    let after = chrono::Utc::now();
+    let row: (i64, String, bool, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+        "SELECT position, metadata::text, transaction_id IS NOT NULL, recorded_at FROM events
+          WHERE aggregate_id = $1 AND sequence = 2",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("event");
+    assert_eq!(Some(row.0), body["position"].as_i64());
+    let metadata: serde_json::Value = serde_json::from_str(&row.1).expect("metadata");
+    assert_eq!(metadata["request_id"], "req-42");
+    assert_eq!(metadata["actor"], "anonymous");
+    let recorded_at = chrono::DateTime::parse_from_rfc3339(
+        metadata["recorded_at"].as_str().expect("recorded_at"),
+    )
+    .expect("an instant");
+    assert!(
+        before <= recorded_at && recorded_at <= after,
+        "{recorded_at}"
+    );
+    assert_eq!(recorded_at, row.3, "metadata and column agree");
+    assert!(row.2);
+}
+
+#[tokio::test]
+async fn a_long_member_stream_is_snapshotted_and_reloads_to_the_same_state() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let path = format!("/v1/members/{member}/study-sessions");
+    for i in 0..120 {
+        let start = chrono::DateTime::parse_from_rfc3339("2018-05-01T00:00:00Z").expect("instant")
+            + chrono::Duration::minutes(20 * i);
+        let (status, _) = app
+            .post(&path, &json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
+                                 "started_at": start, "ended_at": start + chrono::Duration::minutes(10)}))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let snapshot: (i64, i64) = sqlx::query_as(
+        "SELECT last_sequence, current_snapshot FROM snapshots WHERE aggregate_type = 'member' AND aggregate_id = $1",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("a snapshot exists");
+    assert_eq!(snapshot, (100, 1));
+    let payload: String = sqlx::query_scalar(
+        "SELECT payload::text FROM snapshots WHERE aggregate_type = 'member' AND aggregate_id = $1",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("snapshot payload");
+    let state: studyledger_aggregates::member::Member =
+        serde_json::from_str(&payload).expect("a snapshot is a Member");
+    assert_eq!(state.version(), 100);
+    assert_eq!(state.sessions().len(), 99, "enrolment + 99 sessions");
+
+    // A fresh instance has no cache: it loads snapshot + 21 events, and must still see every
+    // session (an overlap with the first one is refused) and count all the minutes.
+    let fresh = TestApp::spawn_on(app.database.clone()).await;
+    let (status, _) = fresh
+        .post(&path, &json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
+                             "started_at": "2018-05-01T00:05:00Z", "ended_at": "2018-05-01T00:15:00Z"}))
+        .await;
+    assert_eq!(status, 409);
+    let (_, q2) = fresh
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
+        .await;
+    assert_eq!(q2["study_minutes"], 1200);
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    let (status, _) = app.get("/v1/no-such-thing").await;
+    assert_eq!(status, 404);
+}
