@@ -141,14 +141,6 @@ impl Member {
         self.hearings().status(appeal)
     }
 
-    /// Appeals waiting for a reviewer: unresolved, against the determination in force.
-    pub fn open_appeals(&self) -> impl Iterator<Item = &Appeal> {
-        let hearings = self.hearings();
-        self.appeals
-            .iter()
-            .filter(move |a| hearings.waits_for_a_reviewer(a))
-    }
-
     /// Rules 2, 3 and 4: the class hours per quarter under `rulesets`.
     pub fn quarter_totals(&self, rulesets: &[Ruleset], tz: Tz) -> BTreeMap<Quarter, QuarterTotals> {
         credit_by_quarter(

@@ -544,6 +544,15 @@ fn resolve_appeal(n: u128, outcome: AppealOutcome) -> MemberCommand {
     })
 }
 
+/// Appeals waiting for a reviewer.
+fn open_appeals(member: &Member) -> usize {
+    member
+        .appeals()
+        .iter()
+        .filter(|a| member.appeal_status(a) == AppealStatus::Open)
+        .count()
+}
+
 fn member_from(events: Vec<MemberEvent>) -> Member {
     let mut member = Member::default();
     for event in events {
@@ -583,7 +592,7 @@ fn the_final_eligibility_follows_the_latest_determination_and_its_appeal() {
     assert_eq!(final_of(overturned), Some((false, id(11), None)));
     // An appeal open against a superseded determination is no longer open.
     open.push(determined(11, true));
-    assert_eq!(member_from(open).open_appeals().count(), 0);
+    assert_eq!(open_appeals(&member_from(open)), 0);
 }
 
 #[test]
@@ -633,7 +642,7 @@ fn a_second_appeal_of_one_determination_in_an_older_ledger_changes_nothing() {
         member.appeal(id(21)).map(|a| member.appeal_status(a)),
         Some(AppealStatus::Superseded)
     );
-    assert_eq!(member.open_appeals().count(), 0);
+    assert_eq!(open_appeals(&member), 0);
     MemberTest::with(())
         .given(given)
         .when(resolve_appeal(21, AppealOutcome::Upheld))
