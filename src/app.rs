@@ -5,14 +5,20 @@
 
 use std::sync::Arc;
 
+use studyledger_aggregates::member::Member;
+use studyledger_aggregates::organisation::Organisation;
+use studyledger_aggregates::values::OrgId;
 use tokio::net::TcpListener;
 
-use crate::config::{DatabaseArgs, DemoArgs, LedgerArgs, ReplayArgs, ServeArgs};
-use crate::http::state::AppState;
+use crate::config::{
+    DatabaseArgs, DemoArgs, IssueArgs, LedgerArgs, ReplayArgs, RevokeArgs, ServeArgs, TokenCommand,
+};
+use crate::http::Access;
 use crate::jobs::demo::{self, DemoPlan};
 use crate::jobs::projector::Projector;
 use crate::jobs::replay;
 use crate::ledger::{Ledger, LedgerSettings};
+use crate::store::tokens::{self, NewToken, Role};
 use crate::store::{database, streams};
 use crate::JobError;
 
@@ -52,9 +58,35 @@ impl App {
         tokio::spawn(projector.run());
     }
 
+    /// Issues a token (checking that its organisation or member exists); answers its id and
+    /// secret.
+    pub async fn issue_token(&self, token: &NewToken) -> Result<(uuid::Uuid, String), JobError> {
+        let ledger = &self.ledger;
+        match (token.role, &token.org_id, &token.member_id) {
+            (Role::OrgAdmin, Some(org), None) => {
+                let org: OrgId = org.parse().map_err(|e| format!("--org: {e}"))?;
+                let organisation = ledger.read_immutable::<Organisation>(org.as_str()).await?;
+                if organisation.record().is_none() {
+                    return Err(format!("organisation {org} is not registered").into());
+                }
+            }
+            (Role::Member, None, Some(member)) => {
+                let (member_state, _) = ledger.read::<Member>(&member.to_string()).await?;
+                if member_state.enrolment().is_none() {
+                    return Err(format!("member {member} is not enrolled").into());
+                }
+            }
+            (Role::OrgAdmin, _, _) => return Err("an org_admin token needs --org".into()),
+            (Role::Member, _, _) => return Err("a member token needs --member".into()),
+            (_, None, None) => {}
+            (_, _, _) => return Err("only org_admin takes --org, only member --member".into()),
+        }
+        Ok(tokens::issue(ledger.pool(), token).await?)
+    }
+
     /// The HTTP service over this ledger.
-    pub fn router(&self, admin_token: Option<String>) -> axum::Router {
-        crate::http::router(AppState::new(Arc::clone(&self.ledger), admin_token))
+    pub fn router(&self, access: &Access) -> axum::Router {
+        crate::http::router(Arc::clone(&self.ledger), access)
     }
 }
 
@@ -70,9 +102,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
     let listener = TcpListener::bind(args.listen_addr).await?;
     let address = listener.local_addr()?;
     let member = streams::first_member(pool).await.ok().flatten();
+    if let Some(file) = &args.demo_tokens {
+        demo_tokens(&app, file, address, member.as_deref()).await?;
+    }
     print_welcome(address, member.as_deref().unwrap_or("<member_id>"));
     app.start_projector();
-    axum::serve(listener, app.router(args.admin_token))
+    let access = Access {
+        admin_token: args.admin_token,
+        insecure_open: args.insecure_open,
+    };
+    axum::serve(listener, app.router(&access))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
@@ -114,11 +153,143 @@ pub async fn replay(args: ReplayArgs) -> Result<(), JobError> {
     Ok(())
 }
 
+/// `serve --demo-tokens FILE`: an administrator's and the first member's token, for a week,
+/// printed and written to `FILE` as shell variables for the README's examples.
+async fn demo_tokens(
+    app: &App,
+    file: &std::path::Path,
+    address: std::net::SocketAddr,
+    member: Option<&str>,
+) -> Result<(), JobError> {
+    let week = Some(chrono::Utc::now() + chrono::Duration::days(7));
+    let issue = |role, member_id, name: &str| NewToken {
+        role,
+        org_id: None,
+        member_id,
+        name: name.to_owned(),
+        expires_at: week,
+        issued_by: "serve --demo-tokens".to_owned(),
+    };
+    let (_, admin) = app
+        .issue_token(&issue(Role::Admin, None, "演示管理员 demo admin"))
+        .await?;
+    let mut lines = vec![
+        format!("BASE=http://{address}"),
+        format!("ADMIN_TOKEN={admin}"),
+    ];
+    if let Some(member) = member {
+        let member_id: uuid::Uuid = member.parse()?;
+        let (_, secret) = app
+            .issue_token(&issue(
+                Role::Member,
+                Some(member_id),
+                "演示成员 demo member",
+            ))
+            .await?;
+        lines.push(format!("MEMBER_TOKEN={secret}"));
+        lines.push(format!("MEMBER_ID={member}"));
+    }
+    let text: String = lines.iter().map(|l| format!("export {l}\n")).collect();
+    std::fs::write(file, &text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    println!(
+        "\nDemo tokens (valid for 7 days), also in {}:\n{text}",
+        file.display()
+    );
+    Ok(())
+}
+
+/// `studyledger token issue|list|revoke`.
+pub async fn token(command: TokenCommand) -> Result<(), JobError> {
+    match command {
+        TokenCommand::Issue(args) => issue(args).await,
+        TokenCommand::List(database) => list_tokens(database).await,
+        TokenCommand::Revoke(args) => revoke(args).await,
+    }
+}
+
+async fn issue(args: IssueArgs) -> Result<(), JobError> {
+    let role: Role = args.role.parse()?;
+    let app = App::build(&args.database, &LedgerArgs::quiet()).await?;
+    let token = NewToken {
+        role,
+        org_id: args.org,
+        member_id: args.member,
+        name: args.name.unwrap_or_else(|| format!("{role} token")),
+        expires_at: args
+            .expires
+            .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days))),
+        issued_by: "studyledger token issue".to_owned(),
+    };
+    let (token_id, secret) = app.issue_token(&token).await?;
+    println!("token {token_id}");
+    println!("role {role}");
+    if let Some(org) = &token.org_id {
+        println!("org {org}");
+    }
+    if let Some(member) = &token.member_id {
+        println!("member {member}");
+    }
+    println!("name {}", token.name);
+    match token.expires_at {
+        Some(at) => println!("expires {}", at.to_rfc3339()),
+        None => println!("expires never"),
+    }
+    println!("{secret}");
+    Ok(())
+}
+
+async fn list_tokens(args: DatabaseArgs) -> Result<(), JobError> {
+    let pool = database::connect(&args.database_url, 2).await?;
+    database::migrate(&pool).await?;
+    let now = chrono::Utc::now();
+    for token in tokens::list(&pool).await? {
+        let state = match (token.revoked_at, token.expires_at) {
+            (Some(at), _) => format!("revoked {}", at.to_rfc3339()),
+            (None, Some(at)) if at <= now => format!("expired {}", at.to_rfc3339()),
+            (None, Some(at)) => format!("valid until {}", at.to_rfc3339()),
+            (None, None) => "valid".to_owned(),
+        };
+        let scope = token
+            .org_id
+            .clone()
+            .or(token.member_id.map(|m| m.to_string()))
+            .unwrap_or_else(|| "-".to_owned());
+        println!(
+            "{}\t{}\t{scope}\t{}\t{state}",
+            token.token_id, token.role, token.name
+        );
+    }
+    Ok(())
+}
+
+async fn revoke(args: RevokeArgs) -> Result<(), JobError> {
+    let pool = database::connect(&args.database.database_url, 2).await?;
+    database::migrate(&pool).await?;
+    let token_id = match (args.id, &args.token) {
+        (Some(id), _) => id,
+        (None, Some(secret)) => {
+            tokens::by_secret(&pool, secret)
+                .await?
+                .ok_or("no token has this secret")?
+                .token_id
+        }
+        (None, None) => return Err("give the token's id, or --token SECRET".into()),
+    };
+    if tokens::revoke(&pool, token_id, "studyledger token revoke").await? {
+        println!("revoked {token_id}");
+        Ok(())
+    } else {
+        Err(format!("token {token_id} is unknown or revoked already").into())
+    }
+}
+
 fn print_welcome(address: std::net::SocketAddr, member: &str) {
     let base = format!("http://{address}");
+    let auth = "-H \"Authorization: Bearer $ADMIN_TOKEN\"";
     println!(
-        "\nstudyledger is serving at {base}\n\nTry:\n  curl -s {base}/readyz\n  \
-         curl -s {base}/v1/members/{member}\n  curl -s '{base}/v1/members/{member}/compliance'\n"
+        "\nstudyledger is serving at {base} (API browser: {base}/docs)\n\nTry:\n  \
+         curl -s {base}/readyz\n  curl -s {auth} {base}/v1/members/{member}\n  \
+         curl -s {auth} '{base}/v1/members/{member}/compliance'\n"
     );
 }
 

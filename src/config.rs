@@ -30,6 +30,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Load the demo data set (one city, 500 members, twelve quarters) through the command path.
     DemoData(DemoArgs),
+    /// Issue, list or revoke bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure study-session commands per second over HTTP against PostgreSQL's own insert rate.
     BenchWrite(BenchArgs),
     /// Measure the projector's catch-up rate on a large store against a COPY scan of it.
@@ -62,6 +65,17 @@ pub struct LedgerArgs {
     pub write_connections: usize,
 }
 
+impl LedgerArgs {
+    /// The defaults, for commands that only read and write a little.
+    pub fn quiet() -> LedgerArgs {
+        LedgerArgs {
+            timezone: chrono_tz::Asia::Shanghai,
+            member_cache: 1_000,
+            write_connections: 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -71,12 +85,73 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: SocketAddr,
-    /// Bearer token of the bootstrap administrator; requests carrying it are recorded as `admin`.
-    #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
+    /// Bearer token of the bootstrap administrator (32 characters or more); requests carrying
+    /// it are recorded as the token `bootstrap`.
+    #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
     pub admin_token: Option<String>,
+    /// Let requests without a token in, as an administrator: for a developer's machine only.
+    #[arg(long)]
+    pub insecure_open: bool,
     /// Load the demo data set first when the ledger holds no members yet.
     #[arg(long)]
     pub demo_data_if_empty: bool,
+    /// Issue an administrator's and a demo member's token (valid for 7 days) and write them to
+    /// this file as shell variables (ADMIN_TOKEN, MEMBER_TOKEN, MEMBER_ID, …) for the README's
+    /// examples.
+    #[arg(long, value_name = "FILE")]
+    pub demo_tokens: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; prints its id and details, then its secret alone on the last line (the
+    /// secret is shown this once: only its hash is stored).
+    Issue(IssueArgs),
+    /// Every token, newest first (never a secret).
+    List(DatabaseArgs),
+    /// Revoke a token by id, or by its secret (`--token`); effective within a second.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// member, ingest, org_admin, auditor or admin.
+    #[arg(long)]
+    pub role: String,
+    /// The organisation whose subtree an `org_admin` reaches.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The member a `member` token is.
+    #[arg(long)]
+    pub member: Option<uuid::Uuid>,
+    /// Who holds it (shown in event metadata and the read log).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Days until it expires (never, without it).
+    #[arg(long, value_name = "DAYS")]
+    pub expires: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The token's id.
+    pub id: Option<uuid::Uuid>,
+    /// The token's secret, when its id is not at hand.
+    #[arg(long, value_name = "SECRET", conflicts_with = "id")]
+    pub token: Option<String>,
+}
+
+/// `LEDGER_ADMIN_TOKEN` must be hard to guess: 32 characters at least.
+fn admin_token(raw: &str) -> Result<String, String> {
+    if raw.chars().count() >= 32 {
+        Ok(raw.to_owned())
+    } else {
+        Err("the administrator's token must have 32 characters or more".to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Args)]

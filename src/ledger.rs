@@ -25,6 +25,7 @@ use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::Ruleset;
+use studyledger_aggregates::values::OrgId;
 
 use crate::store::connections::WriteConnections;
 use crate::store::error::StoreError;
@@ -37,6 +38,8 @@ const MAX_ATTEMPTS: u32 = 8;
 const LOCK_STRIPES: usize = 4096;
 /// Snapshot a member every this many events: a member's stream grows for years.
 const MEMBER_SNAPSHOT_EVERY: usize = 100;
+/// Levels of the organisation tree walked at most (national → … → cell is six).
+const MAX_TREE_DEPTH: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E: std::error::Error> {
@@ -323,6 +326,31 @@ impl Ledger {
                     .await
             }
         }
+    }
+
+    /// Whether `org_id` is `ancestor` or lies below it in the organisation tree (an unknown
+    /// organisation lies nowhere). Organisations never change once registered, so their
+    /// records come from the cache when they can.
+    pub async fn organisation_within(
+        &self,
+        org_id: &OrgId,
+        ancestor: &OrgId,
+    ) -> Result<bool, StoreError> {
+        let mut current = org_id.clone();
+        // A tree deeper than this is not one the registry could have built.
+        for _ in 0..MAX_TREE_DEPTH {
+            if &current == ancestor {
+                return Ok(true);
+            }
+            let organisation = self
+                .read_immutable::<Organisation>(current.as_str())
+                .await?;
+            match organisation.record().and_then(|r| r.parent_id.clone()) {
+                Some(parent) => current = parent,
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     /// Every published ruleset, fresh from the database.

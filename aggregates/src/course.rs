@@ -12,6 +12,7 @@ pub const MAX_CREDIT_HOURS: Hours = Hours::whole(1000);
 /// The longest minimum study time a course may ask for (a year of minutes).
 pub const MAX_MIN_STUDY_MINUTES: u32 = 525_600;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourseRecord {
     pub course_id: CourseId,

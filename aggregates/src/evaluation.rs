@@ -12,6 +12,7 @@ use crate::values::{EvaluationId, Quarter};
 /// The most quarters one evaluation may cover (ten years).
 pub const MAX_QUARTERS: usize = 40;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvaluationRecord {
     pub evaluation_id: EvaluationId,

@@ -101,6 +101,7 @@ pub struct Appeal {
 
 /// Where an appeal stands: waiting for a reviewer, resolved, or left unheard because a newer
 /// determination superseded the one it contests.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppealStatus {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::rejection::{Classify, RejectionKind};
 use crate::values::OrgId;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrganisationRecord {
     pub org_id: OrgId,

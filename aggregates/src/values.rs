@@ -219,6 +219,7 @@ impl<'de> Deserialize<'de> for MemberId {
 }
 
 /// Course category: the two kinds of class hours a quarter asks for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
@@ -352,6 +353,67 @@ impl<'de> Deserialize<'de> for Quarter {
         let raw = String::deserialize(deserializer)?;
         Quarter::parse(&raw).map_err(serde::de::Error::custom)
     }
+}
+
+/// How the value types read in the service's OpenAPI document (behind the `openapi` feature:
+/// a description of the JSON, not a dependency of the domain's logic).
+#[cfg(feature = "openapi")]
+mod schemas {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Hours, MemberId, Quarter, Slug};
+
+    fn string(pattern: Option<&str>, description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(pattern)
+            .description(Some(description))
+            .into()
+    }
+
+    impl PartialSchema for Hours {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .multiple_of(Some(0.01))
+                .description(Some("class hours (学时), at most two decimals"))
+                .into()
+        }
+    }
+    impl ToSchema for Hours {}
+
+    impl PartialSchema for Slug {
+        fn schema() -> RefOr<Schema> {
+            string(
+                Some("^[a-z0-9][a-z0-9_-]{0,63}$"),
+                "an identifier: org_id, course_id or evaluation_id",
+            )
+        }
+    }
+    impl ToSchema for Slug {}
+
+    impl PartialSchema for Quarter {
+        fn schema() -> RefOr<Schema> {
+            string(
+                Some("^[0-9]{4}-Q[1-4]$"),
+                "a quarter of the ledger's local calendar",
+            )
+        }
+    }
+    impl ToSchema for Quarter {}
+
+    impl PartialSchema for MemberId {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                .description(Some("a member's id, chosen by the client at enrolment"))
+                .into()
+        }
+    }
+    impl ToSchema for MemberId {}
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use studyledger_aggregates::values::Quarter;
 
 /// A member's standing in one quarter: the judgement (status, totals, targets, ruleset
 /// version), the minutes studied, and whether a newer ruleset governs the quarter now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarterCompliance {
     #[serde(flatten)]

@@ -14,12 +14,15 @@ use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{Category, CourseId, Hours, Quarter};
 use uuid::Uuid;
 
-/// Where a recorded event stands in the log: position, recording time, who recorded it.
+/// Where a recorded event stands in the log: position, recording time, and who recorded it
+/// (the token's name, id and role; absent in events recorded before tokens existed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provenance {
     pub position: i64,
     pub recorded_at: DateTime<Utc>,
     pub actor: Option<String>,
+    pub token_id: Option<String>,
+    pub role: Option<String>,
 }
 
 /// The member folded from its stream's events before sequence `before` (all of them for
@@ -39,6 +42,7 @@ pub fn fold_history(
 }
 
 /// What a line is about.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LineFact {
@@ -56,12 +60,16 @@ pub enum LineFact {
 }
 
 /// One line of a member's ledger.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LedgerLine {
     pub sequence: usize,
     pub position: Option<i64>,
     pub recorded_at: Option<DateTime<Utc>>,
+    /// Who recorded it: the token's name, id and role.
     pub recorded_by: Option<String>,
+    pub recorded_by_token: Option<String>,
+    pub recorded_by_role: Option<String>,
     /// When the fact happened: the completion's `completed_at`, the adjustment's `effective_at`.
     pub occurred_at: DateTime<Utc>,
     #[serde(flatten)]
@@ -93,6 +101,8 @@ pub fn ledger_lines(
             position: at.map(|p| p.position),
             recorded_at: at.map(|p| p.recorded_at),
             recorded_by: at.and_then(|p| p.actor.clone()),
+            recorded_by_token: at.and_then(|p| p.token_id.clone()),
+            recorded_by_role: at.and_then(|p| p.role.clone()),
             occurred_at,
             fact,
             category,
@@ -142,6 +152,7 @@ pub fn ledger_lines(
 }
 
 /// A judged quarter with the ledger lines that fall in it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExplainedQuarter {
     #[serde(flatten)]

@@ -10,6 +10,7 @@ use studyledger_aggregates::values::Hours;
 use crate::fold::QuarterCompliance;
 
 /// The figures of a roll-up, as answered.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RollUp {
     pub members: u64,

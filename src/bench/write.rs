@@ -22,6 +22,10 @@ use crate::config::BenchArgs;
 use crate::store::{database, streams};
 use crate::JobError;
 
+/// The bootstrap administrator of the service the benchmark starts (its own, on a scratch
+/// database that is dropped afterwards).
+const BENCH_ADMIN: &str = "bench-write-administrator-token-0123456789";
+
 pub async fn run(args: BenchArgs) -> Result<(), JobError> {
     in_scratch_database(&args.database_url, "studyledger_bench", |options| {
         measure(&args, options)
@@ -45,8 +49,16 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
     };
     let base = format!("http://127.0.0.1:{port}");
     let mut service = start_service(&options, port)?;
+    // Every request carries the service's bootstrap administrator token: the benchmark measures
+    // the ledger as deployed, authentication included.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {BENCH_ADMIN}").parse()?,
+    );
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(max_clients * 2)
+        .default_headers(headers)
         .build()?;
     wait_until_ready(&http, &base).await?;
     setup_catalog(&http, &base).await?;
@@ -79,6 +91,7 @@ fn start_service(options: &PgConnectOptions, port: u16) -> Result<tokio::process
         .env("DATABASE_URL", options.to_url_lossy().as_str())
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        .env("LEDGER_ADMIN_TOKEN", BENCH_ADMIN)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)

@@ -2,36 +2,43 @@
 //! in one category, with a reason, counted in the quarter of `effective_at`.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use studyledger_aggregates::member::command::AdjustCredit;
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::values::{Category, Hours, MemberId, Quarter};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
 use crate::http::answer::Created;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, Admin, ApiJson, ApiPath, Rfc3339};
+use crate::http::extract::{self, ApiJson, ApiPath, Rfc3339};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/members/{member_id}/credit-adjustments", post(adjust))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(adjust))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Adjust {
     adjustment_id: Uuid,
+    #[schema(value_type = Category)]
     category: String,
+    /// ± class hours, not 0, at most 1000, at most two decimals.
+    #[schema(value_type = f64)]
     hours: Box<RawValue>,
     effective_at: Rfc3339,
     reason: String,
     appeal_id: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Adjusted {
     member_id: MemberId,
     adjustment_id: Uuid,
@@ -45,14 +52,24 @@ pub struct Adjusted {
     position: Option<i64>,
 }
 
+/// `POST /v1/members/{id}/credit-adjustments` (rule 3).
+#[utoipa::path(post, path = "/v1/members/{member_id}/credit-adjustments", tag = "appeals",
+    params(("member_id" = MemberId, Path)),
+    request_body = Adjust,
+    responses(
+        (status = 201, body = Adjusted),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin", "org_admin"])))]
 async fn adjust(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
-    Admin(meta): Admin,
     ApiJson(body): ApiJson<Adjust>,
 ) -> Result<Created<Adjusted>, ApiError> {
     let category = extract::category("category", &body.category)?;
     let hours = extract::hours("hours", &body.hours)?;
+    access::member(&state, &caller, member_id).await?;
     let ledger = state.ledger();
     let adjustment_id = body.adjustment_id;
     let command = MemberCommand::AdjustCredit(AdjustCredit {
@@ -65,7 +82,7 @@ async fn adjust(
         clock: ledger.clock(),
     });
     let fact = ledger
-        .record::<Member, _>(&member_id.to_string(), command, &meta, |m| {
+        .record::<Member, _>(&member_id.to_string(), command, &caller.metadata(), |m| {
             m.adjustment(adjustment_id).map(|a| (a.sequence, a.clone()))
         })
         .await?;

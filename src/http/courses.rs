@@ -1,40 +1,56 @@
 //! `POST /v1/courses`: register a catalog entry, whose terms every completion of it carries.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use studyledger_aggregates::course::{Course, CourseCommand, CourseRecord};
+use studyledger_aggregates::values::{Category, CourseId};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::answer::Created;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, ApiJson, RequestMeta};
+use crate::http::extract::{self, ApiJson};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/courses", post(register))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Register {
-    course_id: studyledger_aggregates::values::CourseId,
+    course_id: CourseId,
     title: String,
+    #[schema(value_type = Category)]
     category: String,
+    /// More than 0, at most 1000, at most two decimals.
+    #[schema(value_type = f64)]
     credit_hours: Box<RawValue>,
+    /// Minutes of study a completion needs (rule 2); default 0.
     min_study_minutes: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Registered {
     #[serde(flatten)]
     course: CourseRecord,
     position: Option<i64>,
 }
 
+/// `POST /v1/courses`.
+#[utoipa::path(post, path = "/v1/courses", tag = "catalog",
+    request_body = Register,
+    responses(
+        (status = 201, body = Registered),
+        doc::CatalogRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
 async fn register(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
+    caller: Caller,
     ApiJson(body): ApiJson<Register>,
 ) -> Result<Created<Registered>, ApiError> {
     let category = extract::category("category", &body.category)?;
@@ -52,9 +68,12 @@ async fn register(
     let id = record.course_id.to_string();
     let fact = state
         .ledger()
-        .record::<Course, _>(&id, CourseCommand::Register(record.clone()), &meta, |_| {
-            Some((1, ()))
-        })
+        .record::<Course, _>(
+            &id,
+            CourseCommand::Register(record.clone()),
+            &caller.metadata(),
+            |_| Some((1, ())),
+        )
         .await?;
     Ok(Created(Registered {
         course: record,

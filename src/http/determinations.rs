@@ -4,10 +4,8 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use studyledger_aggregates::determination_run::{
@@ -19,24 +17,26 @@ use studyledger_aggregates::rules::eligibility::all_ended;
 use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId};
 use studyledger_projections::sql::members::members_of;
 use studyledger_projections::sql::orgs::subtree;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
+use crate::http::answer::Accepted;
+use crate::http::auth::Caller;
 use crate::http::consistency;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, ApiJson, ApiPath};
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::jobs::determinations::{not_enrolled, JobState, JobStatus};
+use crate::store::tokens::Role;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/evaluations/{evaluation_id}/determinations",
-            post(determine),
-        )
-        .route(
-            "/v1/evaluations/{evaluation_id}/determinations/{determination_id}",
-            get(job),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(determine))
+        .routes(routes!(job))
 }
 
 /// How long a determination request waits for its job before answering 202 with its place.
@@ -44,7 +44,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// Members read per round trip when listing an organisation's subtree.
 const SCAN_CHUNK: i64 = 5_000;
 
-#[derive(Deserialize)]
+/// Either `org_id` (every member of its subtree on the evaluation's last day) or
+/// `member_ids`.
+#[derive(Deserialize, ToSchema)]
 pub struct Determine {
     determination_id: Uuid,
     org_id: Option<OrgId>,
@@ -95,11 +97,20 @@ async fn members_of_org(
     Ok(members)
 }
 
-/// The listed members, without repeats; 422 naming those not enrolled.
-async fn listed_members(state: &AppState, listed: &[MemberId]) -> Result<Vec<Uuid>, ApiError> {
-    let mut ids: Vec<Uuid> = listed.iter().map(|m| m.uuid()).collect();
-    ids.sort_unstable();
-    ids.dedup();
+/// The listed members, without repeats, each in the caller's reach; 422 naming those not
+/// enrolled.
+async fn listed_members(
+    state: &AppState,
+    caller: &Caller,
+    listed: &[MemberId],
+) -> Result<Vec<Uuid>, ApiError> {
+    let mut listed = listed.to_vec();
+    listed.sort_unstable();
+    listed.dedup();
+    for member_id in &listed {
+        access::member(state, caller, *member_id).await?;
+    }
+    let ids: Vec<Uuid> = listed.iter().map(|m| m.uuid()).collect();
     let missing = not_enrolled(state.ledger(), &ids).await?;
     if !missing.is_empty() {
         let listed: Vec<String> = missing.iter().map(Uuid::to_string).collect();
@@ -116,17 +127,14 @@ async fn listed_members(state: &AppState, listed: &[MemberId]) -> Result<Vec<Uui
 fn job_answer(state: &JobState) -> Result<Response, ApiError> {
     match state.status {
         JobStatus::Succeeded => Ok(Json(state).into_response()),
-        JobStatus::Running => {
-            let mut response = (StatusCode::ACCEPTED, Json(state)).into_response();
-            let location = format!(
+        JobStatus::Running => Ok(Accepted {
+            answer: state,
+            location: format!(
                 "/v1/evaluations/{}/determinations/{}",
                 state.evaluation_id, state.determination_id
-            );
-            if let Ok(location) = HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            Ok(response)
+            ),
         }
+        .into_response()),
         JobStatus::Failed => {
             let detail = state.error.clone().unwrap_or_default();
             Err(match state.error_kind {
@@ -144,9 +152,19 @@ fn job_answer(state: &JobState) -> Result<Response, ApiError> {
 /// counted on the evaluation's last day) or the listed `member_ids`. 409 while a quarter of
 /// the evaluation has not ended. Answers 200 with `determined, eligible, ineligible` when the
 /// job ends within ten seconds, else 202 with its progress and a `Location` to follow.
+#[utoipa::path(post, path = "/v1/evaluations/{evaluation_id}/determinations",
+    tag = "eligibility",
+    params(("evaluation_id" = EvaluationId, Path)),
+    request_body = Determine,
+    responses(
+        (status = 200, body = JobState, description = "decided"),
+        (status = 202, body = JobState, description = "still deciding; follow `Location`"),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin", "org_admin"])))]
 async fn determine(
     State(state): State<AppState>,
-    Admin(meta): Admin,
+    caller: Caller,
     ApiPath(evaluation_id): ApiPath<EvaluationId>,
     ApiJson(body): ApiJson<Determine>,
 ) -> Result<Response, ApiError> {
@@ -159,11 +177,12 @@ async fn determine(
     }
     let (scope, members) = match (body.org_id, &body.member_ids) {
         (Some(org_id), None) => {
+            access::organisation(&state, &caller, &org_id).await?;
             let members = members_of_org(&state, &evaluation, &org_id).await?;
             (Scope::Organisation(org_id), members)
         }
         (None, Some(listed)) => {
-            let ids = listed_members(&state, listed).await?;
+            let ids = listed_members(&state, &caller, listed).await?;
             (Scope::Members(ids.clone()), ids)
         }
         _ => {
@@ -181,6 +200,7 @@ async fn determine(
         scope,
     };
     let command = DeterminationRunCommand::Request(request);
+    let meta = caller.metadata();
     ledger
         .execute::<DeterminationRun, _>(&determination_id.to_string(), command, &meta, |_| ())
         .await?;
@@ -198,20 +218,36 @@ async fn determine(
 }
 
 /// `GET /v1/evaluations/{id}/determinations/{determination_id}`: a job's progress, from the
-/// instance that runs it.
+/// instance that runs it (an organisation's administrator: a job they asked for).
+#[utoipa::path(get, path = "/v1/evaluations/{evaluation_id}/determinations/{determination_id}",
+    tag = "eligibility",
+    params(("evaluation_id" = EvaluationId, Path), ("determination_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = JobState),
+        (status = 400, response = doc::Malformed),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin"])))]
 async fn job(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((evaluation_id, determination_id)): ApiPath<(EvaluationId, Uuid)>,
 ) -> Result<Json<JobState>, ApiError> {
-    let job = state
+    let found = state
         .jobs()
         .get(determination_id)
         .map(|j| j.borrow().clone())
-        .filter(|j| j.evaluation_id == evaluation_id.as_str())
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no determination job {determination_id} for {evaluation_id} on this instance"
-            ))
-        })?;
+        .filter(|j| j.evaluation_id == evaluation_id.as_str());
+    let theirs = |j: &JobState| j.requested_by == caller.principal.token_id;
+    if caller.role() == Role::OrgAdmin && !found.as_ref().is_some_and(theirs) {
+        return Err(ApiError::Forbidden);
+    }
+    let job = found.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no determination job {determination_id} for {evaluation_id} on this instance"
+        ))
+    })?;
     Ok(Json(job))
 }

@@ -4,8 +4,7 @@
 //! decided and as it would decide now.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::member::{Member, MemberEvent};
@@ -15,31 +14,36 @@ use studyledger_aggregates::values::{EvaluationId, MemberId, Quarter};
 use studyledger_projections::ledger_lines::{
     explain, fold_history, ledger_lines, ExplainedQuarter, LedgerLine,
 };
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
 use crate::http::appeals::AppealAnswer;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::events::with_provenance;
 use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::store::record::Recorded;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/members/{member_id}/eligibility/{evaluation_id}",
-        get(eligibility),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(eligibility))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EligibilityQuery {
+    /// Add what counted and why, as determined and as it would be decided now.
     explain: Option<bool>,
     /// Explain this (earlier) determination instead of the one in force.
     determination_id: Option<Uuid>,
 }
 
 /// A determination as recorded.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeterminationAnswer {
     determination_id: Uuid,
     evaluation_id: EvaluationId,
@@ -63,14 +67,14 @@ impl From<&Determination> for DeterminationAnswer {
 }
 
 /// An earlier determination, superseded, with its appeal.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Superseded {
     #[serde(flatten)]
     determination: DeterminationAnswer,
     appeal: Option<AppealAnswer>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Eligibility {
     member_id: MemberId,
     evaluation_id: EvaluationId,
@@ -82,7 +86,7 @@ pub struct Eligibility {
     explanation: Option<Explanation>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Explanation {
     determination_id: Uuid,
     as_determined: AsDetermined,
@@ -90,7 +94,7 @@ pub struct Explanation {
 }
 
 /// What the system knew: the events before the determination, the rulesets it knew.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AsDetermined {
     determination_sequence: usize,
     recorded_at: DateTime<Utc>,
@@ -100,7 +104,7 @@ pub struct AsDetermined {
 }
 
 /// What it would decide now: every fact and every ruleset.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AsNow {
     rules_version: Option<u32>,
     eligible: bool,
@@ -149,20 +153,33 @@ fn eligibility_of(
 /// 404 when no determination exists. With `explain=true`, per quarter of the evaluation, the
 /// completions and adjustments that counted and those that did not (and why), each with its
 /// sequence and position; `determination_id=` explains an earlier determination instead.
+#[utoipa::path(get, path = "/v1/members/{member_id}/eligibility/{evaluation_id}",
+    tag = "eligibility",
+    params(("member_id" = MemberId, Path), ("evaluation_id" = EvaluationId, Path), EligibilityQuery),
+    responses(
+        (status = 200, body = Eligibility),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn eligibility(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((member_id, evaluation_id)): ApiPath<(MemberId, EvaluationId)>,
     ApiQuery(query): ApiQuery<EligibilityQuery>,
 ) -> Result<Json<Eligibility>, ApiError> {
     let ledger = state.ledger();
     if query.explain != Some(true) && query.determination_id.is_none() {
         let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
-        return Ok(Json(eligibility_of(member_id, &member, &evaluation_id)?));
+        access::reaches(&state, &caller, member_id, &member).await?;
+        let answer = eligibility_of(member_id, &member, &evaluation_id)?;
+        access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
+        return Ok(Json(answer));
     }
     let history = ledger
         .history::<Member>(&member_id.to_string(), None)
         .await?;
     let (now, now_provenance) = fold_history(with_provenance(history.iter().cloned()), usize::MAX);
+    access::reaches(&state, &caller, member_id, &now).await?;
     let mut answer = eligibility_of(member_id, &now, &evaluation_id)?;
     let explained_id = query
         .determination_id
@@ -180,6 +197,7 @@ async fn eligibility(
     answer.explanation = Some(explanation(
         &state, history, &now, &now_lines, explained, &rulesets,
     )?);
+    access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
     Ok(Json(answer))
 }
 

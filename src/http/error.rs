@@ -14,10 +14,15 @@ use crate::store::error::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     Malformed(String),
-    #[error("this request needs the administrator's bearer token")]
+    #[error("this request needs a valid bearer token (Authorization: Bearer <token>)")]
     Unauthorized,
-    #[error("the bearer token does not grant this request")]
+    /// Out of the caller's role or scope: one answer whatever the reason, so that it never
+    /// tells whether the thing asked for exists.
+    #[error("this token may not do this")]
     Forbidden,
+    /// The caller is in scope, but a rule of duties stands in the way; the reason is theirs.
+    #[error("{0}")]
+    Duties(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -45,6 +50,11 @@ impl ApiError {
             ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::Duties(_) => (
+                StatusCode::FORBIDDEN,
+                "separation-of-duties",
+                "Separation of duties",
+            ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (
                 StatusCode::CONFLICT,
@@ -87,22 +97,24 @@ impl ApiError {
 }
 
 /// The body of every error answer (RFC 9457).
-#[derive(Debug, Serialize)]
-pub struct Problem<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `/problems/<kind>`: `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
+    /// `conflict`, `payload-too-large`, `rule-violation`, `contention`, `unavailable`, …
     #[serde(rename = "type")]
     pub kind: String,
-    pub title: &'a str,
+    pub title: String,
     pub status: u16,
-    pub detail: &'a str,
+    pub detail: String,
 }
 
 /// A problem+json answer for any status, also used by the middleware's own refusals.
 pub fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
     let body = Problem {
         kind: format!("/problems/{kind}"),
-        title,
+        title: title.to_owned(),
         status: status.as_u16(),
-        detail,
+        detail: detail.to_owned(),
     };
     let text = serde_json::to_string(&body).unwrap_or_default();
     let mut response = (status, text).into_response();

@@ -2,38 +2,49 @@
 //! Administrators only.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::evaluation::{Evaluation, EvaluationCommand, EvaluationRecord};
 use studyledger_aggregates::values::{EvaluationId, Quarter};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::answer::Created;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, ApiJson};
+use crate::http::extract::ApiJson;
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/evaluations", post(define))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(define))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Define {
     evaluation_id: EvaluationId,
     name: String,
     quarters: Vec<Quarter>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Defined {
     #[serde(flatten)]
     evaluation: EvaluationRecord,
     position: Option<i64>,
 }
 
+/// `POST /v1/evaluations`: 1 to 40 distinct quarters.
+#[utoipa::path(post, path = "/v1/evaluations", tag = "eligibility",
+    request_body = Define,
+    responses(
+        (status = 201, body = Defined),
+        doc::CatalogRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
 async fn define(
     State(state): State<AppState>,
-    Admin(meta): Admin,
+    caller: Caller,
     ApiJson(body): ApiJson<Define>,
 ) -> Result<Created<Defined>, ApiError> {
     let record = EvaluationRecord {
@@ -44,9 +55,12 @@ async fn define(
     let id = record.evaluation_id.to_string();
     let fact = state
         .ledger()
-        .record::<Evaluation, _>(&id, EvaluationCommand::Define(record), &meta, |e| {
-            e.record().cloned().map(|r| (1, r))
-        })
+        .record::<Evaluation, _>(
+            &id,
+            EvaluationCommand::Define(record),
+            &caller.metadata(),
+            |e| e.record().cloned().map(|r| (1, r)),
+        )
         .await?;
     Ok(Created(Defined {
         evaluation: fact.value,

@@ -3,30 +3,39 @@
 //! stream's hash chain. Also the stream reads the other audit answers share.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::values::MemberId;
 use studyledger_projections::ledger_lines::Provenance;
 
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::access;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiPath;
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::store::record::Recorded;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/members/{member_id}/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
-/// The member's stream (as of a moment), or 404 when the member is unknown (or was not
-/// enrolled yet by `as_of`).
+/// The member's stream (as of a moment), when the caller may reach the member (403 otherwise,
+/// as for an unknown member); 404 when the member is unknown (or was not enrolled yet by
+/// `as_of`) and the caller may reach everybody.
 pub async fn member_stream(
     state: &AppState,
+    caller: &Caller,
     member_id: MemberId,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<Recorded<MemberEvent>>, ApiError> {
+    access::member(state, caller, member_id).await?;
     let history = state
         .ledger()
         .history::<Member>(&member_id.to_string(), as_of)
@@ -52,39 +61,57 @@ pub fn with_provenance(
             position: r.position,
             recorded_at: r.recorded_at,
             actor: r.actor().map(str::to_owned),
+            token_id: r.token_id().map(str::to_owned),
+            role: r.role().map(str::to_owned),
         };
         (r.sequence, provenance, r.event)
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StoredEvent {
     sequence: usize,
     position: i64,
     event_type: String,
     event_version: String,
     recorded_at: DateTime<Utc>,
+    /// The recording token's name, id and role.
     actor: Option<String>,
+    token_id: Option<String>,
+    role: Option<String>,
     request_id: Option<String>,
     payload: serde_json::Value,
+    /// The event's link of its stream's hash chain (hex).
     hash: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Stream {
     member_id: MemberId,
     events: Vec<StoredEvent>,
 }
 
+/// `GET /v1/members/{id}/events`: the member's raw stream as stored.
+#[utoipa::path(get, path = "/v1/members/{member_id}/events", tag = "audit",
+    params(("member_id" = MemberId, Path)),
+    responses(
+        (status = 200, body = Stream),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn events(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
 ) -> Result<Json<Stream>, ApiError> {
-    let history = member_stream(&state, member_id, None).await?;
+    let history = member_stream(&state, &caller, member_id, None).await?;
+    access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
     let events = history
         .into_iter()
         .map(|r| StoredEvent {
             actor: r.actor().map(str::to_owned),
+            token_id: r.token_id().map(str::to_owned),
+            role: r.role().map(str::to_owned),
             request_id: r.request_id().map(str::to_owned),
             sequence: r.sequence,
             position: r.position,

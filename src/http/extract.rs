@@ -1,5 +1,5 @@
 //! The edge: raw request text becomes domain values here or the request is refused with a
-//! problem+json answer. Bodies, queries and paths deserialize straight into domain types
+//! problem+json answer (who is calling is `auth::Caller`). Bodies, queries and paths deserialize straight into domain types
 //! (`MemberId`, `OrgId`, `Quarter`, UUIDs, [`Rfc3339`] instants) — anything they cannot hold is
 //! a 400 — and the few values whose refusal is a rule violation (422) rather than malformed
 //! input are parsed by the functions below: class hours, and dates outside the ledger's years.
@@ -7,7 +7,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -15,11 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use studyledger_aggregates::values::{Category, Hours};
-use uuid::Uuid;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::http::error::ApiError;
-use crate::http::state::AppState;
-use crate::store::record::Metadata;
 
 /// A JSON body. Any content type is read as JSON; syntax errors, wrong types and missing
 /// fields are 400, a body over the limit is 413.
@@ -71,65 +71,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Who is asking and under which request id: what goes into event metadata.
-pub struct RequestMeta(pub Metadata);
-
-impl FromRequestParts<AppState> for RequestMeta {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let actor = match (token, state.admin_token()) {
-            (Some(token), Some(admin)) if token == admin => "admin",
-            _ => "anonymous",
-        };
-        Ok(RequestMeta(Metadata {
-            actor: actor.to_owned(),
-            request_id,
-            recorded_at: Utc::now(),
-        }))
-    }
-}
-
-/// The metadata of a request only administrators may make: publishing rules, defining
-/// evaluations, determining eligibility, replaying. When `LEDGER_ADMIN_TOKEN` is set, the
-/// request must carry it as a bearer token (401 without a token, 403 with another one); when
-/// it is unset the ledger runs open, as on a developer's machine.
-pub struct Admin(pub Metadata);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state).await?;
-        if state.admin_token().is_some() && meta.actor != "admin" {
-            let has_token = parts.headers.contains_key(header::AUTHORIZATION);
-            return Err(if has_token {
-                ApiError::Forbidden
-            } else {
-                ApiError::Unauthorized
-            });
-        }
-        Ok(Admin(meta))
-    }
-}
-
 /// An instant written in RFC 3339, in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rfc3339(pub DateTime<Utc>);
@@ -141,6 +82,21 @@ impl<'de> Deserialize<'de> for Rfc3339 {
             .map(|t| Rfc3339(t.with_timezone(&Utc)))
             .map_err(|_| serde::de::Error::custom(format!("`{raw}` is not an RFC 3339 instant")))
     }
+}
+
+impl PartialSchema for Rfc3339 {
+    fn schema() -> RefOr<Schema> {
+        formatted(KnownFormat::DateTime, "an RFC 3339 instant")
+    }
+}
+impl ToSchema for Rfc3339 {}
+
+fn formatted(format: KnownFormat, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(format)))
+        .description(Some(description))
+        .into()
 }
 
 /// A calendar date written exactly `YYYY-MM-DD`. Whether the ledger can hold it is checked
@@ -166,6 +122,16 @@ impl<'de> Deserialize<'de> for CalendarDate {
             .ok_or_else(|| serde::de::Error::custom(format!("`{raw}` is not a date YYYY-MM-DD")))
     }
 }
+
+impl PartialSchema for CalendarDate {
+    fn schema() -> RefOr<Schema> {
+        formatted(
+            KnownFormat::Date,
+            "a date YYYY-MM-DD, in the years 1900–2999",
+        )
+    }
+}
+impl ToSchema for CalendarDate {}
 
 impl CalendarDate {
     /// The date, when it lies in the years the ledger holds (1900–2999); else a rule violation.

@@ -3,26 +3,30 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::state::AppState;
 use crate::store::database;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(live))
-        .route("/readyz", get(ready))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, body = Health)), security(()))]
 async fn live() -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -30,6 +34,9 @@ async fn live() -> Json<Health> {
     })
 }
 
+/// `GET /readyz`: the database answers and every migration this binary knows is applied.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, body = Health), (status = 503, body = Health)), security(()))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let not_ready = |reason: String| {
         (

@@ -4,48 +4,69 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::values::{local_date, MemberId, Quarter};
 use studyledger_projections::fold::QuarterCompliance;
 use studyledger_projections::sql::members;
 
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::access;
 use crate::http::answer::FromViews;
+use crate::http::auth::Caller;
 use crate::http::consistency;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/members/{member_id}/compliance", get(compliance))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(compliance))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ComplianceQuery {
+    /// One quarter (`YYYY-Qn`); without it, every quarter since enrolment.
+    #[param(value_type = Option<String>)]
     quarter: Option<Quarter>,
+    /// Wait (up to 2 s) until the views hold the event at this position.
     min_position: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct OneQuarter {
     member_id: MemberId,
     #[serde(flatten)]
     quarter: QuarterCompliance,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AllQuarters {
     member_id: MemberId,
     quarters: Vec<QuarterCompliance>,
 }
 
+/// `GET /v1/members/{id}/compliance[?quarter=]`: one quarter (`OneQuarter`), or every quarter
+/// since enrolment (`AllQuarters`); `x-views-behind: true` when the views had not caught up.
+#[utoipa::path(get, path = "/v1/members/{member_id}/compliance", tag = "members",
+    params(("member_id" = MemberId, Path), ComplianceQuery),
+    responses(
+        (status = 200, body = OneQuarter, description = "one quarter, or `{member_id, quarters[]}` (AllQuarters) without `quarter`"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn compliance(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
     ApiQuery(query): ApiQuery<ComplianceQuery>,
 ) -> Result<Response, ApiError> {
+    access::member(&state, &caller, member_id).await?;
     let caught_up = consistency::wait_for_views(&state, query.min_position).await?;
     let ledger = state.ledger();
     let Some((member, stored)) = members::member(ledger.pool(), member_id.uuid()).await? else {
@@ -57,6 +78,7 @@ async fn compliance(
     let today = local_date(Utc::now(), ledger.tz());
     let row =
         |q: Quarter| member.judge(q, stored.iter().find(|s| s.quarter == q), &rulesets, today);
+    access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
     let answer = match query.quarter {
         Some(quarter) => Json(OneQuarter {
             member_id,

@@ -2,8 +2,7 @@
 //! organisations (rule 7).
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::facts::Enrolment;
@@ -13,22 +12,28 @@ use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rules::credit::QuarterTotals;
 use studyledger_aggregates::values::{local_date, Hours, MemberId, OrgId};
 use studyledger_projections::fold::MemberFold;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
 use crate::http::answer::Created;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiPath, CalendarDate, RequestMeta};
+use crate::http::extract::{ApiJson, ApiPath, CalendarDate};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::ledger::Ledger;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/members", post(enrol))
-        .route("/v1/members/{member_id}", get(profile))
-        .route("/v1/members/{member_id}/transfers", post(record_transfer))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enrol))
+        .routes(routes!(profile))
+        .routes(routes!(record_transfer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Enrol {
     member_id: MemberId,
     member_no: String,
@@ -37,7 +42,7 @@ pub struct Enrol {
     enrolled_on: CalendarDate,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Enrolled {
     member_id: Uuid,
     member_no: String,
@@ -48,10 +53,18 @@ pub struct Enrolled {
     position: Option<i64>,
 }
 
-/// `POST /v1/members`: enrols a member in a registered organisation.
+/// `POST /v1/members`: enrols a member in a registered organisation (an organisation's
+/// administrator: one of their subtree).
+#[utoipa::path(post, path = "/v1/members", tag = "members",
+    request_body = Enrol,
+    responses(
+        (status = 201, body = Enrolled),
+        doc::CatalogRefusals,
+    ),
+    security(("bearer" = ["admin", "org_admin"])))]
 async fn enrol(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
+    caller: Caller,
     ApiJson(body): ApiJson<Enrol>,
 ) -> Result<Created<Enrolled>, ApiError> {
     let enrolment = Enrolment {
@@ -61,6 +74,7 @@ async fn enrol(
         org_id: body.org_id,
         enrolled_on: body.enrolled_on.within_ledger_years("enrolled_on")?,
     };
+    access::organisation(&state, &caller, &enrolment.org_id).await?;
     let ledger = state.ledger();
     if !organisation_exists(ledger, &enrolment.org_id).await? {
         return Err(ApiError::RuleViolation(format!(
@@ -71,7 +85,7 @@ async fn enrol(
     let command = MemberCommand::Enrol(enrolment.clone());
     let id = enrolment.member_id.to_string();
     let fact = ledger
-        .record::<Member, _>(&id, command, &meta, |_| Some((1, ())))
+        .record::<Member, _>(&id, command, &caller.metadata(), |_| Some((1, ())))
         .await?;
     Ok(Created(Enrolled {
         member_id: enrolment.member_id,
@@ -103,7 +117,7 @@ pub async fn ensure_enrolled(ledger: &Ledger, member_id: MemberId) -> Result<Mem
     Ok(member)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TransferAnswer {
     transfer_id: Uuid,
     to_org_id: OrgId,
@@ -111,7 +125,7 @@ pub struct TransferAnswer {
     sequence: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreditedHours {
     required: Hours,
     elective: Hours,
@@ -128,7 +142,7 @@ impl From<QuarterTotals> for CreditedHours {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Profile {
     member_id: Uuid,
     member_no: String,
@@ -144,19 +158,28 @@ pub struct Profile {
 
 /// `GET /v1/members/{id}`: who the member is, where they belong today, their transfers and
 /// their lifetime credit; 404 unless enrolled.
+#[utoipa::path(get, path = "/v1/members/{member_id}", tag = "members",
+    params(("member_id" = MemberId, Path)),
+    responses(
+        (status = 200, body = Profile),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn profile(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
 ) -> Result<Json<Profile>, ApiError> {
     let ledger = state.ledger();
-    let member = ensure_enrolled(ledger, member_id).await?;
-    let Some(enrolment) = member.enrolment() else {
-        return Err(ApiError::Internal);
-    };
+    let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+    access::reaches(&state, &caller, member_id, &member).await?;
+    let enrolment = member
+        .enrolment()
+        .ok_or_else(|| ApiError::NotFound(format!("member {member_id} is not enrolled")))?;
     let rulesets = ledger.rulesets().await?;
     let fold = MemberFold::new(&member, &rulesets, ledger.tz());
     let today = local_date(Utc::now(), ledger.tz());
-    Ok(Json(Profile {
+    let profile = Profile {
         member_id: enrolment.member_id,
         member_no: enrolment.member_no.clone(),
         name: enrolment.name.clone(),
@@ -178,17 +201,19 @@ async fn profile(
             .collect(),
         credited_hours: fold.lifetime_totals().into(),
         sequence: member.version(),
-    }))
+    };
+    access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
+    Ok(Json(profile))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RecordTransfer {
     transfer_id: Uuid,
     to_org_id: OrgId,
     effective_on: CalendarDate,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Transferred {
     member_id: MemberId,
     transfer_id: Uuid,
@@ -198,14 +223,25 @@ pub struct Transferred {
     position: Option<i64>,
 }
 
-/// `POST /v1/members/{id}/transfers`: the member moves to another organisation from a day on.
+/// `POST /v1/members/{id}/transfers`: the member moves to another organisation from a day on
+/// (an organisation's administrator: both ends inside their subtree).
+#[utoipa::path(post, path = "/v1/members/{member_id}/transfers", tag = "members",
+    params(("member_id" = MemberId, Path)),
+    request_body = RecordTransfer,
+    responses(
+        (status = 201, body = Transferred),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin", "org_admin"])))]
 async fn record_transfer(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
-    RequestMeta(meta): RequestMeta,
     ApiJson(body): ApiJson<RecordTransfer>,
 ) -> Result<Created<Transferred>, ApiError> {
     let effective_on = body.effective_on.within_ledger_years("effective_on")?;
+    access::member(&state, &caller, member_id).await?;
+    access::organisation(&state, &caller, &body.to_org_id).await?;
     let ledger = state.ledger();
     if !organisation_exists(ledger, &body.to_org_id).await? {
         ensure_enrolled(ledger, member_id).await?;
@@ -221,7 +257,7 @@ async fn record_transfer(
         effective_on,
     });
     let fact = ledger
-        .record::<Member, _>(&member_id.to_string(), command, &meta, |m| {
+        .record::<Member, _>(&member_id.to_string(), command, &caller.metadata(), |m| {
             m.transfer(transfer_id).map(|t| (t.sequence, ()))
         })
         .await?;

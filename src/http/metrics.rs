@@ -8,15 +8,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::state::AppState;
 use crate::store::commit_order;
 use crate::telemetry;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(render))
 }
 
 /// Middleware: counts each request and times it under its route template.
@@ -38,6 +38,13 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text, with the projector's lag measured now.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, response = crate::http::openapi::Unauthorized),
+        (status = 403, response = crate::http::openapi::Forbidden),
+    ),
+    security(("bearer" = ["admin", "auditor"])))]
 async fn render(State(state): State<AppState>) -> Response {
     match commit_order::lag(state.ledger().pool()).await {
         Ok((events, seconds)) => telemetry::projector_lag(events, seconds),

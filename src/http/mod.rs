@@ -3,13 +3,18 @@
 //! request passes (request id, tracing, metrics, body limit, panic guard).
 //!
 //! Shared pieces, none of which imports a resource: [`state`] (what handlers share),
-//! [`error`] (one error enum, one problem+json table), [`extract`] (the edge: domain types
-//! from paths, queries and bodies), [`answer`] (201s and answers from the views),
-//! [`consistency`] (reads that see the writes before them), [`csv`] (spreadsheet exports).
+//! [`auth`] (who calls, and whether the route admits them: closed by default), [`access`]
+//! (scope, checked where the data is read, and the read log), [`error`] (one error enum, one
+//! problem+json table), [`extract`] (the edge: domain types from paths, queries and bodies),
+//! [`answer`] (201s and answers from the views), [`consistency`] (reads that see the writes
+//! before them), [`csv`] (spreadsheet exports), [`openapi`] (the document and `/docs`).
 
+pub mod access;
+pub mod access_log;
 pub mod adjustments;
 pub mod answer;
 pub mod appeals;
+pub mod auth;
 pub mod consistency;
 pub mod courses;
 pub mod csv;
@@ -19,10 +24,12 @@ pub mod error;
 pub mod evaluations;
 pub mod events;
 pub mod extract;
+pub mod gate;
 pub mod health;
 pub mod member_compliance;
 pub mod members;
 pub mod metrics;
+pub mod openapi;
 pub mod org_members;
 pub mod orgs;
 pub mod replays;
@@ -30,6 +37,9 @@ pub mod rulesets;
 pub mod state;
 pub mod study;
 pub mod transcript;
+pub mod verifications;
+
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
@@ -39,18 +49,30 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
+use self::auth::{Authenticator, Policies};
 use self::error::problem;
 use self::state::AppState;
+use crate::ledger::Ledger;
 
 /// Request bodies above this size are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Every resource's routes, with the middleware around them.
-pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+/// Who may call: the bootstrap administrator's token, and whether callers without a token are
+/// let in (a developer's machine only).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub admin_token: Option<String>,
+    pub insecure_open: bool,
+}
+
+/// Every resource's routes and their OpenAPI description, before any state.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
+        .merge(openapi::router())
         .merge(metrics::router())
         .merge(orgs::router())
         .merge(org_members::router())
@@ -67,7 +89,35 @@ pub fn router(state: AppState) -> Router {
         .merge(evaluations::router())
         .merge(determinations::router())
         .merge(replays::router())
+        .merge(verifications::router())
+        .merge(access_log::router())
+}
+
+/// The service's OpenAPI document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// The service: every route behind authentication, with the middleware around them.
+pub fn router(ledger: Arc<Ledger>, access: &Access) -> Router {
+    let (routes, document) = api().split_for_parts();
+    let authenticator = Authenticator::new(
+        ledger.pool().clone(),
+        access.admin_token.as_deref(),
+        access.insecure_open,
+        Policies::of(&document),
+    );
+    let json = document.to_json().unwrap_or_default();
+    let state = AppState::new(ledger, authenticator, json);
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::authenticate,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state)
+        .merge(openapi::docs())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -78,7 +128,6 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(CatchPanicLayer::custom(panicked)),
         )
-        .with_state(state)
 }
 
 async fn unknown_route() -> Response {

@@ -6,32 +6,43 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::rules::status::QuarterStatus;
 use studyledger_aggregates::values::{Hours, OrgId, Quarter};
 use studyledger_projections::fold::QuarterCompliance;
 use studyledger_projections::sql::members::MemberRow;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
 use crate::http::answer::FromViews;
+use crate::http::auth::Caller;
 use crate::http::csv;
 use crate::http::error::ApiError;
 use crate::http::extract::{page_limit, ApiPath, ApiQuery};
+use crate::http::openapi as doc;
 use crate::http::orgs::{required_quarter, Counted, Subtree};
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/orgs/{org_id}/members", get(members))
-        .route("/v1/orgs/{org_id}/members.csv", get(members_csv))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(members))
+        .routes(routes!(members_csv))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
+    /// `YYYY-Qn` (required).
+    #[param(value_type = String)]
     quarter: Option<Quarter>,
+    /// Only members of this status.
+    #[param(value_type = Option<QuarterStatus>)]
     status: Option<String>,
+    /// 1–500, default 50 (pages only).
     limit: Option<i64>,
     cursor: Option<Uuid>,
     min_position: Option<i64>,
@@ -56,7 +67,7 @@ impl MembersQuery {
 }
 
 /// A member of a quarter's list with the figures behind their status.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MemberLine {
     member_id: Uuid,
     member_no: String,
@@ -109,7 +120,7 @@ fn matching(
         .collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MembersPage {
     org_id: OrgId,
     quarter: Quarter,
@@ -120,19 +131,28 @@ pub struct MembersPage {
 /// `GET /v1/orgs/{id}/members?quarter=&status=&limit=&cursor=`: a page of the subtree's
 /// members in member id order, with their quarter status; `next_cursor` continues it. With
 /// `Accept: text/csv`, every member of the subtree (no pages) as CSV.
+#[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "organisations",
+    params(("org_id" = OrgId, Path), MembersQuery),
+    responses(
+        (status = 200, body = MembersPage, description = "a page; every member as `text/csv` when asked with `Accept: text/csv`"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin"])))]
 async fn members(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(org_id): ApiPath<OrgId>,
     ApiQuery(query): ApiQuery<MembersQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if csv::wanted(&headers) {
-        return members_csv(State(state), ApiPath(org_id), ApiQuery(query)).await;
+        return members_csv(State(state), caller, ApiPath(org_id), ApiQuery(query)).await;
     }
     let status = query.status()?;
     let limit = page_limit(query.limit, 50, 500)?;
     let quarter = required_quarter(query.quarter)?;
-    let mut subtree = Subtree::open(&state, &org_id, quarter, query.min_position, true).await?;
+    let mut subtree =
+        Subtree::open(&state, &caller, &org_id, quarter, query.min_position, true).await?;
     let mut page: Vec<MemberLine> = Vec::new();
     let mut after = query.cursor;
     let mut next_cursor = None;
@@ -150,6 +170,7 @@ async fn members(
             break;
         }
     }
+    access::log_read(&state, &caller, page.iter().map(|m| m.member_id).collect()).await?;
     let answer = Json(MembersPage {
         org_id,
         quarter,
@@ -177,32 +198,57 @@ const MEMBERS_CSV: [&str; 10] = [
 ];
 
 /// `GET /v1/orgs/{id}/members.csv?quarter=&status=`: the subtree's quarter compliance list as
-/// CSV, streamed chunk by chunk (one statement each).
+/// CSV, streamed chunk by chunk (one statement each, each chunk's reads logged before it goes).
+#[utoipa::path(get, path = "/v1/orgs/{org_id}/members.csv", tag = "organisations",
+    params(("org_id" = OrgId, Path), MembersQuery),
+    responses(
+        (status = 200, description = "every member of the subtree", content_type = "text/csv"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin"])))]
 async fn members_csv(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(org_id): ApiPath<OrgId>,
     ApiQuery(query): ApiQuery<MembersQuery>,
 ) -> Result<Response, ApiError> {
     let status = query.status()?;
     let quarter = required_quarter(query.quarter)?;
-    let subtree = Subtree::open(&state, &org_id, quarter, query.min_position, false).await?;
+    let subtree =
+        Subtree::open(&state, &caller, &org_id, quarter, query.min_position, false).await?;
     let filename = format!("{org_id}-{quarter}-members.csv");
-    let pages = futures::stream::unfold(
-        Some((subtree, None::<Uuid>, true)),
-        move |scan| async move {
+    let reading = (state, caller);
+    let pages = futures::stream::unfold(Some((subtree, None::<Uuid>, true)), move |scan| {
+        let (state, caller) = reading.clone();
+        async move {
             let (mut subtree, after, first) = scan?;
-            let (chunk, next) = match subtree.next_chunk(after).await {
-                Ok(chunk) => chunk,
-                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
-            };
-            let bytes = matching(&subtree, &chunk, status)
-                .iter()
-                .map(|line| csv::row(line, &MEMBERS_CSV))
-                .collect::<Result<Vec<_>, _>>()
-                .and_then(|rows| csv::encode(first.then_some(&MEMBERS_CSV[..]), rows))
-                .map_err(|e| std::io::Error::other(e.to_string()));
-            Some((bytes, next.map(|after| (subtree, Some(after), false))))
-        },
-    );
+            let bytes = csv_chunk(&state, &caller, &mut subtree, after, first, status).await;
+            match bytes {
+                Ok((bytes, next)) => {
+                    Some((Ok(bytes), next.map(|after| (subtree, Some(after), false))))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
     Ok(csv::response(Body::from_stream(pages), &filename))
+}
+
+/// One chunk of the CSV download, its reads logged; and where the download goes on.
+async fn csv_chunk(
+    state: &AppState,
+    caller: &Caller,
+    subtree: &mut Subtree,
+    after: Option<Uuid>,
+    first: bool,
+    status: Option<QuarterStatus>,
+) -> Result<(Vec<u8>, Option<Uuid>), ApiError> {
+    let (chunk, next) = subtree.next_chunk(after).await?;
+    let lines = matching(subtree, &chunk, status);
+    access::log_read(state, caller, lines.iter().map(|l| l.member_id).collect()).await?;
+    let rows = lines
+        .iter()
+        .map(|line| csv::row(line, &MEMBERS_CSV))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((csv::encode(first.then_some(&MEMBERS_CSV[..]), rows)?, next))
 }

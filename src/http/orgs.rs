@@ -4,8 +4,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, OrganisationRecord};
@@ -15,29 +14,35 @@ use studyledger_aggregates::values::{local_date, OrgId, Quarter};
 use studyledger_projections::rollup::RollUp;
 use studyledger_projections::sql::members::{members_of, MemberRow, StoredQuarter};
 use studyledger_projections::sql::orgs::subtree;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
 use crate::http::answer::{Created, FromViews};
+use crate::http::auth::Caller;
 use crate::http::consistency;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, RequestMeta};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::members::organisation_exists;
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/orgs", post(register))
-        .route("/v1/orgs/{org_id}/compliance", get(compliance))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(compliance))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Register {
     org_id: OrgId,
     name: String,
     parent_id: Option<OrgId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Registered {
     #[serde(flatten)]
     organisation: OrganisationRecord,
@@ -45,9 +50,16 @@ pub struct Registered {
 }
 
 /// `POST /v1/orgs`: a node of the tree, under a parent registered before it.
+#[utoipa::path(post, path = "/v1/orgs", tag = "organisations",
+    request_body = Register,
+    responses(
+        (status = 201, body = Registered),
+        doc::CatalogRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
 async fn register(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
+    caller: Caller,
     ApiJson(body): ApiJson<Register>,
 ) -> Result<Created<Registered>, ApiError> {
     let record = OrganisationRecord {
@@ -67,7 +79,7 @@ async fn register(
     let id = record.org_id.to_string();
     let command = OrganisationCommand::Register(record.clone());
     let fact = ledger
-        .record::<Organisation, _>(&id, command, &meta, |_| Some((1, ())))
+        .record::<Organisation, _>(&id, command, &caller.metadata(), |_| Some((1, ())))
         .await?;
     Ok(Created(Registered {
         organisation: record,
@@ -105,15 +117,17 @@ enum Reader {
 pub type Counted = (MemberRow, Option<StoredQuarter>);
 
 impl Subtree {
-    /// The subtree of `org_id` for `quarter`, once the views hold what the request must see;
-    /// `pinned` reads it in one transaction (see [`Reader`]).
+    /// The subtree of `org_id` for `quarter`, when the caller may reach it, once the views hold
+    /// what the request must see; `pinned` reads it in one transaction (see [`Reader`]).
     pub async fn open(
         state: &AppState,
+        caller: &Caller,
         org_id: &OrgId,
         quarter: Quarter,
         min_position: Option<i64>,
         pinned: bool,
     ) -> Result<Subtree, ApiError> {
+        access::organisation(state, caller, org_id).await?;
         let caught_up = consistency::wait_for_views(state, min_position).await?;
         let ledger = state.ledger();
         // Before the transaction: inside it, a second connection for the rulesets could wait
@@ -166,9 +180,13 @@ impl Subtree {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ComplianceQuery {
+    /// `YYYY-Qn` (required).
+    #[param(value_type = String)]
     quarter: Option<Quarter>,
+    /// Wait (up to 2 s) until the views hold the event at this position.
     min_position: Option<i64>,
 }
 
@@ -177,7 +195,7 @@ pub fn required_quarter(quarter: Option<Quarter>) -> Result<Quarter, ApiError> {
     quarter.ok_or_else(|| ApiError::Malformed("quarter is required (YYYY-Qn)".to_owned()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct OrgCompliance {
     org_id: OrgId,
     quarter: Quarter,
@@ -185,14 +203,24 @@ pub struct OrgCompliance {
     rollup: RollUp,
 }
 
-/// `GET /v1/orgs/{id}/compliance?quarter=`: the subtree's members and how they stand.
+/// `GET /v1/orgs/{id}/compliance?quarter=`: the subtree's members and how they stand (rule 7:
+/// members counted where they belonged on the quarter's last day, today for the current one).
+#[utoipa::path(get, path = "/v1/orgs/{org_id}/compliance", tag = "organisations",
+    params(("org_id" = OrgId, Path), ComplianceQuery),
+    responses(
+        (status = 200, body = OrgCompliance),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin"])))]
 async fn compliance(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(org_id): ApiPath<OrgId>,
     ApiQuery(query): ApiQuery<ComplianceQuery>,
 ) -> Result<Response, ApiError> {
     let quarter = required_quarter(query.quarter)?;
-    let mut subtree = Subtree::open(&state, &org_id, quarter, query.min_position, true).await?;
+    let mut subtree =
+        Subtree::open(&state, &caller, &org_id, quarter, query.min_position, true).await?;
     let mut rollup = RollUp::default();
     let mut after = None;
     loop {

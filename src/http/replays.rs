@@ -3,35 +3,42 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use studyledger_aggregates::values::Quarter;
 use studyledger_projections::sql::replays::{self, ChangeRecord, QuarterChange, ReplayRecord};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::access;
+use crate::http::answer::Accepted;
+use crate::http::auth::Caller;
 use crate::http::csv;
 use crate::http::error::ApiError;
-use crate::http::extract::{page_limit, Admin, ApiJson, ApiPath, ApiQuery};
+use crate::http::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::jobs::replay;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/replays", post(start))
-        .route("/v1/replays/{replay_id}", get(show))
-        .route("/v1/replays/{replay_id}/changes.csv", get(show_csv))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(show))
+        .routes(routes!(show_csv))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StartReplay {
+    /// Required: `true` lists who changes eligibility, `false` rebuilds the views.
     dry_run: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Started {
     replay_id: Uuid,
     dry_run: bool,
@@ -40,16 +47,28 @@ pub struct Started {
 
 /// `POST /v1/replays {"dry_run": true|false}`: 202 with the replay's id; the work runs in the
 /// background. 409 while another replay runs.
+#[utoipa::path(post, path = "/v1/replays", tag = "rules",
+    request_body = StartReplay,
+    responses(
+        (status = 202, body = Started, description = "started; follow `Location`"),
+        (status = 400, response = doc::Malformed),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::TooLarge),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearer" = ["admin"])))]
 async fn start(
     State(state): State<AppState>,
-    Admin(meta): Admin,
+    caller: Caller,
     ApiJson(body): ApiJson<StartReplay>,
 ) -> Result<Response, ApiError> {
     let dry_run = body.dry_run.ok_or_else(|| {
         ApiError::Malformed("dry_run is required: true lists the changes, false rebuilds".into())
     })?;
     let ledger = state.ledger().clone();
-    let started = replay::start(&ledger, dry_run, &meta.actor).await?;
+    let started = replay::start(&ledger, dry_run, &caller.principal.name).await?;
     let replay_id = started.replay_id;
     tokio::spawn(async move {
         // The outcome is recorded in the replay's row.
@@ -60,21 +79,23 @@ async fn start(
         dry_run,
         status: "running",
     };
-    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/replays/{replay_id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
+    Ok(Accepted {
+        answer,
+        location: format!("/v1/replays/{replay_id}"),
     }
-    Ok(response)
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
+    /// 1–1000, default 1000.
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
 /// One change of the work list, with the member's number and name for the people reading it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Change {
     member_id: Uuid,
     member_no: Option<String>,
@@ -104,7 +125,7 @@ impl From<ChangeRecord> for Change {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ReplayAnswer {
     #[serde(flatten)]
     replay: ReplayRecord,
@@ -131,8 +152,16 @@ async fn replay_record(pool: &PgPool, replay_id: Uuid) -> Result<ReplayRecord, A
 
 /// `GET /v1/replays/{id}`: status, progress, and a page of `changes` (`limit` ≤ 1000,
 /// `next_cursor` continues); with `Accept: text/csv`, every change as CSV.
+#[utoipa::path(get, path = "/v1/replays/{replay_id}", tag = "rules",
+    params(("replay_id" = Uuid, Path), ChangesQuery),
+    responses(
+        (status = 200, body = ReplayAnswer, description = "the replay and a page of its work list; every change as `text/csv` when asked with `Accept: text/csv`"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor"])))]
 async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(replay_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<ChangesQuery>,
     headers: HeaderMap,
@@ -140,7 +169,7 @@ async fn show(
     let pool = state.ledger().pool();
     let replay = replay_record(pool, replay_id).await?;
     if csv::wanted(&headers) {
-        return Ok(csv_response(pool.clone(), replay_id));
+        return Ok(csv_response(state.clone(), caller, replay_id));
     }
     let limit = page_limit(query.limit, 1000, 1000)?;
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
@@ -152,6 +181,7 @@ async fn show(
     let next_cursor = (i64::try_from(page.len()).unwrap_or(0) == limit)
         .then(|| page.last().map(cursor_of))
         .flatten();
+    access::log_read(&state, &caller, page.iter().map(|c| c.member_id).collect()).await?;
     Ok(Json(ReplayAnswer {
         replay,
         changes: page,
@@ -161,13 +191,20 @@ async fn show(
 }
 
 /// `GET /v1/replays/{id}/changes.csv`: the work list as CSV.
+#[utoipa::path(get, path = "/v1/replays/{replay_id}/changes.csv", tag = "rules",
+    params(("replay_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "every change", content_type = "text/csv"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor"])))]
 async fn show_csv(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(replay_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    let pool = state.ledger().pool();
-    replay_record(pool, replay_id).await?;
-    Ok(csv_response(pool.clone(), replay_id))
+    replay_record(state.ledger().pool(), replay_id).await?;
+    Ok(csv_response(state, caller, replay_id))
 }
 
 const CSV_HEADER: [&str; 8] = [
@@ -183,6 +220,19 @@ const CSV_HEADER: [&str; 8] = [
 
 /// Changes per page of the CSV stream.
 const CSV_PAGE: i64 = 5_000;
+
+/// One page of the work list, its reads logged.
+async fn csv_changes(
+    state: &AppState,
+    caller: &Caller,
+    replay_id: Uuid,
+    after: Option<(Uuid, String)>,
+) -> Result<Vec<Change>, ApiError> {
+    let records = replays::changes(state.ledger().pool(), replay_id, after, CSV_PAGE).await?;
+    let page: Vec<Change> = records.into_iter().map(Change::from).collect();
+    access::log_read(state, caller, page.iter().map(|c| c.member_id).collect()).await?;
+    Ok(page)
+}
 
 fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> {
     csv::encode(
@@ -207,19 +257,21 @@ fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> 
     )
 }
 
-/// The whole work list, streamed page by page (memory holds one page).
-fn csv_response(pool: PgPool, replay_id: Uuid) -> Response {
+/// The whole work list, streamed page by page (memory holds one page), each page's reads
+/// logged before it goes.
+fn csv_response(state: AppState, caller: Caller, replay_id: Uuid) -> Response {
     let pages = futures::stream::unfold(
         (Some(None::<(Uuid, String)>), true),
         move |(after, first)| {
-            let pool = pool.clone();
+            let (state, caller) = (state.clone(), caller.clone());
             async move {
                 let after = after?;
-                let page: Vec<Change> =
-                    match replays::changes(&pool, replay_id, after, CSV_PAGE).await {
-                        Ok(page) => page.into_iter().map(Change::from).collect(),
-                        Err(e) => return Some((Err(std::io::Error::other(e)), (None, false))),
-                    };
+                let page = match csv_changes(&state, &caller, replay_id, after).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        return Some((Err(std::io::Error::other(e.to_string())), (None, false)))
+                    }
+                };
                 let next = (i64::try_from(page.len()).unwrap_or(0) == CSV_PAGE)
                     .then(|| {
                         page.last()

@@ -3,37 +3,44 @@
 //! them. Administrators only.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RuleBookEvent, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{Hours, Quarter};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::answer::Created;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, Admin, ApiJson};
+use crate::http::extract::{self, ApiJson};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::store::record::Recorded;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/rulesets", post(publish).get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(publish, list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Publish {
+    /// Higher than every version published before.
     version: u32,
     effective_from: Quarter,
+    #[schema(value_type = f64)]
     required_hours: Box<RawValue>,
+    #[schema(value_type = f64)]
     elective_hours: Box<RawValue>,
     excess_required_counts_as_elective: bool,
     enforce_min_study_time: bool,
 }
 
 /// A published ruleset, with who published it when.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Published {
     version: u32,
     effective_from: Quarter,
@@ -64,9 +71,16 @@ impl From<&Recorded<RuleBookEvent>> for Published {
 }
 
 /// `POST /v1/rulesets`: publish a new version (it must exceed every earlier one).
+#[utoipa::path(post, path = "/v1/rulesets", tag = "rules",
+    request_body = Publish,
+    responses(
+        (status = 201, body = Published),
+        doc::CatalogRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
 async fn publish(
     State(state): State<AppState>,
-    Admin(meta): Admin,
+    caller: Caller,
     ApiJson(body): ApiJson<Publish>,
 ) -> Result<Created<Published>, ApiError> {
     let ruleset = Ruleset {
@@ -80,7 +94,7 @@ async fn publish(
     let ledger = state.ledger();
     let command = RuleBookCommand::Publish(ruleset.clone());
     ledger
-        .execute::<RuleBook, _>(RULEBOOK_ID, command, &meta, |_| ())
+        .execute::<RuleBook, _>(RULEBOOK_ID, command, &caller.metadata(), |_| ())
         .await?;
     // Answer from the log, so that a resend answers exactly as the first request did.
     let history = ledger.history::<RuleBook>(RULEBOOK_ID, None).await?;
@@ -93,6 +107,14 @@ async fn publish(
 
 /// `GET /v1/rulesets`: every published version (an array), in version order, with who
 /// published it when.
+#[utoipa::path(get, path = "/v1/rulesets", tag = "rules",
+    responses(
+        (status = 200, body = Vec<Published>),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<Published>>, ApiError> {
     let history = state
         .ledger()

@@ -2,8 +2,6 @@
 //! registered course, recorded on the member's stream with the course's terms of the day.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::facts::CourseTerms;
@@ -11,25 +9,24 @@ use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySessi
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::rules::sessions::session_minutes;
 use studyledger_aggregates::values::{Category, CourseId, Hours, MemberId, Quarter};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::http::answer::Created;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiPath, RequestMeta, Rfc3339};
+use crate::http::extract::{ApiJson, ApiPath, Rfc3339};
 use crate::http::members::ensure_enrolled;
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::ledger::Ledger;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/members/{member_id}/study-sessions",
-            post(record_session),
-        )
-        .route(
-            "/v1/members/{member_id}/course-completions",
-            post(record_completion),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_session))
+        .routes(routes!(record_completion))
 }
 
 /// The terms of a registered course; when the course is unknown, 404 if the member is
@@ -51,7 +48,7 @@ async fn course_terms(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RecordSession {
     session_id: Uuid,
     course_id: CourseId,
@@ -59,7 +56,7 @@ pub struct RecordSession {
     ended_at: Rfc3339,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionRecorded {
     member_id: MemberId,
     session_id: Uuid,
@@ -71,11 +68,20 @@ pub struct SessionRecorded {
     position: Option<i64>,
 }
 
-/// `POST /v1/members/{id}/study-sessions` (rule 1).
+/// `POST /v1/members/{id}/study-sessions` (rule 1): recorded when its times are valid and it
+/// overlaps no other session of the member.
+#[utoipa::path(post, path = "/v1/members/{member_id}/study-sessions", tag = "study",
+    params(("member_id" = MemberId, Path)),
+    request_body = RecordSession,
+    responses(
+        (status = 201, body = SessionRecorded),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin", "ingest"])))]
 async fn record_session(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
-    RequestMeta(meta): RequestMeta,
     ApiJson(body): ApiJson<RecordSession>,
 ) -> Result<Created<SessionRecorded>, ApiError> {
     let ledger = state.ledger();
@@ -89,7 +95,7 @@ async fn record_session(
         clock: ledger.clock(),
     });
     let fact = ledger
-        .record::<Member, _>(&member_id.to_string(), command, &meta, |m| {
+        .record::<Member, _>(&member_id.to_string(), command, &caller.metadata(), |m| {
             m.session(session_id).map(|s| (s.sequence, ()))
         })
         .await?;
@@ -105,14 +111,14 @@ async fn record_session(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReportCompletion {
     completion_id: Uuid,
     course_id: CourseId,
     completed_at: Rfc3339,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CompletionRecorded {
     member_id: MemberId,
     completion_id: Uuid,
@@ -127,10 +133,18 @@ pub struct CompletionRecorded {
 
 /// `POST /v1/members/{id}/course-completions` (rule 2): recorded with the course's terms as
 /// they are now; whether it earns credit is judged when the ledger is read.
+#[utoipa::path(post, path = "/v1/members/{member_id}/course-completions", tag = "study",
+    params(("member_id" = MemberId, Path)),
+    request_body = ReportCompletion,
+    responses(
+        (status = 201, body = CompletionRecorded),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin", "ingest"])))]
 async fn record_completion(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
-    RequestMeta(meta): RequestMeta,
     ApiJson(body): ApiJson<ReportCompletion>,
 ) -> Result<Created<CompletionRecorded>, ApiError> {
     let ledger = state.ledger();
@@ -143,7 +157,7 @@ async fn record_completion(
         clock: ledger.clock(),
     });
     let fact = ledger
-        .record::<Member, _>(&member_id.to_string(), command, &meta, |m| {
+        .record::<Member, _>(&member_id.to_string(), command, &caller.metadata(), |m| {
             m.completion(completion_id)
                 .map(|c| (c.sequence, c.course.clone()))
         })

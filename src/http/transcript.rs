@@ -7,32 +7,41 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::values::{local_date, MemberId, Quarter};
 use studyledger_projections::fold::{MemberFold, QuarterCompliance};
 use studyledger_projections::ledger_lines::{fold_history, ledger_lines, LedgerLine};
 
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::access;
+use crate::http::auth::Caller;
 use crate::http::csv;
 use crate::http::error::ApiError;
 use crate::http::events::{member_stream, with_provenance};
 use crate::http::extract::{ApiPath, ApiQuery, Rfc3339};
+use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/members/{member_id}/ledger", get(ledger))
-        .route("/v1/members/{member_id}/ledger.csv", get(ledger_csv))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ledger))
+        .routes(routes!(ledger_csv))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
+    /// The ledger as the system knew it at this instant (RFC 3339); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<Rfc3339>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Transcript {
     member_id: MemberId,
     as_of: DateTime<Utc>,
@@ -43,26 +52,42 @@ pub struct Transcript {
 /// `GET /v1/members/{id}/ledger?as_of=`: every completion and adjustment recorded by `as_of`,
 /// credited or not and why, with its event's sequence, position and recorder, and the
 /// per-quarter totals. With `Accept: text/csv`, the entries as a transcript.
+#[utoipa::path(get, path = "/v1/members/{member_id}/ledger", tag = "audit",
+    params(("member_id" = MemberId, Path), LedgerQuery),
+    responses(
+        (status = 200, body = Transcript, description = "the ledger; as `text/csv` when asked with `Accept: text/csv`"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn ledger(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
     ApiQuery(query): ApiQuery<LedgerQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let transcript = transcript(&state, member_id, &query).await?;
+    let transcript = transcript(&state, &caller, member_id, &query).await?;
     if csv::wanted(&headers) {
         return transcript_csv(&transcript);
     }
     Ok(Json(transcript).into_response())
 }
 
-/// `GET /v1/members/{id}/ledger.csv?as_of=`: the transcript as CSV.
+/// `GET /v1/members/{id}/ledger.csv?as_of=`: the transcript as CSV (UTF-8 with a BOM).
+#[utoipa::path(get, path = "/v1/members/{member_id}/ledger.csv", tag = "audit",
+    params(("member_id" = MemberId, Path), LedgerQuery),
+    responses(
+        (status = 200, description = "the transcript", content_type = "text/csv"),
+        doc::ReadRefusals,
+    ),
+    security(("bearer" = ["admin", "auditor", "org_admin", "member"])))]
 async fn ledger_csv(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(member_id): ApiPath<MemberId>,
     ApiQuery(query): ApiQuery<LedgerQuery>,
 ) -> Result<Response, ApiError> {
-    transcript_csv(&transcript(&state, member_id, &query).await?)
+    transcript_csv(&transcript(&state, &caller, member_id, &query).await?)
 }
 
 const LEDGER_CSV: [&str; 14] = [
@@ -96,11 +121,13 @@ fn transcript_csv(transcript: &Transcript) -> Result<Response, ApiError> {
 
 async fn transcript(
     state: &AppState,
+    caller: &Caller,
     member_id: MemberId,
     query: &LedgerQuery,
 ) -> Result<Transcript, ApiError> {
     let as_of = query.as_of.map_or_else(Utc::now, |t| t.0);
-    let history = member_stream(state, member_id, Some(as_of)).await?;
+    let history = member_stream(state, caller, member_id, Some(as_of)).await?;
+    access::log_read(state, caller, vec![member_id.uuid()]).await?;
     let ledger = state.ledger();
     let tz = ledger.tz();
     let rulesets = ledger.rulesets_as_of(as_of).await?;

@@ -29,7 +29,7 @@ const CONCURRENCY: usize = 8;
 /// Finished jobs remembered for their progress answers.
 const REMEMBERED: usize = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Running,
@@ -38,11 +38,13 @@ pub enum JobStatus {
 }
 
 /// Where a determination job stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobState {
     pub determination_id: Uuid,
     pub evaluation_id: String,
     pub status: JobStatus,
+    /// The token that asked for it.
+    pub requested_by: String,
     pub members: usize,
     pub determined: usize,
     pub eligible: usize,
@@ -50,6 +52,7 @@ pub struct JobState {
     /// Why the job failed; its kind says how to answer it.
     pub error: Option<String>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub error_kind: Option<RejectionKind>,
 }
 
@@ -99,6 +102,7 @@ impl Jobs {
             determination_id,
             evaluation_id: evaluation.evaluation_id.to_string(),
             status: JobStatus::Running,
+            requested_by: metadata.token_id.clone(),
             members: members.len(),
             determined: 0,
             eligible: 0,

@@ -1,12 +1,14 @@
 //! `studyledger verify [--member ID] [--save-heads FILE] [--check-heads FILE]`: recomputes
 //! every stream's hash chain (`crate::store::chain`) and names each broken link; keeps each
 //! stream's head in a file outside the database, or checks such a file, so that events removed
-//! from a stream's end, or a stream rebuilt with all its hashes, are found too.
+//! from a stream's end, or a stream rebuilt with all its hashes, are found too. The same check
+//! runs for auditors over HTTP ([`start`]).
 
 use crate::config::VerifyArgs;
 use crate::jobs::progress::Progress;
 use crate::store::chain::{self, Head};
 use crate::store::database;
+use crate::store::verifications::{self, Break};
 use crate::JobError;
 
 const HEADS_HEADER: [&str; 4] = ["aggregate_type", "aggregate_id", "sequence", "hash"];
@@ -137,4 +139,72 @@ async fn check_saved_heads(
     }
     println!("checked {count} saved heads: {} moved", moved.len());
     Ok(moved.len())
+}
+
+/// A verification asked for over HTTP: recorded in `verifications` as it goes, so any instance
+/// can answer how it went. Answers its id at once; the work runs in the background.
+pub async fn start(
+    pool: sqlx::PgPool,
+    member: Option<uuid::Uuid>,
+    requested_by: &str,
+) -> Result<uuid::Uuid, sqlx::Error> {
+    let verification_id = uuid::Uuid::new_v4();
+    let member_id = member.map(|m| m.to_string());
+    let total = chain::count_events(&pool, member_id.as_deref()).await?;
+    verifications::record_start(&pool, verification_id, member, total, requested_by).await?;
+    tokio::spawn(async move {
+        let checked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let reporter = tokio::spawn(report_progress(
+            pool.clone(),
+            verification_id,
+            checked.clone(),
+        ));
+        let found = chain::verify_with_heads(
+            &pool,
+            member_id.as_deref(),
+            |n| {
+                checked.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+            |_| Ok(()),
+        )
+        .await;
+        reporter.abort();
+        let outcome = match &found {
+            Ok(found) => {
+                let broken: Vec<Break> = found
+                    .broken
+                    .iter()
+                    .map(|b| Break {
+                        aggregate_type: b.aggregate_type.clone(),
+                        aggregate_id: b.aggregate_id.clone(),
+                        sequence: b.sequence,
+                    })
+                    .collect();
+                let checked = i64::try_from(found.checked).unwrap_or(i64::MAX);
+                verifications::record_end(&pool, verification_id, Ok((checked, &broken))).await
+            }
+            Err(error) => {
+                let error = error.to_string();
+                verifications::record_end(&pool, verification_id, Err(&error)).await
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%verification_id, %error, "cannot record the verification's end");
+        }
+    });
+    Ok(verification_id)
+}
+
+/// Writes the events checked so far into the verification's row twice a second.
+async fn report_progress(
+    pool: sqlx::PgPool,
+    verification_id: uuid::Uuid,
+    checked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let done = checked.load(std::sync::atomic::Ordering::Relaxed);
+        let done = i64::try_from(done).unwrap_or(i64::MAX);
+        let _ = verifications::record_progress(&pool, verification_id, done).await;
+    }
 }

@@ -9,8 +9,11 @@
 //! - [`streams`]: bulk reads across streams (replay, determinations, benchmarks);
 //! - [`lock`]: the advisory locks that keep one projector and one replay per database;
 //! - [`chain`]: each stream's hash chain, recomputed to verify it;
-//! - [`record`] and [`error`]: what an appended event carries, and how the store fails.
+//! - [`record`] and [`error`]: what an appended event carries, and how the store fails;
+//! - beside the log: [`tokens`] (who may call), [`access_log`] (who read whose record),
+//!   [`verifications`] (chain checks asked for over HTTP).
 
+pub mod access_log;
 pub mod chain;
 pub mod commit_order;
 pub mod connections;
@@ -21,3 +24,5 @@ pub mod group_commit;
 pub mod lock;
 pub mod record;
 pub mod streams;
+pub mod tokens;
+pub mod verifications;

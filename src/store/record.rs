@@ -5,18 +5,25 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// Who recorded an event, when, and in answer to which request.
+/// Who recorded an event (the acting token: its name, id and role), when, and in answer to
+/// which request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata {
+    /// The token's name (its id when it has none).
     pub actor: String,
+    pub token_id: String,
+    pub role: String,
     pub request_id: String,
     pub recorded_at: DateTime<Utc>,
 }
 
 impl Metadata {
+    /// The service itself (the initial ruleset, the demo data).
     pub fn system(reason: &str) -> Metadata {
         Metadata {
             actor: "system".to_owned(),
+            token_id: "system".to_owned(),
+            role: "system".to_owned(),
             request_id: reason.to_owned(),
             recorded_at: Utc::now(),
         }
@@ -26,6 +33,8 @@ impl Metadata {
     pub fn as_map(&self) -> HashMap<String, String> {
         HashMap::from([
             ("actor".to_owned(), self.actor.clone()),
+            ("token_id".to_owned(), self.token_id.clone()),
+            ("role".to_owned(), self.role.clone()),
             ("request_id".to_owned(), self.request_id.clone()),
             ("recorded_at".to_owned(), self.recorded_at.to_rfc3339()),
         ])
@@ -55,6 +64,15 @@ impl<E> Recorded<E> {
 
     pub fn request_id(&self) -> Option<&str> {
         self.metadata.get("request_id").and_then(|a| a.as_str())
+    }
+
+    /// The id of the token that recorded the event (absent before tokens existed).
+    pub fn token_id(&self) -> Option<&str> {
+        self.metadata.get("token_id").and_then(|a| a.as_str())
+    }
+
+    pub fn role(&self) -> Option<&str> {
+        self.metadata.get("role").and_then(|a| a.as_str())
     }
 }
 

@@ -193,32 +193,32 @@ async fn an_ineligible_member_appeals_is_corrected_and_found_eligible() {
     let resolution = format!("/v1/members/{member}/appeals/{appeal_id}/resolution");
     let before_resolutions = app.event_count(&member.to_string()).await;
     let (status, body) = app
-        .post(&resolution, &json!({"outcome": "reversed", "note": "x"}))
+        .review(&resolution, &json!({"outcome": "reversed", "note": "x"}))
         .await;
     assert_eq!(status, 422, "{body}");
     let (status, body) = app
-        .post(&resolution, &json!({"outcome": "overturned", "note": ""}))
+        .review(&resolution, &json!({"outcome": "overturned", "note": ""}))
         .await;
     assert_eq!(status, 422, "a resolution needs a note: {body}");
     let decision = json!({"outcome": "overturned", "note": "补录后满足要求"});
-    let (status, resolved) = app.post(&resolution, &decision).await;
+    let (status, resolved) = app.review(&resolution, &decision).await;
     assert_eq!(status, 200, "{resolved}");
     assert_eq!(
         (&resolved["status"], &resolved["eligible"]),
         (&json!("overturned"), &json!(true))
     );
-    let (status, again) = app.post(&resolution, &decision).await;
+    let (status, again) = app.review(&resolution, &decision).await;
     assert_eq!(
         (status, &again),
         (200, &resolved),
         "a resend answers the same"
     );
     let (status, body) = app
-        .post(&resolution, &json!({"outcome": "upheld", "note": "改判"}))
+        .review(&resolution, &json!({"outcome": "upheld", "note": "改判"}))
         .await;
     assert_eq!(status, 409, "resolved once: {body}");
     let (status, body) = app
-        .post(
+        .review(
             &format!("/v1/members/{member}/appeals/{}/resolution", Uuid::new_v4()),
             &decision,
         )
@@ -372,7 +372,7 @@ async fn an_appeal_superseded_by_a_new_determination_cannot_be_resolved() {
     assert_eq!(status, 201);
     determine(&app, "2018-q2", member).await;
     let (status, body) = app
-        .post(
+        .review(
             &format!("/v1/members/{member}/appeals/{old}/resolution"),
             &json!({"outcome": "overturned", "note": "n"}),
         )
@@ -466,7 +466,7 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
         (
             &json!("credit_adjustment"),
             &json!(2.5),
-            &json!("anonymous"),
+            &json!("test admin"),
             &json!(2)
         )
     );

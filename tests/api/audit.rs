@@ -1,7 +1,7 @@
 //! Tamper evidence: every event carries its link of its stream's hash chain, and
 //! `studyledger verify` names exactly the event changed behind the service's back.
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{behind_the_services_back, TestApp, TestDatabase};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -54,27 +54,6 @@ fn broken_links(report: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.starts_with("broken link"))
         .collect()
-}
-
-/// Runs statements as a superuser with the append-only triggers set aside.
-async fn behind_the_services_back(pool: &PgPool, statements: &[&str]) {
-    let mut tx = pool.begin().await.expect("begin");
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .expect("disable triggers");
-    for statement in statements {
-        let done = sqlx::query(statement)
-            .execute(&mut *tx)
-            .await
-            .expect(statement);
-        assert!(done.rows_affected() > 0, "{statement}");
-    }
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .expect("enable triggers");
-    tx.commit().await.expect("commit");
 }
 
 #[tokio::test]

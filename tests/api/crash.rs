@@ -17,10 +17,27 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The bootstrap administrator of the services these tests start.
+const ADMIN: &str = "crash-test-administrator-token-0123456789";
+
+/// A client that sends the administrator's token.
+fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {ADMIN}").parse().expect("a header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
+}
+
 async fn start_service(database: &TestDatabase, port: u16) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studyledger"))
         .arg("serve")
         .env("DATABASE_URL", database.url())
+        .env("LEDGER_ADMIN_TOKEN", ADMIN)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
@@ -50,7 +67,7 @@ async fn a_service_killed_mid_load_loses_no_accepted_fact_and_its_views_heal() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut service = start_service(&database, port).await;
-    let client = reqwest::Client::new();
+    let client = client();
     for (path, body) in [
         ("/v1/orgs", json!({"org_id": "fz", "name": "福州"})),
         (

@@ -3,6 +3,7 @@
 
 use crate::helpers::{TestApp, TestDatabase};
 use serde_json::{json, Value};
+use studyledger::store::tokens::Role;
 use uuid::Uuid;
 
 fn ruleset(version: u32, from: &str, required: Value) -> Value {
@@ -230,24 +231,33 @@ async fn evaluations_and_determinations_refuse_what_they_cannot_decide() {
 }
 
 #[tokio::test]
-async fn administrative_requests_need_the_administrator_token_when_one_is_set() {
+async fn the_bootstrap_administrator_token_is_one_fixed_identity() {
     let database = std::sync::Arc::new(TestDatabase::create().await);
-    let app = TestApp::spawn_with(database, Some("s3cret")).await;
+    let bootstrap = "bootstrap-administrator-token-of-32-or-more-characters";
+    let app = TestApp::spawn_with(database, Some(bootstrap)).await;
     let body = ruleset(2, "2020-Q1", json!(8));
     let (status, headers, _) = app.post_as("", "/v1/rulesets", &body).await;
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], "Bearer");
-    let (status, _, _) = app.post_as("wrong", "/v1/rulesets", &body).await;
-    assert_eq!(status, 403);
-    let (status, _) = app.post("/v1/replays", &json!({"dry_run": true})).await;
+    let (status, headers, _) = app.post_as("wrong", "/v1/rulesets", &body).await;
+    assert_eq!(status, 401, "an unknown token is no token");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let (status, _, _) = app
+        .post_as("", "/v1/replays", &json!({"dry_run": true}))
+        .await;
     assert_eq!(status, 401, "replays are administrative too");
+    let auditor = app.token(Role::Auditor, None, None).await;
+    let (status, _, _) = app.post_as(&auditor, "/v1/rulesets", &body).await;
+    assert_eq!(status, 403, "an auditor writes nothing");
     assert_eq!(app.event_count("rulebook").await, 1, "nothing recorded");
 
-    let (status, _, published) = app.post_as("s3cret", "/v1/rulesets", &body).await;
+    let (status, _, published) = app.post_as(bootstrap, "/v1/rulesets", &body).await;
     assert_eq!(status, 201, "{published}");
-    assert_eq!(published["published_by"], "admin");
-    let (status, _) = app.get("/v1/rulesets").await;
-    assert_eq!(status, 200, "reading stays open");
+    assert_eq!(published["published_by"], "bootstrap");
+    let (status, _, listed) = app.get_as(&auditor, "/v1/rulesets").await;
+    assert_eq!(status, 200, "{listed}");
+    let (status, _, _) = app.get_as("", "/v1/rulesets").await;
+    assert_eq!(status, 401, "reading needs a token too");
 }
 
 #[tokio::test]

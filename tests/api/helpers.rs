@@ -19,7 +19,9 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use studyledger::app::App;
 use studyledger::config::{DatabaseArgs, LedgerArgs};
+use studyledger::http::Access;
 use studyledger::ledger::{Ledger, LedgerSettings};
+use studyledger::store::tokens::{NewToken, Role};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use uuid::Uuid;
@@ -150,8 +152,14 @@ impl Drop for TestDatabase {
 
 pub struct TestApp {
     pub address: String,
+    /// Sends the test administrator's token with every request.
     pub client: reqwest::Client,
+    /// Sends no token (requests say which, if any, they carry).
+    bare: reqwest::Client,
+    /// The secret of the administrator token `client` sends (`test admin`).
+    pub admin_token: String,
     pub pool: PgPool,
+    app: App,
     ledger: Arc<Ledger>,
     // Dropped last: the database goes after the app's connections.
     pub database: std::sync::Arc<TestDatabase>,
@@ -168,12 +176,21 @@ impl TestApp {
         TestApp::spawn_with(database, None).await
     }
 
-    /// An instance whose administrator token is `admin_token` (administrative requests must
-    /// carry it).
+    /// An instance whose bootstrap administrator token (`LEDGER_ADMIN_TOKEN`) is
+    /// `admin_token`.
     pub async fn spawn_with(
         database: std::sync::Arc<TestDatabase>,
         admin_token: Option<&str>,
     ) -> TestApp {
+        let access = Access {
+            admin_token: admin_token.map(str::to_owned),
+            insecure_open: false,
+        };
+        TestApp::spawn_accessed(database, access).await
+    }
+
+    /// An instance run with `access` (the bootstrap token, `--insecure-open`).
+    pub async fn spawn_accessed(database: std::sync::Arc<TestDatabase>, access: Access) -> TestApp {
         let app = App::build(
             &DatabaseArgs {
                 database_url: database.url(),
@@ -193,15 +210,46 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("address"));
         app.start_projector();
-        let router = app.router(admin_token.map(str::to_owned));
+        let router = app.router(&access);
         tokio::spawn(async move { axum::serve(listener, router).await });
+        let (_, admin_token) = app
+            .issue_token(&new_token(Role::Admin, None, None, "test admin"))
+            .await
+            .expect("an administrator's token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {admin_token}").parse().expect("a header"),
+        );
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("a client");
         TestApp {
             ledger,
             address,
-            client: reqwest::Client::new(),
+            client,
+            bare: reqwest::Client::new(),
+            admin_token,
             pool,
+            app,
             database,
         }
+    }
+
+    /// A POST by another administrator than the one who recorded the facts: a reviewer, whom
+    /// the separation of duties lets resolve appeals.
+    pub async fn review(&self, path: &str, body: &Value) -> (u16, Value) {
+        let reviewer = self.token(Role::Admin, None, None).await;
+        let (status, _, body) = self.post_as(&reviewer, path, body).await;
+        (status, body)
+    }
+
+    /// A fresh token of `role` (scoped to `org` or `member` as the role needs); its secret.
+    pub async fn token(&self, role: Role, org: Option<&str>, member: Option<Uuid>) -> String {
+        let name = format!("test {role}");
+        let token = new_token(role, org.map(str::to_owned), member, &name);
+        self.app.issue_token(&token).await.expect("a token").1
     }
 
     /// The app's own ledger (command path, pool, clock).
@@ -240,11 +288,50 @@ impl TestApp {
         path: &str,
         body: &Value,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self.client.post(format!("{}{path}", self.address));
+        let mut request = self.bare.post(format!("{}{path}", self.address));
         if !token.is_empty() {
             request = request.bearer_auth(token);
         }
         let response = request.json(body).send().await.expect("request");
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        (status, headers, body)
+    }
+
+    /// A request with `Authorization: Bearer <token>` (none when `token` is empty) and a JSON
+    /// body when one is given; answers status, headers and body.
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.bare.request(method, format!("{}{path}", self.address));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        (status, headers, body)
+    }
+
+    /// A GET with `Authorization: Bearer <token>` (none when `token` is empty); answers status,
+    /// headers and body.
+    pub async fn get_as(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.bare.get(format!("{}{path}", self.address));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
         let headers = response.headers().clone();
         let (status, body) = read(response).await;
         (status, headers, body)
@@ -378,6 +465,39 @@ impl TestApp {
         assert_eq!(status, 201, "{body}");
         member_id
     }
+}
+
+/// What a test token is for.
+pub fn new_token(role: Role, org: Option<String>, member: Option<Uuid>, name: &str) -> NewToken {
+    NewToken {
+        role,
+        org_id: org,
+        member_id: member,
+        name: name.to_owned(),
+        expires_at: None,
+        issued_by: "test".to_owned(),
+    }
+}
+
+/// Runs statements as a superuser with the append-only triggers set aside.
+pub async fn behind_the_services_back(pool: &PgPool, statements: &[&str]) {
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .expect("disable triggers");
+    for statement in statements {
+        let done = sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .expect(statement);
+        assert!(done.rows_affected() > 0, "{statement}");
+    }
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .expect("enable triggers");
+    tx.commit().await.expect("commit");
 }
 
 /// An instant as a query value: `+` and `:` escaped.

@@ -199,7 +199,14 @@ async fn the_event_stream_shows_every_event_with_its_position_and_metadata() {
     assert_eq!(kinds, ["MemberEnrolled", "StudySessionRecorded"]);
     assert_eq!(events[1]["sequence"], 2);
     assert_eq!(events[1]["position"], session["position"]);
-    assert_eq!(events[1]["actor"], "anonymous");
+    assert_eq!(
+        (&events[1]["actor"], &events[1]["role"]),
+        (&json!("test admin"), &json!("admin")),
+        "the recording token's name and role"
+    );
+    assert!(events[1]["token_id"]
+        .as_str()
+        .is_some_and(|t| t.len() == 36));
     assert_eq!(events[1]["payload"]["StudySessionRecorded"]["minutes"], 40);
     let position = |e: &serde_json::Value| e["position"].as_i64().expect("position");
     assert!(position(&events[0]) < position(&events[1]));

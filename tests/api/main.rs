@@ -2,6 +2,7 @@
 //! (or the real binary) against a real PostgreSQL, each on a database of its own
 //! (`helpers::TestApp`).
 
+mod access;
 mod appeals;
 mod architecture;
 mod audit;

@@ -78,7 +78,11 @@ async fn events_carry_position_transaction_and_request_metadata() {
     assert_eq!(Some(row.0), body["position"].as_i64());
     let metadata: serde_json::Value = serde_json::from_str(&row.1).expect("metadata");
     assert_eq!(metadata["request_id"], "req-42");
-    assert_eq!(metadata["actor"], "anonymous");
+    assert_eq!(
+        (&metadata["actor"], &metadata["role"]),
+        (&json!("test admin"), &json!("admin"))
+    );
+    assert!(metadata["token_id"].as_str().is_some_and(|t| t.len() == 36));
     let recorded_at = chrono::DateTime::parse_from_rfc3339(
         metadata["recorded_at"].as_str().expect("recorded_at"),
     )

@@ -15,6 +15,7 @@ use crate::rules::sessions::session_minutes;
 use crate::values::{Category, CourseId, Hours, Quarter};
 
 /// Why a recorded completion earns no credit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotCreditedReason {

@@ -15,6 +15,7 @@ use crate::rules::status::{quarter_status, QuarterStatus};
 use crate::values::{EvaluationId, Hours, Quarter};
 
 /// A quarter as judged: status, totals, and the targets and ruleset version behind the status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarterJudgement {
     pub quarter: Quarter,

@@ -7,6 +7,7 @@ use crate::rules::credit::QuarterTotals;
 use crate::rules::rulesets::Ruleset;
 use crate::values::{Hours, Quarter};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuarterStatus {

@@ -16,6 +16,7 @@ use studyledger_aggregates::values::Quarter;
 use uuid::Uuid;
 
 /// A replay as recorded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct ReplayRecord {
     pub replay_id: Uuid,
@@ -34,6 +35,7 @@ pub struct ReplayRecord {
 }
 
 /// One quarter whose status moved, as the work list shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarterChange {
     pub quarter: Quarter,
