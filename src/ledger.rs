@@ -29,7 +29,7 @@ use studyledger_aggregates::values::OrgId;
 
 use crate::store::connections::WriteConnections;
 use crate::store::error::StoreError;
-use crate::store::event_store::{LedgerContext, LedgerStore};
+use crate::store::event_store::{LedgerContext, LedgerStore, PassOver};
 use crate::store::group_commit::GroupCommit;
 use crate::store::record::{Appended, Metadata, Recorded};
 
@@ -103,9 +103,20 @@ pub struct Ledger {
 }
 
 /// An aggregate kept in the [`Ledger`].
-pub trait Stored: Aggregate<Services = ()> + Clone {
+pub trait Stored: Aggregate<Services = ()> + Clone + PassOver {
     fn store(ledger: &Ledger) -> &LedgerStore<Self>;
 }
+
+impl PassOver for Member {
+    fn pass_over(&mut self) {
+        Member::pass_over(self);
+    }
+}
+impl PassOver for Course {}
+impl PassOver for Organisation {}
+impl PassOver for Evaluation {}
+impl PassOver for DeterminationRun {}
+impl PassOver for RuleBook {}
 
 impl Stored for Member {
     fn store(ledger: &Ledger) -> &LedgerStore<Self> {
@@ -280,14 +291,31 @@ impl Ledger {
         })
     }
 
-    /// Members as stored, read in one statement on the caller's connection (inside its
-    /// transaction).
+    /// Members as stored, each as of a sequence (`through`, by id), read in one statement on
+    /// the caller's connection (inside its transaction).
     pub async fn load_members_on(
         &self,
         connection: &mut sqlx::PgConnection,
         member_ids: &[String],
+        through: &[i64],
     ) -> Result<Vec<LedgerContext<Member>>, StoreError> {
-        self.members.load_many_on(connection, member_ids).await
+        self.members
+            .load_many_on(connection, member_ids, through)
+            .await
+    }
+
+    /// Loads a member as of sequence `through` from its events on the caller's connection,
+    /// passing over `skipped`.
+    pub async fn load_member_passing_over_on(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        member_id: &str,
+        skipped: &std::collections::BTreeSet<usize>,
+        through: usize,
+    ) -> Result<LedgerContext<Member>, StoreError> {
+        self.members
+            .load_passing_over_on(connection, member_id, skipped, through)
+            .await
     }
 
     /// The aggregate as stored now, read from the database (never from the cache, which may
@@ -372,7 +400,9 @@ impl Ledger {
     pub async fn rulesets_as_of(&self, as_of: DateTime<Utc>) -> Result<Vec<Ruleset>, StoreError> {
         let mut rulebook = RuleBook::default();
         for recorded in self.history::<RuleBook>(RULEBOOK_ID, Some(as_of)).await? {
-            rulebook.apply(recorded.event);
+            if let Some(event) = recorded.event {
+                rulebook.apply(event);
+            }
         }
         Ok(rulebook.rulesets().to_vec())
     }

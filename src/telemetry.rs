@@ -31,6 +31,8 @@ struct Metrics {
     errors: IntCounter,
     events_behind: IntGauge,
     seconds_behind: Gauge,
+    skips: IntCounter,
+    open_skips: IntGauge,
 }
 
 /// A metric's definition is static: it cannot fail but by a typo caught by the first test.
@@ -79,6 +81,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "studyledger_projector_seconds_behind",
             "Age of the oldest event not yet in the views (0 when caught up)",
         )),
+        skips: counter(
+            "studyledger_projector_events_skipped_total",
+            "Events this instance's projector or replay could not apply and passed over",
+        ),
+        open_skips: defined(IntGauge::new(
+            "studyledger_skipped_events_open",
+            "Skipped events not yet set aside (GET /v1/skipped-events lists them)",
+        )),
     };
     for collector in [
         Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -88,6 +98,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(metrics.errors.clone()),
         Box::new(metrics.events_behind.clone()),
         Box::new(metrics.seconds_behind.clone()),
+        Box::new(metrics.skips.clone()),
+        Box::new(metrics.open_skips.clone()),
     ] {
         defined(metrics.registry.register(collector));
     }
@@ -106,10 +118,17 @@ pub fn projector_error() {
     METRICS.errors.inc();
 }
 
-/// How far the views trail the log, as measured now.
-pub fn projector_lag(events: i64, seconds: f64) {
+/// How far the views trail the log, and how many skipped events wait to be set aside, as
+/// measured now.
+pub fn projector_lag(events: i64, seconds: f64, open_skips: i64) {
     METRICS.events_behind.set(events);
     METRICS.seconds_behind.set(seconds.max(0.0));
+    METRICS.open_skips.set(open_skips);
+}
+
+/// The projector or replay passed over `events` it could not apply.
+pub fn events_skipped(events: usize) {
+    METRICS.skips.inc_by(events as u64);
 }
 
 /// One request answered: its route template, status and duration.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::CourseTerms;
 use crate::rejection::{Classify, RejectionKind};
-use crate::values::{Category, CourseId, Hours};
+use crate::values::{Category, CourseId, Hours, Name};
 
 /// The most credit one course may carry.
 pub const MAX_CREDIT_HOURS: Hours = Hours::whole(1000);
@@ -16,7 +16,7 @@ pub const MAX_MIN_STUDY_MINUTES: u32 = 525_600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourseRecord {
     pub course_id: CourseId,
-    pub title: String,
+    pub title: Name,
     pub category: Category,
     pub credit_hours: Hours,
     pub min_study_minutes: u32,
@@ -59,8 +59,6 @@ impl DomainEvent for CourseEvent {
 pub enum CourseRejection {
     #[error("course {0} is already registered with other terms")]
     RegisteredDifferently(CourseId),
-    #[error("a course needs a title")]
-    MissingTitle,
     #[error("credit hours must be more than 0 and at most 1000")]
     CreditOutOfRange,
     #[error("min_study_minutes must be at most 525600")]
@@ -93,7 +91,6 @@ impl Course {
             Some(existing) => Err(CourseRejection::RegisteredDifferently(
                 existing.course_id.clone(),
             )),
-            None if record.title.trim().is_empty() => Err(CourseRejection::MissingTitle),
             None if !record.credit_hours.is_positive()
                 || record.credit_hours > MAX_CREDIT_HOURS =>
             {
@@ -131,7 +128,7 @@ mod tests {
     fn record() -> CourseRecord {
         CourseRecord {
             course_id: "party-history".parse().expect("slug"),
-            title: "党史学习".to_owned(),
+            title: "党史学习".parse().expect("text"),
             category: Category::Required,
             credit_hours: Hours::from_hundredths(150),
             min_study_minutes: 45,
@@ -165,18 +162,12 @@ mod tests {
     }
 
     #[test]
-    fn courses_without_credit_or_title_are_rejected() {
+    fn courses_without_credit_are_rejected() {
         let mut free = record();
         free.credit_hours = Hours::ZERO;
         TestFramework::<Course>::with(())
             .given_no_previous_events()
             .when(CourseCommand::Register(free))
             .then_expect_error(CourseRejection::CreditOutOfRange);
-        let mut untitled = record();
-        untitled.title = String::new();
-        TestFramework::<Course>::with(())
-            .given_no_previous_events()
-            .when(CourseCommand::Register(untitled))
-            .then_expect_error(CourseRejection::MissingTitle);
     }
 }

@@ -7,7 +7,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::rejection::{Classify, RejectionKind};
-use crate::values::{EvaluationId, Quarter};
+use crate::values::{EvaluationId, Name, Quarter};
 
 /// The most quarters one evaluation may cover (ten years).
 pub const MAX_QUARTERS: usize = 40;
@@ -16,7 +16,7 @@ pub const MAX_QUARTERS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvaluationRecord {
     pub evaluation_id: EvaluationId,
-    pub name: String,
+    pub name: Name,
     /// Sorted, without repeats.
     pub quarters: Vec<Quarter>,
 }
@@ -47,8 +47,6 @@ impl DomainEvent for EvaluationEvent {
 pub enum EvaluationRejection {
     #[error("evaluation {0} is already defined with other details")]
     DefinedDifferently(EvaluationId),
-    #[error("an evaluation needs a name")]
-    MissingName,
     #[error("an evaluation covers between 1 and {MAX_QUARTERS} quarters")]
     QuarterCount,
     #[error("quarter {0} is listed twice")]
@@ -90,7 +88,6 @@ impl Evaluation {
             Some(existing) => Err(EvaluationRejection::DefinedDifferently(
                 existing.evaluation_id.clone(),
             )),
-            None if record.name.trim().is_empty() => Err(EvaluationRejection::MissingName),
             None if record.quarters.is_empty() || record.quarters.len() > MAX_QUARTERS => {
                 Err(EvaluationRejection::QuarterCount)
             }
@@ -123,7 +120,7 @@ mod tests {
     fn record(quarters: &[&str]) -> EvaluationRecord {
         EvaluationRecord {
             evaluation_id: "2018-annual".parse().expect("slug"),
-            name: "2018 年度评先评优".to_owned(),
+            name: "2018 年度评先评优".parse().expect("text"),
             quarters: quarters
                 .iter()
                 .map(|q| Quarter::parse(q).expect("quarter"))
@@ -151,11 +148,8 @@ mod tests {
     }
 
     #[test]
-    fn an_evaluation_needs_a_name_and_distinct_quarters() {
-        let mut unnamed = record(&["2018-Q1"]);
-        unnamed.name = " ".to_owned();
+    fn an_evaluation_needs_distinct_quarters() {
         let cases = [
-            (unnamed, EvaluationRejection::MissingName),
             (record(&[]), EvaluationRejection::QuarterCount),
             (
                 record(&["2018-Q1", "2018-Q1"]),

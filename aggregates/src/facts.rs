@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::values::{Category, CourseId, Hours, OrgId};
+use crate::values::{Category, CourseId, Hours, MemberNo, Name, OrgId, Reason};
 
 /// A course's terms as they were when a fact about it was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +22,8 @@ pub struct CourseTerms {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrolment {
     pub member_id: Uuid,
-    pub member_no: String,
-    pub name: String,
+    pub member_no: MemberNo,
+    pub name: Name,
     pub org_id: OrgId,
     pub enrolled_on: NaiveDate,
 }
@@ -62,9 +62,21 @@ pub struct Adjustment {
     pub category: crate::values::Category,
     pub hours: Hours,
     pub effective_at: DateTime<Utc>,
-    pub reason: String,
+    pub reason: Reason,
     /// The appeal it answers, if any.
     pub appeal_id: Option<Uuid>,
+    pub sequence: usize,
+}
+
+/// An administrator's decision that the ledger goes on without an event it could not apply
+/// (one the projector skipped): the record is complete again, with the reason on file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAside {
+    /// The skipped event's sequence.
+    pub skipped_sequence: usize,
+    pub note: Reason,
+    pub set_aside_at: DateTime<Utc>,
+    /// The sequence of the event that recorded the decision.
     pub sequence: usize,
 }
 
@@ -81,7 +93,7 @@ pub enum AppealOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolution {
     pub outcome: AppealOutcome,
-    pub note: String,
+    pub note: Reason,
     pub resolved_at: DateTime<Utc>,
     pub sequence: usize,
 }
@@ -93,7 +105,7 @@ pub struct Appeal {
     pub evaluation_id: crate::values::EvaluationId,
     /// The determination contested: the latest for the evaluation when the appeal was filed.
     pub determination_id: Uuid,
-    pub reason: String,
+    pub reason: Reason,
     pub filed_at: DateTime<Utc>,
     pub sequence: usize,
     pub resolution: Option<Resolution>,

@@ -7,13 +7,13 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::rejection::{Classify, RejectionKind};
-use crate::values::OrgId;
+use crate::values::{Name, OrgId};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrganisationRecord {
     pub org_id: OrgId,
-    pub name: String,
+    pub name: Name,
     pub parent_id: Option<OrgId>,
 }
 
@@ -43,8 +43,6 @@ impl DomainEvent for OrganisationEvent {
 pub enum OrganisationRejection {
     #[error("organisation {0} is already registered with other details")]
     RegisteredDifferently(OrgId),
-    #[error("an organisation needs a name")]
-    MissingName,
     #[error("an organisation cannot be its own parent")]
     OwnParent,
 }
@@ -78,7 +76,6 @@ impl Organisation {
             Some(existing) => Err(OrganisationRejection::RegisteredDifferently(
                 existing.org_id.clone(),
             )),
-            None if record.name.trim().is_empty() => Err(OrganisationRejection::MissingName),
             None if record.parent_id.as_ref() == Some(&record.org_id) => {
                 Err(OrganisationRejection::OwnParent)
             }
@@ -113,7 +110,7 @@ mod tests {
     fn record(id: &str, parent: Option<&str>) -> OrganisationRecord {
         OrganisationRecord {
             org_id: id.parse().expect("slug"),
-            name: "福州市".to_owned(),
+            name: "福州市".parse().expect("text"),
             parent_id: parent.map(|p| p.parse().expect("slug")),
         }
     }

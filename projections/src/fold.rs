@@ -175,8 +175,8 @@ mod tests {
         let mut member = Member::default();
         member.apply(MemberEvent::MemberEnrolled(Enrolment {
             member_id: Uuid::from_u128(1),
-            member_no: "M1".to_owned(),
-            name: "陈静".to_owned(),
+            member_no: "M1".parse().expect("text"),
+            name: "陈静".parse().expect("text"),
             org_id: "org".parse().expect("slug"),
             enrolled_on,
         }));

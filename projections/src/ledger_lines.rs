@@ -27,16 +27,20 @@ pub struct Provenance {
 
 /// The member folded from its stream's events before sequence `before` (all of them for
 /// `usize::MAX`), and the provenance of each event by sequence. `events` come in sequence
-/// order, each with its sequence and provenance.
+/// order, each with its sequence and provenance; one that cannot be read (`None`) is passed
+/// over.
 pub fn fold_history(
-    events: impl IntoIterator<Item = (usize, Provenance, MemberEvent)>,
+    events: impl IntoIterator<Item = (usize, Provenance, Option<MemberEvent>)>,
     before: usize,
 ) -> (Member, HashMap<usize, Provenance>) {
     let mut member = Member::default();
     let mut provenance = HashMap::new();
     for (sequence, at, event) in events.into_iter().take_while(|e| e.0 < before) {
         provenance.insert(sequence, at);
-        cqrs_es::Aggregate::apply(&mut member, event);
+        match event {
+            Some(event) => cqrs_es::Aggregate::apply(&mut member, event),
+            None => member.pass_over(),
+        }
     }
     (member, provenance)
 }
@@ -137,7 +141,7 @@ pub fn ledger_lines(
         let fact = LineFact::CreditAdjustment {
             adjustment_id: adjustment.adjustment_id,
             course_id: None,
-            reason: adjustment.reason.clone(),
+            reason: adjustment.reason.to_string(),
             appeal_id: adjustment.appeal_id,
         };
         let quarter = Quarter::of_instant(adjustment.effective_at, tz);

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use studyledger_aggregates::member::command::AdjustCredit;
 use studyledger_aggregates::member::{Member, MemberCommand};
-use studyledger_aggregates::values::{Category, Hours, MemberId, Quarter};
+use studyledger_aggregates::values::{Category, Hours, MemberId, Quarter, Reason};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Adjust {
     adjustment_id: Uuid,
     #[schema(value_type = Category)]
@@ -34,6 +35,7 @@ pub struct Adjust {
     #[schema(value_type = f64)]
     hours: Box<RawValue>,
     effective_at: Rfc3339,
+    #[schema(value_type = Reason)]
     reason: String,
     appeal_id: Option<Uuid>,
 }
@@ -77,7 +79,7 @@ async fn adjust(
         category,
         hours,
         effective_at: body.effective_at.0,
-        reason: body.reason,
+        reason: extract::text("reason", body.reason)?,
         appeal_id: body.appeal_id,
         clock: ledger.clock(),
     });
@@ -94,7 +96,7 @@ async fn adjust(
         hours: adjustment.hours,
         effective_at: adjustment.effective_at,
         quarter: Quarter::of_instant(adjustment.effective_at, ledger.tz()),
-        reason: adjustment.reason,
+        reason: adjustment.reason.into_string(),
         appeal_id: adjustment.appeal_id,
         sequence: fact.sequence,
         position: fact.position,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use studyledger_aggregates::facts::{Appeal, AppealOutcome, AppealStatus};
 use studyledger_aggregates::member::command::{FileAppeal, ResolveAppeal};
 use studyledger_aggregates::member::{Member, MemberCommand, MemberEvent};
-use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId};
+use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId, Reason};
 use studyledger_projections::sql::appeals::{open_appeals, OpenAppeal};
 use studyledger_projections::sql::orgs::subtree;
 use utoipa::{IntoParams, ToSchema};
@@ -22,7 +22,7 @@ use crate::http::answer::{Created, FromViews};
 use crate::http::auth::Caller;
 use crate::http::consistency;
 use crate::http::error::ApiError;
-use crate::http::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
+use crate::http::extract::{page_limit, text, ApiJson, ApiPath, ApiQuery};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
@@ -54,10 +54,10 @@ impl AppealAnswer {
             appeal_id: appeal.appeal_id,
             evaluation_id: appeal.evaluation_id.clone(),
             determination_id: appeal.determination_id,
-            reason: appeal.reason.clone(),
+            reason: appeal.reason.to_string(),
             filed_at: appeal.filed_at,
             status: member.appeal_status(appeal),
-            note: resolution.map(|r| r.note.clone()),
+            note: resolution.map(|r| r.note.to_string()),
             resolved_at: resolution.map(|r| r.resolved_at),
             sequence: appeal.sequence,
         }
@@ -65,9 +65,11 @@ impl AppealAnswer {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct File {
     appeal_id: Uuid,
     evaluation_id: EvaluationId,
+    #[schema(value_type = Reason)]
     reason: String,
 }
 
@@ -101,7 +103,7 @@ async fn file(
     let command = MemberCommand::FileAppeal(FileAppeal {
         appeal_id,
         evaluation_id: body.evaluation_id,
-        reason: body.reason,
+        reason: text("reason", body.reason)?,
         clock: ledger.clock(),
     });
     let fact = ledger
@@ -118,9 +120,11 @@ async fn file(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Resolve {
     /// `upheld` or `overturned`.
     outcome: String,
+    #[schema(value_type = Reason)]
     note: String,
 }
 
@@ -168,7 +172,7 @@ async fn resolve(
     let command = MemberCommand::ResolveAppeal(ResolveAppeal {
         appeal_id,
         outcome,
-        note: body.note,
+        note: text("note", body.note)?,
         clock: ledger.clock(),
     });
     let fact = ledger
@@ -203,26 +207,28 @@ async fn separate_duties(
         .history::<Member>(&member_id.to_string(), None)
         .await?;
     let contested = history.iter().find_map(|r| match &r.event {
-        MemberEvent::AppealFiled {
+        Some(MemberEvent::AppealFiled {
             appeal_id: filed,
             determination_id,
             ..
-        } if *filed == appeal_id => Some(*determination_id),
+        }) if *filed == appeal_id => Some(*determination_id),
         _ => None,
     });
     let token = caller.principal.token_id.as_str();
     for recorded in &history {
         let involved = match &recorded.event {
-            MemberEvent::EligibilityDetermined(d) => Some(d.determination_id) == contested,
-            MemberEvent::CreditAdjusted {
+            Some(MemberEvent::EligibilityDetermined(d)) => Some(d.determination_id) == contested,
+            Some(MemberEvent::CreditAdjusted {
                 appeal_id: Some(linked),
                 ..
-            } => *linked == appeal_id,
+            }) => *linked == appeal_id,
             _ => false,
         };
         if involved && recorded.token_id() == Some(token) {
             let what = match recorded.event {
-                MemberEvent::EligibilityDetermined(_) => "the determination this appeal contests",
+                Some(MemberEvent::EligibilityDetermined(_)) => {
+                    "the determination this appeal contests"
+                }
                 _ => "a credit adjustment linked to this appeal",
             };
             return Err(ApiError::Duties(format!(

@@ -4,7 +4,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use studyledger_aggregates::course::{Course, CourseCommand, CourseRecord};
-use studyledger_aggregates::values::{Category, CourseId};
+use studyledger_aggregates::values::{Category, CourseId, Name};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,8 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Register {
     course_id: CourseId,
+    #[schema(value_type = Name)]
     title: String,
     #[schema(value_type = Category)]
     category: String,
@@ -60,7 +62,7 @@ async fn register(
     })?;
     let record = CourseRecord {
         course_id: body.course_id,
-        title: body.title,
+        title: extract::text("title", body.title)?,
         category,
         credit_hours,
         min_study_minutes,

@@ -1,6 +1,7 @@
 //! `/v1/evaluations/{id}/determinations`: deciding an evaluation (rule 8) for an organisation's
 //! members or a list of members — a background job whose progress the answer reports.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,6 +13,7 @@ use studyledger_aggregates::determination_run::{
     DeterminationRequest, DeterminationRun, DeterminationRunCommand, Scope,
 };
 use studyledger_aggregates::evaluation::{Evaluation, EvaluationRecord};
+use studyledger_aggregates::member::Member;
 use studyledger_aggregates::rejection::RejectionKind;
 use studyledger_aggregates::rules::eligibility::all_ended;
 use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId};
@@ -31,6 +33,8 @@ use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::jobs::determinations::{not_enrolled, JobState, JobStatus};
+use crate::ledger::Ledger;
+use crate::store::skipped::{self, SkipMap};
 use crate::store::tokens::Role;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,6 +51,7 @@ const SCAN_CHUNK: i64 = 5_000;
 /// Either `org_id` (every member of its subtree on the evaluation's last day) or
 /// `member_ids`.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Determine {
     determination_id: Uuid,
     org_id: Option<OrgId>,
@@ -122,6 +127,38 @@ async fn listed_members(
     Ok(ids)
 }
 
+/// 409 naming the members whose record holds an event the ledger could not apply and no
+/// administrator set aside: their eligibility would be decided on facts known to be missing.
+async fn refuse_incomplete(
+    ledger: &Ledger,
+    members: &[Uuid],
+    skips: &SkipMap,
+) -> Result<(), ApiError> {
+    let mut incomplete = Vec::new();
+    for member_id in members {
+        let id = member_id.to_string();
+        let Some(listed) = skips.get(&id) else {
+            continue;
+        };
+        let (member, _) = ledger.read::<Member>(&id).await?;
+        let listed: Vec<usize> = listed.iter().copied().collect();
+        let open = member.open_skips(&listed);
+        if !open.is_empty() {
+            let sequences: Vec<String> = open.iter().map(usize::to_string).collect();
+            incomplete.push(format!("{id} (sequences {})", sequences.join(", ")));
+        }
+    }
+    if incomplete.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Conflict(format!(
+        "the records of these members hold events the ledger could not apply: {}; an \
+         administrator sets them aside first (POST /v1/members/{{id}}/skipped-events/{{sequence}}/set-aside), \
+         or leave the members out",
+        incomplete.join("; ")
+    )))
+}
+
 /// The answer for a job: 200 with the counts when it is done, 202 with its place while it
 /// runs, or the error it failed with.
 fn job_answer(state: &JobState) -> Result<Response, ApiError> {
@@ -191,6 +228,8 @@ async fn determine(
             ))
         }
     };
+    let skips = Arc::new(skipped::member_skips(ledger.pool()).await?);
+    refuse_incomplete(ledger, &members, &skips).await?;
     // Recorded before any member is decided: an id already used for another evaluation or
     // other members is refused here, for every instance, with nothing else recorded.
     let determination_id = body.determination_id;
@@ -204,9 +243,14 @@ async fn determine(
     ledger
         .execute::<DeterminationRun, _>(&determination_id.to_string(), command, &meta, |_| ())
         .await?;
-    let mut job = state
-        .jobs()
-        .start(ledger.clone(), determination_id, evaluation, members, meta);
+    let mut job = state.jobs().start(
+        ledger.clone(),
+        determination_id,
+        evaluation,
+        members,
+        skips,
+        meta,
+    );
     // Whether the job ends in time or not, the answer says where it stands.
     let _ = tokio::time::timeout(
         ANSWER_WITHIN,

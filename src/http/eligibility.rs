@@ -26,6 +26,7 @@ use crate::http::error::ApiError;
 use crate::http::events::with_provenance;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::openapi as doc;
+use crate::http::skipped_events;
 use crate::http::state::AppState;
 use crate::store::record::Recorded;
 
@@ -84,6 +85,9 @@ pub struct Eligibility {
     earlier_determinations: Vec<Superseded>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explanation: Option<Explanation>,
+    /// The member's record holds an event the ledger could not apply and that no
+    /// administrator set aside (`GET /v1/skipped-events`): what is shown may miss a fact.
+    incomplete: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -146,6 +150,7 @@ fn eligibility_of(
         appeal: found.appeal.map(|a| AppealAnswer::of(member, a)),
         earlier_determinations: earlier,
         explanation: None,
+        incomplete: false,
     })
 }
 
@@ -171,7 +176,8 @@ async fn eligibility(
     if query.explain != Some(true) && query.determination_id.is_none() {
         let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
         access::reaches(&state, &caller, member_id, &member).await?;
-        let answer = eligibility_of(member_id, &member, &evaluation_id)?;
+        let mut answer = eligibility_of(member_id, &member, &evaluation_id)?;
+        answer.incomplete = skipped_events::incomplete(&state, member_id).await?;
         access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
         return Ok(Json(answer));
     }
@@ -197,6 +203,7 @@ async fn eligibility(
     answer.explanation = Some(explanation(
         &state, history, &now, &now_lines, explained, &rulesets,
     )?);
+    answer.incomplete = skipped_events::incomplete(&state, member_id).await?;
     access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
     Ok(Json(answer))
 }
@@ -214,7 +221,7 @@ fn explanation(
     let (sequence, recorded_at) = history
         .iter()
         .find_map(|r| match &r.event {
-            MemberEvent::EligibilityDetermined(d)
+            Some(MemberEvent::EligibilityDetermined(d))
                 if d.determination_id == determination.determination_id =>
             {
                 Some((r.sequence, r.recorded_at))

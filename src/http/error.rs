@@ -29,6 +29,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than the 64 KiB allowed")]
     TooLarge,
+    #[error("the body must be JSON, sent with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     #[error("{0}")]
     RuleViolation(String),
     #[error("too many concurrent changes to the same record; retry shortly")]
@@ -65,6 +67,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
             ),
             ApiError::RuleViolation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::evaluation::{Evaluation, EvaluationCommand, EvaluationRecord};
-use studyledger_aggregates::values::{EvaluationId, Quarter};
+use studyledger_aggregates::values::{EvaluationId, Name, Quarter};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use crate::http::answer::Created;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{text, ApiJson};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
@@ -21,8 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Define {
     evaluation_id: EvaluationId,
+    #[schema(value_type = Name)]
     name: String,
     quarters: Vec<Quarter>,
 }
@@ -49,7 +51,7 @@ async fn define(
 ) -> Result<Created<Defined>, ApiError> {
     let record = EvaluationRecord {
         evaluation_id: body.evaluation_id,
-        name: body.name,
+        name: text("name", body.name)?,
         quarters: body.quarters,
     };
     let id = record.evaluation_id.to_string();

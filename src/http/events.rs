@@ -19,6 +19,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiPath;
 use crate::http::openapi as doc;
+use crate::http::skipped_events;
 use crate::http::state::AppState;
 use crate::store::record::Recorded;
 
@@ -55,7 +56,7 @@ pub async fn member_stream(
 /// sequence and where it stands in the log.
 pub fn with_provenance(
     history: impl IntoIterator<Item = Recorded<MemberEvent>>,
-) -> impl Iterator<Item = (usize, Provenance, MemberEvent)> {
+) -> impl Iterator<Item = (usize, Provenance, Option<MemberEvent>)> {
     history.into_iter().map(|r| {
         let provenance = Provenance {
             position: r.position,
@@ -81,6 +82,9 @@ pub struct StoredEvent {
     role: Option<String>,
     request_id: Option<String>,
     payload: serde_json::Value,
+    /// Whether the current types read the payload; an event they cannot read is passed over
+    /// by every fold, and listed at `GET /v1/skipped-events`.
+    readable: bool,
     /// The event's link of its stream's hash chain (hex).
     hash: String,
 }
@@ -89,6 +93,9 @@ pub struct StoredEvent {
 pub struct Stream {
     member_id: MemberId,
     events: Vec<StoredEvent>,
+    /// The member's record holds an event the ledger could not apply and that no
+    /// administrator set aside (`GET /v1/skipped-events`): what is shown may miss a fact.
+    incomplete: bool,
 }
 
 /// `GET /v1/members/{id}/events`: the member's raw stream as stored.
@@ -119,8 +126,14 @@ async fn events(
             event_version: r.event_version,
             recorded_at: r.recorded_at,
             payload: r.payload,
+            readable: r.event.is_some(),
             hash: r.hash,
         })
         .collect();
-    Ok(Json(Stream { member_id, events }))
+    let incomplete = skipped_events::incomplete(&state, member_id).await?;
+    Ok(Json(Stream {
+        member_id,
+        events,
+        incomplete,
+    }))
 }

@@ -7,13 +7,14 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use studyledger_aggregates::values::text::Text;
 use studyledger_aggregates::values::{Category, Hours};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -21,14 +22,19 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::http::error::ApiError;
 
-/// A JSON body. Any content type is read as JSON; syntax errors, wrong types and missing
-/// fields are 400, a body over the limit is 413.
+/// A JSON body, sent as `application/json` (else 415). Syntax errors, wrong types, missing
+/// fields and malformed ids are 400; a field the body type does not have is 422 (bodies deny
+/// unknown fields: a misspelt optional field must not be silently dropped); a body over the
+/// limit is 413.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge
@@ -38,8 +44,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         })?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
-            .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
+            .map_err(body_error)
     }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn body_error(error: serde_json::Error) -> ApiError {
+    // serde words the refusal of `deny_unknown_fields` itself: "unknown field `x`, expected
+    // one of …". It is the only data error that names a field the type does not have.
+    let message = error.to_string();
+    if message.starts_with("unknown field") {
+        ApiError::RuleViolation(format!("the body has an {message}"))
+    } else {
+        ApiError::Malformed(format!("invalid JSON body: {message}"))
+    }
+}
+
+/// Text from a body field under the rules of its value type (`Name`, `MemberNo`, `Reason`);
+/// text it cannot hold is a rule violation (422) that names the field.
+pub fn text<const MAX: usize, const LINES: bool>(
+    field: &str,
+    raw: String,
+) -> Result<Text<MAX, LINES>, ApiError> {
+    Text::parse(raw).map_err(|e| ApiError::RuleViolation(format!("{field} {e}")))
 }
 
 /// A query string; anything it cannot hold is 400.

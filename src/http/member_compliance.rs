@@ -22,6 +22,7 @@ use crate::http::consistency;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::openapi as doc;
+use crate::http::skipped_events;
 use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,12 +44,18 @@ pub struct OneQuarter {
     member_id: MemberId,
     #[serde(flatten)]
     quarter: QuarterCompliance,
+    /// The member's record holds an event the ledger could not apply and that no
+    /// administrator set aside (`GET /v1/skipped-events`): what is shown may miss a fact.
+    incomplete: bool,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct AllQuarters {
     member_id: MemberId,
     quarters: Vec<QuarterCompliance>,
+    /// The member's record holds an event the ledger could not apply and that no
+    /// administrator set aside (`GET /v1/skipped-events`): what is shown may miss a fact.
+    incomplete: bool,
 }
 
 /// `GET /v1/members/{id}/compliance[?quarter=]`: one quarter (`OneQuarter`), or every quarter
@@ -79,10 +86,12 @@ async fn compliance(
     let row =
         |q: Quarter| member.judge(q, stored.iter().find(|s| s.quarter == q), &rulesets, today);
     access::log_read(&state, &caller, vec![member_id.uuid()]).await?;
+    let incomplete = skipped_events::incomplete(&state, member_id).await?;
     let answer = match query.quarter {
         Some(quarter) => Json(OneQuarter {
             member_id,
             quarter: row(quarter),
+            incomplete,
         })
         .into_response(),
         None => Json(AllQuarters {
@@ -91,6 +100,7 @@ async fn compliance(
                 .through(Quarter::of_date(today))
                 .map(row)
                 .collect(),
+            incomplete,
         })
         .into_response(),
     };

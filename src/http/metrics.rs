@@ -47,7 +47,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     security(("bearer" = ["admin", "auditor"])))]
 async fn render(State(state): State<AppState>) -> Response {
     match commit_order::lag(state.ledger().pool()).await {
-        Ok((events, seconds)) => telemetry::projector_lag(events, seconds),
+        Ok((events, seconds, open_skips)) => telemetry::projector_lag(events, seconds, open_skips),
         Err(error) => tracing::warn!(%error, "cannot measure projector lag"),
     }
     match telemetry::render() {

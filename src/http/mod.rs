@@ -34,6 +34,7 @@ pub mod org_members;
 pub mod orgs;
 pub mod replays;
 pub mod rulesets;
+pub mod skipped_events;
 pub mod state;
 pub mod study;
 pub mod transcript;
@@ -91,6 +92,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(replays::router())
         .merge(verifications::router())
         .merge(access_log::router())
+        .merge(skipped_events::router())
 }
 
 /// The service's OpenAPI document.

@@ -34,6 +34,7 @@ use crate::http::state::AppState;
         NotFound,
         Conflict,
         TooLarge,
+        UnsupportedType,
         RuleViolation,
         Unavailable
     ))
@@ -109,8 +110,14 @@ pub struct Conflict(#[to_schema] pub Problem);
 #[response(content_type = "application/problem+json")]
 pub struct TooLarge(#[to_schema] pub Problem);
 
+/// 415: a body that is not `Content-Type: application/json`.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct UnsupportedType(#[to_schema] pub Problem);
+
 /// 422: a rule of the ledger says no (times, unknown course or organisation in the body,
-/// three decimals, an empty reason, …); nothing was recorded.
+/// three decimals, text a field cannot hold, a field the body does not have, …); nothing was
+/// recorded.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct RuleViolation(#[to_schema] pub Problem);
@@ -188,6 +195,8 @@ pub enum CommandRefusals {
     Conflict(#[ref_response] Conflict),
     #[response(status = 413)]
     TooLarge(#[ref_response] TooLarge),
+    #[response(status = 415)]
+    UnsupportedType(#[ref_response] UnsupportedType),
     #[response(status = 422)]
     RuleViolation(#[ref_response] RuleViolation),
     #[response(status = 503)]
@@ -207,6 +216,8 @@ pub enum CatalogRefusals {
     Conflict(#[ref_response] Conflict),
     #[response(status = 413)]
     TooLarge(#[ref_response] TooLarge),
+    #[response(status = 415)]
+    UnsupportedType(#[ref_response] UnsupportedType),
     #[response(status = 422)]
     RuleViolation(#[ref_response] RuleViolation),
     #[response(status = 503)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, OrganisationRecord};
 use studyledger_aggregates::rules::membership::counting_day;
 use studyledger_aggregates::rules::rulesets::Ruleset;
-use studyledger_aggregates::values::{local_date, OrgId, Quarter};
+use studyledger_aggregates::values::{local_date, Name, OrgId, Quarter};
 use studyledger_projections::rollup::RollUp;
 use studyledger_projections::sql::members::{members_of, MemberRow, StoredQuarter};
 use studyledger_projections::sql::orgs::subtree;
@@ -24,7 +24,7 @@ use crate::http::answer::{Created, FromViews};
 use crate::http::auth::Caller;
 use crate::http::consistency;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::extract::{text, ApiJson, ApiPath, ApiQuery};
 use crate::http::members::organisation_exists;
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
@@ -36,8 +36,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Register {
     org_id: OrgId,
+    #[schema(value_type = Name)]
     name: String,
     parent_id: Option<OrgId>,
 }
@@ -64,7 +66,7 @@ async fn register(
 ) -> Result<Created<Registered>, ApiError> {
     let record = OrganisationRecord {
         org_id: body.org_id,
-        name: body.name,
+        name: text("name", body.name)?,
         parent_id: body.parent_id,
     };
     let ledger = state.ledger();

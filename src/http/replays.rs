@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StartReplay {
     /// Required: `true` lists who changes eligibility, `false` rebuilds the views.
     dry_run: Option<bool>,
@@ -56,6 +57,8 @@ pub struct Started {
         (status = 403, response = doc::Forbidden),
         (status = 409, response = doc::Conflict),
         (status = 413, response = doc::TooLarge),
+        (status = 415, response = doc::UnsupportedType),
+        (status = 422, response = doc::RuleViolation),
         (status = 503, response = doc::Unavailable),
     ),
     security(("bearer" = ["admin"])))]

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Publish {
     /// Higher than every version published before.
     version: u32,
@@ -53,10 +54,11 @@ pub struct Published {
     position: i64,
 }
 
-impl From<&Recorded<RuleBookEvent>> for Published {
-    fn from(recorded: &Recorded<RuleBookEvent>) -> Self {
-        let RuleBookEvent::RulesetPublished(ruleset) = &recorded.event;
-        Published {
+impl Published {
+    /// The ruleset an event of the rule book published (none when the event cannot be read).
+    fn of(recorded: &Recorded<RuleBookEvent>) -> Option<Published> {
+        let RuleBookEvent::RulesetPublished(ruleset) = recorded.event.as_ref()?;
+        Some(Published {
             version: ruleset.version,
             effective_from: ruleset.effective_from,
             required_hours: ruleset.required_hours,
@@ -66,7 +68,7 @@ impl From<&Recorded<RuleBookEvent>> for Published {
             published_at: recorded.recorded_at,
             published_by: recorded.actor().map(str::to_owned),
             position: recorded.position,
-        }
+        })
     }
 }
 
@@ -98,11 +100,12 @@ async fn publish(
         .await?;
     // Answer from the log, so that a resend answers exactly as the first request did.
     let history = ledger.history::<RuleBook>(RULEBOOK_ID, None).await?;
-    let recorded = history
+    let published = history
         .iter()
-        .find(|r| matches!(&r.event, RuleBookEvent::RulesetPublished(p) if p == &ruleset))
+        .filter_map(Published::of)
+        .find(|p| p.version == ruleset.version)
         .ok_or(ApiError::Internal)?;
-    Ok(Created(recorded.into()))
+    Ok(Created(published))
 }
 
 /// `GET /v1/rulesets`: every published version (an array), in version order, with who
@@ -120,5 +123,5 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<Published>>, Api
         .ledger()
         .history::<RuleBook>(RULEBOOK_ID, None)
         .await?;
-    Ok(Json(history.iter().map(Published::from).collect()))
+    Ok(Json(history.iter().filter_map(Published::of).collect()))
 }

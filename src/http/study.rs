@@ -49,6 +49,7 @@ async fn course_terms(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecordSession {
     session_id: Uuid,
     course_id: CourseId,
@@ -112,6 +113,7 @@ async fn record_session(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReportCompletion {
     completion_id: Uuid,
     course_id: CourseId,

@@ -25,6 +25,7 @@ use crate::http::error::ApiError;
 use crate::http::events::{member_stream, with_provenance};
 use crate::http::extract::{ApiPath, ApiQuery, Rfc3339};
 use crate::http::openapi as doc;
+use crate::http::skipped_events;
 use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,6 +48,9 @@ pub struct Transcript {
     as_of: DateTime<Utc>,
     entries: Vec<LedgerLine>,
     quarters: Vec<QuarterCompliance>,
+    /// The member's record holds an event the ledger could not apply and that no
+    /// administrator set aside (`GET /v1/skipped-events`): what is shown may miss a fact.
+    incomplete: bool,
 }
 
 /// `GET /v1/members/{id}/ledger?as_of=`: every completion and adjustment recorded by `as_of`,
@@ -146,5 +150,6 @@ async fn transcript(
             .map(|q| fold.quarter(q, &rulesets, today))
             .collect(),
         entries,
+        incomplete: skipped_events::incomplete(state, member_id).await?,
     })
 }

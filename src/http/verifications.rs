@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Verify {
     /// Only this member's stream; every stream without it.
     member_id: Option<MemberId>,
@@ -48,6 +49,8 @@ pub struct Started {
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 413, response = doc::TooLarge),
+        (status = 415, response = doc::UnsupportedType),
+        (status = 422, response = doc::RuleViolation),
         (status = 503, response = doc::Unavailable),
     ),
     security(("bearer" = ["admin", "auditor"])))]

@@ -26,6 +26,7 @@ use studyledger_aggregates::facts::{CourseTerms, Enrolment};
 use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession};
 use studyledger_aggregates::member::{Clock, Member, MemberCommand};
 use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, OrganisationRecord};
+use studyledger_aggregates::values::text::Text;
 use studyledger_aggregates::values::{Category, Hours, OrgId, Quarter, Slug};
 
 use crate::jobs::progress::Progress;
@@ -168,6 +169,10 @@ fn slug(raw: &str) -> Slug {
     Slug::from_str(raw).unwrap_or_else(|_| unreachable!("demo ids are valid slugs: {raw}"))
 }
 
+fn text<const MAX: usize, const LINES: bool>(raw: String) -> Text<MAX, LINES> {
+    Text::parse(raw).unwrap_or_else(|e| unreachable!("demo text is valid: {e}"))
+}
+
 impl DemoData {
     fn generate(plan: &DemoPlan, tz: Tz, today: NaiveDate) -> DemoData {
         let current = Quarter::of_date(today);
@@ -191,7 +196,7 @@ impl DemoData {
             for n in 1..=4 {
                 courses.push(CourseRecord {
                     course_id: slug(&format!("req-{tag}-{n}")),
-                    title: format!("{quarter} 必修课 {n}"),
+                    title: text(format!("{quarter} 必修课 {n}")),
                     category: Category::Required,
                     credit_hours: Hours::whole(2),
                     min_study_minutes: 60,
@@ -200,7 +205,7 @@ impl DemoData {
             for n in 1..=3 {
                 courses.push(CourseRecord {
                     course_id: slug(&format!("elec-{tag}-{n}")),
-                    title: format!("{quarter} 选修课 {n}"),
+                    title: text(format!("{quarter} 选修课 {n}")),
                     category: Category::Elective,
                     credit_hours: Hours::whole(1),
                     min_study_minutes: 30,
@@ -246,12 +251,12 @@ fn demo_organisations() -> Vec<OrganisationRecord> {
     let mut orgs = vec![
         OrganisationRecord {
             org_id: slug("fuzhou"),
-            name: "福州市".to_owned(),
+            name: text("福州市".to_owned()),
             parent_id: None,
         },
         OrganisationRecord {
             org_id: slug("fz-company"),
-            name: "福州某集团公司".to_owned(),
+            name: text("福州某集团公司".to_owned()),
             parent_id: Some(slug("fuzhou")),
         },
     ];
@@ -259,13 +264,13 @@ fn demo_organisations() -> Vec<OrganisationRecord> {
         let branch_id = format!("fz-branch-{branch}");
         orgs.push(OrganisationRecord {
             org_id: slug(&branch_id),
-            name: format!("第{branch}分公司党委"),
+            name: text(format!("第{branch}分公司党委")),
             parent_id: Some(slug("fz-company")),
         });
         for cell in 1..=2 {
             orgs.push(OrganisationRecord {
                 org_id: slug(&format!("{branch_id}-cell-{cell}")),
-                name: format!("第{branch}分公司第{cell}党支部"),
+                name: text(format!("第{branch}分公司第{cell}党支部")),
                 parent_id: Some(slug(&branch_id)),
             });
         }
@@ -334,8 +339,8 @@ fn demo_enrolment(
     );
     Enrolment {
         member_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
-        member_no: format!("FZ-{:05}", index + 1),
-        name,
+        member_no: text(format!("FZ-{:05}", index + 1)),
+        name: text(name),
         org_id: cells[index % cells.len()].clone(),
         enrolled_on,
     }

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::ledger::{CommandError, Ledger};
 use crate::store::error::StoreError;
 use crate::store::record::Metadata;
+use crate::store::skipped::SkipMap;
 use crate::store::streams;
 
 /// Members decided at the same time by one job.
@@ -90,6 +91,7 @@ impl Jobs {
         determination_id: Uuid,
         evaluation: EvaluationRecord,
         members: Vec<Uuid>,
+        skips: Arc<SkipMap>,
         metadata: Metadata,
     ) -> watch::Receiver<JobState> {
         let mut jobs = self.jobs();
@@ -116,6 +118,7 @@ impl Jobs {
             determination_id,
             evaluation,
             members,
+            skips,
             metadata,
             sender,
         ));
@@ -128,6 +131,7 @@ async fn run(
     determination_id: Uuid,
     evaluation: EvaluationRecord,
     members: Vec<Uuid>,
+    skips: Arc<SkipMap>,
     metadata: Metadata,
     progress: watch::Sender<JobState>,
 ) {
@@ -136,18 +140,23 @@ async fn run(
         let rulesets = ledger.rulesets().await.map_err(CommandError::Store)?;
         futures::stream::iter(members)
             .map(|member_id| {
+                let id = member_id.to_string();
                 let command = MemberCommand::DetermineEligibility(DetermineEligibility {
                     determination_id,
                     evaluation_id: evaluation.evaluation_id.clone(),
                     quarters: evaluation.quarters.clone(),
                     rulesets: rulesets.clone(),
+                    skipped: skips
+                        .get(&id)
+                        .map(|s| s.iter().copied().collect())
+                        .unwrap_or_default(),
                     clock: ledger.clock(),
                 });
                 let ledger = &ledger;
                 let metadata = &metadata;
                 async move {
                     ledger
-                        .execute::<Member, _>(&member_id.to_string(), command, metadata, |m| {
+                        .execute::<Member, _>(&id, command, metadata, |m| {
                             m.determination(determination_id).map(|d| d.eligible)
                         })
                         .await

@@ -24,11 +24,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cqrs_es::Aggregate;
 use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 use studyledger_aggregates::member::{Clock, Member, MemberEvent};
-use studyledger_aggregates::organisation::OrganisationEvent;
+use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
 use studyledger_aggregates::rules::eligibility::{eligibility_change, EligibilityChange};
 use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_projections::fold::MemberFold;
@@ -43,7 +44,10 @@ use crate::jobs::progress::Progress;
 use crate::ledger::Ledger;
 use crate::store::commit_order::{self, Cover};
 use crate::store::error::StoreError;
+use crate::store::skipped::{self, Skip, SkipMap};
+use crate::store::streams::StreamEvent;
 use crate::store::{database, lock, streams};
+use crate::telemetry;
 
 /// Members per bulk write.
 const MEMBERS_PER_WRITE: usize = 2_000;
@@ -207,13 +211,18 @@ async fn replay(
     let mut writer = pool.acquire().await?.detach();
     // "does not exist, skipping" and the like are expected here, not news.
     database::warnings_only(&mut writer).await?;
-    if !dry_run {
-        prepare_tables(&mut writer, &mut reader, &cover).await?;
-    }
+    let unreadable_organisations = if dry_run {
+        Vec::new()
+    } else {
+        prepare_tables(&mut writer, &mut reader, &cover).await?
+    };
     let (batches, received) = mpsc::channel::<WriteBatch>(2);
     let writing = tokio::spawn(write_batches(writer, replay_id, dry_run, received));
-    let folder = Folder::new(ledger, &rulesets, dry_run, replay_id);
-    let folded = folder.fold_all(reader, &cover, &batches, report).await;
+    let mut folder = Folder::new(ledger, &rulesets, dry_run, replay_id);
+    folder.skips = skipped::member_skips(pool).await?;
+    let folded = folder
+        .fold_all(reader, &cover, &batches, report, &unreadable_organisations)
+        .await;
     drop(batches);
     // The writer's own error first: when it fails, the folder only sees it stop.
     let mut writer = writing
@@ -238,21 +247,27 @@ async fn replay(
 
 /// Creates the new tables and fills the organisation tree (small, in commit order: parents
 /// before children).
+/// Answers the organisation events that cannot be read (passed over).
 async fn prepare_tables(
     writer: &mut PgConnection,
     reader: &mut PgConnection,
     cover: &Cover,
-) -> Result<(), ReplayError> {
+) -> Result<Vec<Skip>, ReplayError> {
     rebuild::create_next(writer).await?;
-    for payload in streams::organisation_events_below(reader, &cover.horizon).await? {
-        let OrganisationEvent::OrganisationRegistered(record) = serde_json::from_str(&payload)?;
-        upsert_organisation(writer, &record).await?;
+    let mut unreadable = Vec::new();
+    for event in streams::organisation_events_below(reader, &cover.horizon).await? {
+        match serde_json::from_str::<OrganisationEvent>(&event.payload) {
+            Ok(OrganisationEvent::OrganisationRegistered(record)) => {
+                upsert_organisation(writer, &record).await?;
+            }
+            Err(error) => unreadable.push(event.skip(Organisation::TYPE, &error)),
+        }
     }
-    Ok(())
+    Ok(unreadable)
 }
 
-/// A chunk of member events as (member id, payload).
-type Chunk = Vec<(String, String)>;
+/// A chunk of member events.
+type Chunk = Vec<StreamEvent>;
 
 /// Streams member events in member order from `reader`, in chunks, beside the folder, so that
 /// reading and folding overlap.
@@ -296,6 +311,12 @@ struct Folder<'a> {
     changes: Vec<ReplayChange>,
     members: u64,
     changes_total: u64,
+    /// The member events listed as skipped when the replay started: passed over.
+    skips: SkipMap,
+    /// Events found that cannot be read (passed over), listed at the end.
+    unreadable: Vec<Skip>,
+    /// Per member, the skipped events its stream set aside: (skipped, setting-aside) sequences.
+    set_aside: Vec<(String, Vec<(i64, i64)>)>,
 }
 
 impl<'a> Folder<'a> {
@@ -310,7 +331,43 @@ impl<'a> Folder<'a> {
             changes: Vec::new(),
             members: 0,
             changes_total: 0,
+            skips: SkipMap::new(),
+            unreadable: Vec::new(),
+            set_aside: Vec::new(),
         }
+    }
+
+    /// The event as the current types read it; `None` (it is passed over) when it is listed
+    /// as skipped or cannot be read, which lists it.
+    fn read(&mut self, event: &StreamEvent) -> Option<MemberEvent> {
+        let sequence = usize::try_from(event.sequence).unwrap_or(0);
+        if self
+            .skips
+            .get(&event.aggregate_id)
+            .is_some_and(|s| s.contains(&sequence))
+        {
+            return None;
+        }
+        match serde_json::from_str(&event.payload) {
+            Ok(read) => Some(read),
+            Err(error) => {
+                self.unreadable.push(event.skip(Member::TYPE, &error));
+                None
+            }
+        }
+    }
+
+    /// Lists what the replay passed over and the decisions that set skipped events aside.
+    async fn list_skips(&self, found: &[Skip]) -> Result<(), ReplayError> {
+        let pool = self.ledger.pool();
+        let mut all = found.to_vec();
+        all.extend(self.unreadable.iter().cloned());
+        skipped::record(pool, &all, "replay").await?;
+        telemetry::events_skipped(all.len());
+        for (member_id, decisions) in &self.set_aside {
+            skipped::set_aside(pool, member_id, decisions).await?;
+        }
+        Ok(())
     }
 
     /// Folds every member event below the cover; answers (events, members, changes).
@@ -320,6 +377,7 @@ impl<'a> Folder<'a> {
         cover: &Cover,
         batches: &mpsc::Sender<WriteBatch>,
         report: &(impl Fn(Report) + Send + Sync),
+        unreadable_organisations: &[Skip],
     ) -> Result<(u64, u64, u64), ReplayError> {
         let (mut incoming, reading) = read_member_events(reader, cover.horizon.clone());
         let mut current: Option<(String, Member)> = None;
@@ -327,20 +385,20 @@ impl<'a> Folder<'a> {
         let mut last_progress = Instant::now();
         while let Some(chunk) = incoming.recv().await {
             let n = chunk.len() as u64;
-            for (member_id, payload) in chunk {
-                let event: MemberEvent = serde_json::from_str(&payload)?;
-                match &mut current {
-                    Some((id, member)) if *id == member_id => {
-                        cqrs_es::Aggregate::apply(member, event)
-                    }
+            for event in chunk {
+                let read = self.read(&event);
+                let member = match &mut current {
+                    Some((id, member)) if *id == event.aggregate_id => member,
                     _ => {
                         if let Some((id, member)) = current.take() {
                             self.finish(&id, &member, batches).await?;
                         }
-                        let mut member = Member::default();
-                        cqrs_es::Aggregate::apply(&mut member, event);
-                        current = Some((member_id, member));
+                        &mut current.insert((event.aggregate_id, Member::default())).1
                     }
+                };
+                match read {
+                    Some(read) => member.apply(read),
+                    None => member.pass_over(),
                 }
             }
             events += n;
@@ -359,6 +417,7 @@ impl<'a> Folder<'a> {
             self.finish(&id, &member, batches).await?;
         }
         self.flush(batches).await?;
+        self.list_skips(unreadable_organisations).await?;
         Ok((events, self.members, self.changes_total))
     }
 
@@ -370,6 +429,14 @@ impl<'a> Folder<'a> {
         batches: &mpsc::Sender<WriteBatch>,
     ) -> Result<(), ReplayError> {
         self.members += 1;
+        if !member.set_aside().is_empty() {
+            let decisions = member
+                .set_aside()
+                .iter()
+                .map(|a| (to_i64(a.skipped_sequence as u64), to_i64(a.sequence as u64)))
+                .collect();
+            self.set_aside.push((member_id.to_owned(), decisions));
+        }
         // Credit is folded once, for the view rows and for every evaluation judged.
         let fold = MemberFold::new(member, self.rulesets, self.ledger.tz());
         if !self.dry_run {

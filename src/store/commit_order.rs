@@ -25,6 +25,7 @@ pub struct CommittedEvent {
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub sequence: usize,
+    pub event_type: String,
     pub payload: String,
 }
 
@@ -45,6 +46,7 @@ struct CommittedRow {
     aggregate_type: String,
     aggregate_id: String,
     sequence: i64,
+    event_type: String,
     payload: String,
 }
 
@@ -56,6 +58,7 @@ impl From<CommittedRow> for CommittedEvent {
             aggregate_type: row.aggregate_type,
             aggregate_id: row.aggregate_id,
             sequence: usize::try_from(row.sequence).unwrap_or(0),
+            event_type: row.event_type,
             payload: row.payload,
         }
     }
@@ -78,7 +81,7 @@ pub async fn read_committed(
         // The text form of the id is named `xid`: ordering by a text column named like the
         // xid8 one would sort "1000" before "999" and break commit order.
         "SELECT e.transaction_id::text AS xid, e.position, e.aggregate_type, e.aggregate_id,
-                e.sequence, e.payload::text AS payload
+                e.sequence, e.event_type, e.payload::text AS payload
            FROM events e
           WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
             AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -209,11 +212,13 @@ pub async fn caught_up_to(pool: &PgPool, horizon: u64) -> Result<bool, sqlx::Err
     Ok(!behind)
 }
 
-/// How far the views trail the log: events not yet applied, and the age in seconds of the
-/// oldest of them (0 when caught up).
-pub async fn lag(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+/// How far the views trail the log: events not yet applied (those passed over count as
+/// applied), the age in seconds of the oldest of them (0 when caught up), and the skipped
+/// events not yet set aside.
+pub async fn lag(pool: &PgPool) -> Result<(i64, f64, i64), sqlx::Error> {
     sqlx::query_as(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at))::float8, 0)
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at))::float8, 0),
+                (SELECT count(*) FROM skipped_events WHERE set_aside_sequence IS NULL)
            FROM events e, projector_checkpoints c
           WHERE c.projector = 'views'
             AND (e.transaction_id, e.position) > (c.transaction_id, c.position)",

@@ -27,6 +27,13 @@ use crate::store::error::StoreError;
 use crate::store::group_commit::{EventRow, GroupCommit};
 use crate::store::record::{Appended, Metadata, Recorded};
 
+/// How an aggregate takes the place of a stored event that no current type can read (written
+/// before a rule of the value types, or by hand): the event is passed over, never applied.
+pub trait PassOver {
+    /// By default nothing: the aggregate does not count its events.
+    fn pass_over(&mut self) {}
+}
+
 /// An aggregate with the stream position it reflects.
 #[derive(Debug, Clone)]
 pub struct LedgerContext<A> {
@@ -70,10 +77,12 @@ SELECT 1, e.sequence, 0, e.payload::text
 ORDER BY part, sequence";
 
 const LOAD_MANY: &str = "
-WITH ids AS (SELECT DISTINCT unnest($2::text[]) AS id),
+WITH ids AS (SELECT id, max(through) AS through
+               FROM unnest($2::text[], $3::bigint[]) AS u(id, through) GROUP BY id),
 snap AS (
     SELECT s.aggregate_id, s.last_sequence, s.current_snapshot, s.payload
       FROM snapshots s JOIN ids ON s.aggregate_type = $1 AND s.aggregate_id = ids.id
+     WHERE s.last_sequence <= ids.through
 )
 SELECT aggregate_id, 0 AS part, last_sequence AS sequence, current_snapshot,
        payload::text AS payload
@@ -83,13 +92,19 @@ SELECT e.aggregate_id, 1, e.sequence, 0, e.payload::text
   FROM ids
   JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = ids.id
   LEFT JOIN snap ON snap.aggregate_id = ids.id
- WHERE e.sequence > COALESCE(snap.last_sequence, 0)
+ WHERE e.sequence > COALESCE(snap.last_sequence, 0) AND e.sequence <= ids.through
 ORDER BY aggregate_id, part, sequence";
 
 const LOAD_EVENTS_ONLY: &str = "
 SELECT 1 AS part, sequence, 0::bigint AS current_snapshot, payload::text AS payload
   FROM events
  WHERE aggregate_type = $1 AND aggregate_id = $2
+ ORDER BY sequence";
+
+const LOAD_EVENTS_THROUGH: &str = "
+SELECT 1 AS part, sequence, 0::bigint AS current_snapshot, payload::text AS payload
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3
  ORDER BY sequence";
 
 const APPEND: &str = "
@@ -169,7 +184,7 @@ struct Serialised {
 
 impl<A> LedgerStore<A>
 where
-    A: Aggregate + Clone,
+    A: Aggregate + Clone + PassOver,
 {
     pub fn new(
         pool: PgPool,
@@ -240,16 +255,19 @@ where
         self.rebuild(aggregate_id, rows).await
     }
 
-    /// Loads many aggregates in one statement on the caller's connection: for each id its
-    /// snapshot (if any) and the events after it. Ids without events are left out.
+    /// Loads many aggregates in one statement on the caller's connection, each as of a
+    /// sequence (`through`, by id): its snapshot (if it is no later) and the events after it,
+    /// up to that sequence. Ids without events are left out.
     pub async fn load_many_on(
         &self,
         connection: &mut sqlx::PgConnection,
         aggregate_ids: &[String],
+        through: &[i64],
     ) -> Result<Vec<LedgerContext<A>>, StoreError> {
         let rows: Vec<StreamRow> = sqlx::query_as(LOAD_MANY)
             .bind(A::TYPE)
             .bind(aggregate_ids)
+            .bind(through)
             .fetch_all(connection)
             .await?;
         let mut loaded = Vec::new();
@@ -263,6 +281,40 @@ where
             loaded.push(self.rebuild(&id, group).await?);
         }
         Ok(loaded)
+    }
+
+    /// Loads an aggregate as of sequence `through` from its events alone (no snapshot: one
+    /// may hold what the projector had to skip) on the caller's connection, passing over the
+    /// events of `skipped`.
+    pub async fn load_passing_over_on(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        aggregate_id: &str,
+        skipped: &std::collections::BTreeSet<usize>,
+        through: usize,
+    ) -> Result<LedgerContext<A>, StoreError> {
+        let rows: Vec<StreamRow> = sqlx::query_as(LOAD_EVENTS_THROUGH)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(to_i64(through))
+            .fetch_all(connection)
+            .await?;
+        let mut context = LedgerContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: A::default(),
+            sequence: 0,
+            snapshot: 0,
+        };
+        // Rows come in sequence order.
+        for row in rows {
+            if skipped.contains(&to_usize(row.sequence)) {
+                context.aggregate.pass_over();
+                context.sequence = to_usize(row.sequence);
+            } else {
+                apply_rows(&mut context, [row]);
+            }
+        }
+        Ok(context)
     }
 
     fn load_query<'q>(
@@ -308,7 +360,7 @@ where
                     .await;
             }
         }
-        apply_rows(&mut context, rows)?;
+        apply_rows(&mut context, rows);
         Ok(context)
     }
 
@@ -328,7 +380,7 @@ where
             sequence: 0,
             snapshot,
         };
-        apply_rows(&mut context, rows)?;
+        apply_rows(&mut context, rows);
         Ok(context)
     }
 
@@ -491,8 +543,9 @@ where
                     event_type: row.event_type,
                     event_version: row.event_version,
                     metadata: serde_json::from_str(&row.metadata)?,
-                    // Parsed once: the event is read from the same JSON that is shown.
-                    event: serde::Deserialize::deserialize(&payload)?,
+                    // Parsed once: the event is read from the same JSON that is shown. One that
+                    // cannot be read is shown as stored, and passed over by every fold.
+                    event: serde::Deserialize::deserialize(&payload).ok(),
                     payload,
                     hash: row.hash,
                 })
@@ -516,16 +569,28 @@ where
     }
 }
 
-/// Applies event rows to an aggregate, in the order given.
-fn apply_rows<A: Aggregate>(
+/// Applies event rows to an aggregate, in the order given; an event that cannot be read is
+/// passed over (and the projector lists it).
+fn apply_rows<A: Aggregate + PassOver>(
     context: &mut LedgerContext<A>,
     rows: impl IntoIterator<Item = StreamRow>,
-) -> Result<(), StoreError> {
+) {
     for row in rows {
-        context.aggregate.apply(serde_json::from_str(&row.payload)?);
+        match serde_json::from_str(&row.payload) {
+            Ok(event) => context.aggregate.apply(event),
+            Err(error) => {
+                tracing::warn!(
+                    aggregate_type = A::TYPE,
+                    aggregate_id = %context.aggregate_id,
+                    sequence = row.sequence,
+                    %error,
+                    "an event cannot be read; passed over"
+                );
+                context.aggregate.pass_over();
+            }
+        }
         context.sequence = to_usize(row.sequence);
     }
-    Ok(())
 }
 
 fn to_usize(value: i64) -> usize {

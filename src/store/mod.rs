@@ -11,7 +11,8 @@
 //! - [`chain`]: each stream's hash chain, recomputed to verify it;
 //! - [`record`] and [`error`]: what an appended event carries, and how the store fails;
 //! - beside the log: [`tokens`] (who may call), [`access_log`] (who read whose record),
-//!   [`verifications`] (chain checks asked for over HTTP).
+//!   [`verifications`] (chain checks asked for over HTTP), [`skipped`] (events the
+//!   projector and replay could not apply).
 
 pub mod access_log;
 pub mod chain;
@@ -23,6 +24,7 @@ pub mod event_store;
 pub mod group_commit;
 pub mod lock;
 pub mod record;
+pub mod skipped;
 pub mod streams;
 pub mod tokens;
 pub mod verifications;

@@ -53,7 +53,9 @@ pub struct Recorded<E> {
     pub payload: serde_json::Value,
     /// The event's link in its stream's hash chain (hex; see migrations/0004_hash_chain.sql).
     pub hash: String,
-    pub event: E,
+    /// The event as the current types read it; `None` when they cannot (see
+    /// `event_store::PassOver`).
+    pub event: Option<E>,
 }
 
 impl<E> Recorded<E> {

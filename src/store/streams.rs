@@ -11,15 +11,42 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::organisation::Organisation;
 
-/// Every member event of a transaction below `horizon` (a transaction id in text form), as
-/// (member id, payload), in member order and sequence order within a member: the primary
-/// key's order, one pass, no sort.
+use crate::store::skipped::Skip;
+
+/// An event as a pass over many streams reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StreamEvent {
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub position: i64,
+    pub event_type: String,
+    pub payload: String,
+}
+
+impl StreamEvent {
+    /// The event as listed when it is passed over.
+    pub fn skip(&self, aggregate_type: &str, why: &dyn std::fmt::Display) -> Skip {
+        Skip {
+            position: self.position,
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: self.aggregate_id.clone(),
+            sequence: self.sequence,
+            event_type: self.event_type.clone(),
+            reason: Skip::reason_of(why),
+        }
+    }
+}
+
+/// Every member event of a transaction below `horizon` (a transaction id in text form), in
+/// member order and sequence order within a member: the primary key's order, one pass, no
+/// sort.
 pub fn member_events_by_member<'c>(
     connection: &'c mut PgConnection,
     horizon: &'c str,
-) -> BoxStream<'c, Result<(String, String), sqlx::Error>> {
+) -> BoxStream<'c, Result<StreamEvent, sqlx::Error>> {
     sqlx::query_as(
-        "SELECT aggregate_id, payload::text FROM events
+        "SELECT aggregate_id, sequence, position, event_type, payload::text AS payload
+           FROM events
           WHERE aggregate_type = $2 AND transaction_id < $1::text::xid8
           ORDER BY aggregate_id, sequence",
     )
@@ -43,13 +70,14 @@ pub async fn count_member_events_below(
     .await
 }
 
-/// The payloads of organisation events below `horizon`, in commit order (parents first).
+/// The organisation events below `horizon`, in commit order (parents first).
 pub async fn organisation_events_below(
     connection: impl PgExecutor<'_>,
     horizon: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT payload::text FROM events
+) -> Result<Vec<StreamEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT aggregate_id, sequence, position, event_type, payload::text AS payload
+           FROM events
           WHERE aggregate_type = $2 AND transaction_id < $1::text::xid8
           ORDER BY transaction_id, position",
     )

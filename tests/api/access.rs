@@ -138,6 +138,12 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
         &["auditor", "admin"],
     ),
     ("GET", "/v1/access-log", &["member", "auditor", "admin"]),
+    ("GET", "/v1/skipped-events", &["auditor", "admin"]),
+    (
+        "POST",
+        "/v1/members/{member_id}/skipped-events/{sequence}/set-aside",
+        &["admin"],
+    ),
 ];
 
 const ROLES: [&str; 5] = ["member", "ingest", "org_admin", "auditor", "admin"];
@@ -229,7 +235,8 @@ impl World {
             .replace("{appeal_id}", &Uuid::new_v4().to_string())
             .replace("{replay_id}", &self.replay)
             .replace("{determination_id}", &self.job)
-            .replace("{verification_id}", &self.verification);
+            .replace("{verification_id}", &self.verification)
+            .replace("{sequence}", "1");
         if template.starts_with("/v1/orgs/{org_id}/") && !template.ends_with("/appeals") {
             format!("{path}?quarter=2018-Q2")
         } else if template == "/v1/access-log" {
@@ -278,6 +285,9 @@ impl World {
             }
             "/v1/replays" => json!({"dry_run": true}),
             "/v1/verifications" => json!({"member_id": self.member}),
+            "/v1/members/{member_id}/skipped-events/{sequence}/set-aside" => {
+                json!({"note": "已核对"})
+            }
             other => panic!("no body for {other}"),
         })
     }

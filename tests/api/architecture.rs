@@ -375,7 +375,7 @@ fn layer(path: &str) -> (u8, &'static str) {
         ("projections/src/lib.rs", 10, "folds"),
         ("aggregates/src/rules/", 22, "rules"),
         ("aggregates/src/facts.rs", 21, "facts"),
-        ("aggregates/src/values.rs", 20, "values"),
+        ("aggregates/src/values/", 20, "values"),
         ("aggregates/src/rejection.rs", 20, "values"),
         ("aggregates/src/lib.rs", 20, "values"),
         ("aggregates/src/", 23, "aggregates"),

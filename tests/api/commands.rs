@@ -606,7 +606,32 @@ async fn odd_input_is_answered_with_a_client_error_and_records_nothing() {
         ),
         (
             "/v1/members".to_owned(),
-            json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "\u{0}\u{7}", "org_id": "fz", "enrolled_on": "2018-01-01", "extra": [1, {"deep": null}]}),
+            json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "N", "org_id": "fz", "enrolled_on": "2018-01-01", "extra": [1, {"deep": null}]}),
+            422,
+        ),
+        (
+            "/v1/members".to_owned(),
+            json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "\u{0}\u{7}", "org_id": "fz", "enrolled_on": "2018-01-01"}),
+            422,
+        ),
+        (
+            "/v1/members".to_owned(),
+            json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "abc\u{202E}cba", "org_id": "fz", "enrolled_on": "2018-01-01"}),
+            422,
+        ),
+        (
+            "/v1/members".to_owned(),
+            json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "名".repeat(201), "org_id": "fz", "enrolled_on": "2018-01-01"}),
+            422,
+        ),
+        (
+            "/v1/members".to_owned(),
+            json!({"member_id": Uuid::new_v4(), "member_no": "M\nN", "name": "N", "org_id": "fz", "enrolled_on": "2018-01-01"}),
+            422,
+        ),
+        (
+            "/v1/members".to_owned(),
+            json!({"member_id": Uuid::new_v4(), "member_no": "M", "name": "Zoë 林 📚 محمد e\u{301}", "org_id": "fz", "enrolled_on": "2018-01-01"}),
             201,
         ),
         (
@@ -650,7 +675,8 @@ async fn odd_input_is_answered_with_a_client_error_and_records_nothing() {
         let (got, answer) = app.post(path, body).await;
         assert_eq!(got, *status, "{path} {body} -> {answer}");
     }
-    // Only the one valid enrolment (odd characters in a name are data, not an error) counts.
+    // Only the one valid enrolment (any script, emoji and combining marks are text; control
+    // characters, bidirectional overrides and over-long names are not) counts.
     assert_eq!(app.total_events().await, before + 1);
     for path in [
         "/v1/members/%FF/study-sessions".to_owned(),

@@ -145,7 +145,7 @@ async fn a_restarted_projector_resumes_from_its_checkpoint() {
                 studyledger_aggregates::organisation::OrganisationCommand::Register(
                     studyledger_aggregates::organisation::OrganisationRecord {
                         org_id: org.parse().expect("slug"),
-                        name: org.to_owned(),
+                        name: org.parse().expect("a name"),
                         parent_id: None,
                     },
                 ),

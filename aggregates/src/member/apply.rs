@@ -2,7 +2,7 @@
 //! decides, so a stream replays to the same state whatever the rules say today.
 
 use crate::facts::{
-    Adjustment, Appeal, Completion, CourseTerms, Resolution, StudySession, Transfer,
+    Adjustment, Appeal, Completion, CourseTerms, Resolution, SetAside, StudySession, Transfer,
 };
 use crate::member::event::MemberEvent;
 use crate::member::state::Member;
@@ -120,6 +120,16 @@ impl Member {
                     appeal.resolution = Some(resolution);
                 }
             }
+            MemberEvent::SkippedEventSetAside {
+                skipped_sequence,
+                note,
+                set_aside_at,
+            } => self.set_aside.push(SetAside {
+                skipped_sequence,
+                note,
+                set_aside_at,
+                sequence,
+            }),
             // The study facts are applied by `apply_event` before it hands over.
             MemberEvent::MemberEnrolled(_)
             | MemberEvent::StudySessionRecorded { .. }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::facts::{AppealOutcome, CourseTerms, Enrolment};
 use crate::rules::rulesets::Ruleset;
-use crate::values::{Category, EvaluationId, Hours, OrgId, Quarter};
+use crate::values::{Category, EvaluationId, Hours, OrgId, Quarter, Reason};
 
 /// "Now" and the ledger's time zone, as the caller saw them when the command arrived.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +27,7 @@ pub enum MemberCommand {
     FileAppeal(FileAppeal),
     ResolveAppeal(ResolveAppeal),
     DetermineEligibility(DetermineEligibility),
+    SetAsideSkipped(SetAsideSkipped),
 }
 
 /// Rule 1: a study session of a registered course.
@@ -63,7 +64,7 @@ pub struct AdjustCredit {
     pub category: Category,
     pub hours: Hours,
     pub effective_at: DateTime<Utc>,
-    pub reason: String,
+    pub reason: Reason,
     pub appeal_id: Option<Uuid>,
     pub clock: Clock,
 }
@@ -73,7 +74,7 @@ pub struct AdjustCredit {
 pub struct FileAppeal {
     pub appeal_id: Uuid,
     pub evaluation_id: EvaluationId,
-    pub reason: String,
+    pub reason: Reason,
     pub clock: Clock,
 }
 
@@ -82,7 +83,7 @@ pub struct FileAppeal {
 pub struct ResolveAppeal {
     pub appeal_id: Uuid,
     pub outcome: AppealOutcome,
-    pub note: String,
+    pub note: Reason,
     pub clock: Clock,
 }
 
@@ -93,5 +94,18 @@ pub struct DetermineEligibility {
     pub evaluation_id: EvaluationId,
     pub quarters: Vec<Quarter>,
     pub rulesets: Vec<Ruleset>,
+    /// Sequences of the member's events the projector skipped (its listing): with any of them
+    /// not set aside, the record is incomplete and no determination is made.
+    pub skipped: Vec<usize>,
+    pub clock: Clock,
+}
+
+/// An administrator sets aside an event the ledger could not apply: the record goes on
+/// without it. `skipped` is the projector's listing for the member, as for determinations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetAsideSkipped {
+    pub skipped_sequence: usize,
+    pub note: Reason,
+    pub skipped: Vec<usize>,
     pub clock: Clock,
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::facts::{AppealOutcome, Enrolment};
 use crate::rules::eligibility::Determination;
-use crate::values::{Category, CourseId, EvaluationId, Hours, OrgId};
+use crate::values::{Category, CourseId, EvaluationId, Hours, OrgId, Reason};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MemberEvent {
@@ -41,21 +41,27 @@ pub enum MemberEvent {
         category: Category,
         hours: Hours,
         effective_at: DateTime<Utc>,
-        reason: String,
+        reason: Reason,
         appeal_id: Option<Uuid>,
     },
     AppealFiled {
         appeal_id: Uuid,
         evaluation_id: EvaluationId,
         determination_id: Uuid,
-        reason: String,
+        reason: Reason,
         filed_at: DateTime<Utc>,
     },
     AppealResolved {
         appeal_id: Uuid,
         outcome: AppealOutcome,
-        note: String,
+        note: Reason,
         resolved_at: DateTime<Utc>,
+    },
+    /// An administrator set aside an event the ledger could not apply.
+    SkippedEventSetAside {
+        skipped_sequence: usize,
+        note: Reason,
+        set_aside_at: DateTime<Utc>,
     },
 }
 
@@ -73,6 +79,7 @@ impl MemberEvent {
             MemberEvent::CreditAdjusted { .. } => "CreditAdjusted",
             MemberEvent::AppealFiled { .. } => "AppealFiled",
             MemberEvent::AppealResolved { .. } => "AppealResolved",
+            MemberEvent::SkippedEventSetAside { .. } => "SkippedEventSetAside",
         }
     }
 }

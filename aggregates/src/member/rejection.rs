@@ -12,8 +12,6 @@ pub enum MemberRejection {
     NotEnrolled,
     #[error("the member is already enrolled with other details")]
     EnrolmentConflict,
-    #[error("the member number and the name must not be empty")]
-    IncompleteEnrolment,
     #[error("{kind} {id} is already recorded with other content")]
     IdReused { kind: &'static str, id: Uuid },
     #[error("the session overlaps session {other} of the same member")]
@@ -30,8 +28,6 @@ pub enum MemberRejection {
     EvaluationNotOver(Quarter),
     #[error("an adjustment changes at least one hundredth of a class hour, at most 1000 hours")]
     AdjustmentSize,
-    #[error("a {0} needs a reason")]
-    MissingReason(&'static str),
     #[error("invalid adjustment: {0}")]
     InvalidAdjustment(TimeViolation),
     #[error("appeal {0} is not one of this member's appeals")]
@@ -48,10 +44,23 @@ pub enum MemberRejection {
     AlreadyResolved(Uuid),
     #[error("appeal {0} contests a determination that a newer one superseded")]
     AppealSuperseded(Uuid),
-    #[error("a resolution needs a note")]
-    MissingNote,
+    #[error(
+        "the member's record holds events the ledger could not apply (sequences {}); \
+         determinations wait until an administrator sets them aside",
+        list(.0)
+    )]
+    RecordIncomplete(Vec<usize>),
+    #[error("the member has no skipped event at sequence {0}")]
+    NoSkippedEvent(usize),
+    #[error("the skipped event at sequence {0} is already set aside with another note")]
+    AlreadySetAside(usize),
     #[error("the member has no appeal {0}")]
     NoSuchAppeal(Uuid),
+}
+
+fn list(sequences: &[usize]) -> String {
+    let listed: Vec<String> = sequences.iter().map(usize::to_string).collect();
+    listed.join(", ")
 }
 
 impl MemberRejection {
@@ -73,9 +82,9 @@ impl MemberRejection {
 impl Classify for MemberRejection {
     fn kind(&self) -> RejectionKind {
         match self {
-            MemberRejection::NotEnrolled | MemberRejection::NoSuchAppeal(_) => {
-                RejectionKind::NotFound
-            }
+            MemberRejection::NotEnrolled
+            | MemberRejection::NoSuchAppeal(_)
+            | MemberRejection::NoSkippedEvent(_) => RejectionKind::NotFound,
             MemberRejection::EnrolmentConflict
             | MemberRejection::IdReused { .. }
             | MemberRejection::SessionOverlaps { .. }
@@ -84,13 +93,12 @@ impl Classify for MemberRejection {
             | MemberRejection::AppealAlreadyOpen(_)
             | MemberRejection::AlreadyResolved(_)
             | MemberRejection::AlreadyHeard(_)
-            | MemberRejection::AppealSuperseded(_) => RejectionKind::Conflict,
+            | MemberRejection::AppealSuperseded(_)
+            | MemberRejection::RecordIncomplete(_)
+            | MemberRejection::AlreadySetAside(_) => RejectionKind::Conflict,
             MemberRejection::AdjustmentSize
-            | MemberRejection::MissingReason(_)
             | MemberRejection::InvalidAdjustment(_)
             | MemberRejection::UnknownAppeal(_)
-            | MemberRejection::MissingNote
-            | MemberRejection::IncompleteEnrolment
             | MemberRejection::InvalidSession(_)
             | MemberRejection::InvalidCompletion(_)
             | MemberRejection::TransferBeforeEnrolment

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::facts::{
-    Adjustment, Appeal, AppealStatus, Completion, Enrolment, StudySession, Transfer,
+    Adjustment, Appeal, AppealStatus, Completion, Enrolment, SetAside, StudySession, Transfer,
 };
 use crate::member::command::Clock;
 use crate::member::rejection::MemberRejection;
@@ -42,11 +42,49 @@ pub struct Member {
     /// In the order filed, each with its resolution once resolved.
     #[serde(default)]
     pub(super) appeals: Vec<Appeal>,
+    /// Sequences of this stream's events that no current type can read (written before a
+    /// rule of the value types, or by hand): passed over, never applied.
+    #[serde(default)]
+    pub(super) passed_over: Vec<usize>,
+    /// Skipped events an administrator set aside, in the order recorded.
+    #[serde(default)]
+    pub(super) set_aside: Vec<SetAside>,
 }
 
 impl Member {
     pub fn version(&self) -> usize {
         self.version
+    }
+
+    /// Takes the place of the next event, which cannot be read: the stream's sequences stay
+    /// those of the store, and the member's record is incomplete until the event is set aside.
+    pub fn pass_over(&mut self) {
+        self.version += 1;
+        self.passed_over.push(self.version);
+    }
+
+    /// The sequences passed over while this state was built.
+    pub fn passed_over(&self) -> &[usize] {
+        &self.passed_over
+    }
+
+    pub fn set_aside(&self) -> &[SetAside] {
+        &self.set_aside
+    }
+
+    /// The skipped events not yet set aside: those this state passed over and those another
+    /// reader of the stream skipped (`skipped`, from the projector's listing), sorted.
+    pub fn open_skips(&self, skipped: &[usize]) -> Vec<usize> {
+        let mut open: Vec<usize> = self
+            .passed_over
+            .iter()
+            .chain(skipped)
+            .copied()
+            .filter(|s| !self.set_aside.iter().any(|a| a.skipped_sequence == *s))
+            .collect();
+        open.sort_unstable();
+        open.dedup();
+        open
     }
 
     pub fn enrolment(&self) -> Option<&Enrolment> {

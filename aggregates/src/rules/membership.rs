@@ -73,8 +73,8 @@ mod tests {
     fn a_member_belongs_to_the_latest_transfer_on_or_before_the_day() {
         let enrolment = Enrolment {
             member_id: Uuid::from_u128(1),
-            member_no: "M-1".to_owned(),
-            name: "林晓".to_owned(),
+            member_no: "M-1".parse().expect("text"),
+            name: "林晓".parse().expect("text"),
             org_id: "fz-branch-1".parse().expect("slug"),
             enrolled_on: date(3, 1),
         };

@@ -66,8 +66,8 @@ impl MemberRows {
         let sequence = to_i64(member.version());
         let id = enrolment.member_id;
         self.member_id.push(id);
-        self.member_no.push(enrolment.member_no.clone());
-        self.name.push(enrolment.name.clone());
+        self.member_no.push(enrolment.member_no.to_string());
+        self.name.push(enrolment.name.to_string());
         self.enrolled_on.push(enrolment.enrolled_on);
         self.enrolled_org.push(enrolment.org_id.to_string());
         self.last_sequence.push(sequence);
@@ -89,7 +89,7 @@ impl MemberRows {
             self.appeal_id.push(appeal.appeal_id);
             self.a_evaluation.push(appeal.evaluation_id.to_string());
             self.a_determination.push(appeal.determination_id);
-            self.a_reason.push(appeal.reason.clone());
+            self.a_reason.push(appeal.reason.to_string());
             self.a_filed_at.push(appeal.filed_at);
             self.a_status.push(member.appeal_status(appeal).as_str());
         }

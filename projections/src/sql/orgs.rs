@@ -19,7 +19,7 @@ pub async fn upsert_organisation(
          ON CONFLICT (org_id) DO NOTHING"
     ))
     .bind(record.org_id.as_str())
-    .bind(&record.name)
+    .bind(record.name.as_str())
     .bind(record.parent_id.as_ref().map(|p| p.as_str()))
     .execute(connection)
     .await?;

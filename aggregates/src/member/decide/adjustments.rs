@@ -28,9 +28,6 @@ pub(super) fn decide(
     if size == 0 || size > MAX_ADJUSTMENT.hundredths().unsigned_abs() {
         return Err(MemberRejection::AdjustmentSize);
     }
-    if command.reason.trim().is_empty() {
-        return Err(MemberRejection::MissingReason("credit adjustment"));
-    }
     let clock = command.clock;
     check_completion_time(
         command.effective_at,

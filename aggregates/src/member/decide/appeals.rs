@@ -24,9 +24,6 @@ pub(super) fn file(
             *appeal_id,
         );
     }
-    if reason.trim().is_empty() {
-        return Err(MemberRejection::MissingReason("appeal"));
-    }
     let hearings = member.hearings();
     let latest = hearings
         .latest(evaluation_id)
@@ -67,9 +64,6 @@ pub(super) fn resolve(
         } else {
             Err(MemberRejection::AlreadyResolved(*appeal_id))
         };
-    }
-    if note.trim().is_empty() {
-        return Err(MemberRejection::MissingNote);
     }
     if !member.hearings().waits_for_a_reviewer(appeal) {
         return Err(MemberRejection::AppealSuperseded(*appeal_id));

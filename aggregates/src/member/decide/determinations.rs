@@ -18,6 +18,7 @@ pub(super) fn decide(
         evaluation_id,
         quarters,
         rulesets,
+        skipped,
         clock,
     } = command;
     if let Some(recorded) = member.determination(*determination_id) {
@@ -26,6 +27,10 @@ pub(super) fn decide(
             "determination",
             *determination_id,
         );
+    }
+    let open = member.open_skips(skipped);
+    if !open.is_empty() {
+        return Err(MemberRejection::RecordIncomplete(open));
     }
     let today = local_date(clock.now, clock.tz);
     if let Some(open) = first_open_quarter(quarters, today) {

@@ -12,9 +12,6 @@ pub(super) fn decide(
     match member.enrolment() {
         Some(existing) if existing == enrolment => Ok(vec![]),
         Some(_) => Err(MemberRejection::EnrolmentConflict),
-        None if enrolment.member_no.trim().is_empty() || enrolment.name.trim().is_empty() => {
-            Err(MemberRejection::IncompleteEnrolment)
-        }
         None => Ok(vec![MemberEvent::MemberEnrolled(enrolment.clone())]),
     }
 }

@@ -11,6 +11,7 @@ mod completions;
 mod determinations;
 mod enrol;
 mod sessions;
+mod skipped;
 mod transfers;
 
 use crate::member::command::MemberCommand;
@@ -32,6 +33,7 @@ impl Member {
             MemberCommand::DetermineEligibility(determination) => {
                 determinations::decide(self, determination)
             }
+            MemberCommand::SetAsideSkipped(command) => skipped::set_aside(self, command),
         }
     }
 }

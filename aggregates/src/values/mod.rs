@@ -11,6 +11,10 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod text;
+
+pub use text::{MemberNo, Name, Reason, TextError};
+
 /// Why a raw value could not become a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
