@@ -289,7 +289,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
+            // It goes into event metadata and the read log: a client's id is kept only when
+            // it is a short token of visible characters.
+            .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
             .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
         Ok(Caller {
             principal,

@@ -21,6 +21,7 @@
 //! - **Diff:** for each member and evaluation, the final recorded eligibility against the
 //!   same quarters judged again under the replay's rules and the member's facts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,7 @@ use crate::jobs::progress::Progress;
 use crate::ledger::Ledger;
 use crate::store::commit_order::{self, Cover};
 use crate::store::error::StoreError;
-use crate::store::skipped::{self, Skip, SkipMap};
+use crate::store::skipped::{self, Skip};
 use crate::store::streams::StreamEvent;
 use crate::store::{database, lock, streams};
 use crate::telemetry;
@@ -211,15 +212,16 @@ async fn replay(
     let mut writer = pool.acquire().await?.detach();
     // "does not exist, skipping" and the like are expected here, not news.
     database::warnings_only(&mut writer).await?;
+    let skips = skipped::positions(pool).await?;
     let unreadable_organisations = if dry_run {
         Vec::new()
     } else {
-        prepare_tables(&mut writer, &mut reader, &cover).await?
+        prepare_tables(&mut writer, &mut reader, &cover, &skips).await?
     };
     let (batches, received) = mpsc::channel::<WriteBatch>(2);
     let writing = tokio::spawn(write_batches(writer, replay_id, dry_run, received));
     let mut folder = Folder::new(ledger, &rulesets, dry_run, replay_id);
-    folder.skips = skipped::member_skips(pool).await?;
+    folder.skips = skips;
     let folded = folder
         .fold_all(reader, &cover, &batches, report, &unreadable_organisations)
         .await;
@@ -247,15 +249,20 @@ async fn replay(
 
 /// Creates the new tables and fills the organisation tree (small, in commit order: parents
 /// before children).
-/// Answers the organisation events that cannot be read (passed over).
+/// Answers the organisation events that cannot be read (passed over, like those listed as
+/// skipped already).
 async fn prepare_tables(
     writer: &mut PgConnection,
     reader: &mut PgConnection,
     cover: &Cover,
+    skips: &HashSet<i64>,
 ) -> Result<Vec<Skip>, ReplayError> {
     rebuild::create_next(writer).await?;
     let mut unreadable = Vec::new();
     for event in streams::organisation_events_below(reader, &cover.horizon).await? {
+        if skips.contains(&event.position) {
+            continue;
+        }
         match serde_json::from_str::<OrganisationEvent>(&event.payload) {
             Ok(OrganisationEvent::OrganisationRegistered(record)) => {
                 upsert_organisation(writer, &record).await?;
@@ -311,8 +318,8 @@ struct Folder<'a> {
     changes: Vec<ReplayChange>,
     members: u64,
     changes_total: u64,
-    /// The member events listed as skipped when the replay started: passed over.
-    skips: SkipMap,
+    /// The positions of the events listed as skipped when the replay started: passed over.
+    skips: HashSet<i64>,
     /// Events found that cannot be read (passed over), listed at the end.
     unreadable: Vec<Skip>,
     /// Per member, the skipped events its stream set aside: (skipped, setting-aside) sequences.
@@ -331,7 +338,7 @@ impl<'a> Folder<'a> {
             changes: Vec::new(),
             members: 0,
             changes_total: 0,
-            skips: SkipMap::new(),
+            skips: HashSet::new(),
             unreadable: Vec::new(),
             set_aside: Vec::new(),
         }
@@ -340,12 +347,7 @@ impl<'a> Folder<'a> {
     /// The event as the current types read it; `None` (it is passed over) when it is listed
     /// as skipped or cannot be read, which lists it.
     fn read(&mut self, event: &StreamEvent) -> Option<MemberEvent> {
-        let sequence = usize::try_from(event.sequence).unwrap_or(0);
-        if self
-            .skips
-            .get(&event.aggregate_id)
-            .is_some_and(|s| s.contains(&sequence))
-        {
+        if self.skips.contains(&event.position) {
             return None;
         }
         match serde_json::from_str(&event.payload) {

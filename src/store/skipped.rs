@@ -2,7 +2,7 @@
 //! projector and by replay when they pass over an event, read by auditors, by member reads
 //! (their `incomplete` flag) and by determinations (refused while a skip is open).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -123,6 +123,14 @@ pub async fn of_member(
         .into_iter()
         .map(|s| usize::try_from(s).unwrap_or(0))
         .collect())
+}
+
+/// The positions of every listed event: what a replay passes over.
+pub async fn positions(connection: impl PgExecutor<'_>) -> Result<HashSet<i64>, sqlx::Error> {
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM skipped_events")
+        .fetch_all(connection)
+        .await?;
+    Ok(positions.into_iter().collect())
 }
 
 /// Whether a member has a skipped event that is not set aside.

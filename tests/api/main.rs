@@ -11,6 +11,7 @@ mod crash;
 mod evaluations;
 mod helpers;
 mod history;
+mod hostile;
 mod orgs;
 mod poison;
 mod postgres_es;

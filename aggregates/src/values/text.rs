@@ -244,4 +244,43 @@ mod tests {
         assert!(serde_json::from_str::<Name>(&long).is_err());
         assert_eq!(serde_json::to_string(&ok).expect("json"), "\"王小明\"");
     }
+
+    /// What a later step could not hold, stated apart from `check`.
+    fn holdable(raw: &str, max: usize, lines: bool) -> bool {
+        let count = raw.chars().count();
+        let allowed = |c: char| {
+            let bidi = matches!(u32::from(c), 0x202A..=0x202E | 0x2066..=0x2069);
+            let line_break = c == '\n' || c == '\r';
+            !bidi && (line_break && lines || !c.is_control())
+        };
+        (1..=max).contains(&count) && !raw.trim().is_empty() && raw.chars().all(allowed)
+    }
+
+    fn hostile_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            any::<char>(),
+            prop::sample::select(vec![
+                '\0', '\t', '\n', '\r', '\u{7f}', '\u{85}', '\u{1b}', '\u{202A}', '\u{202E}',
+                '\u{2066}', '\u{2069}', '\u{200B}', '\u{FEFF}', '\u{3000}', ' ', '学', '📚',
+            ]),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn text_is_taken_exactly_when_a_later_step_can_hold_it(
+            raw in prop::collection::vec(hostile_char(), 0..80)
+                .prop_map(|chars| chars.into_iter().collect::<String>())
+        ) {
+            prop_assert_eq!(Text::<40, false>::parse(raw.as_str()).is_ok(), holdable(&raw, 40, false));
+            prop_assert_eq!(Text::<40, true>::parse(raw.as_str()).is_ok(), holdable(&raw, 40, true));
+            if let Ok(text) = Text::<40, true>::parse(raw.as_str()) {
+                let json = serde_json::to_string(&text).expect("json");
+                let back: Text<40, true> = serde_json::from_str(&json).expect("read back");
+                prop_assert_eq!(back, text);
+            }
+        }
+    }
 }
