@@ -12,6 +12,7 @@ mod evaluations;
 mod helpers;
 mod history;
 mod orgs;
+mod outage;
 mod postgres_es;
 mod projector;
 mod replay;
