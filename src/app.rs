@@ -2,8 +2,13 @@
 //! [`App::build`] connects, migrates, and publishes ruleset 1 into an empty ledger;
 //! [`App::router`] is the HTTP service and [`App::start_projector`] its read side. The
 //! command-line commands that need the ledger are here too, each a few lines over `App`.
+//!
+//! [`serve`] stops in order on SIGTERM or Ctrl-C: no new connection is accepted, requests in
+//! flight finish (for `LEDGER_SHUTDOWN_TIMEOUT` at most, then they are given up; a second
+//! signal gives up at once), and the process exits 0.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::Organisation;
@@ -13,7 +18,8 @@ use tokio::net::TcpListener;
 use crate::config::{
     DatabaseArgs, DemoArgs, IssueArgs, LedgerArgs, ReplayArgs, RevokeArgs, ServeArgs, TokenCommand,
 };
-use crate::http::Access;
+use crate::http::server::{self, Timeouts};
+use crate::http::{in_flight, Access};
 use crate::jobs::demo::{self, DemoPlan};
 use crate::jobs::projector::Projector;
 use crate::jobs::replay;
@@ -91,7 +97,7 @@ impl App {
 }
 
 /// `studyledger serve`: migrate, publish ruleset 1 into an empty ledger, (load the demo data),
-/// start the projector and serve HTTP until Ctrl-C or SIGTERM.
+/// start the projector and serve HTTP until Ctrl-C or SIGTERM, then stop in order.
 pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
     let app = App::build(&args.database, &args.ledger).await?;
     let pool = app.ledger().pool();
@@ -106,15 +112,31 @@ pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
         demo_tokens(&app, file, address, member.as_deref()).await?;
     }
     print_welcome(address, member.as_deref().unwrap_or("<member_id>"));
+    serve_until_stopped(&app, listener, &args).await;
+    Ok(())
+}
+
+/// Runs the projector and serves HTTP until SIGTERM or Ctrl-C, then stops in order: see the
+/// module's documentation.
+async fn serve_until_stopped(app: &App, listener: TcpListener, args: &ServeArgs) {
     app.start_projector();
     let access = Access {
-        admin_token: args.admin_token,
+        admin_token: args.admin_token.clone(),
         insecure_open: args.insecure_open,
     };
-    axum::serve(listener, app.router(&access))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
+    let router = in_flight::bound(app.router(&access), args.transport.max_in_flight);
+    let timeouts = Timeouts::of(&args.transport);
+    let draining = server::serve(listener, router, timeouts, shutdown_signal()).await;
+    let deadline = Instant::now() + args.transport.shutdown_timeout;
+    tracing::info!("stopping: no new connections; finishing the requests in flight");
+    let abandoned = draining.finish(deadline, shutdown_signal()).await;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "connections closed with requests still in flight"
+        );
+    }
+    tracing::info!("stopped");
 }
 
 /// `studyledger migrate`.
@@ -312,5 +334,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("signal received");
 }

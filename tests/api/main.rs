@@ -18,3 +18,4 @@ mod projector;
 mod replay;
 mod rules;
 mod store;
+mod transport;
