@@ -125,7 +125,8 @@ pub struct TransportArgs {
           value_parser = seconds)]
     pub idle_timeout: std::time::Duration,
     /// Seconds a stop (SIGTERM, Ctrl-C) gives the requests in flight to finish; the ones still
-    /// running then are given up.
+    /// running then are given up. The projector then applies what was committed, for what is
+    /// left of this time (a second at least), and stops at a committed checkpoint.
     #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT", value_name = "SECONDS", default_value = "10",
           value_parser = seconds)]
     pub shutdown_timeout: std::time::Duration,

@@ -17,5 +17,6 @@ mod postgres_es;
 mod projector;
 mod replay;
 mod rules;
+mod shutdown;
 mod store;
 mod transport;

@@ -60,6 +60,11 @@ impl HeldRequest {
         let answer = read_answer(&mut self.stream).await;
         (status_of(&answer), answer)
     }
+
+    /// What arrives without sending the body: nothing, until the server closes.
+    pub async fn abandoned(mut self) -> String {
+        read_until_closed(&mut self.stream).await
+    }
 }
 
 /// The status of a raw HTTP answer (0 when there is none).
