@@ -2,24 +2,32 @@
 //! [`App::build`] connects, migrates, and publishes ruleset 1 into an empty ledger;
 //! [`App::router`] is the HTTP service and [`App::start_projector`] its read side. The
 //! command-line commands that need the ledger are here too, each a few lines over `App`.
+//!
+//! [`serve`] stops in order on SIGTERM or Ctrl-C: no new connection is accepted, requests in
+//! flight finish (for `LEDGER_SHUTDOWN_TIMEOUT` at most, then they are given up; a second
+//! signal gives up at once), the projector applies what was committed and stops at a
+//! committed checkpoint, and the process exits 0.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::values::OrgId;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::{
     DatabaseArgs, DemoArgs, IssueArgs, LedgerArgs, ReplayArgs, RevokeArgs, ServeArgs, TokenCommand,
 };
-use crate::http::Access;
+use crate::http::server::{self, Timeouts};
+use crate::http::{in_flight, Access};
 use crate::jobs::demo::{self, DemoPlan};
 use crate::jobs::projector::Projector;
 use crate::jobs::replay;
 use crate::ledger::{Ledger, LedgerSettings};
 use crate::store::tokens::{self, NewToken, Role};
-use crate::store::{database, streams};
+use crate::store::{commit_order, database, streams};
 use crate::JobError;
 
 /// The ledger, ready: migrated, with ruleset 1 published.
@@ -52,10 +60,15 @@ impl App {
     }
 
     /// Starts this instance's projector: it waits for the database's projector lock, then keeps
-    /// the views (one projector per database works at a time).
-    pub fn start_projector(&self) {
+    /// the views (one projector per database works at a time). Dropping the answer leaves it
+    /// running; [`ProjectorTask::stop`] stops it.
+    pub fn start_projector(&self) -> ProjectorTask {
         let projector = Projector::new(Arc::clone(&self.ledger), self.member_cache);
-        tokio::spawn(projector.run());
+        ProjectorTask {
+            task: tokio::spawn(projector.run()),
+            ledger: Arc::clone(&self.ledger),
+            member_cache: self.member_cache,
+        }
     }
 
     /// Issues a token (checking that its organisation or member exists); answers its id and
@@ -90,8 +103,54 @@ impl App {
     }
 }
 
+/// The projector of a running service.
+pub struct ProjectorTask {
+    task: JoinHandle<()>,
+    ledger: Arc<Ledger>,
+    member_cache: usize,
+}
+
+/// The least time a stop gives the projector to apply what was committed.
+const CATCH_UP_AT_LEAST: Duration = Duration::from_secs(1);
+
+impl ProjectorTask {
+    /// Stops the projector at a committed checkpoint, having applied what was committed before
+    /// the call if `deadline` (or [`CATCH_UP_AT_LEAST`]) allows. Its loop ends at its next
+    /// await: a batch it was applying is rolled back with its transaction, checkpoint
+    /// included, since views and checkpoint commit together; then batches are applied, each
+    /// committed with its checkpoint, until the views hold everything committed before.
+    pub async fn stop(self, deadline: Instant) {
+        self.task.abort();
+        // The loop never ends by itself; aborted is the only outcome.
+        let _ = self.task.await;
+        let projector = Projector::new(Arc::clone(&self.ledger), self.member_cache);
+        let deadline = deadline.max(Instant::now() + CATCH_UP_AT_LEAST);
+        let caught_up = catch_up(&projector, self.ledger.pool());
+        match tokio::time::timeout_at(deadline.into(), caught_up).await {
+            Ok(Ok(applied)) => tracing::info!(applied, "projector caught up and stopped"),
+            Ok(Err(error)) => tracing::warn!(%error, "projector stopped before catching up"),
+            Err(_) => tracing::warn!("projector stopped at the deadline, before catching up"),
+        }
+    }
+}
+
+/// Applies batches until the views hold every event committed before the call.
+async fn catch_up(projector: &Projector, pool: &sqlx::PgPool) -> Result<usize, JobError> {
+    let horizon = commit_order::horizon(pool).await?;
+    let mut applied = 0;
+    while !commit_order::caught_up_to(pool, horizon).await? {
+        let batch = projector.step().await?;
+        if batch == 0 {
+            // An older transaction still holds the projector back: wait for it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        applied += batch;
+    }
+    Ok(applied)
+}
+
 /// `studyledger serve`: migrate, publish ruleset 1 into an empty ledger, (load the demo data),
-/// start the projector and serve HTTP until Ctrl-C or SIGTERM.
+/// start the projector and serve HTTP until Ctrl-C or SIGTERM, then stop in order.
 pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
     let app = App::build(&args.database, &args.ledger).await?;
     let pool = app.ledger().pool();
@@ -106,15 +165,32 @@ pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
         demo_tokens(&app, file, address, member.as_deref()).await?;
     }
     print_welcome(address, member.as_deref().unwrap_or("<member_id>"));
-    app.start_projector();
+    serve_until_stopped(&app, listener, &args).await;
+    Ok(())
+}
+
+/// Runs the projector and serves HTTP until SIGTERM or Ctrl-C, then stops in order: see the
+/// module's documentation.
+async fn serve_until_stopped(app: &App, listener: TcpListener, args: &ServeArgs) {
+    let projector = app.start_projector();
     let access = Access {
-        admin_token: args.admin_token,
+        admin_token: args.admin_token.clone(),
         insecure_open: args.insecure_open,
     };
-    axum::serve(listener, app.router(&access))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
+    let router = in_flight::bound(app.router(&access), args.transport.max_in_flight);
+    let timeouts = Timeouts::of(&args.transport);
+    let draining = server::serve(listener, router, timeouts, shutdown_signal()).await;
+    let deadline = Instant::now() + args.transport.shutdown_timeout;
+    tracing::info!("stopping: no new connections; finishing the requests in flight");
+    let abandoned = draining.finish(deadline, shutdown_signal()).await;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "connections closed with requests still in flight"
+        );
+    }
+    projector.stop(deadline).await;
+    tracing::info!("stopped");
 }
 
 /// `studyledger migrate`.
@@ -312,5 +388,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("signal received");
 }

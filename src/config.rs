@@ -82,6 +82,8 @@ pub struct ServeArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: SocketAddr,
@@ -100,6 +102,47 @@ pub struct ServeArgs {
     /// examples.
     #[arg(long, value_name = "FILE")]
     pub demo_tokens: Option<std::path::PathBuf>,
+}
+
+/// How the service meets its clients: bounds that keep a slow, idle or overwhelming client
+/// from holding the service, and how long a stop waits for requests in flight.
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// Requests handled at once; beyond them a request is answered 503 with `Retry-After` at
+    /// once. A request counts until its answer is sent in full. `/healthz` and `/readyz` are
+    /// never refused.
+    #[arg(long, env = "LEDGER_MAX_IN_FLIGHT", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// Seconds a client has to send a request's headers: from the connection's opening for
+    /// its first request, from the request's first byte for later ones.
+    #[arg(long, env = "LEDGER_HEADER_TIMEOUT", value_name = "SECONDS", default_value = "10",
+          value_parser = seconds)]
+    pub header_timeout: std::time::Duration,
+    /// Seconds a kept-alive connection may sit idle (no request in progress, no byte moving)
+    /// before it is closed.
+    #[arg(long, env = "LEDGER_IDLE_TIMEOUT", value_name = "SECONDS", default_value = "60",
+          value_parser = seconds)]
+    pub idle_timeout: std::time::Duration,
+    /// Seconds a stop (SIGTERM, Ctrl-C) gives the requests in flight to finish; the ones still
+    /// running then are given up. The projector then applies what was committed, for what is
+    /// left of this time (a second at least), and stops at a committed checkpoint.
+    #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT", value_name = "SECONDS", default_value = "10",
+          value_parser = seconds)]
+    pub shutdown_timeout: std::time::Duration,
+}
+
+/// A number of seconds, fractions allowed: more than 0, at most a day.
+fn seconds(raw: &str) -> Result<std::time::Duration, String> {
+    let value: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number of seconds"))?;
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        Err("give more than 0 and at most 86400 seconds".to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -33,6 +33,7 @@ struct Metrics {
     seconds_behind: Gauge,
     skips: IntCounter,
     open_skips: IntGauge,
+    overloaded: IntCounter,
 }
 
 /// A metric's definition is static: it cannot fail but by a typo caught by the first test.
@@ -85,6 +86,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "studyledger_projector_events_skipped_total",
             "Events this instance's projector or replay could not apply and passed over",
         ),
+        overloaded: counter(
+            "studyledger_http_overloaded_total",
+            "Requests refused with 503 because too many were in flight",
+        ),
         open_skips: defined(IntGauge::new(
             "studyledger_skipped_events_open",
             "Skipped events not yet set aside (GET /v1/skipped-events lists them)",
@@ -100,6 +105,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(metrics.seconds_behind.clone()),
         Box::new(metrics.skips.clone()),
         Box::new(metrics.open_skips.clone()),
+        Box::new(metrics.overloaded.clone()),
     ] {
         defined(metrics.registry.register(collector));
     }
@@ -129,6 +135,11 @@ pub fn projector_lag(events: i64, seconds: f64, open_skips: i64) {
 /// The projector or replay passed over `events` it could not apply.
 pub fn events_skipped(events: usize) {
     METRICS.skips.inc_by(events as u64);
+}
+
+/// A request refused because too many were in flight.
+pub fn overloaded() {
+    METRICS.overloaded.inc();
 }
 
 /// One request answered: its route template, status and duration.

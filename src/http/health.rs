@@ -1,5 +1,9 @@
 //! `/healthz` and `/readyz`: liveness, and readiness — the database answers and every
-//! migration this binary knows is applied.
+//! migration this binary knows is applied. Both stay answerable when the service sheds load
+//! (`http::router`), and `/readyz` answers within [`READY_TIMEOUT`] even when the database
+//! does not, so that a load balancer learns of an outage promptly.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +14,9 @@ use utoipa_axum::routes;
 
 use crate::http::state::AppState;
 use crate::store::database;
+
+/// How long `/readyz` waits for the database before it says not ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -47,7 +54,11 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
             }),
         )
     };
-    match database::migrations_applied(state.ledger().pool()).await {
+    let check = database::migrations_applied(state.ledger().pool());
+    let Ok(applied) = tokio::time::timeout(READY_TIMEOUT, check).await else {
+        return not_ready("database: no answer within 2 s".to_owned());
+    };
+    match applied {
         Ok(true) => (
             StatusCode::OK,
             Json(Health {

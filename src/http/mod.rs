@@ -8,6 +8,8 @@
 //! problem+json table), [`extract`] (the edge: domain types from paths, queries and bodies),
 //! [`answer`] (201s and answers from the views), [`consistency`] (reads that see the writes
 //! before them), [`csv`] (spreadsheet exports), [`openapi`] (the document and `/docs`).
+//! Around the whole service: [`server`] (connections, their header and idle timeouts, the
+//! graceful stop) and [`in_flight`] (the bound on requests in flight).
 
 pub mod access;
 pub mod access_log;
@@ -26,6 +28,7 @@ pub mod events;
 pub mod extract;
 pub mod gate;
 pub mod health;
+pub mod in_flight;
 pub mod member_compliance;
 pub mod members;
 pub mod metrics;
@@ -34,6 +37,7 @@ pub mod org_members;
 pub mod orgs;
 pub mod replays;
 pub mod rulesets;
+pub mod server;
 pub mod skipped_events;
 pub mod state;
 pub mod study;

@@ -6,16 +6,39 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+use crate::store::connections;
+
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
+/// How long a statement may wait for a pooled connection before it fails (and its request is
+/// answered 503): short, so that a database that is not there is reported well within 5 s.
+/// sqlx keeps trying to connect meanwhile, as long as PostgreSQL refuses connections.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Pool settings for every pool of the service. sqlx pings a pooled connection before each
-/// use by default — a whole extra round trip per statement on the write path; a broken
-/// connection fails its statement instead, and the command is answered 503 and can be resent.
+/// use by default — a whole extra round trip per statement. Here only a connection that has
+/// been idle for a while is pinged (one found dead is closed and replaced, so a connection
+/// that died while idle — PostgreSQL restarted — is never reported); a connection that breaks
+/// mid-use fails its statement, and the request is answered 503 and can be resent.
 pub fn pool_options(pool_size: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(pool_size.max(1))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for < connections::CHECK_IDLE_AFTER {
+                    return Ok(true);
+                }
+                match connections::answers(connection).await {
+                    Ok(()) => Ok(true),
+                    Err(error) => {
+                        tracing::info!(%error, "an idle pooled connection was dead; replaced");
+                        Ok(false)
+                    }
+                }
+            })
+        })
 }
 
 pub async fn connect(database_url: &str, pool_size: u32) -> Result<PgPool, sqlx::Error> {

@@ -1,5 +1,6 @@
 //! How the event store fails, and which failures mean "the database is not there".
 
+use crate::store::connections;
 use crate::store::group_commit::AppendError;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,17 +26,16 @@ impl From<AppendError> for StoreError {
 }
 
 impl StoreError {
-    /// Errors that say the database could not be reached, as opposed to a bug or bad data.
+    /// Errors that say the database is not there or cannot serve now (it was stopped, is
+    /// restarting, refuses connections, ended the session, timed out), as opposed to a bug or
+    /// bad data: the request may succeed when sent again.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-            ) | StoreError::Append(AppendError::Unavailable(_) | AppendError::Unknown)
-        )
+        match self {
+            StoreError::Database(error) => connections::is_unavailable(error),
+            StoreError::Append(error) => {
+                matches!(error, AppendError::Unavailable(_) | AppendError::Unknown)
+            }
+            StoreError::Conflict | StoreError::Corrupt(_) => false,
+        }
     }
 }

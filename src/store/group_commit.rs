@@ -8,7 +8,8 @@
 //! batch. `ON CONFLICT DO NOTHING` keeps one stale row from failing its batch: a row that was
 //! not inserted lost its sequence number to another writer, and only its command is decided
 //! again. A reply is sent only after the batch has committed, so an answer always means the
-//! event is durable.
+//! event is durable. A batch sent on a connection whose session PostgreSQL had ended (it
+//! restarted meanwhile) did not run, and goes once more on a fresh connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +18,13 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::store::connections::WriteConnections;
+use crate::store::connections::{self, Lease, WriteConnections};
 
 /// The most rows one batch carries.
 const MAX_BATCH: usize = 128;
+
+/// What a committed batch answers: each row's (aggregate type, id, sequence) → position.
+type Positions = HashMap<(String, String, i64), i64>;
 
 const APPEND_BATCH: &str = "
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -64,11 +68,16 @@ pub enum AppendError {
 }
 
 impl AppendError {
-    /// A failure of the INSERT itself. PostgreSQL refusing it means nothing was committed;
-    /// anything else (the connection broke, the statement timed out on our side) happened
-    /// after the statement was sent, so it may have committed.
+    /// A failure of the INSERT itself. PostgreSQL refusing it means nothing was committed —
+    /// because the database cannot serve now (shutting down, ending the session, out of
+    /// connections: 503), or for another reason; anything else (the connection broke, the
+    /// statement timed out on our side) happened after the statement was sent, so it may have
+    /// committed.
     fn of_statement(error: &sqlx::Error) -> AppendError {
         match error {
+            sqlx::Error::Database(_) if connections::is_unavailable(error) => {
+                AppendError::Unavailable(error.to_string())
+            }
             sqlx::Error::Database(refusal) => AppendError::Failed(refusal.to_string()),
             _ => AppendError::Unknown,
         }
@@ -126,7 +135,7 @@ impl GroupCommit {
                 Err(oneshot::error::TryRecvError::Closed) => return Err(AppendError::Unknown),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            let mut lease = match self.connections.lease().await {
+            let lease = match self.connections.lease().await {
                 Ok(lease) => lease,
                 Err(error) => {
                     // Withdraw the row if no leader has taken it; else its leader answers.
@@ -143,11 +152,9 @@ impl GroupCommit {
                 return answer.await.unwrap_or(Err(AppendError::Unknown));
             }
             let alone = batch.len() == 1 && batch[0].ticket == ticket;
+            let writer = self.connections.clone();
             let commit = async move {
-                let outcome = lease
-                    .run(|connection| insert_batch(connection, &batch))
-                    .await;
-                drop(lease);
+                let outcome = commit_batch(lease, &writer, &batch).await;
                 answer_batch(batch, outcome);
             };
             if alone {
@@ -209,10 +216,40 @@ fn take_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
     batch
 }
 
+/// Commits a batch on the leased connection. When PostgreSQL ended that connection's session
+/// instead of running the statement (it restarted, or the session was terminated, since the
+/// connection was last used), nothing was committed: the batch goes once more on a fresh
+/// connection rather than failing its commands.
+async fn commit_batch(
+    mut lease: Lease,
+    writer: &WriteConnections,
+    batch: &[Pending],
+) -> Result<Positions, AppendError> {
+    let first = lease
+        .run(|connection| insert_batch(connection, batch))
+        .await;
+    // Closes the connection if it is lost, which frees its place for the fresh one.
+    drop(lease);
+    match first {
+        Err(error) if connections::session_ended(&error) => {
+            tracing::info!(%error, "the write connection's session had ended; sending again");
+            let mut fresh = writer
+                .lease()
+                .await
+                .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+            fresh
+                .run(|connection| insert_batch(connection, batch))
+                .await
+                .map_err(|e| AppendError::of_statement(&e))
+        }
+        other => other.map_err(|e| AppendError::of_statement(&e)),
+    }
+}
+
 async fn insert_batch(
     connection: &mut sqlx::PgConnection,
     batch: &[Pending],
-) -> Result<HashMap<(String, String, i64), i64>, sqlx::Error> {
+) -> Result<Positions, sqlx::Error> {
     let column = |f: fn(&EventRow) -> String| batch.iter().map(|p| f(&p.row)).collect::<Vec<_>>();
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(APPEND_BATCH)
         .bind(column(|r| r.aggregate_type.to_owned()))
@@ -233,10 +270,7 @@ async fn insert_batch(
         .collect())
 }
 
-fn answer_batch(
-    batch: Vec<Pending>,
-    outcome: Result<HashMap<(String, String, i64), i64>, sqlx::Error>,
-) {
+fn answer_batch(batch: Vec<Pending>, outcome: Result<Positions, AppendError>) {
     match outcome {
         Ok(positions) => {
             for pending in batch {
@@ -252,7 +286,6 @@ fn answer_batch(
         }
         Err(error) => {
             tracing::warn!(%error, rows = batch.len(), "batch append failed");
-            let error = AppendError::of_statement(&error);
             for pending in batch {
                 let _ = pending.reply.send(Err(error.clone()));
             }
