@@ -19,11 +19,13 @@ const POLL: Duration = Duration::from_millis(5);
 /// `min_position`); answers whether they do.
 pub async fn wait_for_views(state: &AppState, min_position: Option<i64>) -> Result<bool, ApiError> {
     let pool = state.ledger().pool();
-    let mut horizon = commit_order::horizon(pool).await?;
+    let (mut horizon, fresh) = commit_order::fresh_now(pool).await?;
     if let Some(position) = min_position {
         if let Some(of_position) = commit_order::horizon_of_position(pool, position).await? {
             horizon = horizon.max(of_position);
         }
+    } else if fresh {
+        return Ok(true);
     }
     let deadline = Instant::now() + WAIT;
     loop {

@@ -563,7 +563,7 @@ async fn try_swap(
     // next batch out until the new tables are in place.
     commit_order::checkpoint_on(&mut tx, true).await?;
     rebuild::swap_in_next(&mut tx).await?;
-    commit_order::set(&mut tx, cover.last).await?;
+    commit_order::set(&mut tx, cover.last, cover.horizon_xid()).await?;
     // With the swap, or not at all: a replay that swapped is never taken for interrupted.
     let (events, members) = (to_i64(summary.events), to_i64(summary.members));
     replays::mark_succeeded(&mut *tx, summary.replay_id, events, members).await?;

@@ -69,6 +69,15 @@ fn parse_xid(text: &str) -> u64 {
     text.parse().unwrap_or(0)
 }
 
+/// A batch of committed events, and the horizon below which they were read.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub events: Vec<CommittedEvent>,
+    /// Every transaction below it had ended when the batch was read: when the batch is not
+    /// full, the views hold every event below it once the batch is applied.
+    pub below: u64,
+}
+
 /// The next committed events after `after`, at most `limit`, in commit order. Only events of
 /// transactions older than every transaction still running are returned, so nothing that
 /// could still commit before them is skipped.
@@ -76,7 +85,10 @@ pub async fn read_committed(
     connection: &mut PgConnection,
     after: Checkpoint,
     limit: i64,
-) -> Result<Vec<CommittedEvent>, sqlx::Error> {
+) -> Result<Committed, sqlx::Error> {
+    let below: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        .fetch_one(&mut *connection)
+        .await?;
     let rows: Vec<CommittedRow> = sqlx::query_as(
         // The text form of the id is named `xid`: ordering by a text column named like the
         // xid8 one would sort "1000" before "999" and break commit order.
@@ -84,16 +96,20 @@ pub async fn read_committed(
                 e.sequence, e.event_type, e.payload::text AS payload
            FROM events e
           WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
-            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            AND e.transaction_id < $4::text::xid8
           ORDER BY e.transaction_id, e.position
           LIMIT $3",
     )
     .bind(after.transaction_id.to_string())
     .bind(after.position)
     .bind(limit)
+    .bind(&below)
     .fetch_all(connection)
     .await?;
-    Ok(rows.into_iter().map(CommittedEvent::from).collect())
+    Ok(Committed {
+        events: rows.into_iter().map(CommittedEvent::from).collect(),
+        below: parse_xid(&below),
+    })
 }
 
 /// A checkpoint as read: the transaction id in its text form.
@@ -134,35 +150,42 @@ pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
     checkpoint_on(&mut connection, false).await
 }
 
-/// Moves the checkpoint past a batch of `applied` events, in the batch's transaction.
+/// Moves the checkpoint past a batch of `applied` events, in the batch's transaction; with
+/// `covered`, the views hold every event below that horizon too.
 pub async fn advance(
     tx: &mut PgConnection,
     to: Checkpoint,
     applied: usize,
+    covered: Option<u64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projector_checkpoints
             SET transaction_id = $1::text::xid8, position = $2,
-                events_applied = events_applied + $3, batches = batches + 1, updated_at = now()
+                events_applied = events_applied + $3, batches = batches + 1, updated_at = now(),
+                covered = GREATEST(covered, COALESCE($4::text::xid8, covered))
           WHERE projector = 'views'",
     )
     .bind(to.transaction_id.to_string())
     .bind(to.position)
     .bind(i64::try_from(applied).unwrap_or(i64::MAX))
+    .bind(covered.map(|c| c.to_string()))
     .execute(tx)
     .await?;
     Ok(())
 }
 
-/// Sets the checkpoint (a replay's swap: the rebuilt views hold everything up to `to`).
-pub async fn set(tx: &mut PgConnection, to: Checkpoint) -> Result<(), sqlx::Error> {
+/// Sets the checkpoint (a replay's swap: the rebuilt views hold everything up to `to`, and
+/// every event below `covered`).
+pub async fn set(tx: &mut PgConnection, to: Checkpoint, covered: u64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projector_checkpoints
-            SET transaction_id = $1::text::xid8, position = $2, updated_at = now()
+            SET transaction_id = $1::text::xid8, position = $2, updated_at = now(),
+                covered = $3::text::xid8
           WHERE projector = 'views'",
     )
     .bind(to.transaction_id.to_string())
     .bind(to.position)
+    .bind(covered.to_string())
     .execute(tx)
     .await?;
     Ok(())
@@ -171,7 +194,7 @@ pub async fn set(tx: &mut PgConnection, to: Checkpoint) -> Result<(), sqlx::Erro
 /// Sets the checkpoint back to the start of the log, with its counters.
 pub async fn reset(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE projector_checkpoints SET transaction_id = '0', position = 0,
+        "UPDATE projector_checkpoints SET transaction_id = '0', position = 0, covered = '0',
                 events_applied = 0, batches = 0 WHERE projector = 'views'",
     )
     .execute(tx)
@@ -187,28 +210,69 @@ pub async fn horizon(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(xmax.parse().unwrap_or(u64::MAX))
 }
 
+/// The transaction of the event at a position.
+pub const TRANSACTION_OF_POSITION: &str =
+    "SELECT transaction_id::text FROM events WHERE position = $1";
+
 /// The horizon that covers the event at `position` (its transaction, and all before it).
 pub async fn horizon_of_position(pool: &PgPool, position: i64) -> Result<Option<u64>, sqlx::Error> {
-    let xid: Option<String> =
-        sqlx::query_scalar("SELECT transaction_id::text FROM events WHERE position = $1")
-            .bind(position)
-            .fetch_optional(pool)
-            .await?;
+    let xid: Option<String> = sqlx::query_scalar(TRANSACTION_OF_POSITION)
+        .bind(position)
+        .fetch_optional(pool)
+        .await?;
     Ok(xid.and_then(|x| x.parse::<u64>().ok()).map(|x| x + 1))
 }
 
-/// Whether every committed event of a transaction below `horizon` is in the views.
+/// The checkpoint and the horizon the views cover, as a read sees them, and the read's own
+/// horizon: every event committed before the statement lies below `horizon`.
+pub const FRESHNESS: &str = "
+SELECT transaction_id::text AS xid, position, covered::text AS covered,
+       pg_snapshot_xmax(pg_current_snapshot())::text AS horizon
+  FROM projector_checkpoints WHERE projector = 'views'";
+
+/// Whether an event of a transaction below `$3` lies after the checkpoint (`$1`, `$2`): the
+/// first event after the checkpoint in commit order, one step into the commit-order index
+/// however long the log. (Asked as "is there any such event", PostgreSQL's generic plan for
+/// unknown parameters scans the whole table.)
+pub const BEYOND_CHECKPOINT: &str = "
+SELECT COALESCE((SELECT transaction_id < $3::text::xid8 FROM events
+                  WHERE (transaction_id, position) > ($1::text::xid8, $2)
+                  ORDER BY transaction_id, position
+                  LIMIT 1), false)";
+
+#[derive(sqlx::FromRow)]
+struct FreshnessRow {
+    xid: String,
+    position: i64,
+    covered: String,
+    horizon: String,
+}
+
+/// The horizon of now, and whether the views already hold every event committed before it.
+pub async fn fresh_now(pool: &PgPool) -> Result<(u64, bool), sqlx::Error> {
+    let row: FreshnessRow = sqlx::query_as(FRESHNESS).fetch_one(pool).await?;
+    let horizon = parse_xid(&row.horizon);
+    Ok((horizon, holds(pool, &row, horizon).await?))
+}
+
+/// Whether every committed event of a transaction below `horizon` is in the views: at once
+/// when the horizon the projector covered reaches it, else by one probe just after the
+/// checkpoint. Neither costs more as the log grows.
 pub async fn caught_up_to(pool: &PgPool, horizon: u64) -> Result<bool, sqlx::Error> {
-    let behind: bool = sqlx::query_scalar(
-        "SELECT EXISTS (
-            SELECT 1 FROM events e, projector_checkpoints c
-             WHERE c.projector = 'views'
-               AND e.transaction_id < $1::text::xid8
-               AND (e.transaction_id, e.position) > (c.transaction_id, c.position))",
-    )
-    .bind(horizon.to_string())
-    .fetch_one(pool)
-    .await?;
+    let row: FreshnessRow = sqlx::query_as(FRESHNESS).fetch_one(pool).await?;
+    holds(pool, &row, horizon).await
+}
+
+async fn holds(pool: &PgPool, row: &FreshnessRow, horizon: u64) -> Result<bool, sqlx::Error> {
+    if parse_xid(&row.covered) >= horizon {
+        return Ok(true);
+    }
+    let behind: bool = sqlx::query_scalar(BEYOND_CHECKPOINT)
+        .bind(&row.xid)
+        .bind(row.position)
+        .bind(horizon.to_string())
+        .fetch_one(pool)
+        .await?;
     Ok(!behind)
 }
 
@@ -234,6 +298,13 @@ pub struct Cover {
     /// A transaction id, in the text form statements bind.
     pub horizon: String,
     pub last: Checkpoint,
+}
+
+impl Cover {
+    /// The horizon as a transaction id: the views hold every event below it after the swap.
+    pub fn horizon_xid(&self) -> u64 {
+        parse_xid(&self.horizon)
+    }
 }
 
 /// Everything committed before now: every transaction that is open now, in this database, must

@@ -14,6 +14,7 @@ mod history;
 mod hostile;
 mod orgs;
 mod outage;
+mod plans;
 mod poison;
 mod postgres_es;
 mod projector;

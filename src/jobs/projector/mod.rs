@@ -203,7 +203,8 @@ impl Projector {
         let skips = self.skips().await?;
         let mut tx = self.ledger.pool().begin().await?;
         let from = commit_order::checkpoint_on(&mut tx, false).await?;
-        let batch = commit_order::read_committed(&mut tx, from, limit).await?;
+        let committed = commit_order::read_committed(&mut tx, from, limit).await?;
+        let batch = &committed.events;
         let Some(last) = batch.last() else {
             tx.rollback().await?;
             return Ok(0);
@@ -231,9 +232,12 @@ impl Projector {
         // batch is simply applied again. So the projector need not wait for the WAL flush.
         database::skip_flush_wait(&mut tx).await?;
         let last = last.checkpoint();
-        let found = self.apply(&mut tx, &batch, &rulesets, &skips).await?;
+        let found = self.apply(&mut tx, batch, &rulesets, &skips).await?;
         skipped::record(&mut *tx, &found, "projector").await?;
-        commit_order::advance(&mut tx, last, batch.len()).await?;
+        // A batch that is not full holds every event below the horizon it was read under.
+        let complete = i64::try_from(batch.len()).is_ok_and(|n| n < limit);
+        let covered = complete.then_some(committed.below);
+        commit_order::advance(&mut tx, last, batch.len(), covered).await?;
         tx.commit().await?;
         self.note_skips(&found);
         Ok(batch.len())
@@ -245,13 +249,13 @@ impl Projector {
         let mut tx = self.ledger.pool().begin().await?;
         let from = commit_order::checkpoint_on(&mut tx, true).await?;
         let next = commit_order::read_committed(&mut tx, from, 1).await?;
-        let Some(event) = next.first() else {
+        let Some(event) = next.events.first() else {
             tx.rollback().await?;
             return Ok(0);
         };
         let found = [batch::skip(event, error)];
         skipped::record(&mut *tx, &found, "projector").await?;
-        commit_order::advance(&mut tx, event.checkpoint(), 1).await?;
+        commit_order::advance(&mut tx, event.checkpoint(), 1, None).await?;
         tx.commit().await?;
         self.note_skips(&found);
         Ok(1)

@@ -1,0 +1,174 @@
+//! The statements on the read paths, planned by PostgreSQL over tables large enough that a
+//! sequential scan is what the planner picks wherever one is possible: each must use an index
+//! (or read a bounded number of rows), under the generic plan a pooled connection may come to
+//! use as well as the custom one.
+
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+use studyledger::store::commit_order;
+
+use crate::helpers::{holding_the_horizon, TestApp};
+
+/// Tables that grow with the ledger: a read path never scans them.
+const GROWING: [&str; 1] = ["events"];
+
+/// The plan of `statement` with these parameters (`types` as PREPARE names them), generic
+/// or custom.
+async fn plan(
+    connection: &mut PgConnection,
+    statement: &str,
+    types: &str,
+    args: &str,
+    generic: bool,
+) -> Value {
+    let mode = if generic {
+        "force_generic_plan"
+    } else {
+        "force_custom_plan"
+    };
+    let declared = if types.is_empty() {
+        String::new()
+    } else {
+        format!("({types})")
+    };
+    let given = if args.is_empty() {
+        String::new()
+    } else {
+        format!("({args})")
+    };
+    for setup in [
+        format!("SET plan_cache_mode = {mode}"),
+        format!("PREPARE read_path {declared} AS {statement}"),
+    ] {
+        sqlx::query(&setup)
+            .execute(&mut *connection)
+            .await
+            .expect(&setup);
+    }
+    let explained: Value =
+        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE read_path {given}"))
+            .fetch_one(&mut *connection)
+            .await
+            .expect("explain");
+    sqlx::query("DEALLOCATE read_path")
+        .execute(&mut *connection)
+        .await
+        .expect("deallocate");
+    explained
+}
+
+/// Every (node type, relation) of a plan.
+fn nodes(plan: &Value, found: &mut Vec<(String, String)>) {
+    if let Some(kind) = plan.get("Node Type").and_then(Value::as_str) {
+        let relation = plan
+            .get("Relation Name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        found.push((kind.to_owned(), relation.to_owned()));
+    }
+    for child in plan
+        .get("Plans")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        nodes(child, found);
+    }
+}
+
+async fn assert_no_scan_of_growing_tables(
+    connection: &mut PgConnection,
+    name: &str,
+    statement: &str,
+    types: &str,
+    args: &str,
+) {
+    for generic in [false, true] {
+        let explained = plan(connection, statement, types, args, generic).await;
+        let mut found = Vec::new();
+        nodes(&explained[0]["Plan"], &mut found);
+        let scans: Vec<&(String, String)> = found
+            .iter()
+            .filter(|(kind, relation)| kind == "Seq Scan" && GROWING.contains(&relation.as_str()))
+            .collect();
+        assert!(
+            scans.is_empty(),
+            "{name} ({}) scans a growing table: {explained}",
+            if generic {
+                "generic plan"
+            } else {
+                "custom plan"
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_statements_on_read_paths_never_scan_a_growing_table() {
+    // Seeding is one long transaction, which would hold every other test's projector back.
+    let _alone = holding_the_horizon().await;
+    let app = TestApp::spawn().await;
+    // 200,000 events of 20,000 members, then fresh statistics.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT 'member', md5((g / 10)::text), g % 10 + 1, 'StudySessionRecorded', '1',
+                '{}', '{}'
+           FROM generate_series(0, 199999) g",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("seed events");
+    sqlx::query("ANALYZE")
+        .execute(&app.pool)
+        .await
+        .expect("analyze");
+    let mut connection = PgConnection::connect_with(&app.database.options)
+        .await
+        .expect("connect");
+    let (xid, position): (String, i64) = sqlx::query_as(
+        "SELECT transaction_id::text, position FROM events ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("last event");
+    let horizon = (xid.parse::<u64>().expect("an xid") + 1).to_string();
+    let cases = [
+        ("freshness", commit_order::FRESHNESS, "", String::new()),
+        (
+            "probe after the checkpoint",
+            commit_order::BEYOND_CHECKPOINT,
+            "text, bigint, text",
+            format!("'{xid}', {position}, '{horizon}'"),
+        ),
+        (
+            "probe from the start",
+            commit_order::BEYOND_CHECKPOINT,
+            "text, bigint, text",
+            format!("'0', 0, '{horizon}'"),
+        ),
+        (
+            "transaction of a position",
+            commit_order::TRANSACTION_OF_POSITION,
+            "bigint",
+            format!("{position}"),
+        ),
+    ];
+    for (name, statement, types, args) in &cases {
+        assert_no_scan_of_growing_tables(&mut connection, name, statement, types, args).await;
+    }
+    // The probe is honest: it sees the events beyond an old checkpoint, and none beyond the
+    // last event.
+    for ((from_xid, from_position), expected) in
+        [(("0", 0), true), ((xid.as_str(), position), false)]
+    {
+        let behind: bool = sqlx::query_scalar(commit_order::BEYOND_CHECKPOINT)
+            .bind(from_xid)
+            .bind(from_position)
+            .bind(&horizon)
+            .fetch_one(&mut connection)
+            .await
+            .expect("probe");
+        assert_eq!(behind, expected, "from ({from_xid}, {from_position})");
+    }
+}
