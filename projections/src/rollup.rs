@@ -43,6 +43,11 @@ impl RollUp {
             .credit_hours_total
             .plus(judgement.required_hours)
             .plus(judgement.elective_hours);
+        self.finish();
+    }
+
+    /// The two ratios, from the counts and the total.
+    pub fn finish(&mut self) {
         self.compliance_rate = compliance_rate(self.compliant, self.non_compliant);
         self.credit_hours_per_member = hours_per_member(self.credit_hours_total, self.members);
     }
