@@ -18,7 +18,7 @@ use studyledger_aggregates::rejection::RejectionKind;
 use studyledger_aggregates::rules::eligibility::all_ended;
 use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId};
 use studyledger_projections::sql::members::members_of;
-use studyledger_projections::sql::orgs::subtree;
+use studyledger_projections::sql::orgs::is_registered;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -84,13 +84,16 @@ async fn members_of_org(
     }
     let last = *evaluation.quarters.last().ok_or(ApiError::Internal)?;
     let mut tx = state.ledger().pool().begin().await?;
-    let orgs = subtree(&mut *tx, org_id.as_str()).await?.ok_or_else(|| {
-        ApiError::RuleViolation(format!("organisation {org_id} is not registered"))
-    })?;
+    if !is_registered(&mut *tx, org_id.as_str()).await? {
+        return Err(ApiError::RuleViolation(format!(
+            "organisation {org_id} is not registered"
+        )));
+    }
     let mut members = Vec::new();
     let mut after = None;
     loop {
-        let chunk = members_of(&mut *tx, &orgs, last.last_day(), last, after, SCAN_CHUNK).await?;
+        let org = org_id.as_str();
+        let chunk = members_of(&mut *tx, org, last.last_day(), last, after, SCAN_CHUNK).await?;
         members.extend(chunk.iter().map(|(m, _)| m.member_id));
         match chunk.last() {
             Some((m, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {

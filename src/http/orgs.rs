@@ -11,9 +11,11 @@ use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, Or
 use studyledger_aggregates::rules::membership::counting_day;
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{local_date, Name, OrgId, Quarter};
+use studyledger_projections::counters::{rollup, Correction, QuarterSums};
 use studyledger_projections::rollup::RollUp;
+use studyledger_projections::sql::counters;
 use studyledger_projections::sql::members::{members_of, MemberRow, StoredQuarter};
-use studyledger_projections::sql::orgs::subtree;
+use studyledger_projections::sql::orgs::is_registered;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -98,7 +100,7 @@ pub struct Subtree {
     pub quarter: Quarter,
     pub today: NaiveDate,
     day: NaiveDate,
-    orgs: Vec<String>,
+    org_id: OrgId,
     pub caught_up: bool,
     pub rulesets: Vec<Ruleset>,
     reader: Reader,
@@ -136,9 +138,11 @@ impl Subtree {
         // on a pool that concurrent roll-ups have emptied.
         let rulesets = ledger.rulesets().await?;
         let mut tx = ledger.pool().begin().await?;
-        let orgs = subtree(&mut *tx, org_id.as_str()).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("organisation {org_id} is not registered"))
-        })?;
+        if !is_registered(&mut *tx, org_id.as_str()).await? {
+            return Err(ApiError::NotFound(format!(
+                "organisation {org_id} is not registered"
+            )));
+        }
         let today = local_date(Utc::now(), ledger.tz());
         let reader = if pinned {
             Reader::Pinned(tx)
@@ -150,7 +154,7 @@ impl Subtree {
             quarter,
             today,
             day: counting_day(quarter, today),
-            orgs,
+            org_id: org_id.clone(),
             caught_up,
             rulesets,
             reader,
@@ -163,13 +167,11 @@ impl Subtree {
         &mut self,
         after: Option<Uuid>,
     ) -> Result<(Vec<Counted>, Option<Uuid>), ApiError> {
-        let (orgs, day, quarter) = (&self.orgs, self.day, self.quarter);
+        let (org, day, quarter) = (self.org_id.as_str(), self.day, self.quarter);
         let chunk = match &mut self.reader {
-            Reader::Pinned(tx) => {
-                members_of(&mut **tx, orgs, day, quarter, after, SCAN_CHUNK).await
-            }
+            Reader::Pinned(tx) => members_of(&mut **tx, org, day, quarter, after, SCAN_CHUNK).await,
             Reader::PerChunk(pool) => {
-                members_of(&*pool, orgs, day, quarter, after, SCAN_CHUNK).await
+                members_of(&*pool, org, day, quarter, after, SCAN_CHUNK).await
             }
         }?;
         let next = match chunk.last() {
@@ -221,29 +223,65 @@ async fn compliance(
     ApiQuery(query): ApiQuery<ComplianceQuery>,
 ) -> Result<Response, ApiError> {
     let quarter = required_quarter(query.quarter)?;
-    let mut subtree =
-        Subtree::open(&state, &caller, &org_id, quarter, query.min_position, true).await?;
-    let mut rollup = RollUp::default();
-    let mut after = None;
-    loop {
-        let (chunk, next) = subtree.next_chunk(after).await?;
-        for (member, stored) in &chunk {
-            let rulesets = &subtree.rulesets;
-            rollup.add(&member.judge(quarter, stored.as_ref(), rulesets, subtree.today));
-        }
-        after = next;
-        if after.is_none() {
-            break;
-        }
+    access::organisation(&state, &caller, &org_id).await?;
+    let caught_up = consistency::wait_for_views(&state, query.min_position).await?;
+    let ledger = state.ledger();
+    let rulesets = ledger.rulesets().await?;
+    let today = local_date(Utc::now(), ledger.tz());
+    // One transaction: sums and corrections from the same views, never across a replay's swap.
+    let mut tx = ledger.pool().begin().await?;
+    if !is_registered(&mut *tx, org_id.as_str()).await? {
+        return Err(ApiError::NotFound(format!(
+            "organisation {org_id} is not registered"
+        )));
     }
+    let mut sums = counters::quarter_sums(&mut *tx, org_id.as_str(), quarter).await?;
+    if today < quarter.last_day() {
+        correct_to_today(&mut tx, &org_id, quarter, today, &rulesets, &mut sums).await?;
+    }
+    tx.commit().await?;
+    let rollup = rollup(quarter, &sums, &rulesets, today);
     let answer = Json(OrgCompliance {
         org_id,
         quarter,
         rollup,
     });
-    Ok(FromViews {
-        answer,
-        caught_up: subtree.caught_up,
+    Ok(FromViews { answer, caught_up }.into_response())
+}
+
+/// The current quarter counts members where they belong today: the sums count those whose
+/// placement changes later in the quarter where they will be (see `counters::Correction`).
+async fn correct_to_today(
+    tx: &mut sqlx::PgConnection,
+    org_id: &OrgId,
+    quarter: Quarter,
+    today: NaiveDate,
+    rulesets: &[Ruleset],
+    sums: &mut Vec<QuarterSums>,
+) -> Result<(), ApiError> {
+    let moving = counters::moving(&mut *tx, today, quarter.last_day()).await?;
+    if moving.is_empty() {
+        return Ok(());
     }
-    .into_response())
+    let standings = counters::standings(&mut *tx, &moving).await?;
+    let orgs: Vec<String> = standings
+        .values()
+        .flat_map(|s| s.placements.iter().map(|(_, _, org)| org.clone()))
+        .collect();
+    let paths = counters::paths(&mut *tx, &orgs).await?;
+    let in_subtree = |org: &str| {
+        paths
+            .get(org)
+            .is_some_and(|path| path.iter().any(|o| o == org_id.as_str()))
+    };
+    let correction = Correction {
+        quarter,
+        today,
+        in_subtree: &in_subtree,
+        rulesets,
+    };
+    for standing in standings.values() {
+        correction.apply(standing, sums);
+    }
+    Ok(())
 }

@@ -33,11 +33,12 @@ use studyledger_aggregates::member::{Clock, Member, MemberEvent};
 use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
 use studyledger_aggregates::rules::eligibility::{eligibility_change, EligibilityChange};
 use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
+use studyledger_projections::counters::{contributions, Deltas};
 use studyledger_projections::fold::MemberFold;
 use studyledger_projections::sql::members::MemberRows;
 use studyledger_projections::sql::orgs::upsert_organisation;
-use studyledger_projections::sql::rebuild;
 use studyledger_projections::sql::replays::{self, ReplayChange};
+use studyledger_projections::sql::{counters, rebuild};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -230,7 +231,7 @@ async fn replay(
     let mut writer = writing
         .await
         .map_err(|_| ReplayError::Stopped("writer"))??;
-    let (events, members, changes) = folded?;
+    let (events, members, changes, counts) = folded?;
     let summary = Summary {
         replay_id,
         dry_run,
@@ -240,6 +241,7 @@ async fn replay(
         rules_version,
     };
     if !dry_run {
+        counters::add_counts(&mut writer, counts.into_changes()).await?;
         rebuild::index_next(&mut writer).await?;
         swap(&mut writer, &cover, &summary).await?;
     }
@@ -324,6 +326,8 @@ struct Folder<'a> {
     unreadable: Vec<Skip>,
     /// Per member, the skipped events its stream set aside: (skipped, setting-aside) sequences.
     set_aside: Vec<(String, Vec<(i64, i64)>)>,
+    /// Everybody's part in the roll-up counters, summed as the members go by.
+    counts: Deltas,
 }
 
 impl<'a> Folder<'a> {
@@ -341,6 +345,7 @@ impl<'a> Folder<'a> {
             skips: HashSet::new(),
             unreadable: Vec::new(),
             set_aside: Vec::new(),
+            counts: Deltas::default(),
         }
     }
 
@@ -380,7 +385,7 @@ impl<'a> Folder<'a> {
         batches: &mpsc::Sender<WriteBatch>,
         report: &(impl Fn(Report) + Send + Sync),
         unreadable_organisations: &[Skip],
-    ) -> Result<(u64, u64, u64), ReplayError> {
+    ) -> Result<(u64, u64, u64, Deltas), ReplayError> {
         let (mut incoming, reading) = read_member_events(reader, cover.horizon.clone());
         let mut current: Option<(String, Member)> = None;
         let mut events: u64 = 0;
@@ -420,7 +425,8 @@ impl<'a> Folder<'a> {
         }
         self.flush(batches).await?;
         self.list_skips(unreadable_organisations).await?;
-        Ok((events, self.members, self.changes_total))
+        let counts = std::mem::take(&mut self.counts);
+        Ok((events, self.members, self.changes_total, counts))
     }
 
     /// A member's stream has ended: its view rows, and its changes of eligibility.
@@ -443,6 +449,9 @@ impl<'a> Folder<'a> {
         let fold = MemberFold::new(member, self.rulesets, self.ledger.tz());
         if !self.dry_run {
             self.rows.add(member, &fold, self.rulesets);
+            if let Some((_, standing)) = self.rows.standings().last() {
+                self.counts.add(contributions(standing, self.rulesets));
+            }
         }
         let changes = eligibility_changes(member, &fold, self.rulesets, self.clock);
         if let Ok(member_id) = Uuid::parse_str(member_id) {

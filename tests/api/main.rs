@@ -7,6 +7,7 @@ mod appeals;
 mod architecture;
 mod audit;
 mod commands;
+mod counters;
 mod crash;
 mod evaluations;
 mod helpers;

@@ -12,7 +12,9 @@ use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
+use crate::counters::{contributions, Deltas, Standing};
 use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
+use crate::sql::counters::{add_counts, standings};
 
 /// The view rows of members, folded from their states, column by column for bulk writes.
 #[derive(Debug, Default)]
@@ -41,6 +43,13 @@ pub struct MemberRows {
     a_reason: Vec<String>,
     a_filed_at: Vec<DateTime<Utc>>,
     a_status: Vec<&'static str>,
+    p_member: Vec<Uuid>,
+    p_day: Vec<NaiveDate>,
+    p_sequence: Vec<i64>,
+    p_until: Vec<Option<NaiveDate>>,
+    p_org: Vec<String>,
+    /// What the counters need of each member added, from the same rows.
+    standings: Vec<(Uuid, Standing)>,
 }
 
 fn to_i64(n: usize) -> i64 {
@@ -76,14 +85,33 @@ impl MemberRows {
         let moves = member
             .transfers()
             .iter()
-            .map(|t| (t.effective_on, t.sequence, t.to_org_id.to_string()));
+            .map(|t| (t.effective_on, to_i64(t.sequence), t.to_org_id.to_string()));
         let start = (enrolment.enrolled_on, 1, enrolment.org_id.to_string());
-        for (day, sequence, org_id) in std::iter::once(start).chain(moves) {
+        let mut placements: Vec<(NaiveDate, i64, String)> =
+            std::iter::once(start).chain(moves).collect();
+        placements.sort();
+        for (i, (day, sequence, org_id)) in placements.iter().enumerate() {
             self.org_member.push(id);
-            self.org_day.push(day);
-            self.org_sequence.push(to_i64(sequence));
-            self.org_id.push(org_id);
+            self.org_day.push(*day);
+            self.org_sequence.push(*sequence);
+            self.org_id.push(org_id.clone());
+            self.p_member.push(id);
+            self.p_day.push(*day);
+            self.p_sequence.push(*sequence);
+            self.p_until.push(placements.get(i + 1).map(|next| next.0));
+            self.p_org.push(org_id.clone());
         }
+        let standing = Standing {
+            enrolled_on: enrolment.enrolled_on,
+            placements,
+            rules_version,
+            quarters: fold
+                .active_quarters()
+                .into_iter()
+                .map(|(quarter, totals, _)| (quarter, totals))
+                .collect(),
+        };
+        self.standings.push((id, standing));
         for appeal in member.appeals() {
             self.a_member.push(id);
             self.appeal_id.push(appeal.appeal_id);
@@ -109,9 +137,38 @@ impl MemberRows {
         self.insert_members(tx).await?;
         self.insert_organisations(tx).await?;
         self.insert_quarters(tx).await?;
+        self.insert_placements(tx).await?;
         if !self.appeal_id.is_empty() {
             self.insert_appeals(tx).await?;
         }
+        Ok(())
+    }
+
+    /// The members' standings, for the counters.
+    pub fn standings(&self) -> &[(Uuid, Standing)] {
+        &self.standings
+    }
+
+    /// Each placement once for the organisation and once for every one above it.
+    async fn insert_placements(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            table!(member_placement),
+            " (ancestor, member_id, effective_on, sequence, until, org_id)
+             SELECT a.ancestor, p.m, p.d, p.s, p.u, p.o
+               FROM UNNEST($1::uuid[], $2::date[], $3::bigint[], $4::date[], $5::text[])
+                    AS p(m, d, s, u, o)
+              CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
+            table!(org),
+            " WHERE org_id = p.o), ARRAY[p.o])) AS a(ancestor)"
+        ))
+        .bind(&self.p_member)
+        .bind(&self.p_day)
+        .bind(&self.p_sequence)
+        .bind(&self.p_until)
+        .bind(&self.p_org)
+        .execute(tx)
+        .await?;
         Ok(())
     }
 
@@ -211,6 +268,15 @@ pub async fn replace_members(
     if rows.is_empty() {
         return Ok(());
     }
+    // The counters change by each member's part now, less their part as the views held it.
+    let before = standings(&mut *tx, &rows.member_id).await?;
+    let mut deltas = Deltas::default();
+    for (id, standing) in rows.standings() {
+        deltas.add(contributions(standing, rulesets));
+        if let Some(old) = before.get(id) {
+            deltas.subtract(contributions(old, rulesets));
+        }
+    }
     for statement in [
         concat!(
             "DELETE FROM ",
@@ -227,13 +293,19 @@ pub async fn replace_members(
             table!(member_appeal),
             " WHERE member_id = ANY($1)"
         ),
+        concat!(
+            "DELETE FROM ",
+            table!(member_placement),
+            " WHERE member_id = ANY($1)"
+        ),
     ] {
         sqlx::query(statement)
             .bind(&rows.member_id)
             .execute(&mut *tx)
             .await?;
     }
-    rows.insert(tx).await
+    rows.insert(tx).await?;
+    add_counts(tx, deltas.into_changes()).await
 }
 
 /// A member's stored quarter: totals and minutes.
@@ -317,28 +389,31 @@ impl MemberQuarterRecord {
     }
 }
 
+/// A member and their stored quarters.
+pub const MEMBER: &str = concat!(
+    "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, m.enrolled_org_id AS org_id,
+            m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
+            q.study_minutes
+       FROM ",
+    table!(member),
+    " m
+       LEFT JOIN ",
+    table!(member_quarter),
+    " q ON q.member_id = m.member_id
+      WHERE m.member_id = $1
+      ORDER BY q.quarter"
+);
+
 /// A member and their stored quarters, in one statement (so a replay's swap can never fall
 /// between the two).
 pub async fn member(
     connection: impl PgExecutor<'_>,
     member_id: Uuid,
 ) -> Result<Option<(MemberRow, Vec<StoredQuarter>)>, sqlx::Error> {
-    let records: Vec<MemberQuarterRecord> = sqlx::query_as(concat!(
-        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, m.enrolled_org_id AS org_id,
-                m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
-                q.study_minutes
-           FROM ",
-        table!(member),
-        " m
-           LEFT JOIN ",
-        table!(member_quarter),
-        " q ON q.member_id = m.member_id
-          WHERE m.member_id = $1
-          ORDER BY q.quarter"
-    ))
-    .bind(member_id)
-    .fetch_all(connection)
-    .await?;
+    let records: Vec<MemberQuarterRecord> = sqlx::query_as(MEMBER)
+        .bind(member_id)
+        .fetch_all(connection)
+        .await?;
     Ok(records.first().map(|first| {
         (
             first.member(),
@@ -350,46 +425,44 @@ pub async fn member(
     }))
 }
 
-/// Members who belong to one of `orgs` on `day` (rule 7: their latest organisation on or
-/// before that day; enrolled by then), in member id order after `after`, at most `limit`,
-/// each with their stored row for `quarter` (if any).
+/// A page of the members who belong to `ancestor`'s subtree on `$2` (rule 7: enrolled by
+/// then, where their placement on that day is), in member id order after `$4`, at most `$5`,
+/// each with their stored row for quarter `$3` (if any): one keyset range of the placements'
+/// primary key, whatever the subtree's size.
+pub const SUBTREE_MEMBERS: &str = concat!(
+    "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, p.org_id, m.rules_version,
+            q.quarter, q.required_hundredths, q.elective_hundredths, q.study_minutes
+       FROM ",
+    table!(member_placement),
+    " p
+       JOIN ",
+    table!(member),
+    " m ON m.member_id = p.member_id
+       LEFT JOIN ",
+    table!(member_quarter),
+    " q ON q.member_id = p.member_id AND q.quarter = $3
+      WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
+        AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+      ORDER BY p.member_id
+      LIMIT $5"
+);
+
+/// The members of `ancestor`'s subtree on `day` after `after` (see [`SUBTREE_MEMBERS`]).
 pub async fn members_of(
     connection: impl PgExecutor<'_>,
-    orgs: &[String],
+    ancestor: &str,
     day: NaiveDate,
     quarter: Quarter,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(MemberRow, Option<StoredQuarter>)>, sqlx::Error> {
-    let records: Vec<MemberQuarterRecord> = sqlx::query_as(concat!(
-        "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, o.org_id, m.rules_version,
-                q.quarter, q.required_hundredths, q.elective_hundredths, q.study_minutes
-           FROM ",
-        table!(member_org),
-        " o
-           JOIN ",
-        table!(member),
-        " m ON m.member_id = o.member_id
-           LEFT JOIN ",
-        table!(member_quarter),
-        " q ON q.member_id = o.member_id AND q.quarter = $3
-          WHERE o.org_id = ANY($1) AND o.effective_on <= $2 AND m.enrolled_on <= $2
-            AND ($4::uuid IS NULL OR o.member_id > $4)
-            AND NOT EXISTS (
-                SELECT 1 FROM ",
-        table!(member_org),
-        " later
-                 WHERE later.member_id = o.member_id AND later.effective_on <= $2
-                   AND (later.effective_on, later.sequence) > (o.effective_on, o.sequence))
-          ORDER BY o.member_id
-          LIMIT $5"
-    ))
-    .bind(orgs)
-    .bind(day)
-    .bind(quarter.to_string())
-    .bind(after)
-    .bind(limit)
-    .fetch_all(connection)
-    .await?;
+    let records: Vec<MemberQuarterRecord> = sqlx::query_as(SUBTREE_MEMBERS)
+        .bind(ancestor)
+        .bind(day)
+        .bind(quarter.to_string())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(connection)
+        .await?;
     Ok(records.iter().map(|r| (r.member(), r.stored())).collect())
 }

@@ -22,6 +22,12 @@ macro_rules! table {
     (member_appeal) => {
         "member_appeal_view"
     };
+    (member_placement) => {
+        "member_placement_view"
+    };
+    (org_quarter) => {
+        "org_quarter_view"
+    };
     (replays) => {
         "replays"
     };
@@ -31,16 +37,19 @@ macro_rules! table {
 }
 
 pub mod appeals;
+pub mod counters;
 pub mod members;
 pub mod orgs;
 pub mod rebuild;
 pub mod replays;
 
 /// The view tables the projector keeps and a replay rebuilds, parents first.
-pub const VIEW_TABLES: [&str; 5] = [
+pub const VIEW_TABLES: [&str; 7] = [
     table!(org),
     table!(member),
     table!(member_org),
     table!(member_quarter),
     table!(member_appeal),
+    table!(member_placement),
+    table!(org_quarter),
 ];

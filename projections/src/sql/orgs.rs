@@ -26,6 +26,21 @@ pub async fn upsert_organisation(
     Ok(())
 }
 
+/// Whether the organisation is in the tree.
+pub async fn is_registered(
+    connection: impl PgExecutor<'_>,
+    org_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT EXISTS (SELECT 1 FROM ",
+        table!(org),
+        " WHERE org_id = $1)"
+    ))
+    .bind(org_id)
+    .fetch_one(connection)
+    .await
+}
+
 /// The organisation and all its descendants; `None` when the organisation is unknown.
 pub async fn subtree(
     connection: impl PgExecutor<'_>,

@@ -1,0 +1,304 @@
+//! Roll-ups from counters against a recomputation from the log: random enrolments (some dated
+//! ahead), transfers (some dated later in the current quarter), late completions, adjustments
+//! and a rule change, then every organisation of a four-level tree for every quarter — before
+//! and after a replay. The member lists of each subtree tally to the same figures.
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use studyledger_aggregates::member::Member;
+use studyledger_aggregates::rules::membership::counting_day;
+use studyledger_aggregates::values::{local_date, Quarter};
+use studyledger_projections::counters::known;
+use studyledger_projections::fold::{quarter_compliance, MemberFold};
+use studyledger_projections::rollup::RollUp;
+use uuid::Uuid;
+
+use crate::helpers::{wait_until_projected, TestApp};
+
+/// (organisation, parent): a country, a province, two cities, three leaves.
+const TREE: [(&str, Option<&str>); 7] = [
+    ("cn", None),
+    ("fj", Some("cn")),
+    ("fz", Some("fj")),
+    ("xm", Some("fj")),
+    ("fz-a", Some("fz")),
+    ("fz-b", Some("fz")),
+    ("xm-a", Some("xm")),
+];
+const LEAVES: [&str; 3] = ["fz-a", "fz-b", "xm-a"];
+
+fn ancestors(org: &str) -> Vec<&'static str> {
+    let mut path = Vec::new();
+    let mut at = TREE.iter().find(|(o, _)| *o == org);
+    while let Some((o, parent)) = at {
+        path.push(*o);
+        at = parent.and_then(|p| TREE.iter().find(|(o, _)| *o == p));
+    }
+    path
+}
+
+fn date(raw: &str) -> NaiveDate {
+    raw.parse().expect("a date")
+}
+
+async fn ok(app: &TestApp, path: &str, body: Value) {
+    let (status, answer) = app.post(path, &body).await;
+    assert_eq!(status, 201, "{path} {body}: {answer}");
+}
+
+/// A day of 2018 at random, not before `from`.
+fn day_in_2018(rng: &mut StdRng, from: NaiveDate) -> NaiveDate {
+    let end = date("2018-12-31");
+    let span = (end - from).num_days().max(0);
+    from + Days::new(u64::try_from(rng.random_range(0..=span)).unwrap_or(0))
+}
+
+/// Records a random ledger; answers its members.
+async fn random_ledger(app: &TestApp, today: NaiveDate) -> Vec<Uuid> {
+    let mut rng = StdRng::seed_from_u64(15);
+    for (org, parent) in TREE {
+        ok(
+            app,
+            "/v1/orgs",
+            json!({"org_id": org, "name": org, "parent_id": parent}),
+        )
+        .await;
+    }
+    for (id, category, hours) in [
+        ("r8", "required", 8.0),
+        ("e3", "elective", 3.0),
+        ("r2", "required", 2.5),
+    ] {
+        ok(
+            app,
+            "/v1/courses",
+            json!({"course_id": id, "title": id, "category": category, "credit_hours": hours}),
+        )
+        .await;
+    }
+    let current = Quarter::of_date(today);
+    let ahead = |rng: &mut StdRng| -> Option<NaiveDate> {
+        let left = (current.last_day() - today).num_days();
+        (left > 0)
+            .then(|| today + Days::new(u64::try_from(rng.random_range(1..=left)).unwrap_or(1)))
+    };
+    let mut members = Vec::new();
+    for i in 0..36 {
+        let member = Uuid::new_v4();
+        let org = LEAVES[rng.random_range(0..LEAVES.len())];
+        let enrolled_on = match (i % 12 == 11).then(|| ahead(&mut rng)).flatten() {
+            Some(day) => day,
+            None => day_in_2018(&mut rng, date("2018-01-01")),
+        };
+        ok(
+            app,
+            "/v1/members",
+            json!({"member_id": member, "member_no": format!("M-{i}"), "name": "成员",
+                                     "org_id": org, "enrolled_on": enrolled_on}),
+        )
+        .await;
+        members.push((member, enrolled_on));
+    }
+    for round in 0..3 {
+        if round == 2 {
+            // A rule change between rounds: members touched after it are folded under it.
+            ok(app, "/v1/rulesets", json!({"version": 2, "effective_from": "2018-Q3", "required_hours": 10,
+                "elective_hours": 3, "excess_required_counts_as_elective": true, "enforce_min_study_time": false})).await;
+        }
+        for (member, enrolled_on) in &members {
+            if *enrolled_on > today || rng.random_bool(0.3) {
+                continue;
+            }
+            let base = format!("/v1/members/{member}");
+            match rng.random_range(0..5) {
+                0 | 1 => {
+                    let course = ["r8", "e3", "r2"][rng.random_range(0..3)];
+                    let at = day_in_2018(&mut rng, *enrolled_on);
+                    ok(
+                        app,
+                        &format!("{base}/course-completions"),
+                        json!({"completion_id": Uuid::new_v4(),
+                        "course_id": course, "completed_at": format!("{at}T04:00:00Z")}),
+                    )
+                    .await;
+                }
+                2 => {
+                    let at = day_in_2018(&mut rng, *enrolled_on);
+                    let hours = [1.5, -0.5, 3.0][rng.random_range(0..3)];
+                    ok(app, &format!("{base}/credit-adjustments"), json!({"adjustment_id": Uuid::new_v4(),
+                        "category": "elective", "hours": hours, "effective_at": format!("{at}T04:00:00Z"),
+                        "reason": "补录"})).await;
+                }
+                _ => {
+                    let to = LEAVES[rng.random_range(0..LEAVES.len())];
+                    let on = match rng.random_bool(0.3).then(|| ahead(&mut rng)).flatten() {
+                        Some(day) => day,
+                        None => day_in_2018(&mut rng, *enrolled_on + Days::new(1)),
+                    };
+                    let (status, body) = app
+                        .post(
+                            &format!("{base}/transfers"),
+                            &json!({"transfer_id": Uuid::new_v4(),
+                        "to_org_id": to, "effective_on": on}),
+                        )
+                        .await;
+                    // A move to where the member already is that day is refused: fine.
+                    assert!(status == 201 || status == 422, "{body}");
+                }
+            }
+        }
+    }
+    members.into_iter().map(|(m, _)| m).collect()
+}
+
+/// The roll-up recomputed from the log: each member read from their stream, folded under the
+/// rules they were folded under (as the views say), counted where they belong on the counting
+/// day.
+async fn from_the_log(
+    app: &TestApp,
+    members: &[Uuid],
+    org: &str,
+    quarter: Quarter,
+    today: NaiveDate,
+) -> RollUp {
+    let ledger = app.ledger();
+    let rulesets = ledger.rulesets().await.expect("rulesets");
+    let day = counting_day(quarter, today);
+    let mut rollup = RollUp::default();
+    for member_id in members {
+        let (member, _) = ledger
+            .read::<Member>(&member_id.to_string())
+            .await
+            .expect("member");
+        let Some(at) = member.organisation_on(day) else {
+            continue;
+        };
+        if !ancestors(at.as_str()).contains(&org) {
+            continue;
+        }
+        let version: i32 =
+            sqlx::query_scalar("SELECT rules_version FROM member_view WHERE member_id = $1")
+                .bind(member_id)
+                .fetch_one(&app.pool)
+                .await
+                .expect("member row");
+        let version = u32::try_from(version).expect("a version");
+        let fold = MemberFold::new(&member, known(&rulesets, version), ledger.tz());
+        let totals = fold.totals().get(&quarter).copied().unwrap_or_default();
+        let enrolled_on = member.enrolment().expect("enrolled").enrolled_on;
+        rollup.add(&quarter_compliance(
+            quarter,
+            totals,
+            0,
+            enrolled_on,
+            &rulesets,
+            Some(version),
+            today,
+        ));
+    }
+    rollup
+}
+
+fn figures(body: &Value) -> Value {
+    json!([
+        body["members"],
+        body["compliant"],
+        body["non_compliant"],
+        body["in_progress"],
+        body["exempt"],
+        body["credit_hours_total"],
+        body["stale"]
+    ])
+}
+
+fn expected(rollup: &RollUp) -> Value {
+    json!([
+        rollup.members,
+        rollup.compliant,
+        rollup.non_compliant,
+        rollup.in_progress,
+        rollup.exempt,
+        rollup.credit_hours_total,
+        rollup.stale
+    ])
+}
+
+/// Every member of the subtree's list, tallied by status.
+async fn list_tally(app: &TestApp, org: &str, quarter: Quarter) -> BTreeMap<String, u64> {
+    let mut tally = BTreeMap::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = app
+            .get(&format!(
+                "/v1/orgs/{org}/members?quarter={quarter}&limit=7{cursor}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for line in page["members"].as_array().expect("members") {
+            *tally
+                .entry(line["status"].as_str().expect("status").to_owned())
+                .or_default() += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    tally
+}
+
+async fn compare_everything(app: &TestApp, members: &[Uuid], today: NaiveDate, when: &str) {
+    wait_until_projected(&app.pool).await;
+    let current = Quarter::of_date(today);
+    let quarters = ["2018-Q1", "2018-Q2", "2018-Q3", "2018-Q4"]
+        .into_iter()
+        .map(|q| Quarter::parse(q).expect("quarter"))
+        .chain([current]);
+    for quarter in quarters {
+        for (org, _) in TREE {
+            let (status, body) = app
+                .get(&format!("/v1/orgs/{org}/compliance?quarter={quarter}"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let recomputed = from_the_log(app, members, org, quarter, today).await;
+            assert_eq!(
+                figures(&body),
+                expected(&recomputed),
+                "{when}: {org} {quarter}"
+            );
+            let tally = list_tally(app, org, quarter).await;
+            let by_status = |s: &str| tally.get(s).copied().unwrap_or(0);
+            assert_eq!(
+                [
+                    by_status("compliant"),
+                    by_status("non_compliant"),
+                    by_status("in_progress"),
+                    by_status("exempt")
+                ],
+                [
+                    recomputed.compliant,
+                    recomputed.non_compliant,
+                    recomputed.in_progress,
+                    recomputed.exempt
+                ],
+                "{when}: the list of {org} {quarter}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn counters_equal_a_recomputation_from_the_log_across_transfers_late_facts_rules_and_replays()
+{
+    let app = TestApp::spawn().await;
+    let today = local_date(Utc::now(), chrono_tz::Asia::Shanghai);
+    let members = random_ledger(&app, today).await;
+    compare_everything(&app, &members, today, "as projected").await;
+    let replay = app.start_replay(false).await;
+    assert_eq!(app.replay_outcome(&replay).await["status"], "succeeded");
+    compare_everything(&app, &members, today, "after a replay").await;
+}
