@@ -82,6 +82,7 @@ pub struct SetAside {
 
 /// How a reviewer resolved an appeal (rule 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AppealOutcome {
     /// The determination stands.

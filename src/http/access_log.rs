@@ -36,6 +36,7 @@ pub struct AccessLogQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<Rfc3339>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<i64>,

@@ -32,7 +32,7 @@ pub struct Adjust {
     #[schema(value_type = Category)]
     category: String,
     /// ± class hours, not 0, at most 1000, at most two decimals.
-    #[schema(value_type = f64)]
+    #[schema(value_type = f64, minimum = -1000, maximum = 1000, multiple_of = 0.01)]
     hours: Box<RawValue>,
     effective_at: Rfc3339,
     #[schema(value_type = Reason)]

@@ -123,6 +123,7 @@ async fn file(
 #[serde(deny_unknown_fields)]
 pub struct Resolve {
     /// `upheld` or `overturned`.
+    #[schema(value_type = AppealOutcome)]
     outcome: String,
     #[schema(value_type = Reason)]
     note: String,
@@ -245,6 +246,7 @@ async fn separate_duties(
 #[into_params(parameter_in = Query)]
 pub struct AppealsQuery {
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     cursor: Option<Uuid>,
     min_position: Option<i64>,

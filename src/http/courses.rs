@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RegisterCourse)]
 pub struct Register {
     course_id: CourseId,
     #[schema(value_type = Name)]
@@ -29,13 +30,15 @@ pub struct Register {
     #[schema(value_type = Category)]
     category: String,
     /// More than 0, at most 1000, at most two decimals.
-    #[schema(value_type = f64)]
+    #[schema(value_type = f64, exclusive_minimum = 0, maximum = 1000, multiple_of = 0.01)]
     credit_hours: Box<RawValue>,
     /// Minutes of study a completion needs (rule 2); default 0.
+    #[schema(minimum = 0, maximum = 525600)]
     min_study_minutes: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = CourseRegistered)]
 pub struct Registered {
     #[serde(flatten)]
     course: CourseRecord,
@@ -43,7 +46,7 @@ pub struct Registered {
 }
 
 /// `POST /v1/courses`.
-#[utoipa::path(post, path = "/v1/courses", tag = "catalog",
+#[utoipa::path(post, path = "/v1/courses", operation_id = "register_course", tag = "catalog",
     request_body = Register,
     responses(
         (status = 201, body = Registered),

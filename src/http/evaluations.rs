@@ -26,6 +26,8 @@ pub struct Define {
     evaluation_id: EvaluationId,
     #[schema(value_type = Name)]
     name: String,
+    /// Distinct quarters.
+    #[schema(min_items = 1, max_items = 40)]
     quarters: Vec<Quarter>,
 }
 

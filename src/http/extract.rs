@@ -160,10 +160,12 @@ impl<'de> Deserialize<'de> for CalendarDate {
 
 impl PartialSchema for CalendarDate {
     fn schema() -> RefOr<Schema> {
-        formatted(
-            KnownFormat::Date,
-            "a date YYYY-MM-DD, in the years 1900–2999",
-        )
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .pattern(Some("^(?:19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}$"))
+            .description(Some("a date YYYY-MM-DD, in the years 1900–2999"))
+            .into()
     }
 }
 impl ToSchema for CalendarDate {}

@@ -60,7 +60,7 @@ pub struct AllQuarters {
 
 /// `GET /v1/members/{id}/compliance[?quarter=]`: one quarter (`OneQuarter`), or every quarter
 /// since enrolment (`AllQuarters`); `x-views-behind: true` when the views had not caught up.
-#[utoipa::path(get, path = "/v1/members/{member_id}/compliance", tag = "members",
+#[utoipa::path(get, path = "/v1/members/{member_id}/compliance", operation_id = "member_compliance", tag = "members",
     params(("member_id" = MemberId, Path), ComplianceQuery),
     responses(
         (status = 200, body = OneQuarter, description = "one quarter, or `{member_id, quarters[]}` (AllQuarters) without `quarter`"),

@@ -37,12 +37,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// `YYYY-Qn` (required).
-    #[param(value_type = String)]
+    #[param(value_type = Quarter)]
     quarter: Option<Quarter>,
     /// Only members of this status.
     #[param(value_type = Option<QuarterStatus>)]
     status: Option<String>,
     /// 1–500, default 50 (pages only).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     cursor: Option<Uuid>,
     min_position: Option<i64>,

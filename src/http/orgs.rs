@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RegisterOrg)]
 pub struct Register {
     org_id: OrgId,
     #[schema(value_type = Name)]
@@ -47,6 +48,7 @@ pub struct Register {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = OrgRegistered)]
 pub struct Registered {
     #[serde(flatten)]
     organisation: OrganisationRecord,
@@ -54,7 +56,7 @@ pub struct Registered {
 }
 
 /// `POST /v1/orgs`: a node of the tree, under a parent registered before it.
-#[utoipa::path(post, path = "/v1/orgs", tag = "organisations",
+#[utoipa::path(post, path = "/v1/orgs", operation_id = "register_org", tag = "organisations",
     request_body = Register,
     responses(
         (status = 201, body = Registered),
@@ -188,7 +190,7 @@ impl Subtree {
 #[into_params(parameter_in = Query)]
 pub struct ComplianceQuery {
     /// `YYYY-Qn` (required).
-    #[param(value_type = String)]
+    #[param(value_type = Quarter)]
     quarter: Option<Quarter>,
     /// Wait (up to 2 s) until the views hold the event at this position.
     min_position: Option<i64>,
@@ -209,7 +211,7 @@ pub struct OrgCompliance {
 
 /// `GET /v1/orgs/{id}/compliance?quarter=`: the subtree's members and how they stand (rule 7:
 /// members counted where they belonged on the quarter's last day, today for the current one).
-#[utoipa::path(get, path = "/v1/orgs/{org_id}/compliance", tag = "organisations",
+#[utoipa::path(get, path = "/v1/orgs/{org_id}/compliance", operation_id = "org_compliance", tag = "organisations",
     params(("org_id" = OrgId, Path), ComplianceQuery),
     responses(
         (status = 200, body = OrgCompliance),

@@ -36,10 +36,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct StartReplay {
     /// Required: `true` lists who changes eligibility, `false` rebuilds the views.
+    #[schema(value_type = bool, required = true)]
     dry_run: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = ReplayStarted)]
 pub struct Started {
     replay_id: Uuid,
     dry_run: bool,
@@ -48,7 +50,7 @@ pub struct Started {
 
 /// `POST /v1/replays {"dry_run": true|false}`: 202 with the replay's id; the work runs in the
 /// background. 409 while another replay runs.
-#[utoipa::path(post, path = "/v1/replays", tag = "rules",
+#[utoipa::path(post, path = "/v1/replays", operation_id = "start_replay", tag = "rules",
     request_body = StartReplay,
     responses(
         (status = 202, body = Started, description = "started; follow `Location`"),
@@ -93,6 +95,7 @@ async fn start(
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// 1–1000, default 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -155,7 +158,7 @@ async fn replay_record(pool: &PgPool, replay_id: Uuid) -> Result<ReplayRecord, A
 
 /// `GET /v1/replays/{id}`: status, progress, and a page of `changes` (`limit` ≤ 1000,
 /// `next_cursor` continues); with `Accept: text/csv`, every change as CSV.
-#[utoipa::path(get, path = "/v1/replays/{replay_id}", tag = "rules",
+#[utoipa::path(get, path = "/v1/replays/{replay_id}", operation_id = "show_replay", tag = "rules",
     params(("replay_id" = Uuid, Path), ChangesQuery),
     responses(
         (status = 200, body = ReplayAnswer, description = "the replay and a page of its work list; every change as `text/csv` when asked with `Accept: text/csv`"),

@@ -30,11 +30,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct Publish {
     /// Higher than every version published before.
+    #[schema(minimum = 1, maximum = 2147483647)]
     version: u32,
     effective_from: Quarter,
-    #[schema(value_type = f64)]
+    #[schema(value_type = f64, minimum = 0, maximum = 1000, multiple_of = 0.01)]
     required_hours: Box<RawValue>,
-    #[schema(value_type = f64)]
+    #[schema(value_type = f64, minimum = 0, maximum = 1000, multiple_of = 0.01)]
     elective_hours: Box<RawValue>,
     excess_required_counts_as_elective: bool,
     enforce_min_study_time: bool,
@@ -110,7 +111,7 @@ async fn publish(
 
 /// `GET /v1/rulesets`: every published version (an array), in version order, with who
 /// published it when.
-#[utoipa::path(get, path = "/v1/rulesets", tag = "rules",
+#[utoipa::path(get, path = "/v1/rulesets", operation_id = "list_rulesets", tag = "rules",
     responses(
         (status = 200, body = Vec<Published>),
         (status = 401, response = doc::Unauthorized),

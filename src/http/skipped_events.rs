@@ -44,6 +44,7 @@ pub struct SkippedQuery {
     /// Only those not set aside yet.
     open: Option<bool>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<i64>,
@@ -58,7 +59,7 @@ pub struct Skipped {
 
 /// `GET /v1/skipped-events?open=&limit=&cursor=`: the events the projector or replay passed
 /// over, with why, oldest first.
-#[utoipa::path(get, path = "/v1/skipped-events", tag = "audit",
+#[utoipa::path(get, path = "/v1/skipped-events", operation_id = "list_skipped_events", tag = "audit",
     params(SkippedQuery),
     responses(
         (status = 200, body = Skipped),

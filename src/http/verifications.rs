@@ -35,13 +35,14 @@ pub struct Verify {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = VerificationStarted)]
 pub struct Started {
     verification_id: Uuid,
     status: &'static str,
 }
 
 /// `POST /v1/verifications`: 202 with the verification's id and `Location`.
-#[utoipa::path(post, path = "/v1/verifications", tag = "audit",
+#[utoipa::path(post, path = "/v1/verifications", operation_id = "start_verification", tag = "audit",
     request_body = Verify,
     responses(
         (status = 202, body = Started, description = "started; follow `Location`"),
@@ -96,7 +97,7 @@ pub struct VerificationAnswer {
 }
 
 /// `GET /v1/verifications/{id}`: how far it got, and every broken link it found.
-#[utoipa::path(get, path = "/v1/verifications/{verification_id}", tag = "audit",
+#[utoipa::path(get, path = "/v1/verifications/{verification_id}", operation_id = "show_verification", tag = "audit",
     params(("verification_id" = Uuid, Path)),
     responses(
         (status = 200, body = VerificationAnswer),

@@ -341,8 +341,15 @@ async fn the_openapi_document_names_every_route_with_its_roles_and_the_docs_are_
     assert_eq!(status, 200);
     assert_eq!(document["openapi"], "3.1.0");
     let mut documented = BTreeMap::new();
+    let mut operation_ids = BTreeMap::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("operations") {
+            // OpenAPI: "The id MUST be unique among all operations described in the API";
+            // tools (schemathesis's links, client generators) key operations by it.
+            let id = operation["operationId"].as_str().expect("an operationId");
+            if let Some(other) = operation_ids.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id} names both {other} and {method} {path}");
+            }
             let requirement = &operation["security"][0];
             let mut roles: Vec<String> = match requirement.as_object() {
                 Some(r) if r.is_empty() => vec![OPEN.to_owned()],
@@ -366,6 +373,35 @@ async fn the_openapi_document_names_every_route_with_its_roles_and_the_docs_are_
         })
         .collect();
     assert_eq!(documented, matrix, "the document and the matrix agree");
+    // Two `ToSchema` types of one name (`Register` in `orgs` and in `courses`) would be one
+    // component, the last one merged: every body is a type of its own, and answers say
+    // what they hold.
+    let mut bodies = BTreeMap::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+            if let Some(body) = schema["$ref"].as_str() {
+                if let Some(other) = bodies.insert(body.to_owned(), format!("{method} {path}")) {
+                    panic!("{body} is the body of both {other} and {method} {path}");
+                }
+            }
+        }
+    }
+    let component = |operation: &Value, status: &str| {
+        let reference = operation["responses"][status]["content"]["application/json"]["schema"]
+            ["$ref"]
+            .as_str()
+            .expect("a schema")
+            .rsplit('/')
+            .next()
+            .expect("a name")
+            .to_owned();
+        document["components"]["schemas"][reference].clone()
+    };
+    let verification = &document["paths"]["/v1/verifications"]["post"];
+    assert!(component(verification, "202")["properties"]["verification_id"].is_object());
+    let replay = &document["paths"]["/v1/replays"]["post"];
+    assert!(component(replay, "202")["properties"]["replay_id"].is_object());
     let responses = &document["paths"]["/v1/members"]["post"]["responses"];
     for status in ["201", "400", "401", "403", "409", "422", "503"] {
         assert!(

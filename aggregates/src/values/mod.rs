@@ -401,7 +401,7 @@ mod schemas {
     impl PartialSchema for Quarter {
         fn schema() -> RefOr<Schema> {
             string(
-                Some("^[0-9]{4}-Q[1-4]$"),
+                Some("^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-Q[1-4]$"),
                 "a quarter of the ledger's local calendar",
             )
         }

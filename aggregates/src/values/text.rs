@@ -134,10 +134,18 @@ mod schema {
             } else {
                 "one line of text; no control characters, no bidirectional overrides"
             };
+            // What `check` refuses, as a pattern: a character none of these, then at least one
+            // that is not white space either.
+            let refused = if LINES {
+                r"\u0000-\u0009\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069"
+            } else {
+                r"\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069"
+            };
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
                 .max_length(Some(MAX))
+                .pattern(Some(format!("^[^{refused}]*[^{refused}\\s][^{refused}]*$")))
                 .description(Some(description))
                 .into()
         }
