@@ -27,7 +27,7 @@ use studyledger_aggregates::rulebook::RuleBook;
 use studyledger_aggregates::rules::rulesets::Ruleset;
 
 use crate::ledger::Ledger;
-use crate::store::commit_order::{self, CommittedEvent};
+use crate::store::commit_order::{self, Checkpoint, Committed, CommittedEvent};
 use crate::store::database;
 use crate::store::error::StoreError;
 use crate::store::lock;
@@ -82,6 +82,16 @@ pub struct Projector {
     /// Events per batch now. A batch the database refuses for what an event holds is halved
     /// until that event stands alone, and then passed over; successes double it back.
     limit: AtomicI64,
+    /// While catching up: the next batch, read on a connection of its own while this one is
+    /// applied, so that reading and applying overlap.
+    ahead: Mutex<Option<ReadAhead>>,
+}
+
+/// A batch being read ahead: the events after `after`, at most `limit`.
+struct ReadAhead {
+    after: Checkpoint,
+    limit: i64,
+    reading: tokio::task::JoinHandle<Result<Committed, sqlx::Error>>,
 }
 
 impl Projector {
@@ -94,6 +104,47 @@ impl Projector {
             rulesets: Mutex::new(None),
             skips: Mutex::new(None),
             limit: AtomicI64::new(BATCH_SIZE),
+            ahead: Mutex::new(None),
+        }
+    }
+
+    fn cached_ahead(&self) -> std::sync::MutexGuard<'_, Option<ReadAhead>> {
+        self.ahead.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The batch after `from`: read ahead if it was, else now on `tx`.
+    async fn next_batch(
+        &self,
+        tx: &mut PgConnection,
+        from: Checkpoint,
+        limit: i64,
+    ) -> Result<Committed, ProjectorError> {
+        let ahead = self.cached_ahead().take();
+        if let Some(ahead) = ahead {
+            if ahead.after == from && ahead.limit == limit {
+                if let Ok(Ok(committed)) = ahead.reading.await {
+                    return Ok(committed);
+                }
+            } else {
+                ahead.reading.abort();
+            }
+        }
+        Ok(commit_order::read_committed(tx, from, limit).await?)
+    }
+
+    /// Starts reading the batch after `after` on a connection of its own.
+    fn read_ahead(&self, after: Checkpoint, limit: i64) {
+        let pool = self.ledger.pool().clone();
+        let reading = tokio::spawn(async move {
+            let mut connection = pool.acquire().await?;
+            commit_order::read_committed(&mut connection, after, limit).await
+        });
+        if let Some(stale) = self.cached_ahead().replace(ReadAhead {
+            after,
+            limit,
+            reading,
+        }) {
+            stale.reading.abort();
         }
     }
 
@@ -164,6 +215,9 @@ impl Projector {
         self.members().clear();
         *self.cached_rulesets() = None;
         *self.cached_skips() = None;
+        if let Some(ahead) = self.cached_ahead().take() {
+            ahead.reading.abort();
+        }
     }
 
     /// Applies one batch; answers how many events it applied or passed over (0: caught up).
@@ -203,7 +257,7 @@ impl Projector {
         let skips = self.skips().await?;
         let mut tx = self.ledger.pool().begin().await?;
         let from = commit_order::checkpoint_on(&mut tx, false).await?;
-        let committed = commit_order::read_committed(&mut tx, from, limit).await?;
+        let committed = self.next_batch(&mut tx, from, limit).await?;
         let batch = &committed.events;
         let Some(last) = batch.last() else {
             tx.rollback().await?;
@@ -232,11 +286,15 @@ impl Projector {
         // batch is simply applied again. So the projector need not wait for the WAL flush.
         database::skip_flush_wait(&mut tx).await?;
         let last = last.checkpoint();
+        // A full batch: more is waiting, so read it while this one is applied.
+        let full = i64::try_from(batch.len()).is_ok_and(|n| n >= limit);
+        if full {
+            self.read_ahead(last, limit);
+        }
         let found = self.apply(&mut tx, batch, &rulesets, &skips).await?;
         skipped::record(&mut *tx, &found, "projector").await?;
         // A batch that is not full holds every event below the horizon it was read under.
-        let complete = i64::try_from(batch.len()).is_ok_and(|n| n < limit);
-        let covered = complete.then_some(committed.below);
+        let covered = (!full).then_some(committed.below);
         commit_order::advance(&mut tx, last, batch.len(), covered).await?;
         tx.commit().await?;
         self.note_skips(&found);
