@@ -36,6 +36,21 @@ struct Metrics {
     overloaded: IntCounter,
 }
 
+/// Upper bounds of the request latency histogram, in seconds: ten per decade (the R10 series,
+/// each ≈ 1.26× the one before) from 100 µs to 10 s. Quantiles are estimated by interpolating
+/// inside one bucket (Prometheus's `histogram_quantile`, `scripts/load`), so the buckets must be
+/// narrow where requests fall — from a fraction of a millisecond for a cached read to the 2 s
+/// a read may wait for the views — or every estimate is off by up to a bucket's width.
+#[rustfmt::skip]
+const LATENCY_BUCKETS: [f64; 51] = [
+    0.0001, 0.000125, 0.00016, 0.0002, 0.00025, 0.000315, 0.0004, 0.0005, 0.00063, 0.0008,
+    0.001, 0.00125, 0.0016, 0.002, 0.0025, 0.00315, 0.004, 0.005, 0.0063, 0.008,
+    0.01, 0.0125, 0.016, 0.02, 0.025, 0.0315, 0.04, 0.05, 0.063, 0.08,
+    0.1, 0.125, 0.16, 0.2, 0.25, 0.315, 0.4, 0.5, 0.63, 0.8,
+    1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0,
+    10.0,
+];
+
 /// A metric's definition is static: it cannot fail but by a typo caught by the first test.
 fn defined<T>(metric: prometheus::Result<T>) -> T {
     metric.unwrap_or_else(|e| unreachable!("static metric definition: {e}"))
@@ -57,9 +72,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "studyledger_http_request_duration_seconds",
                 "HTTP request latency by route",
             )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["method", "route"],
         )),
         batches: counter(
@@ -159,4 +172,19 @@ pub fn render() -> prometheus::Result<Vec<u8>> {
     let mut text = Vec::new();
     TextEncoder::new().encode(&METRICS.registry.gather(), &mut text)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LATENCY_BUCKETS;
+
+    #[test]
+    fn latency_buckets_rise_by_at_most_a_third_from_100_microseconds_to_10_seconds() {
+        assert_eq!(LATENCY_BUCKETS.first(), Some(&0.0001));
+        assert_eq!(LATENCY_BUCKETS.last(), Some(&10.0));
+        for pair in LATENCY_BUCKETS.windows(2) {
+            let ratio = pair[1] / pair[0];
+            assert!((1.2..=1.33).contains(&ratio), "{pair:?}: ratio {ratio}");
+        }
+    }
 }
