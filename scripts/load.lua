@@ -17,8 +17,8 @@
 --
 -- Arguments (after `--`): members_file orgs_file quarters read_token write_token
 -- night0_epoch slot_base run_tag level threads (`level`: a number naming the level, for the
--- session ids). `quarters` is a comma-separated list; roll-ups
--- and lists ask for one of them at random.
+-- session ids). `quarters` is a comma-separated list; roll-ups and lists ask for one of them
+-- at random.
 --
 -- With LOAD_ERROR_BODIES=1 in the environment, every answer that is not 2xx is printed to
 -- stderr with its status and body (wrk then reads every body, which costs it some speed).
