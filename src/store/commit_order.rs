@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 /// Where a reader stands: the last event it applied, in commit order.
@@ -38,32 +39,6 @@ impl CommittedEvent {
     }
 }
 
-/// A committed event as read: the transaction id in its text form (sqlx has no `xid8`).
-#[derive(sqlx::FromRow)]
-struct CommittedRow {
-    xid: String,
-    position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    payload: String,
-}
-
-impl From<CommittedRow> for CommittedEvent {
-    fn from(row: CommittedRow) -> Self {
-        CommittedEvent {
-            transaction_id: parse_xid(&row.xid),
-            position: row.position,
-            aggregate_type: row.aggregate_type,
-            aggregate_id: row.aggregate_id,
-            sequence: usize::try_from(row.sequence).unwrap_or(0),
-            event_type: row.event_type,
-            payload: row.payload,
-        }
-    }
-}
-
 /// A transaction id from its text form (sqlx has no `xid8` type); an `xid8` always parses.
 fn parse_xid(text: &str) -> u64 {
     text.parse().unwrap_or(0)
@@ -81,6 +56,10 @@ pub struct Committed {
 /// The next committed events after `after`, at most `limit`, in commit order. Only events of
 /// transactions older than every transaction still running are returned, so nothing that
 /// could still commit before them is skipped.
+///
+/// The rows come by `COPY … TO STDOUT` in CSV, parsed by the `csv` crate: decoding ten
+/// thousand rows one by one through sqlx took about 40 % of a catch-up's time, the COPY costs
+/// what PostgreSQL's own scan costs. (The values written into the statement are numbers.)
 pub async fn read_committed(
     connection: &mut PgConnection,
     after: Checkpoint,
@@ -89,27 +68,59 @@ pub async fn read_committed(
     let below: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
         .fetch_one(&mut *connection)
         .await?;
-    let rows: Vec<CommittedRow> = sqlx::query_as(
-        // The text form of the id is named `xid`: ordering by a text column named like the
-        // xid8 one would sort "1000" before "999" and break commit order.
-        "SELECT e.transaction_id::text AS xid, e.position, e.aggregate_type, e.aggregate_id,
-                e.sequence, e.event_type, e.payload::text AS payload
-           FROM events e
-          WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
-            AND e.transaction_id < $4::text::xid8
-          ORDER BY e.transaction_id, e.position
-          LIMIT $3",
-    )
-    .bind(after.transaction_id.to_string())
-    .bind(after.position)
-    .bind(limit)
-    .bind(&below)
-    .fetch_all(connection)
-    .await?;
-    Ok(Committed {
-        events: rows.into_iter().map(CommittedEvent::from).collect(),
-        below: parse_xid(&below),
-    })
+    let below = parse_xid(&below);
+    let statement = format!(
+        "COPY (SELECT transaction_id, position, aggregate_type, aggregate_id, sequence,
+                      event_type, payload
+                 FROM events
+                WHERE (transaction_id, position) > ('{}'::xid8, {})
+                  AND transaction_id < '{below}'::xid8
+                ORDER BY transaction_id, position
+                LIMIT {limit}) TO STDOUT (FORMAT csv)",
+        after.transaction_id, after.position
+    );
+    let mut bytes = Vec::new();
+    let mut stream = connection.copy_out_raw(&statement).await?;
+    while let Some(chunk) = stream.try_next().await? {
+        bytes.extend_from_slice(&chunk);
+    }
+    drop(stream);
+    let events = parse_committed(&bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Committed { events, below })
+}
+
+/// Events from the CSV of [`read_committed`]'s COPY.
+fn parse_committed(csv_bytes: &[u8]) -> Result<Vec<CommittedEvent>, CopyError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv_bytes);
+    let mut record = csv::StringRecord::new();
+    let mut events = Vec::new();
+    while reader.read_record(&mut record)? {
+        let field = |i: usize| record.get(i).ok_or(CopyError::Columns);
+        let number = |i: usize| field(i)?.parse::<i64>().map_err(|_| CopyError::Number);
+        events.push(CommittedEvent {
+            transaction_id: field(0)?.parse().map_err(|_| CopyError::Number)?,
+            position: number(1)?,
+            aggregate_type: field(2)?.to_owned(),
+            aggregate_id: field(3)?.to_owned(),
+            sequence: usize::try_from(number(4)?).map_err(|_| CopyError::Number)?,
+            event_type: field(5)?.to_owned(),
+            payload: field(6)?.to_owned(),
+        });
+    }
+    Ok(events)
+}
+
+/// A COPY of events that does not read as the statement's columns.
+#[derive(Debug, thiserror::Error)]
+enum CopyError {
+    #[error("events as copied: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("events as copied: a row without every column")]
+    Columns,
+    #[error("events as copied: a number that does not read as one")]
+    Number,
 }
 
 /// A checkpoint as read: the transaction id in its text form.
@@ -371,4 +382,34 @@ async fn still_open_here(
     .bind(transactions)
     .fetch_one(connection)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_copied_as_csv_read_back_as_stored() {
+        // What PostgreSQL's COPY (FORMAT csv) writes: fields with commas, quotes or line
+        // breaks quoted, quotes doubled; backslashes and other text as they are.
+        let payload = "{\"MemberEnrolled\":{\"name\":\"林, \\\"晓\\\"\\n\",\"org_id\":\"a\\\\b\"}}";
+        let quoted = format!("\"{}\"", payload.replace('"', "\"\""));
+        let csv = format!(
+            "18446744073709551615,7,member,m-1,3,MemberEnrolled,{quoted}\n\
+             42,8,organisation,fuzhou,1,OrganisationRegistered,\"{{\"\"a\"\":\"\"line\n break\"\"}}\"\n"
+        );
+        let events = parse_committed(csv.as_bytes()).expect("parses");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].transaction_id, u64::MAX);
+        assert_eq!(events[0].position, 7);
+        assert_eq!(events[0].aggregate_type, "member");
+        assert_eq!(events[0].aggregate_id, "m-1");
+        assert_eq!(events[0].sequence, 3);
+        assert_eq!(events[0].event_type, "MemberEnrolled");
+        assert_eq!(events[0].payload, payload);
+        assert_eq!(events[1].payload, "{\"a\":\"line\n break\"}");
+        assert!(parse_committed(b"1,2,member\n").is_err(), "a short row");
+        assert!(parse_committed(b"x,2,member,m,1,E,{}\n").is_err(), "not a number");
+        assert!(parse_committed(b"1,2,member,m,-1,E,{}\n").is_err(), "a negative sequence");
+    }
 }

@@ -12,11 +12,55 @@ use studyledger_projections::fold::MemberFold;
 use studyledger_projections::sql::members::replace_members;
 
 use crate::ledger::Ledger;
-use crate::store::commit_order::CommittedEvent;
+use crate::store::commit_order::{Committed, CommittedEvent};
 use crate::store::skipped::{self, Skip};
 
 /// A member event of the batch: its sequence, and the event (`None`: it cannot be read).
 pub(super) type MemberStep = (usize, Option<MemberEvent>);
+
+/// What an event of a batch says, read from its payload: done where the batch is read (on
+/// a blocking thread while the batch before it is applied), so that parsing JSON overlaps with
+/// writing the views.
+pub(super) enum Read {
+    Organisation(Result<OrganisationEvent, String>),
+    Member(Result<MemberEvent, String>),
+    /// Courses and rulesets change no view row by themselves: completions carry their course's
+    /// terms, and rows say which ruleset version judged them.
+    Other,
+}
+
+/// A batch as read: its events in commit order, and what each says.
+pub(super) struct ReadBatch {
+    pub committed: Committed,
+    pub reads: Vec<Read>,
+}
+
+impl ReadBatch {
+    /// Reads the payloads of the batch's events.
+    pub fn of(committed: Committed) -> ReadBatch {
+        let reads = committed.events.iter().map(read).collect();
+        ReadBatch { committed, reads }
+    }
+
+    /// The same, on a thread where blocking is allowed.
+    pub async fn off_the_runtime(committed: Committed) -> ReadBatch {
+        tokio::task::spawn_blocking(move || ReadBatch::of(committed))
+            .await
+            .expect("reading payloads does not panic")
+    }
+}
+
+fn read(event: &CommittedEvent) -> Read {
+    match event.aggregate_type.as_str() {
+        t if t == Organisation::TYPE => Read::Organisation(
+            serde_json::from_str(&event.payload).map_err(|e| Skip::reason_of(&e)),
+        ),
+        t if t == Member::TYPE => {
+            Read::Member(serde_json::from_str(&event.payload).map_err(|e| Skip::reason_of(&e)))
+        }
+        _ => Read::Other,
+    }
+}
 
 /// A batch sorted by what its events change.
 pub(super) struct Sorted<'a> {
@@ -32,27 +76,21 @@ pub(super) struct Sorted<'a> {
 }
 
 impl<'a> Sorted<'a> {
-    pub fn of(batch: &'a [CommittedEvent]) -> Sorted<'a> {
+    pub fn of(batch: &'a [CommittedEvent], reads: Vec<Read>) -> Sorted<'a> {
         let mut sorted = Sorted {
             organisations: Vec::new(),
             members: BTreeMap::new(),
             unreadable: Vec::new(),
             set_aside: BTreeSet::new(),
         };
-        for event in batch {
-            match event.aggregate_type.as_str() {
-                t if t == Organisation::TYPE => {
-                    match serde_json::from_str::<OrganisationEvent>(&event.payload) {
-                        Ok(OrganisationEvent::OrganisationRegistered(record)) => {
-                            sorted.organisations.push(record);
-                        }
-                        Err(error) => sorted.unreadable.push(skip(event, &error)),
-                    }
+        for (event, read) in batch.iter().zip(reads) {
+            match read {
+                Read::Organisation(Ok(OrganisationEvent::OrganisationRegistered(record))) => {
+                    sorted.organisations.push(record);
                 }
-                t if t == Member::TYPE => sorted.add_member_event(event),
-                // Courses and rulesets change no view row by themselves: completions carry
-                // their course's terms, and rows say which ruleset version judged them.
-                _ => {}
+                Read::Organisation(Err(error)) => sorted.unreadable.push(skip(event, &error)),
+                Read::Member(read) => sorted.add_member_event(event, read),
+                Read::Other => {}
             }
         }
         for events in sorted.members.values_mut() {
@@ -61,8 +99,8 @@ impl<'a> Sorted<'a> {
         sorted
     }
 
-    fn add_member_event(&mut self, event: &'a CommittedEvent) {
-        let read = match serde_json::from_str::<MemberEvent>(&event.payload) {
+    fn add_member_event(&mut self, event: &'a CommittedEvent, read: Result<MemberEvent, String>) {
+        let read = match read {
             Ok(read) => Some(read),
             Err(error) => {
                 self.unreadable.push(skip(event, &error));
@@ -194,7 +232,8 @@ mod tests {
             "member_no":"M1","name":"林晓","org_id":"org","enrolled_on":"2018-01-01"}}"#;
         let poisoned = enrolled.replace("林晓", "林\\u0000晓");
         let batch = [committed(1, enrolled), committed(2, &poisoned)];
-        let mut sorted = Sorted::of(&batch);
+        let reads = batch.iter().map(read).collect();
+        let mut sorted = Sorted::of(&batch, reads);
         assert_eq!(sorted.unreadable.len(), 1);
         assert_eq!(sorted.unreadable[0].sequence, 2);
         assert!(sorted.unreadable[0]

@@ -14,6 +14,8 @@
 
 mod batch;
 
+use batch::{Read, ReadBatch};
+
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ use studyledger_aggregates::rulebook::RuleBook;
 use studyledger_aggregates::rules::rulesets::Ruleset;
 
 use crate::ledger::Ledger;
-use crate::store::commit_order::{self, Checkpoint, Committed, CommittedEvent};
+use crate::store::commit_order::{self, Checkpoint, CommittedEvent};
 use crate::store::database;
 use crate::store::error::StoreError;
 use crate::store::lock;
@@ -87,11 +89,14 @@ pub struct Projector {
     ahead: Mutex<Option<ReadAhead>>,
 }
 
-/// A batch being read ahead: the events after `after`, at most `limit`.
+/// A batch being read ahead: the events after `after`, at most `limit`. One no longer wanted
+/// is never aborted, only dropped: its task reads to the end of its COPY and gives the
+/// connection back to the pool in a clean state (a COPY cut off half way would leave the
+/// connection with rows nobody reads, and the next statement on it would receive them).
 struct ReadAhead {
     after: Checkpoint,
     limit: i64,
-    reading: tokio::task::JoinHandle<Result<Committed, sqlx::Error>>,
+    reading: tokio::task::JoinHandle<Result<ReadBatch, sqlx::Error>>,
 }
 
 impl Projector {
@@ -118,18 +123,19 @@ impl Projector {
         tx: &mut PgConnection,
         from: Checkpoint,
         limit: i64,
-    ) -> Result<Committed, ProjectorError> {
+    ) -> Result<ReadBatch, ProjectorError> {
         let ahead = self.cached_ahead().take();
         if let Some(ahead) = ahead {
             if ahead.after == from && ahead.limit == limit {
-                if let Ok(Ok(committed)) = ahead.reading.await {
-                    return Ok(committed);
+                if let Ok(Ok(batch)) = ahead.reading.await {
+                    return Ok(batch);
                 }
-            } else {
-                ahead.reading.abort();
             }
+            // A read ahead for another place is left to finish on its own and dropped: see
+            // `ReadAhead`.
         }
-        Ok(commit_order::read_committed(tx, from, limit).await?)
+        let committed = commit_order::read_committed(tx, from, limit).await?;
+        Ok(ReadBatch::off_the_runtime(committed).await)
     }
 
     /// Starts reading the batch after `after` on a connection of its own.
@@ -137,15 +143,16 @@ impl Projector {
         let pool = self.ledger.pool().clone();
         let reading = tokio::spawn(async move {
             let mut connection = pool.acquire().await?;
-            commit_order::read_committed(&mut connection, after, limit).await
+            let committed = commit_order::read_committed(&mut connection, after, limit).await?;
+            drop(connection);
+            Ok(ReadBatch::off_the_runtime(committed).await)
         });
-        if let Some(stale) = self.cached_ahead().replace(ReadAhead {
+        // A stale read ahead is left to finish on its own (see `ReadAhead`).
+        drop(self.cached_ahead().replace(ReadAhead {
             after,
             limit,
             reading,
-        }) {
-            stale.reading.abort();
-        }
+        }));
     }
 
     fn cached_rulesets(&self) -> std::sync::MutexGuard<'_, Option<Arc<Vec<Ruleset>>>> {
@@ -215,9 +222,8 @@ impl Projector {
         self.members().clear();
         *self.cached_rulesets() = None;
         *self.cached_skips() = None;
-        if let Some(ahead) = self.cached_ahead().take() {
-            ahead.reading.abort();
-        }
+        // Left to finish on its own (see `ReadAhead`).
+        drop(self.cached_ahead().take());
     }
 
     /// Applies one batch; answers how many events it applied or passed over (0: caught up).
@@ -257,7 +263,7 @@ impl Projector {
         let skips = self.skips().await?;
         let mut tx = self.ledger.pool().begin().await?;
         let from = commit_order::checkpoint_on(&mut tx, false).await?;
-        let committed = self.next_batch(&mut tx, from, limit).await?;
+        let ReadBatch { committed, reads } = self.next_batch(&mut tx, from, limit).await?;
         let batch = &committed.events;
         let Some(last) = batch.last() else {
             tx.rollback().await?;
@@ -291,7 +297,7 @@ impl Projector {
         if full {
             self.read_ahead(last, limit);
         }
-        let found = self.apply(&mut tx, batch, &rulesets, &skips).await?;
+        let found = self.apply(&mut tx, batch, reads, &rulesets, &skips).await?;
         skipped::record(&mut *tx, &found, "projector").await?;
         // A batch that is not full holds every event below the horizon it was read under.
         let covered = (!full).then_some(committed.below);
@@ -324,10 +330,11 @@ impl Projector {
         &self,
         tx: &mut PgConnection,
         batch: &[CommittedEvent],
+        reads: Vec<Read>,
         rulesets: &[Ruleset],
         skips: &SkipMap,
     ) -> Result<Vec<Skip>, ProjectorError> {
-        let mut sorted = batch::Sorted::of(batch);
+        let mut sorted = batch::Sorted::of(batch, reads);
         for record in &sorted.organisations {
             studyledger_projections::sql::orgs::upsert_organisation(&mut *tx, record).await?;
         }
