@@ -185,6 +185,19 @@ pub async fn standings(
     connection: &mut PgConnection,
     member_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Standing>, sqlx::Error> {
+    Ok(held(connection, member_ids).await?.standings)
+}
+
+/// What the views hold of some members: their standings, and the study minutes of each of
+/// their quarters (the rest of a quarter row), so that only rows that change are written.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub standings: HashMap<Uuid, Standing>,
+    pub minutes: HashMap<(Uuid, Quarter), i64>,
+}
+
+/// What the views hold of these members now.
+pub async fn held(connection: &mut PgConnection, member_ids: &[Uuid]) -> Result<Held, sqlx::Error> {
     let members: Vec<(Uuid, NaiveDate, i32)> = sqlx::query_as(concat!(
         "SELECT member_id, enrolled_on, rules_version FROM ",
         table!(member),
@@ -218,15 +231,16 @@ pub async fn standings(
             standing.placements.push((day, sequence, org));
         }
     }
-    let quarters: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(concat!(
-        "SELECT member_id, quarter, required_hundredths, elective_hundredths FROM ",
+    let quarters: Vec<(Uuid, String, i64, i64, i64)> = sqlx::query_as(concat!(
+        "SELECT member_id, quarter, required_hundredths, elective_hundredths, study_minutes FROM ",
         table!(member_quarter),
         " WHERE member_id = ANY($1)"
     ))
     .bind(member_ids)
     .fetch_all(&mut *connection)
     .await?;
-    for (id, quarter, required, elective) in quarters {
+    let mut minutes = HashMap::new();
+    for (id, quarter, required, elective, studied) in quarters {
         let (Some(standing), Ok(quarter)) = (standings.get_mut(&id), Quarter::parse(&quarter))
         else {
             continue;
@@ -236,6 +250,7 @@ pub async fn standings(
             elective: Hours::from_hundredths(elective),
         };
         standing.quarters.insert(quarter, totals);
+        minutes.insert((id, quarter), studied);
     }
-    Ok(standings)
+    Ok(Held { standings, minutes })
 }

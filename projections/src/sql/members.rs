@@ -1,8 +1,9 @@
 //! Members in the views: their rows written in bulk from their folds (the projector and a
 //! replay), and read back one member at a time or a subtree at a time.
 //!
-//! A member's rows are always rewritten whole from the member's fold and carry the sequence
-//! they reflect, so applying the same events twice changes nothing.
+//! A member's rows are always computed whole from the member's fold and compared with what the
+//! views hold; those that differ are written, so applying the same events twice changes
+//! nothing, and an event changes only the rows it touches.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use crate::counters::{contributions, Deltas, Standing};
 use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
-use crate::sql::counters::{add_counts, standings};
+use crate::sql::counters::{add_counts, held, Held};
 
 /// The view rows of members, folded from their states, column by column for bulk writes.
 #[derive(Debug, Default)]
@@ -50,6 +51,12 @@ pub struct MemberRows {
     p_org: Vec<String>,
     /// What the counters need of each member added, from the same rows.
     standings: Vec<(Uuid, Standing)>,
+    /// Members whose placements differ from what the views hold: their placement rows are
+    /// replaced.
+    moved: Vec<Uuid>,
+    /// Quarters the views hold that a member's fold no longer has.
+    gone_member: Vec<Uuid>,
+    gone_quarter: Vec<String>,
 }
 
 fn to_i64(n: usize) -> i64 {
@@ -68,6 +75,20 @@ impl MemberRows {
 
     /// Adds a member's rows: `fold` is the member folded under `rulesets`.
     pub fn add(&mut self, member: &Member, fold: &MemberFold, rulesets: &[Ruleset]) {
+        self.add_changes(member, fold, rulesets, &Held::default());
+    }
+
+    /// Adds a member's rows that differ from what the views hold (`held`): the member row
+    /// always, the placements when they changed, the quarters whose figures changed (a quarter
+    /// row's `last_sequence` is the member's sequence when its figures last changed). A batch
+    /// of the projector so writes what its events change, not the member's whole history.
+    pub fn add_changes(
+        &mut self,
+        member: &Member,
+        fold: &MemberFold,
+        rulesets: &[Ruleset],
+        held: &Held,
+    ) {
         let Some(enrolment) = member.enrolment() else {
             return;
         };
@@ -90,7 +111,12 @@ impl MemberRows {
         let mut placements: Vec<(NaiveDate, i64, String)> =
             std::iter::once(start).chain(moves).collect();
         placements.sort();
-        for (i, (day, sequence, org_id)) in placements.iter().enumerate() {
+        let held_standing = held.standings.get(&id);
+        let moved = held_standing.is_none_or(|h| h.placements != placements);
+        if held_standing.is_some() && moved {
+            self.moved.push(id);
+        }
+        for (i, (day, sequence, org_id)) in placements.iter().enumerate().filter(|_| moved) {
             self.org_member.push(id);
             self.org_day.push(*day);
             self.org_sequence.push(*sequence);
@@ -121,7 +147,25 @@ impl MemberRows {
             self.a_filed_at.push(appeal.filed_at);
             self.a_status.push(member.appeal_status(appeal).as_str());
         }
-        for (quarter, totals, minutes) in fold.active_quarters() {
+        let quarters = fold.active_quarters();
+        if let Some(held_standing) = held_standing {
+            for gone in held_standing
+                .quarters
+                .keys()
+                .filter(|q| !quarters.iter().any(|(quarter, _, _)| quarter == *q))
+            {
+                self.gone_member.push(id);
+                self.gone_quarter.push(gone.to_string());
+            }
+        }
+        for (quarter, totals, minutes) in quarters {
+            let unchanged = held_standing
+                .and_then(|h| h.quarters.get(&quarter))
+                .is_some_and(|t| *t == totals)
+                && held.minutes.get(&(id, quarter)) == Some(&minutes);
+            if unchanged {
+                continue;
+            }
             self.q_member.push(id);
             self.quarter.push(quarter.to_string());
             self.required.push(totals.required.hundredths());
@@ -131,13 +175,17 @@ impl MemberRows {
         }
     }
 
-    /// Writes the rows: member rows are upserted, the others inserted (the caller removed any
-    /// earlier ones, or the tables are new).
+    /// Writes the rows: member and quarter rows are upserted, the others inserted (the caller
+    /// removed any earlier ones, or the tables are new).
     pub async fn insert(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         self.insert_members(tx).await?;
-        self.insert_organisations(tx).await?;
-        self.insert_quarters(tx).await?;
-        self.insert_placements(tx).await?;
+        if !self.org_member.is_empty() {
+            self.insert_organisations(tx).await?;
+            self.insert_placements(tx).await?;
+        }
+        if !self.q_member.is_empty() {
+            self.insert_quarters(tx).await?;
+        }
         if !self.appeal_id.is_empty() {
             self.insert_appeals(tx).await?;
         }
@@ -220,7 +268,12 @@ impl MemberRows {
             " (member_id, quarter, required_hundredths, elective_hundredths, study_minutes,
                last_sequence)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[],
-                                  $5::bigint[], $6::bigint[])"
+                                  $5::bigint[], $6::bigint[])
+             ON CONFLICT (member_id, quarter) DO UPDATE
+                SET required_hundredths = EXCLUDED.required_hundredths,
+                    elective_hundredths = EXCLUDED.elective_hundredths,
+                    study_minutes = EXCLUDED.study_minutes,
+                    last_sequence = EXCLUDED.last_sequence"
         ))
         .bind(&self.q_member)
         .bind(&self.quarter)
@@ -254,55 +307,76 @@ impl MemberRows {
     }
 }
 
-/// Replaces every view row of these members with the rows folded from their states, in a
-/// fixed number of statements whatever their number.
+/// Brings every view row of these members to the rows folded from their states, in a fixed
+/// number of statements whatever their number: rows that did not change are left alone.
 pub async fn replace_members(
     tx: &mut PgConnection,
     members: &[(Member, MemberFold)],
     rulesets: &[Ruleset],
 ) -> Result<(), sqlx::Error> {
-    let mut rows = MemberRows::default();
-    for (member, fold) in members {
-        rows.add(member, fold, rulesets);
-    }
-    if rows.is_empty() {
+    let ids: Vec<Uuid> = members
+        .iter()
+        .filter_map(|(member, _)| member.enrolment().map(|e| e.member_id))
+        .collect();
+    if ids.is_empty() {
         return Ok(());
     }
+    let before = held(&mut *tx, &ids).await?;
+    let mut rows = MemberRows::default();
+    for (member, fold) in members {
+        rows.add_changes(member, fold, rulesets, &before);
+    }
     // The counters change by each member's part now, less their part as the views held it.
-    let before = standings(&mut *tx, &rows.member_id).await?;
     let mut deltas = Deltas::default();
     for (id, standing) in rows.standings() {
         deltas.add(contributions(standing, rulesets));
-        if let Some(old) = before.get(id) {
+        if let Some(old) = before.standings.get(id) {
             deltas.subtract(contributions(old, rulesets));
         }
     }
-    for statement in [
-        concat!(
-            "DELETE FROM ",
-            table!(member_org),
-            " WHERE member_id = ANY($1)"
+    for (statement, members) in [
+        (
+            concat!(
+                "DELETE FROM ",
+                table!(member_org),
+                " WHERE member_id = ANY($1)"
+            ),
+            &rows.moved,
         ),
-        concat!(
-            "DELETE FROM ",
-            table!(member_quarter),
-            " WHERE member_id = ANY($1)"
+        (
+            concat!(
+                "DELETE FROM ",
+                table!(member_placement),
+                " WHERE member_id = ANY($1)"
+            ),
+            &rows.moved,
         ),
-        concat!(
-            "DELETE FROM ",
-            table!(member_appeal),
-            " WHERE member_id = ANY($1)"
-        ),
-        concat!(
-            "DELETE FROM ",
-            table!(member_placement),
-            " WHERE member_id = ANY($1)"
+        (
+            concat!(
+                "DELETE FROM ",
+                table!(member_appeal),
+                " WHERE member_id = ANY($1)"
+            ),
+            &ids,
         ),
     ] {
-        sqlx::query(statement)
-            .bind(&rows.member_id)
-            .execute(&mut *tx)
-            .await?;
+        if !members.is_empty() {
+            sqlx::query(statement)
+                .bind(members)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    if !rows.gone_member.is_empty() {
+        sqlx::query(concat!(
+            "DELETE FROM ",
+            table!(member_quarter),
+            " WHERE (member_id, quarter) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
+        ))
+        .bind(&rows.gone_member)
+        .bind(&rows.gone_quarter)
+        .execute(&mut *tx)
+        .await?;
     }
     rows.insert(tx).await?;
     add_counts(tx, deltas.into_changes()).await
