@@ -39,6 +39,25 @@ use crate::telemetry;
 /// Events per batch: large enough that catching up shares work across many events, small
 /// enough that one batch's transaction stays short.
 pub const BATCH_SIZE: i64 = 10_000;
+/// Events per batch while catching up: each full batch doubles the next one up to this, so
+/// that a long way behind, fewer members are rewritten in more than one batch and the work of
+/// each statement is shared by more events; the first batch that is not full goes back to
+/// [`BATCH_SIZE`].
+pub const CATCH_UP_BATCH_SIZE: i64 = 80_000;
+
+/// The limit of the batch after one of `limit` events that applied `applied`: doubled after
+/// a full one (catching up), back to [`BATCH_SIZE`] after one that was not, and doubled back
+/// towards it after a smaller batch that succeeded (see [`Projector::step`]).
+fn next_limit(limit: i64, applied: usize) -> i64 {
+    let full = i64::try_from(applied).is_ok_and(|n| n >= limit);
+    if full {
+        (limit * 2).min(CATCH_UP_BATCH_SIZE)
+    } else if applied > 0 {
+        (limit * 2).min(BATCH_SIZE)
+    } else {
+        limit
+    }
+}
 /// How long an idle projector waits before looking for new events.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 /// How often the projector makes sure its advisory lock's connection is still alive.
@@ -232,10 +251,8 @@ impl Projector {
             let limit = self.limit.load(Ordering::Relaxed);
             let error = match self.try_step(limit).await {
                 Ok(applied) => {
-                    if applied > 0 && limit < BATCH_SIZE {
-                        self.limit
-                            .store((limit * 2).min(BATCH_SIZE), Ordering::Relaxed);
-                    }
+                    self.limit
+                        .store(next_limit(limit, applied), Ordering::Relaxed);
                     return Ok(applied);
                 }
                 Err(error) => error,
@@ -295,7 +312,7 @@ impl Projector {
         // A full batch: more is waiting, so read it while this one is applied.
         let full = i64::try_from(batch.len()).is_ok_and(|n| n >= limit);
         if full {
-            self.read_ahead(last, limit);
+            self.read_ahead(last, next_limit(limit, batch.len()));
         }
         let found = self.apply(&mut tx, batch, reads, &rulesets, &skips).await?;
         skipped::record(&mut *tx, &found, "projector").await?;
@@ -436,5 +453,28 @@ impl Projector {
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_grow_while_catching_up_and_shrink_once_caught_up() {
+        assert_eq!(
+            next_limit(BATCH_SIZE, 10_000),
+            2 * BATCH_SIZE,
+            "a full batch doubles"
+        );
+        assert_eq!(next_limit(CATCH_UP_BATCH_SIZE, 80_000), CATCH_UP_BATCH_SIZE);
+        assert_eq!(next_limit(CATCH_UP_BATCH_SIZE, 12), BATCH_SIZE, "caught up");
+        assert_eq!(next_limit(BATCH_SIZE, 0), BATCH_SIZE, "nothing new");
+        assert_eq!(
+            next_limit(1, 1),
+            2,
+            "after a refused batch, successes double it back"
+        );
+        assert_eq!(next_limit(4, 3), 8);
     }
 }
