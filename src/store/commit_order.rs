@@ -409,7 +409,13 @@ mod tests {
         assert_eq!(events[0].payload, payload);
         assert_eq!(events[1].payload, "{\"a\":\"line\n break\"}");
         assert!(parse_committed(b"1,2,member\n").is_err(), "a short row");
-        assert!(parse_committed(b"x,2,member,m,1,E,{}\n").is_err(), "not a number");
-        assert!(parse_committed(b"1,2,member,m,-1,E,{}\n").is_err(), "a negative sequence");
+        assert!(
+            parse_committed(b"x,2,member,m,1,E,{}\n").is_err(),
+            "not a number"
+        );
+        assert!(
+            parse_committed(b"1,2,member,m,-1,E,{}\n").is_err(),
+            "a negative sequence"
+        );
     }
 }

@@ -112,21 +112,7 @@ impl MemberRows {
             std::iter::once(start).chain(moves).collect();
         placements.sort();
         let held_standing = held.standings.get(&id);
-        let moved = held_standing.is_none_or(|h| h.placements != placements);
-        if held_standing.is_some() && moved {
-            self.moved.push(id);
-        }
-        for (i, (day, sequence, org_id)) in placements.iter().enumerate().filter(|_| moved) {
-            self.org_member.push(id);
-            self.org_day.push(*day);
-            self.org_sequence.push(*sequence);
-            self.org_id.push(org_id.clone());
-            self.p_member.push(id);
-            self.p_day.push(*day);
-            self.p_sequence.push(*sequence);
-            self.p_until.push(placements.get(i + 1).map(|next| next.0));
-            self.p_org.push(org_id.clone());
-        }
+        self.add_placements(id, &placements, held_standing);
         let standing = Standing {
             enrolled_on: enrolment.enrolled_on,
             placements,
@@ -147,6 +133,40 @@ impl MemberRows {
             self.a_filed_at.push(appeal.filed_at);
             self.a_status.push(member.appeal_status(appeal).as_str());
         }
+        self.add_quarters(id, sequence, fold, held);
+    }
+
+    /// A member's placements, when they differ from those the views hold (`held`).
+    fn add_placements(
+        &mut self,
+        id: Uuid,
+        placements: &[(NaiveDate, i64, String)],
+        held: Option<&Standing>,
+    ) {
+        let moved = held.is_none_or(|h| h.placements != placements);
+        if !moved {
+            return;
+        }
+        if held.is_some() {
+            self.moved.push(id);
+        }
+        for (i, (day, sequence, org_id)) in placements.iter().enumerate() {
+            self.org_member.push(id);
+            self.org_day.push(*day);
+            self.org_sequence.push(*sequence);
+            self.org_id.push(org_id.clone());
+            self.p_member.push(id);
+            self.p_day.push(*day);
+            self.p_sequence.push(*sequence);
+            self.p_until.push(placements.get(i + 1).map(|next| next.0));
+            self.p_org.push(org_id.clone());
+        }
+    }
+
+    /// A member's quarters whose figures differ from those the views hold, and those the views
+    /// hold that the fold no longer has.
+    fn add_quarters(&mut self, id: Uuid, sequence: i64, fold: &MemberFold, held: &Held) {
+        let held_standing = held.standings.get(&id);
         let quarters = fold.active_quarters();
         if let Some(held_standing) = held_standing {
             for gone in held_standing
