@@ -4,9 +4,11 @@
 //!
 //! - [`write`]: study-session commands over HTTP against single-row INSERTs;
 //! - [`projector`]: the projector catching up against a COPY scan in commit order;
-//! - [`replay`]: a full replay against a COPY scan in member order.
+//! - [`replay`]: a full replay against a COPY scan in member order;
+//! - [`reads`]: reads at two sizes of ledger, the large one against the small one.
 
 pub mod projector;
+pub mod reads;
 pub mod replay;
 pub mod write;
 

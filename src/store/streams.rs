@@ -164,6 +164,17 @@ pub async fn member_events_extent(pool: &PgPool) -> Result<(i64, i64), sqlx::Err
     .await
 }
 
+/// Every member's id: what a benchmark chooses the members it reads from. A member's stream
+/// starts with its enrolment (the aggregate accepts nothing else first), so its first event
+/// is enough, and the primary key alone answers (an index-only scan of a vacuumed table, not
+/// a pass over every payload).
+pub async fn member_ids(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1")
+        .bind(Member::TYPE)
+        .fetch_all(pool)
+        .await
+}
+
 /// Member events and members.
 pub async fn member_census(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
