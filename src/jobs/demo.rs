@@ -52,6 +52,10 @@ pub struct DemoPlan {
     pub tree: DemoTree,
     /// The courses each quarter offers.
     pub catalogue: Catalogue,
+    /// Send the members' commands round by round (every member's first, then every member's
+    /// second, …) rather than member by member: a member's events then lie far apart in the
+    /// event table, as a year of real traffic leaves them, instead of side by side.
+    pub interleaved: bool,
 }
 
 impl Default for DemoPlan {
@@ -63,6 +67,7 @@ impl Default for DemoPlan {
             quarters: 12,
             tree: DemoTree::City,
             catalogue: Catalogue::DEMO,
+            interleaved: false,
         }
     }
 }
@@ -71,13 +76,14 @@ impl DemoPlan {
     /// The read benchmark's ledger: `members` members in a national tree six levels deep, the
     /// four quarters before the current one, each with [`Catalogue::NATIONAL`]'s two courses
     /// — most members meet 8 + 3 with a study session and two completions a quarter, about a
-    /// dozen events in all.
+    /// dozen events in all — sent round by round, so that each member's events lie apart.
     pub fn national(members: usize) -> DemoPlan {
         DemoPlan {
             members,
             quarters: 4,
             tree: DemoTree::Nation,
             catalogue: Catalogue::NATIONAL,
+            interleaved: true,
             ..DemoPlan::default()
         }
     }
@@ -170,25 +176,26 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         .await?;
         progress.advance(1);
     }
-    let results: Vec<Result<(), JobError>> = stream::iter(&data.members)
-        .map(|member| {
-            let ledger = &demo_ledger;
-            let progress = &progress;
-            let meta = &meta;
-            async move {
-                let id = member.enrolment.member_id.to_string();
-                for command in &member.commands {
-                    execute::<Member>(ledger, &id, command.clone(), meta).await?;
-                    progress.advance(1);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(plan.concurrency.max(1))
-        .collect()
-        .await;
+    let longest = data
+        .members
+        .iter()
+        .map(|m| m.commands.len())
+        .max()
+        .unwrap_or(0);
+    let rounds: Vec<std::ops::Range<usize>> = if plan.interleaved {
+        (0..longest).map(|round| round..round + 1).collect()
+    } else {
+        std::iter::once(0..longest).collect()
+    };
+    for commands in rounds {
+        let results: Vec<Result<(), JobError>> = stream::iter(&data.members)
+            .map(|member| send(&demo_ledger, member, commands.clone(), &progress, &meta))
+            .buffer_unordered(plan.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    }
     progress.finish();
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         commands,
@@ -203,6 +210,27 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         commands as f64 / seconds,
         data.planned_hours
     );
+    Ok(())
+}
+
+/// Sends a member's commands in `range` (those it has), one after another.
+async fn send(
+    ledger: &Arc<Ledger>,
+    member: &DemoMember,
+    range: std::ops::Range<usize>,
+    progress: &Progress,
+    meta: &Metadata,
+) -> Result<(), JobError> {
+    let id = member.enrolment.member_id.to_string();
+    let last = range.end.min(member.commands.len());
+    let commands = member
+        .commands
+        .get(range.start.min(last)..last)
+        .unwrap_or_default();
+    for command in commands {
+        execute::<Member>(ledger, &id, command.clone(), meta).await?;
+        progress.advance(1);
+    }
     Ok(())
 }
 

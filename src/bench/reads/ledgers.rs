@@ -1,18 +1,24 @@
 //! The two ledgers of `bench-reads`, and how they are loaded.
 //!
 //! The small ledger goes through the real command path (`demo::load` with
-//! [`DemoPlan::national`]). The large one starts as a copy of the small one's database
-//! (`CREATE DATABASE … TEMPLATE`), and its member streams are copied by SQL under new member
-//! ids until it has the members asked for (`streams::copy_member_streams`, the hash chain
-//! computed by the database as for any append) — every member of it has the shape of one of
-//! the small ledger's, by construction, and the command path alone would take hours for a
-//! million members. Both ledgers' views are then built by a replay (bulk, member by member),
-//! and both databases vacuumed and analysed, as a database settles after a replay.
+//! [`DemoPlan::national`], its commands sent round by round so that each member's events lie
+//! apart in the table as a year of traffic leaves them). The large one starts as a copy of the
+//! small one's database (`CREATE DATABASE … TEMPLATE`), and its member streams are copied by
+//! SQL under new member ids until it has the members asked for (`streams::copy_member_streams`:
+//! round by round too, the member id replaced in the payloads, every event hashed into its new
+//! stream's chain by the table's trigger as for any append, so `studyledger verify` accepts
+//! them). Every member of it has the shape of one of the small ledger's, by construction, and
+//! a copy stays in its original's party cell: the generator spreads the originals evenly over
+//! the tree's 496 cells, so the copies are spread the same way. The command path alone would
+//! take hours for a million members. Both ledgers' views are then built by a replay (bulk,
+//! member by member), and both databases vacuumed and analysed, as a database settles after a
+//! replay.
 
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::postgres::PgConnectOptions;
+use sqlx::ConnectOptions;
 
 use crate::app::App;
 use crate::bench::{create_database, database_size, free_disk, fresh_app, vacuum_database};
@@ -20,7 +26,7 @@ use crate::config::BenchReadsArgs;
 use crate::jobs::demo::{self, DemoPlan};
 use crate::jobs::progress::Progress;
 use crate::jobs::replay;
-use crate::store::streams;
+use crate::store::{database, streams};
 use crate::JobError;
 
 /// A loaded ledger, views built.
@@ -78,15 +84,17 @@ pub async fn build(
 }
 
 /// Copies the small ledger's member streams `copies` times under new ids, two copies at a
-/// time, then vacuums and analyses the events (a replay reads them in the primary key's
-/// order).
+/// time and round by round (see `streams::copy_member_streams`), then vacuums and analyses
+/// the events (a replay reads them in the primary key's order). Each copy is one statement of
+/// many seconds: statement logging is off on this pool.
 async fn grow(
     options: &PgConnectOptions,
     copies: usize,
     loading: &mut Loading,
 ) -> Result<(), JobError> {
-    let app = fresh_app(options).await?;
-    let pool = app.ledger().pool().clone();
+    let pool = database::pool_options(2)
+        .connect_with(options.clone().disable_statement_logging())
+        .await?;
     let (base_events, base_last) = streams::member_events_extent(&pool).await?;
     let started = Instant::now();
     let progress = Progress::new("copying member streams", copies as u64);
@@ -94,7 +102,7 @@ async fn grow(
         .map(|copy| {
             let (pool, progress) = (&pool, &progress);
             async move {
-                streams::copy_member_streams(pool, copy, base_last).await?;
+                streams::copy_member_streams(pool, copy, base_last, true).await?;
                 progress.advance(1);
                 Ok::<(), sqlx::Error>(())
             }
@@ -113,7 +121,7 @@ async fn grow(
     let started = Instant::now();
     streams::analyze_events(&pool).await?;
     loading.timed("VACUUM ANALYZE events".to_owned(), started);
-    close(app).await;
+    pool.close().await;
     Ok(())
 }
 
