@@ -165,6 +165,8 @@ pub struct Figures {
     pub seconds: f64,
     /// Answers that said `x-views-behind: true`.
     pub behind: usize,
+    /// The projector's lag sampled meanwhile, in seconds, sorted.
+    pub lag: Vec<f64>,
 }
 
 impl Figures {
@@ -174,6 +176,10 @@ impl Figures {
 
     pub fn p99_ms(&self) -> f64 {
         percentile(&self.latencies, 0.99) * 1000.0
+    }
+
+    pub fn lag_p99_ms(&self) -> f64 {
+        percentile(&self.lag, 0.99) * 1000.0
     }
 
     pub fn rate(&self) -> f64 {
@@ -199,14 +205,14 @@ pub struct Plan {
 }
 
 /// One route at one size: the background writer starts, the readers warm up (not counted),
-/// then read for the plan's seconds while the lag is sampled; answers the figures, the lag
-/// samples and what the writer did.
+/// then read for the plan's seconds while the lag is sampled; answers the figures (the lag
+/// samples with them) and what the writer did.
 pub async fn measure(
     service: &Service,
     route: Route,
     plan: &Plan,
     slots: &Arc<SessionSlots>,
-) -> Result<(Figures, Vec<f64>, Writes), JobError> {
+) -> Result<(Figures, Writes), JobError> {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(write_sessions(
         service.http.clone(),
@@ -223,11 +229,12 @@ pub async fn measure(
         plan.seconds,
         LAG_EVERY,
     ));
-    let figures = read(service, route, plan, plan.seconds, 2).await?;
-    let lag = sampler.await?;
+    let mut figures = read(service, route, plan, plan.seconds, 2).await?;
+    figures.lag = sampler.await?;
+    figures.lag.sort_by(f64::total_cmp);
     stop.store(true, Ordering::Relaxed);
     let writes = writer.await?;
-    Ok((figures, lag, writes))
+    Ok((figures, writes))
 }
 
 /// `plan.readers` readers asking `route` for `seconds`, each as soon as its last answer came.
@@ -271,6 +278,7 @@ async fn read(
         latencies: Vec::new(),
         seconds,
         behind: 0,
+        lag: Vec::new(),
     };
     while let Some(done) = readers.join_next().await {
         let (latencies, behind) = done??;
