@@ -39,6 +39,10 @@ pub enum Command {
     BenchProjector(BenchProjectorArgs),
     /// Measure a full replay of a large store against a COPY scan of it in member order.
     BenchReplay(BenchReplayArgs),
+    /// Measure reads (p50/p99 under 16 readers and a background of commands) on a ledger of
+    /// 10,000 members and one of 1,000,000, and pass when the large one is no more than 1.5
+    /// times slower at the 99th percentile.
+    BenchReads(BenchReadsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -263,6 +267,37 @@ pub struct BenchReplayArgs {
     /// Runs (scan + replay each); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchReadsArgs {
+    /// PostgreSQL server URL (a superuser's: the large ledger starts as a copy of the small
+    /// one's database); the run creates its two databases on that server and drops them
+    /// afterwards.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Members of the small ledger, loaded through the command path.
+    #[arg(long, default_value_t = 10_000)]
+    pub small: usize,
+    /// Members of the large ledger: the small one with its member streams copied under new
+    /// ids (a multiple of --small).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub large: usize,
+    /// Concurrent readers of the measured route.
+    #[arg(long, default_value_t = 16)]
+    pub readers: usize,
+    /// Seconds each route is measured at each size, after a warm-up of --warm-up seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Seconds of reads before each measurement that are not counted.
+    #[arg(long, default_value_t = 2.0)]
+    pub warm_up: f64,
+    /// Study-session commands per second sent in the background while reads are measured.
+    #[arg(long, default_value_t = 50)]
+    pub write_rate: u32,
+    /// Keep the large ledger's database afterwards (its URL is printed), for later timings.
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -89,7 +89,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         events_behind: defined(IntGauge::new(
             "studyledger_projector_events_behind",
-            "Committed events not yet in the views",
+            "Committed events not yet in the views (counted up to one projector batch, 10,000)",
         )),
         seconds_behind: defined(Gauge::new(
             "studyledger_projector_seconds_behind",

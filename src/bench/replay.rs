@@ -82,7 +82,7 @@ async fn fill(app: &App, wanted: usize) -> Result<(i64, i64), JobError> {
     let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
     let copies = ((wanted - base_events).max(0) + base_events - 1) / base_events.max(1);
     for copy in 1..=copies {
-        streams::copy_member_streams(pool, copy, base_last).await?;
+        streams::copy_member_streams(pool, copy, base_last, false).await?;
         eprintln!("copied the members {copy}/{copies} times");
     }
     streams::analyze_events(pool).await?;

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::bench::{in_scratch_database, median};
+use crate::bench::{
+    free_port, in_scratch_database, median, percentile, sample_lag, start_service, wait_until_ready,
+};
 use crate::config::BenchArgs;
 use crate::store::{database, streams};
 use crate::JobError;
@@ -25,6 +27,9 @@ use crate::JobError;
 /// The bootstrap administrator of the service the benchmark starts (its own, on a scratch
 /// database that is dropped afterwards).
 const BENCH_ADMIN: &str = "bench-write-administrator-token-0123456789";
+
+/// How often the projector's lag is sampled while commands run.
+const LAG_EVERY: Duration = Duration::from_millis(20);
 
 pub async fn run(args: BenchArgs) -> Result<(), JobError> {
     in_scratch_database(&args.database_url, "studyledger_bench", |options| {
@@ -43,12 +48,9 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
     // The baseline table has the shape, constraints and indexes of `events`, and no trigger:
     // the hash chain the ledger computes on insert counts as part of the ledger's cost.
     streams::create_baseline_table(&pool).await?;
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-        probe.local_addr()?.port()
-    };
+    let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
-    let mut service = start_service(&options, port)?;
+    let mut service = start_service(&options, port, BENCH_ADMIN)?;
     // Every request carries the service's bootstrap administrator token: the benchmark measures
     // the ledger as deployed, authentication included.
     let mut headers = reqwest::header::HeaderMap::new();
@@ -83,21 +85,6 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
     Ok(())
 }
 
-/// The service as its own process, as in production: `studyledger serve` on a loopback port,
-/// over the bench database.
-fn start_service(options: &PgConnectOptions, port: u16) -> Result<tokio::process::Child, JobError> {
-    Ok(tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .env("DATABASE_URL", options.to_url_lossy().as_str())
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .env("LEDGER_ADMIN_TOKEN", BENCH_ADMIN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?)
-}
-
 /// One line of the report: `runs` alternating runs of the baseline, the ledger (with the
 /// projector's lag sampled meanwhile) and the HTTP floor, with `clients` clients each.
 async fn measure_clients(
@@ -114,7 +101,12 @@ async fn measure_clients(
     let mut lag = Vec::new();
     for run in 0..runs.max(1) {
         baseline.push(postgres_inserts(pool, clients, seconds).await?);
-        let sampler = tokio::spawn(sample_lag(http.clone(), base.to_owned(), seconds));
+        let sampler = tokio::spawn(sample_lag(
+            http.clone(),
+            base.to_owned(),
+            seconds,
+            LAG_EVERY,
+        ));
         ledger_rates.push(ledger_sessions(http, base, clients, seconds, run).await?);
         lag.extend(sampler.await?);
         floor.push(http_floor(http, base, clients, seconds).await?);
@@ -123,34 +115,17 @@ async fn measure_clients(
     let sl = median(&mut ledger_rates);
     let fl = median(&mut floor);
     lag.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        let index = ((lag.len() as f64 - 1.0) * p).round() as usize;
-        lag.get(index).copied().unwrap_or(0.0) * 1000.0
-    };
     println!(
         "{clients:>7}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}  {:>8.0}/{:.0} ms",
         sl / pg,
-        percentile(0.5),
-        percentile(0.99)
+        percentile(&lag, 0.5) * 1000.0,
+        percentile(&lag, 0.99) * 1000.0
     );
     eprintln!(
         "  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}, http floor {floor:.0?}; {} lag samples",
         lag.len()
     );
     Ok(())
-}
-
-async fn wait_until_ready(http: &reqwest::Client, base: &str) -> Result<(), JobError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
-            if response.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("the service did not become ready within 60 s".into())
 }
 
 async fn setup_catalog(http: &reqwest::Client, base: &str) -> Result<(), JobError> {
@@ -168,26 +143,6 @@ async fn setup_catalog(http: &reqwest::Client, base: &str) -> Result<(), JobErro
         return Err(format!("setup failed: {} / {}", org.status(), course.status()).into());
     }
     Ok(())
-}
-
-/// Samples the projector's lag (`studyledger_projector_seconds_behind`: the age of the oldest
-/// event not yet in the views) from `/metrics` every 20 ms for `seconds`.
-async fn sample_lag(http: reqwest::Client, base: String, seconds: f64) -> Vec<f64> {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut samples = Vec::new();
-    while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{base}/metrics")).send().await {
-            if let Ok(text) = response.text().await {
-                let value = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("studyledger_projector_seconds_behind "))
-                    .and_then(|v| v.trim().parse::<f64>().ok());
-                samples.extend(value);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    samples
 }
 
 /// `GET /healthz` in a loop: what one HTTP exchange costs here, without any database work —

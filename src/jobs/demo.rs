@@ -6,6 +6,12 @@
 //! mid-way and are exempt for their first quarter. The generator is seeded, so every load is
 //! the same data set.
 //!
+//! The same generator makes the ledgers of the read benchmark ([`DemoPlan::national`]): a
+//! national tree six levels deep, a year of history and two courses a quarter (one of them
+//! credited on completion alone), so that a member has about a dozen events and a million
+//! members fit in a few gigabytes; each member is still studied, judged and placed the same
+//! way.
+//!
 //! Demo commands go through `Ledger::execute` like any other, on a pool of their own with
 //! `synchronous_commit = off`: each command is still its own committed transaction, but a
 //! crash in the last fraction of a second of a demo load may lose its tail — acceptable for
@@ -40,6 +46,16 @@ pub struct DemoPlan {
     pub members: usize,
     pub concurrency: usize,
     pub seed: u64,
+    /// Quarters of history before the current one.
+    pub quarters: usize,
+    /// The organisation tree; members are spread over its leaves in turn.
+    pub tree: DemoTree,
+    /// The courses each quarter offers.
+    pub catalogue: Catalogue,
+    /// Send the members' commands round by round (every member's first, then every member's
+    /// second, …) rather than member by member: a member's events then lie far apart in the
+    /// event table, as a year of real traffic leaves them, instead of side by side.
+    pub interleaved: bool,
 }
 
 impl Default for DemoPlan {
@@ -48,8 +64,76 @@ impl Default for DemoPlan {
             members: 500,
             concurrency: 16,
             seed: 2018,
+            quarters: 12,
+            tree: DemoTree::City,
+            catalogue: Catalogue::DEMO,
+            interleaved: false,
         }
     }
+}
+
+impl DemoPlan {
+    /// The read benchmark's ledger: `members` members in a national tree six levels deep, the
+    /// four quarters before the current one, each with [`Catalogue::NATIONAL`]'s two courses
+    /// — most members meet 8 + 3 with a study session and two completions a quarter, about a
+    /// dozen events in all — sent round by round, so that each member's events lie apart.
+    pub fn national(members: usize) -> DemoPlan {
+        DemoPlan {
+            members,
+            quarters: 4,
+            tree: DemoTree::Nation,
+            catalogue: Catalogue::NATIONAL,
+            interleaved: true,
+            ..DemoPlan::default()
+        }
+    }
+}
+
+/// The organisation tree of a demo ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoTree {
+    /// One city, one company, four branches, eight party cells (DESIGN §6).
+    City,
+    /// A nation: its 31 provinces, each with cities, companies, branches and party cells, two
+    /// of each under each — six levels, 496 cells, 962 organisations.
+    Nation,
+}
+
+/// The courses each quarter offers: `required` courses of `required_hours` each and
+/// `elective` courses of `elective_hours` each, each asking `study_minutes_per_hour` minutes of
+/// study in the app per class hour (0: credited on completion alone, e.g. an offline lecture
+/// the app records). Most members take all of them; some take one of each category fewer (at
+/// least one required course), a few one of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Catalogue {
+    pub required: usize,
+    pub required_hours: i64,
+    pub elective: usize,
+    pub elective_hours: i64,
+    /// Minutes of study asked per class hour: (required, elective).
+    pub study_minutes_per_hour: (u32, u32),
+}
+
+impl Catalogue {
+    /// The demo's: four required courses of 2 hours, three electives of 1 hour, 30 minutes of
+    /// study asked per hour.
+    pub const DEMO: Catalogue = Catalogue {
+        required: 4,
+        required_hours: 2,
+        elective: 3,
+        elective_hours: 1,
+        study_minutes_per_hour: (30, 30),
+    };
+    /// The read benchmark's: one required course of 8 hours (4 hours of study asked) and one
+    /// elective of 3 hours credited on completion — a study session and two completions make a
+    /// compliant quarter.
+    pub const NATIONAL: Catalogue = Catalogue {
+        required: 1,
+        required_hours: 8,
+        elective: 1,
+        elective_hours: 3,
+        study_minutes_per_hour: (30, 0),
+    };
 }
 
 /// Loads the demo data into the ledger's database, on a pool of its own (see the module doc).
@@ -92,25 +176,26 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         .await?;
         progress.advance(1);
     }
-    let results: Vec<Result<(), JobError>> = stream::iter(&data.members)
-        .map(|member| {
-            let ledger = &demo_ledger;
-            let progress = &progress;
-            let meta = &meta;
-            async move {
-                let id = member.enrolment.member_id.to_string();
-                for command in &member.commands {
-                    execute::<Member>(ledger, &id, command.clone(), meta).await?;
-                    progress.advance(1);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(plan.concurrency.max(1))
-        .collect()
-        .await;
+    let longest = data
+        .members
+        .iter()
+        .map(|m| m.commands.len())
+        .max()
+        .unwrap_or(0);
+    let rounds: Vec<std::ops::Range<usize>> = if plan.interleaved {
+        (0..longest).map(|round| round..round + 1).collect()
+    } else {
+        std::iter::once(0..longest).collect()
+    };
+    for commands in rounds {
+        let results: Vec<Result<(), JobError>> = stream::iter(&data.members)
+            .map(|member| send(&demo_ledger, member, commands.clone(), &progress, &meta))
+            .buffer_unordered(plan.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    }
     progress.finish();
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         commands,
@@ -125,6 +210,27 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         commands as f64 / seconds,
         data.planned_hours
     );
+    Ok(())
+}
+
+/// Sends a member's commands in `range` (those it has), one after another.
+async fn send(
+    ledger: &Arc<Ledger>,
+    member: &DemoMember,
+    range: std::ops::Range<usize>,
+    progress: &Progress,
+    meta: &Metadata,
+) -> Result<(), JobError> {
+    let id = member.enrolment.member_id.to_string();
+    let last = range.end.min(member.commands.len());
+    let commands = member
+        .commands
+        .get(range.start.min(last)..last)
+        .unwrap_or_default();
+    for command in commands {
+        execute::<Member>(ledger, &id, command.clone(), meta).await?;
+        progress.advance(1);
+    }
     Ok(())
 }
 
@@ -177,41 +283,23 @@ impl DemoData {
     fn generate(plan: &DemoPlan, tz: Tz, today: NaiveDate) -> DemoData {
         let current = Quarter::of_date(today);
         let mut first = current;
-        for _ in 0..12 {
+        for _ in 0..plan.quarters.max(1) {
             first = previous(first);
         }
         let last = previous(current);
         let quarters: Vec<Quarter> = first.through(last).collect();
 
-        let organisations = demo_organisations();
+        let organisations = match plan.tree {
+            DemoTree::City => demo_organisations(),
+            DemoTree::Nation => national_organisations(),
+        };
         let cells: Vec<OrgId> = organisations
             .iter()
             .filter(|o| o.org_id.as_str().contains("-cell-"))
             .map(|o| o.org_id.clone())
             .collect();
 
-        let mut courses = Vec::new();
-        for quarter in &quarters {
-            let tag = format!("{}q{}", quarter.year(), quarter.number());
-            for n in 1..=4 {
-                courses.push(CourseRecord {
-                    course_id: slug(&format!("req-{tag}-{n}")),
-                    title: text(format!("{quarter} 必修课 {n}")),
-                    category: Category::Required,
-                    credit_hours: Hours::whole(2),
-                    min_study_minutes: 60,
-                });
-            }
-            for n in 1..=3 {
-                courses.push(CourseRecord {
-                    course_id: slug(&format!("elec-{tag}-{n}")),
-                    title: text(format!("{quarter} 选修课 {n}")),
-                    category: Category::Elective,
-                    credit_hours: Hours::whole(1),
-                    min_study_minutes: 30,
-                });
-            }
-        }
+        let courses = demo_courses(&quarters, plan.catalogue);
 
         let mut planned_hours = Hours::ZERO;
         let members = (0..plan.members)
@@ -245,6 +333,118 @@ fn previous(quarter: Quarter) -> Quarter {
         Quarter::new(quarter.year(), quarter.number() - 1)
     }
     .unwrap_or(quarter)
+}
+
+/// Each quarter's courses, as the catalogue says.
+fn demo_courses(quarters: &[Quarter], catalogue: Catalogue) -> Vec<CourseRecord> {
+    let minutes =
+        |hours: i64, per_hour: u32| u32::try_from(hours * i64::from(per_hour)).unwrap_or(u32::MAX);
+    let (required_study, elective_study) = catalogue.study_minutes_per_hour;
+    let mut courses = Vec::new();
+    for quarter in quarters {
+        let tag = format!("{}q{}", quarter.year(), quarter.number());
+        for n in 1..=catalogue.required {
+            courses.push(CourseRecord {
+                course_id: slug(&format!("req-{tag}-{n}")),
+                title: text(format!("{quarter} 必修课 {n}")),
+                category: Category::Required,
+                credit_hours: Hours::whole(catalogue.required_hours),
+                min_study_minutes: minutes(catalogue.required_hours, required_study),
+            });
+        }
+        for n in 1..=catalogue.elective {
+            courses.push(CourseRecord {
+                course_id: slug(&format!("elec-{tag}-{n}")),
+                title: text(format!("{quarter} 选修课 {n}")),
+                category: Category::Elective,
+                credit_hours: Hours::whole(catalogue.elective_hours),
+                min_study_minutes: minutes(catalogue.elective_hours, elective_study),
+            });
+        }
+    }
+    courses
+}
+
+/// The root of the national tree.
+pub const NATIONAL_ROOT: &str = "cn";
+/// A leaf of the national tree: the first party cell, six levels down.
+pub const NATIONAL_LEAF: &str = "cn-p01-c1-co1-b1-cell-1";
+
+/// The provinces of the national tree (provincial-level divisions), in the usual order.
+const PROVINCES: [&str; 31] = [
+    "北京市",
+    "天津市",
+    "河北省",
+    "山西省",
+    "内蒙古自治区",
+    "辽宁省",
+    "吉林省",
+    "黑龙江省",
+    "上海市",
+    "江苏省",
+    "浙江省",
+    "安徽省",
+    "福建省",
+    "江西省",
+    "山东省",
+    "河南省",
+    "湖北省",
+    "湖南省",
+    "广东省",
+    "广西壮族自治区",
+    "海南省",
+    "重庆市",
+    "四川省",
+    "贵州省",
+    "云南省",
+    "西藏自治区",
+    "陕西省",
+    "甘肃省",
+    "青海省",
+    "宁夏回族自治区",
+    "新疆维吾尔自治区",
+];
+/// How many children every node below a province has.
+const FAN_OUT: usize = 2;
+
+/// The national tree, parents first: `cn` (全国) → `cn-p01` (北京市) → `cn-p01-c1` (北京市第1市)
+/// → `cn-p01-c1-co1` (…第1公司) → `cn-p01-c1-co1-b1` (…第1分公司) → `cn-p01-c1-co1-b1-cell-1`
+/// (…第1党支部).
+fn national_organisations() -> Vec<OrganisationRecord> {
+    let node = |org_id: &str, name: &str, parent_id: &str| OrganisationRecord {
+        org_id: slug(org_id),
+        name: text(name.to_owned()),
+        parent_id: Some(slug(parent_id)),
+    };
+    let mut orgs = vec![OrganisationRecord {
+        org_id: slug(NATIONAL_ROOT),
+        name: text("全国".to_owned()),
+        parent_id: None,
+    }];
+    let mut level: Vec<(String, String)> = Vec::new();
+    for (n, province) in PROVINCES.iter().enumerate() {
+        let org_id = format!("{NATIONAL_ROOT}-p{:02}", n + 1);
+        orgs.push(node(&org_id, province, NATIONAL_ROOT));
+        level.push((org_id, (*province).to_owned()));
+    }
+    for (suffix, kind) in [
+        ("-c", "市"),
+        ("-co", "公司"),
+        ("-b", "分公司"),
+        ("-cell-", "党支部"),
+    ] {
+        let mut next = Vec::new();
+        for (parent, parent_name) in &level {
+            for n in 1..=FAN_OUT {
+                let org_id = format!("{parent}{suffix}{n}");
+                let name = format!("{parent_name}第{n}{kind}");
+                orgs.push(node(&org_id, &name, parent));
+                next.push((org_id, name));
+            }
+        }
+        level = next;
+    }
+    orgs
 }
 
 fn demo_organisations() -> Vec<OrganisationRecord> {
@@ -303,8 +503,8 @@ fn demo_member(
         let start_day = quarter.first_day().max(enrolment.enrolled_on);
         let days = study_days(rng, start_day, quarter.last_day(), chosen.len());
         for (course, day) in chosen.iter().zip(days) {
-            if let Some(pair) = study_and_complete(rng, course, day, clock) {
-                commands.extend(pair);
+            if let Some(studied) = study_and_complete(rng, course, day, clock) {
+                commands.extend(studied);
                 hours = hours.plus(course.credit_hours);
             }
         }
@@ -360,9 +560,14 @@ fn courses_studied<'a>(
             .iter()
             .filter(move |c| c.course_id.as_str().contains(tag) && c.category == category)
     };
+    let offered = |category| of_quarter(category).count();
+    let (all_required, all_elective) = (offered(Category::Required), offered(Category::Elective));
     let (required, elective) = match rng.random_range(0..100) {
-        0..80 => (4, 3),
-        80..95 => (3, 2),
+        0..80 => (all_required, all_elective),
+        80..95 => (
+            all_required.saturating_sub(1).max(1),
+            all_elective.saturating_sub(1),
+        ),
         _ => (1, 1),
     };
     of_quarter(Category::Required)
@@ -392,16 +597,19 @@ fn study_days(
         .collect()
 }
 
-/// A session on `day` a little longer than the course asks for, and the completion a minute
-/// after it; `None` for a local time that does not exist.
+/// A session on `day` a little longer than the course asks for, ending before 22:00 local
+/// time, and the completion a minute after it; only the completion for a course that asks for
+/// no study time. `None` for a local time that does not exist.
 fn study_and_complete(
     rng: &mut StdRng,
     course: &CourseRecord,
     day: NaiveDate,
     clock: Clock,
-) -> Option<[MemberCommand; 2]> {
+) -> Option<Vec<MemberCommand>> {
+    let longest = i64::from(course.min_study_minutes) + 39;
+    let latest_hour = (22 - (longest + 59) / 60).clamp(9, 20) as u32;
     let local_start = day.and_time(
-        NaiveTime::from_hms_opt(rng.random_range(8..20), rng.random_range(0..60), 0)
+        NaiveTime::from_hms_opt(rng.random_range(8..latest_hour), rng.random_range(0..60), 0)
             .unwrap_or_default(),
     );
     let started_at = clock
@@ -412,21 +620,23 @@ fn study_and_complete(
     let minutes = i64::from(course.min_study_minutes) + rng.random_range(0..40);
     let ended_at = started_at + Duration::minutes(minutes);
     let terms: CourseTerms = course.terms();
-    Some([
-        MemberCommand::RecordStudySession(RecordStudySession {
+    let mut commands = Vec::with_capacity(2);
+    if course.min_study_minutes > 0 {
+        commands.push(MemberCommand::RecordStudySession(RecordStudySession {
             session_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
             course: terms.clone(),
             started_at,
             ended_at,
             clock,
-        }),
-        MemberCommand::RecordCompletion(RecordCompletion {
-            completion_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
-            course: terms,
-            completed_at: ended_at + Duration::minutes(1),
-            clock,
-        }),
-    ])
+        }));
+    }
+    commands.push(MemberCommand::RecordCompletion(RecordCompletion {
+        completion_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
+        course: terms,
+        completed_at: ended_at + Duration::minutes(1),
+        clock,
+    }));
+    Some(commands)
 }
 
 #[cfg(test)]
@@ -448,6 +658,81 @@ mod tests {
         assert_eq!(
             again.planned_hours, data.planned_hours,
             "seeded: the same every time"
+        );
+    }
+
+    #[test]
+    fn the_national_plan_is_six_levels_deep_with_a_year_of_history_and_a_dozen_events_a_member() {
+        let plan = DemoPlan::national(2_000);
+        let tz = chrono_tz::Asia::Shanghai;
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).expect("date");
+        let data = DemoData::generate(&plan, tz, today);
+        let parent_of: std::collections::HashMap<&str, Option<&str>> = data
+            .organisations
+            .iter()
+            .map(|o| (o.org_id.as_str(), o.parent_id.as_ref().map(Slug::as_str)))
+            .collect();
+        let depth = |org: &str| {
+            let (mut org, mut depth) = (org.to_owned(), 1);
+            while let Some(Some(parent)) = parent_of.get(org.as_str()) {
+                depth += 1;
+                org = (*parent).to_owned();
+            }
+            depth
+        };
+        let leaves: std::collections::HashSet<&str> = data
+            .members
+            .iter()
+            .map(|m| m.enrolment.org_id.as_str())
+            .collect();
+        assert_eq!(data.organisations.len(), 962);
+        assert_eq!(depth(NATIONAL_ROOT), 1);
+        assert_eq!(depth(NATIONAL_LEAF), 6);
+        assert_eq!(leaves.len(), 496, "members are spread over every cell");
+        assert!(leaves.contains(NATIONAL_LEAF));
+        assert!(
+            leaves.iter().all(|leaf| depth(leaf) == 6),
+            "members sit six levels down"
+        );
+        let events: usize = data.members.iter().map(|m| m.commands.len()).sum();
+        let per_member = events as f64 / data.members.len() as f64;
+        assert!(
+            (10.0..=13.0).contains(&per_member),
+            "about a dozen events a member, got {per_member:.1}"
+        );
+        // A year of history, all of it before the current quarter (whose sessions are the
+        // benchmark's own).
+        let current = Quarter::of_date(today);
+        let quarters: std::collections::BTreeSet<Quarter> = data
+            .members
+            .iter()
+            .flat_map(|m| &m.commands)
+            .filter_map(|c| match c {
+                MemberCommand::RecordStudySession(s) => Some(s.ended_at),
+                MemberCommand::RecordCompletion(r) => Some(r.completed_at),
+                _ => None,
+            })
+            .map(|instant| Quarter::of_instant(instant, tz))
+            .collect();
+        assert_eq!(quarters.len(), 4);
+        assert!(quarters.iter().all(|q| *q < current));
+        // In the last quarter most members meet 8 + 3, and some fall short.
+        let last = Quarter::new(2026, 3).expect("quarter");
+        let completions = |member: &DemoMember| {
+            member
+                .commands
+                .iter()
+                .filter(|c| {
+                    matches!(c, MemberCommand::RecordCompletion(r)
+                        if Quarter::of_instant(r.completed_at, tz) == last)
+                })
+                .count()
+        };
+        let meeting = data.members.iter().filter(|m| completions(m) == 2).count();
+        let short = data.members.iter().filter(|m| completions(m) == 1).count();
+        assert!(
+            meeting > 4 * short && short > 0,
+            "{meeting} members meet 8 + 3, {short} fall short"
         );
     }
 }

@@ -164,6 +164,17 @@ pub async fn member_events_extent(pool: &PgPool) -> Result<(i64, i64), sqlx::Err
     .await
 }
 
+/// Every member's id: what a benchmark chooses the members it reads from. A member's stream
+/// starts with its enrolment (the aggregate accepts nothing else first), so its first event
+/// is enough, and the primary key alone answers (an index-only scan of a vacuumed table, not
+/// a pass over every payload).
+pub async fn member_ids(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1")
+        .bind(Member::TYPE)
+        .fetch_all(pool)
+        .await
+}
+
 /// Member events and members.
 pub async fn member_census(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
@@ -176,11 +187,15 @@ pub async fn member_census(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 
 /// Copies the streams of the members recorded up to `last_position` under new member ids
 /// derived from the old ones and `copy` (in the payloads too): a benchmark grows a store far
-/// faster than the command path could.
+/// faster than the command path could. The copies are appended in the order of the originals,
+/// or, `round_by_round`, every stream's first event, then every stream's second, … — so that
+/// a member's events lie apart in the table, as a year of real traffic leaves them. Each
+/// copied event is hashed into its new stream's chain by the table's trigger, as any append.
 pub async fn copy_member_streams(
     pool: &PgPool,
     copy: i64,
     last_position: i64,
+    round_by_round: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
@@ -191,11 +206,12 @@ pub async fn copy_member_streams(
            FROM events e,
                 LATERAL (SELECT md5(e.aggregate_id || '/' || $1)::uuid::text AS id) n
           WHERE e.aggregate_type = $3 AND e.position <= $2
-          ORDER BY e.position",
+          ORDER BY CASE WHEN $4 THEN e.sequence ELSE 0 END, e.position",
     )
     .bind(copy)
     .bind(last_position)
     .bind(Member::TYPE)
+    .bind(round_by_round)
     .execute(pool)
     .await?;
     Ok(())

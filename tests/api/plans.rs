@@ -184,6 +184,18 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
             format!("'0', 0, '{horizon}'"),
         ),
         (
+            "the projector's lag, caught up",
+            commit_order::LAG,
+            "text, bigint, bigint",
+            format!("'{xid}', {position}, {}", commit_order::LAG_COUNTED),
+        ),
+        (
+            "the projector's lag, from the start",
+            commit_order::LAG,
+            "text, bigint, bigint",
+            format!("'0', 0, {}", commit_order::LAG_COUNTED),
+        ),
+        (
             "transaction of a position",
             commit_order::TRANSACTION_OF_POSITION,
             "bigint",
