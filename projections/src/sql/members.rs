@@ -537,6 +537,10 @@ pub const SUBTREE_MEMBERS: &str = concat!(
     " q ON q.member_id = p.member_id AND q.quarter = $3
       WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
         AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+        -- The same bound on the member rows, so that a merge join starts their scan at the
+        -- cursor rather than at the first member of the ledger (bench-reads: 751,223 rows
+        -- read for a page at 1 M members).
+        AND m.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
       ORDER BY p.member_id
       LIMIT $5"
 );
