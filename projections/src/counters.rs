@@ -20,7 +20,7 @@
 //! difference between a member's part before and after each batch, and a replay the parts of
 //! everybody.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{AddAssign, Neg};
 
 use chrono::{Days, NaiveDate};
@@ -155,27 +155,94 @@ pub fn contributions(standing: &Standing, rulesets: &[Ruleset]) -> BTreeMap<Key,
             add(org, Quarter::of_date(*until), -joined);
         }
     }
-    let known = known(rulesets, v);
-    let enrolment_quarter = Quarter::of_date(standing.enrolled_on);
-    let with_figures = standing
-        .quarters
-        .keys()
-        .copied()
-        .chain(std::iter::once(enrolment_quarter));
-    let mut seen = std::collections::BTreeSet::new();
-    for quarter in with_figures.filter(|q| seen.insert(*q)) {
-        let Some(org) = placement_on(standing, quarter.last_day()) else {
-            continue;
-        };
-        let totals = standing.quarters.get(&quarter).copied().unwrap_or_default();
-        add(
-            org,
-            quarter,
-            quarter_counts(quarter, totals, standing.enrolled_on, known),
-        );
+    for (org, quarter, counts) in figures(standing, rulesets) {
+        add(org, quarter, counts);
     }
     parts.retain(|_, counts| !counts.is_zero());
     parts
+}
+
+/// The member's figures of each quarter that has any (credit, study, or the enrolment
+/// quarter), with the organisation they are counted in: where they belong on its last day.
+fn figures<'a>(
+    standing: &'a Standing,
+    rulesets: &'a [Ruleset],
+) -> impl Iterator<Item = (&'a str, Quarter, Counts)> + 'a {
+    let known = known(rulesets, standing.rules_version);
+    let enrolment_quarter = Quarter::of_date(standing.enrolled_on);
+    let mut seen = BTreeSet::new();
+    standing
+        .quarters
+        .keys()
+        .copied()
+        .chain(std::iter::once(enrolment_quarter))
+        .filter(move |q| seen.insert(*q))
+        .filter_map(move |quarter| {
+            let org = placement_on(standing, quarter.last_day())?;
+            let totals = standing.quarters.get(&quarter).copied().unwrap_or_default();
+            let counts = quarter_counts(quarter, totals, standing.enrolled_on, known);
+            Some((org, quarter, counts))
+        })
+}
+
+/// The status bucket of a member's quarter, as the counters count it: `NotMet` is in progress
+/// until the quarter ends, then non-compliant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bucket {
+    Compliant,
+    NotMet,
+    Exempt,
+}
+
+impl Bucket {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Compliant => "compliant",
+            Bucket::NotMet => "not_met",
+            Bucket::Exempt => "exempt",
+        }
+    }
+
+    /// The bucket of a status read on some day.
+    pub fn of(status: QuarterStatus) -> Bucket {
+        match status {
+            QuarterStatus::Compliant => Bucket::Compliant,
+            QuarterStatus::Exempt => Bucket::Exempt,
+            QuarterStatus::NonCompliant | QuarterStatus::InProgress => Bucket::NotMet,
+        }
+    }
+
+    fn of_counts(counts: &Counts) -> Bucket {
+        if counts.compliant > 0 {
+            Bucket::Compliant
+        } else if counts.exempt > 0 {
+            Bucket::Exempt
+        } else {
+            Bucket::NotMet
+        }
+    }
+
+    /// The bucket of a member without figures for `quarter`, folded under `rules_version`.
+    pub fn blank(quarter: Quarter, rulesets: &[Ruleset], rules_version: u32) -> Bucket {
+        let known = known(rulesets, rules_version);
+        let counts = quarter_counts(
+            quarter,
+            QuarterTotals::default(),
+            quarter.first_day(),
+            known,
+        );
+        Bucket::of_counts(&counts)
+    }
+}
+
+/// A member's place in the lists by status: (organisation counted in, quarter, bucket) for
+/// each quarter with figures — the members the counters count one by one.
+pub type Place = (String, Quarter, Bucket);
+
+pub fn places(standing: &Standing, rulesets: &[Ruleset]) -> BTreeSet<Place> {
+    figures(standing, rulesets)
+        .map(|(org, quarter, counts)| (org.to_owned(), quarter, Bucket::of_counts(&counts)))
+        .collect()
 }
 
 /// What a batch changes in the counters: every member's part after it, less the part before.
@@ -491,6 +558,34 @@ mod tests {
                 from_counters(&members, ORGS[org], quarter, today),
                 recomputed(&members, ORGS[org], quarter, today)
             );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_members_places_in_the_lists_are_the_figures_the_counters_count(
+            member in standing(),
+        ) {
+            let rulesets = rulesets();
+            let mut tallied: BTreeMap<(String, Quarter), [i64; 4]> = BTreeMap::new();
+            for (org, quarter, bucket) in places(&member, &rulesets) {
+                let t = tallied.entry((org, quarter)).or_default();
+                t[0] += 1;
+                match bucket {
+                    Bucket::Compliant => t[1] += 1,
+                    Bucket::NotMet => t[2] += 1,
+                    Bucket::Exempt => t[3] += 1,
+                }
+            }
+            let counted: BTreeMap<(String, Quarter), [i64; 4]> =
+                contributions(&member, &rulesets)
+                    .into_iter()
+                    .filter(|(_, c)| c.counted != 0)
+                    .map(|((org, quarter, _), c)| {
+                        ((org, quarter), [c.counted, c.compliant, c.not_met, c.exempt])
+                    })
+                    .collect();
+            prop_assert_eq!(tallied, counted);
         }
     }
 

@@ -10,6 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::rules::status::QuarterStatus;
 use studyledger_aggregates::values::{Hours, OrgId, Quarter};
+use studyledger_projections::counters::Bucket;
 use studyledger_projections::fold::QuarterCompliance;
 use studyledger_projections::sql::members::MemberRow;
 use utoipa::{IntoParams, ToSchema};
@@ -154,22 +155,19 @@ async fn members(
     let quarter = required_quarter(query.quarter)?;
     let mut subtree =
         Subtree::open(&state, &caller, &org_id, quarter, query.min_position, true).await?;
-    let mut page: Vec<MemberLine> = Vec::new();
-    let mut after = query.cursor;
+    let candidates = match status {
+        Some(status) => {
+            subtree
+                .bucket_after(Bucket::of(status), query.cursor, limit)
+                .await?
+        }
+        None => subtree.page_after(query.cursor, limit).await?,
+    };
+    let mut page = matching(&subtree, &candidates, status);
     let mut next_cursor = None;
-    'scan: loop {
-        let (chunk, next) = subtree.next_chunk(after).await?;
-        for line in matching(&subtree, &chunk, status) {
-            if i64::try_from(page.len()).unwrap_or(i64::MAX) == limit {
-                next_cursor = page.last().map(|p| p.member_id);
-                break 'scan;
-            }
-            page.push(line);
-        }
-        after = next;
-        if after.is_none() {
-            break;
-        }
+    if i64::try_from(page.len()).unwrap_or(i64::MAX) > limit {
+        page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        next_cursor = page.last().map(|p| p.member_id);
     }
     access::log_read(&state, &caller, page.iter().map(|m| m.member_id).collect()).await?;
     let answer = Json(MembersPage {

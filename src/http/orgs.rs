@@ -11,10 +11,10 @@ use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, Or
 use studyledger_aggregates::rules::membership::counting_day;
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::{local_date, Name, OrgId, Quarter};
-use studyledger_projections::counters::{rollup, Correction, QuarterSums};
+use studyledger_projections::counters::{rollup, Bucket, Correction, QuarterSums};
 use studyledger_projections::rollup::RollUp;
 use studyledger_projections::sql::counters;
-use studyledger_projections::sql::members::{members_of, MemberRow, StoredQuarter};
+use studyledger_projections::sql::members::{self, members_of, MemberRow, PageOf, StoredQuarter};
 use studyledger_projections::sql::orgs::is_registered;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -184,6 +184,91 @@ impl Subtree {
         };
         Ok((chunk, next))
     }
+}
+
+impl Subtree {
+    /// The next `limit` members of the subtree after `after` (one more when there are more),
+    /// each read by key after one keyset range of the placements.
+    pub async fn page_after(
+        &mut self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Counted>, ApiError> {
+        let (org, day, quarter) = (self.org_id.as_str(), self.day, self.quarter);
+        let limit = limit + 1;
+        Ok(match &mut self.reader {
+            Reader::Pinned(tx) => members_of(&mut **tx, org, day, quarter, after, limit).await,
+            Reader::PerChunk(pool) => members_of(&*pool, org, day, quarter, after, limit).await,
+        }?)
+    }
+
+    /// Members of the subtree after `after` among whom are, in member id order, the first
+    /// `limit` + 1 whose status is in `bucket` — read from the lists by status, not by going
+    /// through the subtree: the next places in the list of the subtree; the next members
+    /// without figures, when such members fall in the bucket; and for the current quarter,
+    /// the members whose placement changes later in it (counted in the lists where they will
+    /// belong). Each source is read `limit` + 1 deep past the members that move, so the first
+    /// `limit` + 1 of the bucket are among them; every one belongs to the subtree on the day.
+    pub async fn bucket_after(
+        &mut self,
+        bucket: Bucket,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Counted>, ApiError> {
+        let (quarter, today) = (self.quarter, self.today);
+        let rules_versions: Vec<i32> = std::iter::once(0)
+            .chain(self.rulesets.iter().map(|r| r.version))
+            .filter(|v| Bucket::blank(quarter, &self.rulesets, *v) == bucket)
+            .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+            .collect();
+        let mut pooled;
+        let connection: &mut sqlx::PgConnection = match &mut self.reader {
+            Reader::Pinned(tx) => tx,
+            Reader::PerChunk(pool) => {
+                pooled = pool.acquire().await?;
+                &mut pooled
+            }
+        };
+        let mut moving = Vec::new();
+        if today < quarter.last_day() {
+            moving = counters::moving(&mut *connection, today, quarter.last_day()).await?;
+            moving.retain(|m| after.is_none_or(|a| *m > a));
+        }
+        let depth = limit + 1 + i64::try_from(moving.len()).unwrap_or(i64::MAX);
+        let page = PageOf {
+            ancestor: self.org_id.as_str(),
+            day: self.day,
+            quarter,
+            after,
+            limit: depth,
+        };
+        let mut ids = members::with_place(&mut *connection, page, bucket).await?;
+        if !rules_versions.is_empty()
+            && without_figures_counted(&mut *connection, page, &rules_versions).await?
+        {
+            ids.extend(members::without_figures(&mut *connection, page, &rules_versions).await?);
+        }
+        ids.extend(moving);
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(members::members_by_id(&mut *connection, page, &ids).await?)
+    }
+}
+
+/// Whether the counters count members of the subtree without figures for the quarter under
+/// one of these rules versions. When they count none, every such member who belongs there
+/// today moves later in the quarter: the members who move are read anyway, and a page need not
+/// look through the subtree's members for them.
+async fn without_figures_counted(
+    connection: &mut sqlx::PgConnection,
+    page: PageOf<'_>,
+    rules_versions: &[i32],
+) -> Result<bool, ApiError> {
+    let sums = counters::quarter_sums(connection, page.ancestor, page.quarter).await?;
+    Ok(sums.iter().any(|group| {
+        rules_versions.contains(&i32::try_from(group.rules_version).unwrap_or(i32::MAX))
+            && group.members > group.figures.counted
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -92,6 +92,9 @@ async fn random_ledger(app: &TestApp, today: NaiveDate) -> Vec<Uuid> {
         let org = LEAVES[rng.random_range(0..LEAVES.len())];
         let enrolled_on = match (i % 12 == 11).then(|| ahead(&mut rng)).flatten() {
             Some(day) => day,
+            // Enrolled this quarter (exempt: figures of the current quarter), moving later
+            // in it (below).
+            None if i % 12 == 5 => current.first_day(),
             None => day_in_2018(&mut rng, date("2018-01-01")),
         };
         ok(
@@ -150,6 +153,20 @@ async fn random_ledger(app: &TestApp, today: NaiveDate) -> Vec<Uuid> {
                     assert!(status == 201 || status == 422, "{body}");
                 }
             }
+        }
+    }
+    // Members with figures for the current quarter whose transfer falls later in it: counted
+    // where they belong today, listed there, not where they will be.
+    for (i, (member, _)) in members.iter().enumerate().filter(|(i, _)| i % 12 == 5) {
+        if let Some(on) = ahead(&mut rng) {
+            let to = LEAVES[(i / 12) % LEAVES.len()];
+            let (status, body) = app
+                .post(
+                    &format!("/v1/members/{member}/transfers"),
+                    &json!({"transfer_id": Uuid::new_v4(), "to_org_id": to, "effective_on": on}),
+                )
+                .await;
+            assert!(status == 201 || status == 422, "{body}");
         }
     }
     members.into_iter().map(|(m, _)| m).collect()
@@ -227,26 +244,68 @@ fn expected(rollup: &RollUp) -> Value {
     ])
 }
 
-/// Every member of the subtree's list, tallied by status.
-async fn list_tally(app: &TestApp, org: &str, quarter: Quarter) -> BTreeMap<String, u64> {
-    let mut tally = BTreeMap::new();
+/// Every member of the subtree's list (of one status, when given), page by page: member ids
+/// in list order with their status.
+async fn list(
+    app: &TestApp,
+    org: &str,
+    quarter: Quarter,
+    status: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
     let mut cursor = String::new();
+    let (filter, limit) = match status {
+        Some(status) => (format!("&status={status}"), 2),
+        None => (String::new(), 7),
+    };
     loop {
-        let (status, page) = app
+        let (code, page) = app
             .get(&format!(
-                "/v1/orgs/{org}/members?quarter={quarter}&limit=7{cursor}"
+                "/v1/orgs/{org}/members?quarter={quarter}&limit={limit}{filter}{cursor}"
             ))
             .await;
-        assert_eq!(status, 200, "{page}");
-        for line in page["members"].as_array().expect("members") {
-            *tally
-                .entry(line["status"].as_str().expect("status").to_owned())
-                .or_default() += 1;
+        assert_eq!(code, 200, "{page}");
+        let members = page["members"].as_array().expect("members");
+        assert!(members.len() <= limit, "{page}");
+        for line in members {
+            let id = line["member_id"].as_str().expect("id").to_owned();
+            let status = line["status"].as_str().expect("status").to_owned();
+            lines.push((id, status));
         }
         match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
+            Some(next) => {
+                assert_eq!(
+                    members.len(),
+                    limit,
+                    "a page before the last is full: {page}"
+                );
+                cursor = format!("&cursor={next}");
+            }
             None => break,
         }
+    }
+    lines
+}
+
+/// Every member of the subtree's list, tallied by status; each status's own list (read from
+/// the lists by status) holds exactly the members of that status in the whole list.
+async fn list_tally(app: &TestApp, org: &str, quarter: Quarter) -> BTreeMap<String, u64> {
+    let everybody = list(app, org, quarter, None).await;
+    let mut tally = BTreeMap::new();
+    for (_, status) in &everybody {
+        *tally.entry(status.clone()).or_default() += 1;
+    }
+    for status in ["compliant", "non_compliant", "in_progress", "exempt"] {
+        let expected: Vec<(String, String)> = everybody
+            .iter()
+            .filter(|(_, s)| s == status)
+            .cloned()
+            .collect();
+        assert_eq!(
+            list(app, org, quarter, Some(status)).await,
+            expected,
+            "the {status} list of {org} {quarter}"
+        );
     }
     tally
 }

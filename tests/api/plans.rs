@@ -11,8 +11,9 @@ use studyledger_projections::sql::{counters, members};
 use crate::helpers::{holding_the_horizon, TestApp};
 
 /// Tables that grow with the ledger: a read path never scans them.
-const GROWING: [&str; 6] = [
+const GROWING: [&str; 7] = [
     "events",
+    "member_status_view",
     "member_view",
     "member_org_view",
     "member_quarter_view",
@@ -84,6 +85,56 @@ fn nodes(plan: &Value, found: &mut Vec<(String, String)>) {
     }
 }
 
+/// A member id in the middle of the seeded ones (md5 ids are spread evenly).
+const MIDDLE: &str = "80000000-0000-0000-0000-000000000000";
+
+/// The rows the statement's scans of growing tables read when run (those they return and
+/// those their filters drop, over every loop).
+async fn rows_read(
+    connection: &mut PgConnection,
+    statement: &str,
+    types: &str,
+    args: &str,
+) -> (f64, Value) {
+    for setup in [
+        "SET plan_cache_mode = force_custom_plan".to_owned(),
+        format!("PREPARE counted ({types}) AS {statement}"),
+    ] {
+        sqlx::query(&setup)
+            .execute(&mut *connection)
+            .await
+            .expect(&setup);
+    }
+    let explained: Value = sqlx::query_scalar(&format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE counted ({args})"
+    ))
+    .fetch_one(&mut *connection)
+    .await
+    .expect("explain analyze");
+    sqlx::query("DEALLOCATE counted")
+        .execute(&mut *connection)
+        .await
+        .expect("deallocate");
+    fn read(plan: &Value) -> f64 {
+        let number = |key: &str| plan.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+        let relation = plan.get("Relation Name").and_then(Value::as_str);
+        let own = if relation.is_some_and(|r| GROWING.contains(&r)) {
+            (number("Actual Rows") + number("Rows Removed by Filter")) * number("Actual Loops")
+        } else {
+            0.0
+        };
+        let children: f64 = plan
+            .get("Plans")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(read)
+            .sum();
+        own + children
+    }
+    (read(&explained[0]["Plan"]), explained)
+}
+
 async fn assert_no_scan_of_growing_tables(
     connection: &mut PgConnection,
     name: &str,
@@ -144,7 +195,14 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
         "INSERT INTO member_quarter_view (member_id, quarter, required_hundredths,
                                           elective_hundredths, study_minutes, last_sequence)
          SELECT md5(g::text)::uuid, '2018-Q' || q, 800, 300, 60, 10
-           FROM generate_series(0, 99999) g, generate_series(1, 4) q",
+           FROM generate_series(0, 99999) g, generate_series(1, 4) q
+          -- One member in ten without figures for 2018-Q2.
+          WHERE q <> 2 OR g % 10 <> 0",
+        "INSERT INTO member_status_view (ancestor, quarter, bucket, member_id)
+         SELECT a, '2018-Q2', CASE WHEN g % 10 = 1 THEN 'not_met' ELSE 'compliant' END,
+                md5(g::text)::uuid
+           FROM generate_series(0, 99999) g, unnest(ARRAY['root', 'leaf-' || (g % 1000)]) a
+          WHERE g % 10 <> 0",
         "INSERT INTO member_placement_view (ancestor, member_id, effective_on, sequence, until,
                                             org_id)
          SELECT a, md5(g::text)::uuid, '2018-01-01', 1, NULL, 'leaf-' || (g % 1000)
@@ -220,6 +278,36 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
             "'leaf-7', '2018-06-30', '2018-Q2', NULL, 1000".to_owned(),
         ),
         (
+            "a page of the root's members from the middle",
+            members::SUBTREE_MEMBERS,
+            "text, date, text, uuid, bigint",
+            format!("'root', '2018-06-30', '2018-Q2', '{MIDDLE}', 50"),
+        ),
+        (
+            "the next places of a status in the root's list",
+            members::WITH_PLACE,
+            "text, text, text, uuid, bigint",
+            format!("'root', '2018-Q2', 'not_met', '{MIDDLE}', 51"),
+        ),
+        (
+            "the next places of a status in a leaf's list",
+            members::WITH_PLACE,
+            "text, text, text, uuid, bigint",
+            "'leaf-7', '2018-Q2', 'compliant', NULL, 51".to_owned(),
+        ),
+        (
+            "the root's next members without figures",
+            members::WITHOUT_FIGURES,
+            "text, date, text, uuid, bigint, date, int[]",
+            format!("'root', '2018-06-30', '2018-Q2', '{MIDDLE}', 51, '2018-04-01', '{{0,1}}'"),
+        ),
+        (
+            "a page's members by id",
+            members::MEMBERS_BY_ID,
+            "text, date, text, uuid[]",
+            format!("'root', '2018-06-30', '2018-Q2', ARRAY['{MIDDLE}'::uuid]"),
+        ),
+        (
             "a subtree's sums",
             counters::QUARTER_SUMS,
             "text, text",
@@ -234,6 +322,23 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
     ];
     for (name, statement, types, args) in &cases {
         assert_no_scan_of_growing_tables(&mut connection, name, statement, types, args).await;
+    }
+    // Pages read what they answer, not the subtree (of 100,000 members) up to them: a page of
+    // 50 from the middle of the root's members, the next 51 places of a status (one member in
+    // ten), and the next 51 members without figures (one in ten: the placements between them
+    // are read too).
+    for (name, statement, types, args) in &cases {
+        let bound = match *name {
+            "a page of the root's members from the middle" => 3.0 * 50.0,
+            "the next places of a status in the root's list" => 51.0,
+            "the root's next members without figures" => 4.0 * 10.0 * 51.0,
+            _ => continue,
+        };
+        let (read, explained) = rows_read(&mut connection, statement, types, args).await;
+        assert!(
+            read <= bound,
+            "{name} reads {read} rows, more than {bound}: {explained}"
+        );
     }
     // The probe is honest: it sees the events beyond an old checkpoint, and none beyond the
     // last event.

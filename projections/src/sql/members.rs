@@ -13,7 +13,7 @@ use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
-use crate::counters::{contributions, Deltas, Standing};
+use crate::counters::{contributions, places, Bucket, Deltas, Place, Standing};
 use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
 use crate::sql::counters::{add_counts, held, Held};
 
@@ -57,6 +57,27 @@ pub struct MemberRows {
     /// Quarters the views hold that a member's fold no longer has.
     gone_member: Vec<Uuid>,
     gone_quarter: Vec<String>,
+    /// Places in the lists by status that members take, and those they leave.
+    places_added: PlaceColumns,
+    places_left: PlaceColumns,
+}
+
+/// Places in the lists by status (see [`places`]), column by column.
+#[derive(Debug, Default)]
+struct PlaceColumns {
+    member: Vec<Uuid>,
+    org: Vec<String>,
+    quarter: Vec<String>,
+    bucket: Vec<&'static str>,
+}
+
+impl PlaceColumns {
+    fn push(&mut self, member: Uuid, (org, quarter, bucket): &Place) {
+        self.member.push(member);
+        self.org.push(org.clone());
+        self.quarter.push(quarter.to_string());
+        self.bucket.push(bucket.as_str());
+    }
 }
 
 fn to_i64(n: usize) -> i64 {
@@ -123,6 +144,7 @@ impl MemberRows {
                 .map(|(quarter, totals, _)| (quarter, totals))
                 .collect(),
         };
+        self.add_places(id, &standing, held_standing, rulesets);
         self.standings.push((id, standing));
         for appeal in member.appeals() {
             self.a_member.push(id);
@@ -160,6 +182,24 @@ impl MemberRows {
             self.p_sequence.push(*sequence);
             self.p_until.push(placements.get(i + 1).map(|next| next.0));
             self.p_org.push(org_id.clone());
+        }
+    }
+
+    /// The member's places in the lists by status that differ from those the views hold.
+    fn add_places(
+        &mut self,
+        id: Uuid,
+        standing: &Standing,
+        held: Option<&Standing>,
+        rulesets: &[Ruleset],
+    ) {
+        let now = places(standing, rulesets);
+        let then = held.map(|h| places(h, rulesets)).unwrap_or_default();
+        for place in now.difference(&then) {
+            self.places_added.push(id, place);
+        }
+        for place in then.difference(&now) {
+            self.places_left.push(id, place);
         }
     }
 
@@ -209,6 +249,58 @@ impl MemberRows {
         if !self.appeal_id.is_empty() {
             self.insert_appeals(tx).await?;
         }
+        if !self.places_added.member.is_empty() {
+            self.insert_places(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Each place once for the organisation it is counted in and once for every one above.
+    async fn insert_places(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let added = &self.places_added;
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            table!(member_status),
+            " (ancestor, quarter, bucket, member_id)
+             SELECT a.ancestor, d.q, d.b, d.m
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS d(m, o, q, b)
+              CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
+            table!(org),
+            " WHERE org_id = d.o), ARRAY[d.o])) AS a(ancestor)"
+        ))
+        .bind(&added.member)
+        .bind(&added.org)
+        .bind(&added.quarter)
+        .bind(&added.bucket)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the places members left, under every organisation they were written for.
+    async fn delete_places(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let left = &self.places_left;
+        if left.member.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(concat!(
+            "DELETE FROM ",
+            table!(member_status),
+            " s USING (SELECT a.ancestor, d.q, d.b, d.m
+                         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[])
+                              AS d(m, o, q, b)
+                        CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
+            table!(org),
+            " WHERE org_id = d.o), ARRAY[d.o])) AS a(ancestor)) AS x
+              WHERE s.ancestor = x.ancestor AND s.quarter = x.q AND s.bucket = x.b
+                AND s.member_id = x.m"
+        ))
+        .bind(&left.member)
+        .bind(&left.org)
+        .bind(&left.quarter)
+        .bind(&left.bucket)
+        .execute(tx)
+        .await?;
         Ok(())
     }
 
@@ -398,6 +490,7 @@ pub async fn replace_members(
         .execute(&mut *tx)
         .await?;
     }
+    rows.delete_places(tx).await?;
     rows.insert(tx).await?;
     add_counts(tx, deltas.into_changes()).await
 }
@@ -519,31 +612,149 @@ pub async fn member(
     }))
 }
 
+/// The member and quarter rows of a page of members, their organisation on the day from
+/// `page`: two primary-key probes per member (each a subquery with a `LIMIT`, which the planner
+/// keeps as it is — a join it would be free to answer by hashing the whole table). The tail of
+/// the statements below.
+macro_rules! page_rows {
+    () => {
+        concat!(
+            " SELECT m.member_id, m.member_no, m.name, m.enrolled_on, page.org_id,
+                     m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
+                     q.study_minutes
+                FROM page
+                CROSS JOIN LATERAL (SELECT * FROM ",
+            table!(member),
+            " WHERE member_id = page.member_id LIMIT 1) m
+                LEFT JOIN LATERAL (SELECT * FROM ",
+            table!(member_quarter),
+            " WHERE member_id = page.member_id AND quarter = $3 LIMIT 1) q ON true
+               ORDER BY page.member_id"
+        )
+    };
+}
+
 /// A page of the members who belong to `ancestor`'s subtree on `$2` (rule 7: enrolled by
 /// then, where their placement on that day is), in member id order after `$4`, at most `$5`,
-/// each with their stored row for quarter `$3` (if any): one keyset range of the placements'
-/// primary key, whatever the subtree's size.
+/// each with their stored row for quarter `$3` (if any). The page is taken first from one
+/// keyset range of the placements' primary key, then its members' rows are read by key: the
+/// work is the page's, whatever the subtree's size.
 pub const SUBTREE_MEMBERS: &str = concat!(
-    "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, p.org_id, m.rules_version,
-            q.quarter, q.required_hundredths, q.elective_hundredths, q.study_minutes
-       FROM ",
+    "WITH page AS MATERIALIZED (
+        SELECT p.member_id, p.org_id FROM ",
     table!(member_placement),
-    " p
-       JOIN ",
+    " p WHERE p.ancestor = $1 AND p.effective_on <= $2
+          AND (p.until IS NULL OR p.until > $2)
+          AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+        ORDER BY p.member_id
+        LIMIT $5)",
+    page_rows!()
+);
+
+/// These members (`$4`) of `ancestor`'s subtree as [`SUBTREE_MEMBERS`] reads them: those who
+/// do not belong to it on `$2` are left out.
+pub const MEMBERS_BY_ID: &str = concat!(
+    "WITH page AS MATERIALIZED (
+        SELECT p.member_id, p.org_id FROM unnest($4::uuid[]) AS i(member_id)
+          JOIN ",
+    table!(member_placement),
+    " p ON p.ancestor = $1 AND p.member_id = i.member_id AND p.effective_on <= $2
+             AND (p.until IS NULL OR p.until > $2))",
+    page_rows!()
+);
+
+/// The next members after `$4` (at most `$5`) with a place of bucket `$3` in the list of
+/// `ancestor`'s subtree for quarter `$2`: one keyset range of the lists' primary key.
+pub const WITH_PLACE: &str = concat!(
+    "SELECT member_id FROM ",
+    table!(member_status),
+    " WHERE ancestor = $1 AND quarter = $2 AND bucket = $3
+        AND member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+      ORDER BY member_id
+      LIMIT $5"
+);
+
+/// The next members after `$4` (at most `$5`) who belong to `ancestor`'s subtree on `$2`, were
+/// enrolled before quarter `$3` began (`$6`), have no figures for it, and were folded under
+/// one of the rules versions `$7`: the placements' keyset range, each member probed by key.
+pub const WITHOUT_FIGURES: &str = concat!(
+    "SELECT p.member_id FROM ",
+    table!(member_placement),
+    " p JOIN ",
     table!(member),
     " m ON m.member_id = p.member_id
-       LEFT JOIN ",
-    table!(member_quarter),
-    " q ON q.member_id = p.member_id AND q.quarter = $3
       WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
         AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
-        -- The same bound on the member rows, so that a merge join starts their scan at the
-        -- cursor rather than at the first member of the ledger (bench-reads: 751,223 rows
-        -- read for a page at 1 M members).
-        AND m.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+        AND m.enrolled_on < $6 AND m.rules_version = ANY($7)
+        -- A scalar subquery, probed by key for each member: as `NOT EXISTS` the planner would
+        -- be free to merge the quarter's rows of the whole ledger against the placements.
+        AND NOT COALESCE((SELECT true FROM ",
+    table!(member_quarter),
+    " q WHERE q.member_id = p.member_id AND q.quarter = $3), false)
       ORDER BY p.member_id
       LIMIT $5"
 );
+
+/// Where a page of a subtree's members starts and how long it is.
+#[derive(Debug, Clone, Copy)]
+pub struct PageOf<'a> {
+    pub ancestor: &'a str,
+    /// The day members are counted on (rule 7).
+    pub day: NaiveDate,
+    pub quarter: Quarter,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// The next members with a place of `bucket` in the list (see [`WITH_PLACE`]).
+pub async fn with_place(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+    bucket: Bucket,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(WITH_PLACE)
+        .bind(page.ancestor)
+        .bind(page.quarter.to_string())
+        .bind(bucket.as_str())
+        .bind(page.after)
+        .bind(page.limit)
+        .fetch_all(connection)
+        .await
+}
+
+/// The next members without figures for the quarter (see [`WITHOUT_FIGURES`]).
+pub async fn without_figures(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+    rules_versions: &[i32],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(WITHOUT_FIGURES)
+        .bind(page.ancestor)
+        .bind(page.day)
+        .bind(page.quarter.to_string())
+        .bind(page.after)
+        .bind(page.limit)
+        .bind(page.quarter.first_day())
+        .bind(rules_versions)
+        .fetch_all(connection)
+        .await
+}
+
+/// These members, when they belong to the subtree on the day (see [`MEMBERS_BY_ID`]).
+pub async fn members_by_id(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<(MemberRow, Option<StoredQuarter>)>, sqlx::Error> {
+    let records: Vec<MemberQuarterRecord> = sqlx::query_as(MEMBERS_BY_ID)
+        .bind(page.ancestor)
+        .bind(page.day)
+        .bind(page.quarter.to_string())
+        .bind(ids)
+        .fetch_all(connection)
+        .await?;
+    Ok(records.iter().map(|r| (r.member(), r.stored())).collect())
+}
 
 /// The members of `ancestor`'s subtree on `day` after `after` (see [`SUBTREE_MEMBERS`]).
 pub async fn members_of(

@@ -28,6 +28,9 @@ macro_rules! table {
     (org_quarter) => {
         "org_quarter_view"
     };
+    (member_status) => {
+        "member_status_view"
+    };
     (replays) => {
         "replays"
     };
@@ -44,7 +47,7 @@ pub mod rebuild;
 pub mod replays;
 
 /// The view tables the projector keeps and a replay rebuilds, parents first.
-pub const VIEW_TABLES: [&str; 7] = [
+pub const VIEW_TABLES: [&str; 8] = [
     table!(org),
     table!(member),
     table!(member_org),
@@ -52,4 +55,5 @@ pub const VIEW_TABLES: [&str; 7] = [
     table!(member_appeal),
     table!(member_placement),
     table!(org_quarter),
+    table!(member_status),
 ];
