@@ -1,14 +1,15 @@
 -- Member lists by status (DESIGN §4, "member lists by status"): for every member with figures
--- in a quarter (the members the counters count one by one), their status bucket under the
--- rules they were folded with, once for the organisation they belong to on the quarter's last
--- day and once for every one above it. A page of a subtree's members of one status is one
--- keyset range of the primary key. Members without figures are judged on zero totals when
--- read, like the counters do; see projections/src/counters.rs and src/http/org_members.rs.
+-- in a quarter (the members the counters count one by one) who is not compliant, their status
+-- bucket under the rules they were folded with, once for the organisation they belong to on
+-- the quarter's last day and once for every one above it. A page of a subtree's members of
+-- such a status is one keyset range of the primary key. Compliant members are those with
+-- figures and no place here; members without figures are judged on zero totals when read,
+-- like the counters do. See projections/src/counters.rs and src/http/orgs.rs.
 CREATE TABLE member_status_view
 (
     ancestor  text NOT NULL,
     quarter   text NOT NULL CHECK (quarter ~ '^[0-9]{4}-Q[1-4]$'),
-    bucket    text NOT NULL CHECK (bucket IN ('compliant', 'not_met', 'exempt')),
+    bucket    text NOT NULL CHECK (bucket IN ('not_met', 'exempt')),
     member_id uuid NOT NULL,
     PRIMARY KEY (ancestor, quarter, bucket, member_id)
 );

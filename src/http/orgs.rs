@@ -204,8 +204,9 @@ impl Subtree {
 
     /// Members of the subtree after `after` among whom are, in member id order, the first
     /// `limit` + 1 whose status is in `bucket` — read from the lists by status, not by going
-    /// through the subtree: the next places in the list of the subtree; the next members
-    /// without figures, when such members fall in the bucket; and for the current quarter,
+    /// through the subtree: the next places in the list of the subtree (for the compliant,
+    /// who hold none, the next members with figures without one); the next members without
+    /// figures, when such members fall in the bucket; and for the current quarter,
     /// the members whose placement changes later in it (counted in the lists where they will
     /// belong). Each source is read `limit` + 1 deep past the members that move, so the first
     /// `limit` + 1 of the bucket are among them; every one belongs to the subtree on the day.
@@ -242,10 +243,17 @@ impl Subtree {
             after,
             limit: depth,
         };
-        let mut ids = members::with_place(&mut *connection, page, bucket).await?;
-        if !rules_versions.is_empty()
-            && without_figures_counted(&mut *connection, page, &rules_versions).await?
-        {
+        let sums = counters::quarter_sums(&mut *connection, page.ancestor, quarter).await?;
+        let mut ids = match bucket {
+            Bucket::Compliant if sums.iter().any(|g| g.figures.compliant > 0) => {
+                members::without_place(&mut *connection, page).await?
+            }
+            Bucket::Compliant => Vec::new(),
+            Bucket::NotMet | Bucket::Exempt => {
+                members::with_place(&mut *connection, page, bucket).await?
+            }
+        };
+        if without_figures_counted(&sums, &rules_versions) {
             ids.extend(members::without_figures(&mut *connection, page, &rules_versions).await?);
         }
         ids.extend(moving);
@@ -255,20 +263,15 @@ impl Subtree {
     }
 }
 
-/// Whether the counters count members of the subtree without figures for the quarter under
-/// one of these rules versions. When they count none, every such member who belongs there
-/// today moves later in the quarter: the members who move are read anyway, and a page need not
-/// look through the subtree's members for them.
-async fn without_figures_counted(
-    connection: &mut sqlx::PgConnection,
-    page: PageOf<'_>,
-    rules_versions: &[i32],
-) -> Result<bool, ApiError> {
-    let sums = counters::quarter_sums(connection, page.ancestor, page.quarter).await?;
-    Ok(sums.iter().any(|group| {
+/// Whether the subtree's counters count members without figures for the quarter under one of
+/// these rules versions. When they count none (or no compliant members, for the compliant
+/// list), every such member who belongs there today moves later in the quarter: the members
+/// who move are read anyway, and a page need not look through the subtree for them.
+fn without_figures_counted(sums: &[QuarterSums], rules_versions: &[i32]) -> bool {
+    sums.iter().any(|group| {
         rules_versions.contains(&i32::try_from(group.rules_version).unwrap_or(i32::MAX))
             && group.members > group.figures.counted
-    }))
+    })
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -155,6 +155,26 @@ async fn random_ledger(app: &TestApp, today: NaiveDate) -> Vec<Uuid> {
             }
         }
     }
+    // Some members meet the rules of 2018-Q4 (10 + 3 under the second ruleset), so that lists
+    // have compliant members too.
+    for (_, (member, enrolled_on)) in members.iter().enumerate().filter(|(i, _)| i % 3 == 1) {
+        if *enrolled_on >= date("2018-10-01") {
+            continue;
+        }
+        for (course, day) in [
+            ("r8", "2018-11-10"),
+            ("r2", "2018-11-11"),
+            ("e3", "2018-11-12"),
+        ] {
+            ok(
+                app,
+                &format!("/v1/members/{member}/course-completions"),
+                json!({"completion_id": Uuid::new_v4(), "course_id": course,
+                       "completed_at": format!("{day}T04:00:00Z")}),
+            )
+            .await;
+        }
+    }
     // Members with figures for the current quarter whose transfer falls later in it: counted
     // where they belong today, listed there, not where they will be.
     for (i, (member, _)) in members.iter().enumerate().filter(|(i, _)| i % 12 == 5) {

@@ -13,7 +13,7 @@ use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
-use crate::counters::{contributions, places, Bucket, Deltas, Place, Standing};
+use crate::counters::{contributions, kept_places, Bucket, Deltas, Place, Standing};
 use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
 use crate::sql::counters::{add_counts, held, Held};
 
@@ -62,7 +62,7 @@ pub struct MemberRows {
     places_left: PlaceColumns,
 }
 
-/// Places in the lists by status (see [`places`]), column by column.
+/// Places in the lists by status (see [`kept_places`]), column by column.
 #[derive(Debug, Default)]
 struct PlaceColumns {
     member: Vec<Uuid>,
@@ -193,8 +193,8 @@ impl MemberRows {
         held: Option<&Standing>,
         rulesets: &[Ruleset],
     ) {
-        let now = places(standing, rulesets);
-        let then = held.map(|h| places(h, rulesets)).unwrap_or_default();
+        let now = kept_places(standing, rulesets);
+        let then = held.map(|h| kept_places(h, rulesets)).unwrap_or_default();
         for place in now.difference(&then) {
             self.places_added.push(id, place);
         }
@@ -674,6 +674,30 @@ pub const WITH_PLACE: &str = concat!(
       LIMIT $5"
 );
 
+/// The next members after `$4` (at most `$5`) who belong to `ancestor`'s subtree on `$2`, have
+/// figures for quarter `$3` (a quarter row, or enrolled in it: `$6` is its first day) and hold
+/// no place in its lists: the compliant members, but for those who move later in the current
+/// quarter. The placements' keyset range, each member probed by key.
+pub const WITHOUT_PLACE: &str = concat!(
+    "SELECT p.member_id FROM ",
+    table!(member_placement),
+    " p JOIN ",
+    table!(member),
+    " m ON m.member_id = p.member_id
+      WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
+        AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+        -- Scalar subqueries, probed by key for each member (see WITHOUT_FIGURES).
+        AND (m.enrolled_on >= $6 OR COALESCE((SELECT true FROM ",
+    table!(member_quarter),
+    " q WHERE q.member_id = p.member_id AND q.quarter = $3), false))
+        AND NOT COALESCE((SELECT true FROM ",
+    table!(member_status),
+    " s WHERE s.ancestor = $1 AND s.quarter = $3 AND s.bucket IN ('not_met', 'exempt')
+                 AND s.member_id = p.member_id LIMIT 1), false)
+      ORDER BY p.member_id
+      LIMIT $5"
+);
+
 /// The next members after `$4` (at most `$5`) who belong to `ancestor`'s subtree on `$2`, were
 /// enrolled before quarter `$3` began (`$6`), have no figures for it, and were folded under
 /// one of the rules versions `$7`: the placements' keyset range, each member probed by key.
@@ -718,6 +742,22 @@ pub async fn with_place(
         .bind(bucket.as_str())
         .bind(page.after)
         .bind(page.limit)
+        .fetch_all(connection)
+        .await
+}
+
+/// The next members with figures and no place (see [`WITHOUT_PLACE`]).
+pub async fn without_place(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(WITHOUT_PLACE)
+        .bind(page.ancestor)
+        .bind(page.day)
+        .bind(page.quarter.to_string())
+        .bind(page.after)
+        .bind(page.limit)
+        .bind(page.quarter.first_day())
         .fetch_all(connection)
         .await
 }

@@ -22,30 +22,43 @@ pub async fn create_next(connection: &mut PgConnection) -> Result<(), sqlx::Erro
         .execute(&mut *connection)
         .await?;
     for table in VIEW_TABLES {
-        // Columns, defaults and checks now; the keys too (member rows are upserted on them).
+        // Columns, defaults and checks now; the keys too, of the tables whose rows are
+        // upserted on them.
         sqlx::query(&format!(
             "CREATE TABLE {NEXT}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES)"
         ))
         .execute(&mut *connection)
         .await?;
-        let keys: Vec<(String, String)> = sqlx::query_as(
-            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
-              WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u')",
-        )
-        .bind(table)
-        .fetch_all(&mut *connection)
-        .await?;
-        for (name, definition) in keys {
-            sqlx::query(&format!(
-                "ALTER TABLE {NEXT}.{table} ADD CONSTRAINT {name} {definition}"
-            ))
-            .execute(&mut *connection)
-            .await?;
+        if !KEYED_AFTER_LOAD.contains(&table) {
+            add_keys(&mut *connection, table).await?;
         }
     }
     sqlx::query(&format!("SET search_path TO {NEXT}, public"))
         .execute(&mut *connection)
         .await?;
+    Ok(())
+}
+
+/// Tables a rebuild only inserts into (never upserts): their keys are built after the load,
+/// from sorted rows, rather than entry by entry in the random order the members come in.
+const KEYED_AFTER_LOAD: [&str; 2] = [table!(member_status), table!(member_placement)];
+
+/// Gives a new table the live one's primary key and unique constraints.
+async fn add_keys(connection: &mut PgConnection, table: &str) -> Result<(), sqlx::Error> {
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u')",
+    )
+    .bind(table)
+    .fetch_all(&mut *connection)
+    .await?;
+    for (name, definition) in keys {
+        sqlx::query(&format!(
+            "ALTER TABLE {NEXT}.{table} ADD CONSTRAINT {name} {definition}"
+        ))
+        .execute(&mut *connection)
+        .await?;
+    }
     Ok(())
 }
 
@@ -61,6 +74,9 @@ pub async fn drop_next(connection: impl sqlx::PgExecutor<'_>) -> Result<(), sqlx
 /// are per schema), and gathers their statistics.
 pub async fn index_next(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
     for table in VIEW_TABLES {
+        if KEYED_AFTER_LOAD.contains(&table) {
+            add_keys(&mut *connection, table).await?;
+        }
         let indexes: Vec<String> = sqlx::query_scalar(
             "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
               WHERE i.indrelid = format('public.%I', $1::text)::regclass
