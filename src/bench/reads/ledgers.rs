@@ -146,7 +146,7 @@ async fn settle(
     close(app).await;
     let started = Instant::now();
     vacuum_database(&options).await?;
-    loading.timed(format!("VACUUM ANALYZE ({name})"), started);
+    loading.timed(format!("VACUUM ANALYZE and CHECKPOINT ({name})"), started);
     Ok(Built {
         bytes: database_size(&options).await?,
         options,
