@@ -681,12 +681,13 @@ pub const WITH_PLACE: &str = concat!(
 pub const WITHOUT_PLACE: &str = concat!(
     "SELECT p.member_id FROM ",
     table!(member_placement),
-    " p JOIN ",
+    " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
     table!(member),
-    " m ON m.member_id = p.member_id
+    " WHERE member_id = p.member_id LIMIT 1) m
       WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
         AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
-        -- Scalar subqueries, probed by key for each member (see WITHOUT_FIGURES).
+        -- Scalar subqueries, probed by key for each member (see WITHOUT_FIGURES); the member
+        -- row too (see `page_rows!`: as a join, it was merged from the ledger's first member).
         AND (m.enrolled_on >= $6 OR COALESCE((SELECT true FROM ",
     table!(member_quarter),
     " q WHERE q.member_id = p.member_id AND q.quarter = $3), false))
@@ -704,9 +705,9 @@ pub const WITHOUT_PLACE: &str = concat!(
 pub const WITHOUT_FIGURES: &str = concat!(
     "SELECT p.member_id FROM ",
     table!(member_placement),
-    " p JOIN ",
+    " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
     table!(member),
-    " m ON m.member_id = p.member_id
+    " WHERE member_id = p.member_id LIMIT 1) m
       WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
         AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
         AND m.enrolled_on < $6 AND m.rules_version = ANY($7)
