@@ -17,7 +17,7 @@ use studyledger_aggregates::member::Member;
 use studyledger_aggregates::rejection::RejectionKind;
 use studyledger_aggregates::rules::eligibility::all_ended;
 use studyledger_aggregates::values::{local_date, EvaluationId, MemberId, OrgId};
-use studyledger_projections::sql::members::members_of;
+use studyledger_projections::sql::members::{members_of, PageOf};
 use studyledger_projections::sql::orgs::is_registered;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -92,8 +92,14 @@ async fn members_of_org(
     let mut members = Vec::new();
     let mut after = None;
     loop {
-        let org = org_id.as_str();
-        let chunk = members_of(&mut *tx, org, last.last_day(), last, after, SCAN_CHUNK).await?;
+        let page = PageOf {
+            ancestor: org_id.as_str(),
+            day: last.last_day(),
+            quarter: last,
+            after,
+            limit: SCAN_CHUNK,
+        };
+        let chunk = members_of(&mut *tx, page).await?;
         members.extend(chunk.iter().map(|(m, _)| m.member_id));
         match chunk.last() {
             Some((m, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {

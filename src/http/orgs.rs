@@ -169,13 +169,7 @@ impl Subtree {
         &mut self,
         after: Option<Uuid>,
     ) -> Result<(Vec<Counted>, Option<Uuid>), ApiError> {
-        let (org, day, quarter) = (self.org_id.as_str(), self.day, self.quarter);
-        let chunk = match &mut self.reader {
-            Reader::Pinned(tx) => members_of(&mut **tx, org, day, quarter, after, SCAN_CHUNK).await,
-            Reader::PerChunk(pool) => {
-                members_of(&*pool, org, day, quarter, after, SCAN_CHUNK).await
-            }
-        }?;
+        let chunk = self.members_after(after, SCAN_CHUNK).await?;
         let next = match chunk.last() {
             Some((last, _)) if i64::try_from(chunk.len()).unwrap_or(0) == SCAN_CHUNK => {
                 Some(last.member_id)
@@ -194,11 +188,25 @@ impl Subtree {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Counted>, ApiError> {
-        let (org, day, quarter) = (self.org_id.as_str(), self.day, self.quarter);
-        let limit = limit + 1;
+        self.members_after(after, limit + 1).await
+    }
+
+    /// The next `limit` members of the subtree after `after` (see `members_of`).
+    async fn members_after(
+        &mut self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Counted>, ApiError> {
+        let page = PageOf {
+            ancestor: self.org_id.as_str(),
+            day: self.day,
+            quarter: self.quarter,
+            after,
+            limit,
+        };
         Ok(match &mut self.reader {
-            Reader::Pinned(tx) => members_of(&mut **tx, org, day, quarter, after, limit).await,
-            Reader::PerChunk(pool) => members_of(&*pool, org, day, quarter, after, limit).await,
+            Reader::Pinned(tx) => members_of(&mut **tx, page).await,
+            Reader::PerChunk(pool) => members_of(&*pool, page).await,
         }?)
     }
 

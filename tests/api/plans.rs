@@ -22,13 +22,14 @@ const GROWING: [&str; 7] = [
 ];
 
 /// The plan of `statement` with these parameters (`types` as PREPARE names them), generic
-/// or custom.
+/// or custom; run and measured (`EXPLAIN ANALYZE`) when `analyze`.
 async fn plan(
     connection: &mut PgConnection,
     statement: &str,
     types: &str,
     args: &str,
     generic: bool,
+    analyze: bool,
 ) -> Value {
     let mode = if generic {
         "force_generic_plan"
@@ -54,8 +55,13 @@ async fn plan(
             .await
             .expect(&setup);
     }
+    let options = if analyze {
+        "ANALYZE, FORMAT JSON"
+    } else {
+        "FORMAT JSON"
+    };
     let explained: Value =
-        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE read_path {given}"))
+        sqlx::query_scalar(&format!("EXPLAIN ({options}) EXECUTE read_path {given}"))
             .fetch_one(&mut *connection)
             .await
             .expect("explain");
@@ -96,25 +102,7 @@ async fn rows_read(
     types: &str,
     args: &str,
 ) -> (f64, Value) {
-    for setup in [
-        "SET plan_cache_mode = force_custom_plan".to_owned(),
-        format!("PREPARE counted ({types}) AS {statement}"),
-    ] {
-        sqlx::query(&setup)
-            .execute(&mut *connection)
-            .await
-            .expect(&setup);
-    }
-    let explained: Value = sqlx::query_scalar(&format!(
-        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE counted ({args})"
-    ))
-    .fetch_one(&mut *connection)
-    .await
-    .expect("explain analyze");
-    sqlx::query("DEALLOCATE counted")
-        .execute(&mut *connection)
-        .await
-        .expect("deallocate");
+    let explained = plan(connection, statement, types, args, false, true).await;
     fn read(plan: &Value) -> f64 {
         let number = |key: &str| plan.get(key).and_then(Value::as_f64).unwrap_or(0.0);
         let relation = plan.get("Relation Name").and_then(Value::as_str);
@@ -143,7 +131,7 @@ async fn assert_no_scan_of_growing_tables(
     args: &str,
 ) {
     for generic in [false, true] {
-        let explained = plan(connection, statement, types, args, generic).await;
+        let explained = plan(connection, statement, types, args, generic, false).await;
         let mut found = Vec::new();
         nodes(&explained[0]["Plan"], &mut found);
         let scans: Vec<&(String, String)> = found

@@ -747,18 +747,26 @@ pub async fn with_place(
         .await
 }
 
-/// The next members with figures and no place (see [`WITHOUT_PLACE`]).
-pub async fn without_place(
-    connection: impl PgExecutor<'_>,
-    page: PageOf<'_>,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(WITHOUT_PLACE)
+/// One of the probed ranges below, bound to where the page starts: `$1`–`$6` are the same.
+fn probed_range<'q>(
+    statement: &'q str,
+    page: PageOf<'q>,
+) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments> {
+    sqlx::query_scalar(statement)
         .bind(page.ancestor)
         .bind(page.day)
         .bind(page.quarter.to_string())
         .bind(page.after)
         .bind(page.limit)
         .bind(page.quarter.first_day())
+}
+
+/// The next members with figures and no place (see [`WITHOUT_PLACE`]).
+pub async fn without_place(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    probed_range(WITHOUT_PLACE, page)
         .fetch_all(connection)
         .await
 }
@@ -769,13 +777,7 @@ pub async fn without_figures(
     page: PageOf<'_>,
     rules_versions: &[i32],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(WITHOUT_FIGURES)
-        .bind(page.ancestor)
-        .bind(page.day)
-        .bind(page.quarter.to_string())
-        .bind(page.after)
-        .bind(page.limit)
-        .bind(page.quarter.first_day())
+    probed_range(WITHOUT_FIGURES, page)
         .bind(rules_versions)
         .fetch_all(connection)
         .await
@@ -797,21 +799,17 @@ pub async fn members_by_id(
     Ok(records.iter().map(|r| (r.member(), r.stored())).collect())
 }
 
-/// The members of `ancestor`'s subtree on `day` after `after` (see [`SUBTREE_MEMBERS`]).
+/// A page of the subtree's members (see [`SUBTREE_MEMBERS`]).
 pub async fn members_of(
     connection: impl PgExecutor<'_>,
-    ancestor: &str,
-    day: NaiveDate,
-    quarter: Quarter,
-    after: Option<Uuid>,
-    limit: i64,
+    page: PageOf<'_>,
 ) -> Result<Vec<(MemberRow, Option<StoredQuarter>)>, sqlx::Error> {
     let records: Vec<MemberQuarterRecord> = sqlx::query_as(SUBTREE_MEMBERS)
-        .bind(ancestor)
-        .bind(day)
-        .bind(quarter.to_string())
-        .bind(after)
-        .bind(limit)
+        .bind(page.ancestor)
+        .bind(page.day)
+        .bind(page.quarter.to_string())
+        .bind(page.after)
+        .bind(page.limit)
         .fetch_all(connection)
         .await?;
     Ok(records.iter().map(|r| (r.member(), r.stored())).collect())
