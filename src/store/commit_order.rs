@@ -81,41 +81,91 @@ pub async fn read_committed(
                 LIMIT {limit}) TO STDOUT (FORMAT binary)",
         after.transaction_id, after.position
     );
-    let mut bytes = Vec::new();
+    let decode = |e: CopyError| sqlx::Error::Decode(Box::new(e));
+    let mut rows = CommittedRows::default();
     let mut stream = connection.copy_out_raw(&statement).await?;
     while let Some(chunk) = stream.try_next().await? {
-        bytes.extend_from_slice(&chunk);
+        rows.feed(&chunk).map_err(decode)?;
     }
     drop(stream);
-    let events = parse_committed(&bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let events = rows.finish().map_err(decode)?;
     Ok(Committed { events, below })
 }
 
-/// Events from the binary COPY of [`read_committed`]: the format's signature, flags and
-/// header extension, then per row a count of fields and each field as a length and its
-/// bytes (`xid8` and `bigint` as eight bytes in network order, texts and `json` as UTF-8),
-/// then a count of -1.
-fn parse_committed(bytes: &[u8]) -> Result<Vec<CommittedEvent>, CopyError> {
-    let mut copy = BinaryCopy::new(bytes)?;
-    let mut events = Vec::new();
-    while copy.next_row(7)? {
-        let transaction_id = u64::from_be_bytes(copy.fixed()?);
-        let position = i64::from_be_bytes(copy.fixed()?);
-        let aggregate_type = copy.text()?;
-        let aggregate_id = copy.text()?;
-        let sequence =
-            usize::try_from(i64::from_be_bytes(copy.fixed()?)).map_err(|_| CopyError::Number)?;
-        events.push(CommittedEvent {
-            transaction_id,
-            position,
-            aggregate_type,
-            aggregate_id,
-            sequence,
-            event_type: copy.text()?,
-            payload: copy.text()?,
-        });
+/// Events from the binary COPY of [`read_committed`], read as its pieces arrive (PostgreSQL
+/// sends a message per row): the format's signature, flags and header extension, then per row
+/// a count of fields and each field as a length and its bytes (`xid8` and `bigint` as eight
+/// bytes in network order, texts and `json` as UTF-8), then a count of -1. Only a row cut
+/// between two pieces is copied, so a batch of tens of megabytes is never gathered in one
+/// buffer before it is read.
+#[derive(Default)]
+struct CommittedRows {
+    /// The start of a row (or of the header) whose end has not arrived yet.
+    pending: Vec<u8>,
+    started: bool,
+    ended: bool,
+    events: Vec<CommittedEvent>,
+}
+
+impl CommittedRows {
+    fn feed(&mut self, piece: &[u8]) -> Result<(), CopyError> {
+        if self.pending.is_empty() {
+            let used = self.read(piece)?;
+            self.pending.extend_from_slice(&piece[used..]);
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.extend_from_slice(piece);
+            let used = self.read(&pending)?;
+            pending.drain(..used);
+            self.pending = pending;
+        }
+        Ok(())
     }
-    Ok(events)
+
+    /// Reads every whole row in `bytes`; answers how many bytes that used.
+    fn read(&mut self, bytes: &[u8]) -> Result<usize, CopyError> {
+        let mut copy = BinaryCopy { rest: bytes };
+        if !self.started {
+            match copy.header() {
+                Ok(()) => self.started = true,
+                Err(CopyError::Short) => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+        while !self.ended {
+            let row_start = copy.rest;
+            match copy.row() {
+                Ok(Some(event)) => self.events.push(event),
+                Ok(None) => self.ended = true,
+                Err(CopyError::Short) => {
+                    copy.rest = row_start;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if self.ended && !copy.rest.is_empty() {
+            return Err(CopyError::Format);
+        }
+        Ok(bytes.len() - copy.rest.len())
+    }
+
+    /// The events, once the trailer has arrived.
+    fn finish(self) -> Result<Vec<CommittedEvent>, CopyError> {
+        if self.ended {
+            Ok(self.events)
+        } else {
+            Err(CopyError::Short)
+        }
+    }
+}
+
+/// Events from a whole binary COPY.
+#[cfg(test)]
+fn parse_committed(bytes: &[u8]) -> Result<Vec<CommittedEvent>, CopyError> {
+    let mut rows = CommittedRows::default();
+    rows.feed(bytes)?;
+    rows.finish()
 }
 
 /// The rows of a `COPY … TO STDOUT (FORMAT binary)`, field by field.
@@ -127,21 +177,45 @@ struct BinaryCopy<'a> {
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 impl<'a> BinaryCopy<'a> {
-    /// Past the header.
-    fn new(bytes: &'a [u8]) -> Result<BinaryCopy<'a>, CopyError> {
-        let rest = bytes
-            .strip_prefix(BINARY_SIGNATURE)
-            .ok_or(CopyError::Format)?;
-        let mut copy = BinaryCopy { rest };
-        let _flags = copy.take(4)?;
-        let extension = u32::from_be_bytes(copy.array()?);
-        copy.take(usize::try_from(extension).map_err(|_| CopyError::Format)?)?;
-        Ok(copy)
+    /// The signature, flags and header extension.
+    fn header(&mut self) -> Result<(), CopyError> {
+        let signature = self.take(BINARY_SIGNATURE.len())?;
+        if signature != BINARY_SIGNATURE {
+            return Err(CopyError::Format);
+        }
+        let _flags = self.take(4)?;
+        let extension = u32::from_be_bytes(self.array()?);
+        self.take(usize::try_from(extension).map_err(|_| CopyError::Format)?)?;
+        Ok(())
+    }
+
+    /// The next row's event, or `None` at the trailer.
+    fn row(&mut self) -> Result<Option<CommittedEvent>, CopyError> {
+        match i16::from_be_bytes(self.array()?) {
+            -1 => return Ok(None),
+            7 => {}
+            _ => return Err(CopyError::Columns),
+        }
+        let transaction_id = u64::from_be_bytes(self.fixed()?);
+        let position = i64::from_be_bytes(self.fixed()?);
+        let aggregate_type = self.text()?;
+        let aggregate_id = self.text()?;
+        let sequence =
+            usize::try_from(i64::from_be_bytes(self.fixed()?)).map_err(|_| CopyError::Number)?;
+        Ok(Some(CommittedEvent {
+            transaction_id,
+            position,
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type: self.text()?,
+            payload: self.text()?,
+        }))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], CopyError> {
         if self.rest.len() < n {
-            return Err(CopyError::Format);
+            return Err(CopyError::Short);
         }
         let (taken, rest) = self.rest.split_at(n);
         self.rest = rest;
@@ -152,15 +226,6 @@ impl<'a> BinaryCopy<'a> {
         let mut array = [0; N];
         array.copy_from_slice(self.take(N)?);
         Ok(array)
-    }
-
-    /// Whether another row follows (of `fields` fields), or the trailer.
-    fn next_row(&mut self, fields: i16) -> Result<bool, CopyError> {
-        match i16::from_be_bytes(self.array()?) {
-            -1 => Ok(false),
-            n if n == fields => Ok(true),
-            _ => Err(CopyError::Columns),
-        }
     }
 
     /// The next field's bytes (a NULL is not expected: every column is `NOT NULL`).
@@ -189,6 +254,8 @@ impl<'a> BinaryCopy<'a> {
 enum CopyError {
     #[error("events as copied: not PostgreSQL's binary COPY format")]
     Format,
+    #[error("events as copied: cut short")]
+    Short,
     #[error("events as copied: a row without every column")]
     Columns,
     #[error("events as copied: a number that does not read as one")]
@@ -551,6 +618,12 @@ mod tests {
         assert!(
             parse_committed(&good[..good.len() - 2]).is_err(),
             "no trailer"
+        );
+        let mut after_trailer = good.clone();
+        after_trailer.push(0);
+        assert!(
+            parse_committed(&after_trailer).is_err(),
+            "bytes after the trailer"
         );
         let negative = binary_copy(&[(1, 2, "member", "m", -1, "E", "{}")]);
         assert!(parse_committed(&negative).is_err(), "a negative sequence");

@@ -423,7 +423,7 @@ impl MemberRows {
 /// number of statements whatever their number: rows that did not change are left alone.
 pub async fn replace_members(
     tx: &mut PgConnection,
-    members: &[(Member, MemberFold)],
+    members: &[(&Member, MemberFold)],
     rulesets: &[Ruleset],
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = members

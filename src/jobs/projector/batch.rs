@@ -159,12 +159,9 @@ pub(super) async fn write_members(
     ledger: &Ledger,
     set_aside: &BTreeSet<&str>,
 ) -> Result<(), sqlx::Error> {
-    let folded: Vec<(Member, MemberFold)> = states
+    let folded: Vec<(&Member, MemberFold)> = states
         .iter()
-        .map(|(_, member)| {
-            let fold = MemberFold::new(member, rulesets, ledger.tz());
-            (member.clone(), fold)
-        })
+        .map(|(_, member)| (member, MemberFold::new(member, rulesets, ledger.tz())))
         .collect();
     replace_members(tx, &folded, rulesets).await?;
     for (id, member) in states
