@@ -1,0 +1,86 @@
+//! The pure part of studyledger's Learning Record Store (xAPI 2.0, IEEE 9274.1.1): whether a
+//! statement is valid ([`validate`]), the properties the LRS sets when it stores one
+//! ([`stored`]), and whether a statement sent again under an id already stored is the same
+//! statement ([`same_statement`]). No I/O lives here.
+
+pub mod validate;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use validate::{Invalid, VOIDED};
+
+/// The xAPI version this LRS answers with.
+pub const VERSION: &str = "2.0.0";
+
+/// A statement as the LRS keeps and serves it: its id (the one sent, or a new one), `stored`
+/// and `authority` set by the LRS, `timestamp` defaulting to `stored`, and `version` as sent
+/// or 1.0.0 (xAPI 2.0 part 2, §2.4.10: a statement without one is taken as 1.0.0).
+pub fn stored(
+    mut statement: Map<String, Value>,
+    stored: DateTime<Utc>,
+    authority: Value,
+) -> Map<String, Value> {
+    let stored_text = stored.to_rfc3339_opts(SecondsFormat::Millis, true);
+    if !statement.contains_key("id") {
+        statement.insert("id".to_owned(), Value::String(Uuid::new_v4().to_string()));
+    }
+    statement
+        .entry("timestamp")
+        .or_insert_with(|| Value::String(stored_text.clone()));
+    statement.insert("stored".to_owned(), Value::String(stored_text));
+    statement.insert("authority".to_owned(), authority);
+    statement
+        .entry("version")
+        .or_insert_with(|| Value::String("1.0.0".to_owned()));
+    statement
+}
+
+/// The statement's id, once it has one.
+pub fn id_of(statement: &Map<String, Value>) -> Option<Uuid> {
+    statement
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::try_parse(id).ok())
+}
+
+/// The statement a voiding statement voids, if it is one.
+pub fn voids(statement: &Map<String, Value>) -> Option<Uuid> {
+    let verb = statement.get("verb")?.get("id")?.as_str()?;
+    if verb != VOIDED {
+        return None;
+    }
+    let id = statement.get("object")?.get("id")?.as_str()?;
+    Uuid::try_parse(id).ok()
+}
+
+/// Whether two statements under the same id are the same statement: equal once the
+/// properties the LRS sets (`stored`, `authority`, `version`) are set aside, and with
+/// timestamps compared as instants (one moment can be written in many ways). A statement
+/// without a timestamp matches the stored one whatever the LRS filled in.
+pub fn same_statement(sent: &Map<String, Value>, kept: &Map<String, Value>) -> bool {
+    let immutable = |statement: &Map<String, Value>| -> Map<String, Value> {
+        statement
+            .iter()
+            .filter(|(key, _)| {
+                !["stored", "authority", "version", "timestamp"].contains(&key.as_str())
+            })
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    };
+    let instant = |statement: &Map<String, Value>| {
+        statement
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    };
+    let timestamps_agree = match (instant(sent), instant(kept)) {
+        (None, _) => true,
+        (sent, kept) => sent == kept,
+    };
+    timestamps_agree && immutable(sent) == immutable(kept)
+}
+
+#[cfg(test)]
+mod tests;

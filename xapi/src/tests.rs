@@ -1,0 +1,198 @@
+use serde_json::{json, Value};
+
+use super::validate::{duration, statement, supported_version};
+use super::*;
+
+fn minimal() -> Value {
+    json!({
+        "actor": {"account": {"homePage": "https://studyledger.invalid/", "name": "m-1"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"zh-CN": "完成", "en-US": "completed"}},
+        "object": {"id": "https://courses.example/c-1", "definition": {"name": {"zh-CN": "党章"}}},
+    })
+}
+
+fn with(mut value: Value, pointer: &str, replacement: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+    let target = value.pointer_mut(parent).expect("parent exists");
+    target
+        .as_object_mut()
+        .expect("an object")
+        .insert(key.to_owned(), replacement);
+    value
+}
+
+fn problem_at(value: &Value) -> String {
+    statement(value).expect_err("invalid").path
+}
+
+#[test]
+fn a_complete_statement_is_valid() {
+    let full = json!({
+        "id": "fd41c918-b88b-4b20-a0a5-a4c32391aaa0",
+        "actor": {"objectType": "Agent", "name": "林晓", "mbox": "mailto:lin@example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+        "object": {"objectType": "Activity", "id": "https://courses.example/c-1",
+                   "definition": {"type": "http://adlnet.gov/expapi/activities/course",
+                                  "interactionType": "choice",
+                                  "choices": [{"id": "a", "description": {"en-US": "A"}}],
+                                  "extensions": {"https://example.org/x": {"any": [1, "two"]}}}},
+        "result": {"completion": true, "success": true, "duration": "PT1H30M",
+                   "score": {"scaled": 0.9, "raw": 90, "min": 0, "max": 100}},
+        "context": {"registration": "ec531277-b57b-4c15-8d91-d292c5b2b8f7",
+                    "platform": "学习强国", "language": "zh-CN",
+                    "contextActivities": {"parent": [{"id": "https://courses.example/p"}],
+                                          "category": {"id": "https://w3id.org/xapi/cmi5/context/categories/moveon"}},
+                    "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": "s-1"}},
+        "timestamp": "2026-03-01T09:00:00+08:00",
+        "version": "2.0.0",
+    });
+    assert_eq!(statement(&full), Ok(()));
+    assert_eq!(statement(&minimal()), Ok(()));
+}
+
+#[test]
+fn each_broken_rule_is_named_by_its_path() {
+    let m = minimal;
+    let cases: Vec<(Value, &str)> = vec![
+        (with(m(), "/id", json!("not-a-uuid")), "id"),
+        (with(m(), "/unknown", json!(1)), "unknown"),
+        (with(m(), "/actor", json!({"name": "nobody"})), "actor"),
+        (with(m(), "/actor/mbox", json!("mailto:a@b.c")), "actor"),
+        (with(m(), "/actor", json!({"mbox": "a@b.c"})), "actor.mbox"),
+        (
+            with(m(), "/actor", json!({"mbox_sha1sum": "abc"})),
+            "actor.mbox_sha1sum",
+        ),
+        (with(m(), "/actor", json!({"objectType": "Group"})), "actor"),
+        (
+            with(
+                m(),
+                "/actor",
+                json!({"objectType": "Group", "member": [{"objectType": "Group", "mbox": "mailto:g@x.y"}]}),
+            ),
+            "actor.member[0]",
+        ),
+        (with(m(), "/verb/id", json!("completed")), "verb.id"),
+        (
+            with(m(), "/verb/display", json!({"not a tag": "x"})),
+            "verb.display",
+        ),
+        (
+            with(m(), "/object/objectType", json!("Thing")),
+            "object.objectType",
+        ),
+        (
+            with(m(), "/object/definition/type", json!("no scheme")),
+            "object.definition.type",
+        ),
+        (
+            with(m(), "/result", json!({"duration": "1 hour"})),
+            "result.duration",
+        ),
+        (
+            with(m(), "/result", json!({"score": {"scaled": 1.5}})),
+            "result.score.scaled",
+        ),
+        (
+            with(m(), "/result", json!({"completion": "yes"})),
+            "result.completion",
+        ),
+        (with(m(), "/timestamp", json!("yesterday")), "timestamp"),
+        (with(m(), "/version", json!("3.0.0")), "version"),
+        (
+            with(m(), "/context", json!({"registration": "nope"})),
+            "context.registration",
+        ),
+        (
+            with(
+                with(
+                    m(),
+                    "/object",
+                    json!({"objectType": "StatementRef", "id": "fd41c918-b88b-4b20-a0a5-a4c32391aaa0"}),
+                ),
+                "/context",
+                json!({"platform": "x"}),
+            ),
+            "context.platform",
+        ),
+        (with(m(), "/verb/id", json!(VOIDED)), "object"),
+        (
+            with(m(), "/object/definition/name", json!({"zh-CN": "a\u{0}b"})),
+            "object.definition.name.zh-CN",
+        ),
+    ];
+    for (value, path) in cases {
+        assert_eq!(problem_at(&value), path, "{value}");
+    }
+}
+
+#[test]
+fn durations_read_as_iso_8601() {
+    assert_eq!(duration("PT1H30M"), Some(5400.0));
+    assert_eq!(duration("PT0.5S"), Some(0.5));
+    assert_eq!(duration("P1DT1S"), Some(86_401.0));
+    assert_eq!(duration("P2W"), Some(1_209_600.0));
+    for bad in ["", "P", "PT", "1H", "PT1M1H", "PT1.5M1S", "PTH", "P1H"] {
+        assert_eq!(duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn versions_1_0_and_2_0_are_spoken() {
+    for good in ["1.0.0", "1.0.3", "2.0.0", "1.0"] {
+        assert!(supported_version(good), "{good}");
+    }
+    for bad in ["0.95", "1.1.0", "2.1.0", "2.0.x", "", "3"] {
+        assert!(!supported_version(bad), "{bad}");
+    }
+}
+
+#[test]
+fn the_lrs_sets_stored_and_authority_and_fills_id_timestamp_and_version() {
+    let mut sent = minimal().as_object().cloned().expect("object");
+    let fresh = stored(sent.clone(), Utc::now(), json!({}));
+    assert!(id_of(&fresh).is_some(), "an id is given when none was sent");
+    sent.insert("id".to_owned(), json!("fd41c918-b88b-4b20-a0a5-a4c32391aaa0"));
+    let at = DateTime::parse_from_rfc3339("2026-12-02T01:02:03.456Z")
+        .expect("time")
+        .with_timezone(&Utc);
+    let authority = json!({"account": {"homePage": "https://studyledger.invalid/", "name": "app"}});
+    let kept = stored(sent.clone(), at, authority.clone());
+    assert_eq!(id_of(&kept), id_of(&sent), "the id sent is kept");
+    assert_eq!(kept["stored"], json!("2026-12-02T01:02:03.456Z"));
+    assert_eq!(kept["timestamp"], kept["stored"]);
+    assert_eq!(kept["authority"], authority);
+    assert_eq!(kept["version"], json!("1.0.0"));
+    assert!(
+        same_statement(&sent, &kept),
+        "sent again without a timestamp"
+    );
+    let mut moved = sent.clone();
+    moved.insert(
+        "timestamp".to_owned(),
+        json!("2026-12-02T09:02:03.456+08:00"),
+    );
+    assert!(
+        same_statement(&moved, &kept),
+        "the same instant, written otherwise"
+    );
+    moved.insert("timestamp".to_owned(), json!("2026-12-02T09:02:04+08:00"));
+    assert!(!same_statement(&moved, &kept), "another instant");
+    let mut other = sent;
+    other.insert("result".to_owned(), json!({"completion": false}));
+    assert!(!same_statement(&other, &kept), "other content");
+}
+
+#[test]
+fn a_voiding_statement_names_what_it_voids() {
+    let target = "fd41c918-b88b-4b20-a0a5-a4c32391aaa0";
+    let voiding = with(
+        with(minimal(), "/verb/id", json!(VOIDED)),
+        "/object",
+        json!({"objectType": "StatementRef", "id": target}),
+    );
+    assert_eq!(statement(&voiding), Ok(()));
+    let map = voiding.as_object().expect("object");
+    assert_eq!(voids(map).map(|u| u.to_string()), Some(target.to_owned()));
+    assert_eq!(voids(minimal().as_object().expect("object")), None);
+}
