@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::Method;
+use base64::Engine;
 use chrono::Utc;
 use lru::LruCache;
 use sqlx::PgPool;
@@ -218,7 +219,7 @@ impl Authenticator {
 
     /// The caller a request's `Authorization` header names; 401 when it names nobody valid.
     pub async fn principal(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
-        let Some(secret) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
+        let Some(secret) = authorization.and_then(secret_of) else {
             return if self.insecure_open && authorization.is_none() {
                 Ok(Principal::anonymous())
             } else {
@@ -249,6 +250,21 @@ impl Authenticator {
             .and_then(Principal::of)
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// The token's secret in an `Authorization` header: `Bearer <secret>`, or HTTP Basic
+/// credentials whose password is the secret (any user name; xAPI clients speak Basic).
+fn secret_of(authorization: &str) -> Option<String> {
+    if let Some(secret) = authorization.strip_prefix("Bearer ") {
+        return Some(secret.to_owned());
+    }
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let credentials = String::from_utf8(decoded).ok()?;
+    let (_, password) = credentials.split_once(':')?;
+    Some(password.to_owned())
 }
 
 /// Everything a handler knows of the request beyond its input: who calls, under which route

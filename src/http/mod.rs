@@ -43,6 +43,7 @@ pub mod state;
 pub mod study;
 pub mod transcript;
 pub mod verifications;
+pub mod xapi;
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(verifications::router())
         .merge(access_log::router())
         .merge(skipped_events::router())
+        .merge(xapi::router())
 }
 
 /// The service's OpenAPI document.

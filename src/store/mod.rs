@@ -12,7 +12,7 @@
 //! - [`record`] and [`error`]: what an appended event carries, and how the store fails;
 //! - beside the log: [`tokens`] (who may call), [`access_log`] (who read whose record),
 //!   [`verifications`] (chain checks asked for over HTTP), [`skipped`] (events the
-//!   projector and replay could not apply).
+//!   projector and replay could not apply), [`statements`] (the xAPI statements of `/xapi`).
 
 pub mod access_log;
 pub mod chain;
@@ -25,6 +25,7 @@ pub mod group_commit;
 pub mod lock;
 pub mod record;
 pub mod skipped;
+pub mod statements;
 pub mod streams;
 pub mod tokens;
 pub mod verifications;

@@ -139,6 +139,10 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ),
     ("GET", "/v1/access-log", &["member", "auditor", "admin"]),
     ("GET", "/v1/skipped-events", &["auditor", "admin"]),
+    ("GET", "/xapi/about", &[OPEN]),
+    ("GET", "/xapi/statements", &["ingest", "auditor", "admin"]),
+    ("POST", "/xapi/statements", &["ingest", "admin"]),
+    ("PUT", "/xapi/statements", &["ingest", "admin"]),
     (
         "POST",
         "/v1/members/{member_id}/skipped-events/{sequence}/set-aside",
@@ -256,6 +260,9 @@ impl World {
             + chrono::Duration::hours(n);
         Some(match template {
             "/v1/orgs" => json!({"org_id": format!("m-{n}"), "name": "组", "parent_id": "fz"}),
+            "/xapi/statements" => json!({"actor": {"mbox": "mailto:a@example.org"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+                "object": {"id": "https://courses.example/ethics"}}),
             "/v1/courses" => json!({"course_id": format!("c-{n}"), "title": "课",
                                     "category": "required", "credit_hours": 1}),
             "/v1/members" => json!({"member_id": id, "member_no": format!("N-{n}"),

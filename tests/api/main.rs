@@ -24,3 +24,4 @@ mod rules;
 mod shutdown;
 mod store;
 mod transport;
+mod xapi;

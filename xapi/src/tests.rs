@@ -152,7 +152,10 @@ fn the_lrs_sets_stored_and_authority_and_fills_id_timestamp_and_version() {
     let mut sent = minimal().as_object().cloned().expect("object");
     let fresh = stored(sent.clone(), Utc::now(), json!({}));
     assert!(id_of(&fresh).is_some(), "an id is given when none was sent");
-    sent.insert("id".to_owned(), json!("fd41c918-b88b-4b20-a0a5-a4c32391aaa0"));
+    sent.insert(
+        "id".to_owned(),
+        json!("fd41c918-b88b-4b20-a0a5-a4c32391aaa0"),
+    );
     let at = DateTime::parse_from_rfc3339("2026-12-02T01:02:03.456Z")
         .expect("time")
         .with_timezone(&Utc);

@@ -1,0 +1,369 @@
+//! `/xapi`: the Learning Record Store's statement resource (xAPI 2.0.0; 1.0.x clients too).
+//!
+//! Statements are validated by `studyledger-xapi` (400 with the path of what is wrong), kept
+//! in `xapi_statements` (append-only, a batch in one transaction) and read back by id or in
+//! pages in the order they were stored. Every request but `/xapi/about` names the version it
+//! speaks in `X-Experience-API-Version` (400 without); every answer names the LRS's.
+//! `ingest` tokens store statements and read back those they stored (statements/read/mine);
+//! `admin` and `auditor` read all.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use studyledger_xapi::{validate, VERSION};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, Rfc3339};
+use crate::http::openapi as doc;
+use crate::http::state::AppState;
+use crate::store::statements::{self, Filter, Prepared, Readable, StatementsError};
+use crate::store::tokens::Role;
+
+/// The header that names the xAPI version of a request and of an answer.
+const VERSION_HEADER: &str = "x-experience-api-version";
+/// The `homePage` of the accounts the LRS names: its own authorities, and (later) members.
+pub const HOMEPAGE: &str = "https://studyledger.invalid/";
+/// Statements per page when the client asks for none, and at most.
+const PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(about))
+        .routes(routes!(put_statement, post_statements, get_statements))
+        .layer(axum::middleware::from_fn(versioned))
+}
+
+/// Every answer names the LRS's version; every request but `/xapi/about` must name its own.
+async fn versioned(request: Request, next: Next) -> Response {
+    let about = request.uri().path().trim_end_matches('/') == "/xapi/about";
+    let asked = request
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut response = match asked {
+        Some(version) if !validate::supported_version(&version) => ApiError::Malformed(format!(
+            "X-Experience-API-Version {version} is not spoken here: 2.0.0 and 1.0.x are"
+        ))
+        .into_response(),
+        None if !about => ApiError::Malformed(
+            "xAPI requests must carry an X-Experience-API-Version header".to_owned(),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    };
+    response
+        .headers_mut()
+        .insert(VERSION_HEADER, HeaderValue::from_static(VERSION));
+    response
+}
+
+/// `GET /xapi/about`: the versions this LRS speaks.
+#[utoipa::path(get, path = "/xapi/about", operation_id = "xapi_about", tag = "xapi",
+    responses((status = 200, description = "`{version: [...], extensions: {}}`")),
+    security(()))]
+async fn about() -> Json<Value> {
+    Json(json!({"version": [VERSION, "1.0.3"], "extensions": {}}))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    #[serde(rename = "statementId")]
+    #[param(rename = "statementId")]
+    statement_id: Uuid,
+}
+
+/// `PUT /xapi/statements?statementId=`: stores one statement under that id; 204, also when
+/// the same statement is stored already; 409 when another one is.
+#[utoipa::path(put, path = "/xapi/statements", operation_id = "xapi_put_statement", tag = "xapi",
+    params(PutParams),
+    request_body = Object,
+    responses(
+        (status = 204, description = "stored, or stored already"),
+        (status = 400, response = doc::Malformed),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::TooLarge),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearer" = ["ingest", "admin"])))]
+async fn put_statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<PutParams>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<StatusCode, ApiError> {
+    let mut statement = body
+        .as_object()
+        .cloned()
+        .ok_or_else(|| ApiError::Malformed("a statement must be a JSON object".to_owned()))?;
+    match statement
+        .get("id")
+        .map(|id| id.as_str().map(Uuid::try_parse))
+    {
+        None => {
+            statement.insert("id".to_owned(), json!(params.statement_id));
+        }
+        Some(Some(Ok(id))) if id == params.statement_id => {}
+        Some(_) => {
+            return Err(ApiError::Malformed(
+                "the statement's id differs from statementId".to_owned(),
+            ))
+        }
+    }
+    let prepared = prepare(vec![Value::Object(statement)], &caller)?;
+    store(&state, &caller, &prepared).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /xapi/statements`: stores one statement or an array of them, all or none, and
+/// answers their ids in order.
+#[utoipa::path(post, path = "/xapi/statements", operation_id = "xapi_post_statements", tag = "xapi",
+    request_body = Object,
+    responses(
+        (status = 200, description = "the statements' ids, in the order sent"),
+        (status = 400, response = doc::Malformed),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::TooLarge),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearer" = ["ingest", "admin"])))]
+async fn post_statements(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Vec<Uuid>>, ApiError> {
+    let batch = match body {
+        Value::Array(statements) => statements,
+        statement => vec![statement],
+    };
+    let prepared = prepare(batch, &caller)?;
+    store(&state, &caller, &prepared).await?;
+    Ok(Json(prepared.iter().map(|s| s.id).collect()))
+}
+
+/// Validates a batch and sets what the LRS sets; a batch holding one id twice is refused.
+fn prepare(batch: Vec<Value>, caller: &Caller) -> Result<Vec<Prepared>, ApiError> {
+    if batch.is_empty() {
+        return Err(ApiError::Malformed(
+            "the batch holds no statement".to_owned(),
+        ));
+    }
+    let stored = Utc::now();
+    let authority = json!({
+        "objectType": "Agent",
+        "name": caller.principal.name,
+        "account": {"homePage": HOMEPAGE, "name": caller.principal.token_id},
+    });
+    let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
+    for (i, value) in batch.into_iter().enumerate() {
+        validate::statement(&value)
+            .map_err(|invalid| ApiError::Malformed(format!("statement {i}: {invalid}")))?;
+        let sent = value.as_object().cloned().unwrap_or_default();
+        let kept = studyledger_xapi::stored(sent.clone(), stored, authority.clone());
+        let id = studyledger_xapi::id_of(&kept).ok_or(ApiError::Internal)?;
+        if prepared.iter().any(|p| p.id == id) {
+            return Err(ApiError::Malformed(format!(
+                "statement {i}: id {id} appears twice in the batch"
+            )));
+        }
+        let verb_id = kept
+            .get("verb")
+            .and_then(|v| v.get("id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        prepared.push(Prepared {
+            id,
+            voids: studyledger_xapi::voids(&kept),
+            sent,
+            kept,
+            verb_id,
+            stored,
+        });
+    }
+    Ok(prepared)
+}
+
+async fn store(state: &AppState, caller: &Caller, batch: &[Prepared]) -> Result<(), ApiError> {
+    let pool = state.ledger().pool();
+    statements::store(pool, &caller.principal.token_id, batch)
+        .await
+        .map_err(|error| match error {
+            StatementsError::Conflict(_) => ApiError::Conflict(error.to_string()),
+            StatementsError::VoidsVoiding(_) => ApiError::Malformed(error.to_string()),
+            StatementsError::Database(e) => e.into(),
+        })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    #[serde(rename = "statementId")]
+    #[param(rename = "statementId")]
+    statement_id: Option<Uuid>,
+    #[serde(rename = "voidedStatementId")]
+    #[param(rename = "voidedStatementId")]
+    voided_statement_id: Option<Uuid>,
+    /// A verb IRI.
+    verb: Option<String>,
+    #[param(value_type = Option<String>)]
+    since: Option<Rfc3339>,
+    #[param(value_type = Option<String>)]
+    until: Option<Rfc3339>,
+    /// At most this many (0: the LRS's page, 100); at most 1,000.
+    limit: Option<i64>,
+    ascending: Option<bool>,
+    /// `exact`, `ids` or `canonical`: statements are served as stored whichever.
+    format: Option<String>,
+    /// Attachments' raw data is not kept yet, so only `false` is served.
+    attachments: Option<bool>,
+    /// The page after this cursor (from a `more` link).
+    cursor: Option<i64>,
+}
+
+/// `GET /xapi/statements`: one statement by `statementId` (404 when voided) or
+/// `voidedStatementId` (404 unless voided), or a page of statements that are not voided, with
+/// a `more` link to the next.
+#[utoipa::path(get, path = "/xapi/statements", operation_id = "xapi_get_statements", tag = "xapi",
+    params(GetParams),
+    responses(
+        (status = 200, description = "a statement, or `{statements: [...], more}`"),
+        (status = 400, response = doc::Malformed),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearer" = ["ingest", "admin", "auditor"])))]
+async fn get_statements(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<GetParams>,
+) -> Result<Response, ApiError> {
+    let readable = match caller.principal.role {
+        Role::Ingest => Readable::StoredBy(&caller.principal.token_id),
+        _ => Readable::All,
+    };
+    if params
+        .format
+        .as_deref()
+        .is_some_and(|f| !["exact", "ids", "canonical"].contains(&f))
+    {
+        return Err(ApiError::Malformed(
+            "format is exact, ids or canonical".to_owned(),
+        ));
+    }
+    if params.attachments == Some(true) {
+        return Err(ApiError::Malformed(
+            "attachments=true is not served yet: this LRS keeps no attachment data".to_owned(),
+        ));
+    }
+    let pool = state.ledger().pool();
+    match (params.statement_id, params.voided_statement_id) {
+        (Some(_), Some(_)) => Err(ApiError::Malformed(
+            "statementId and voidedStatementId exclude each other".to_owned(),
+        )),
+        (Some(id), None) | (None, Some(id)) => {
+            single_only(&params)?;
+            let want_voided = params.voided_statement_id.is_some();
+            match statements::by_id(pool, readable, id).await? {
+                Some((statement, voided)) if voided == want_voided => {
+                    Ok(Json(Value::Object(statement)).into_response())
+                }
+                _ => Err(ApiError::NotFound(format!("no statement {id} here"))),
+            }
+        }
+        (None, None) => page(pool, readable, &params).await,
+    }
+}
+
+/// A read by id takes no other filter (xAPI 2.0 part 3, §2.1.3), but `format` and
+/// `attachments`.
+fn single_only(params: &GetParams) -> Result<(), ApiError> {
+    let filtered = params.verb.is_some()
+        || params.since.is_some()
+        || params.until.is_some()
+        || params.limit.is_some()
+        || params.ascending.is_some()
+        || params.cursor.is_some();
+    if filtered {
+        return Err(ApiError::Malformed(
+            "a statement read by id takes no other filter".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+async fn page(
+    pool: &sqlx::PgPool,
+    readable: Readable<'_>,
+    params: &GetParams,
+) -> Result<Response, ApiError> {
+    let limit = match params.limit {
+        None | Some(0) => PAGE,
+        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::Malformed(format!(
+                "limit is between 0 and {MAX_PAGE}"
+            )))
+        }
+    };
+    let filter = Filter {
+        verb: params.verb.clone(),
+        since: params.since.as_ref().map(|t| t.0),
+        until: params.until.as_ref().map(|t| t.0),
+        ascending: params.ascending.unwrap_or(false),
+        after: params.cursor,
+    };
+    let (found, next) = statements::page(pool, readable, &filter, limit).await?;
+    let more = next.map_or_else(String::new, |cursor| more_link(params, limit, cursor));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-experience-api-consistent-through",
+        HeaderValue::from_str(&Utc::now().to_rfc3339()).map_err(|_| ApiError::Internal)?,
+    );
+    let statements: Vec<Value> = found.into_iter().map(Value::Object).collect();
+    Ok((
+        headers,
+        Json(json!({"statements": statements, "more": more})),
+    )
+        .into_response())
+}
+
+/// The relative link to the page after `cursor`, with the same filters.
+fn more_link(params: &GetParams, limit: i64, cursor: i64) -> String {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(verb) = &params.verb {
+        query.push(("verb", verb.clone()));
+    }
+    if let Some(since) = &params.since {
+        query.push(("since", since.0.to_rfc3339()));
+    }
+    if let Some(until) = &params.until {
+        query.push(("until", until.0.to_rfc3339()));
+    }
+    if params.ascending == Some(true) {
+        query.push(("ascending", "true".to_owned()));
+    }
+    query.push(("limit", limit.to_string()));
+    query.push(("cursor", cursor.to_string()));
+    let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
+    format!("/xapi/statements?{encoded}")
+}

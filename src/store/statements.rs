@@ -1,0 +1,218 @@
+//! The Learning Record Store's statements (`xapi_statements`, append-only): a batch stored in
+//! one transaction, a statement read by id, and pages of them in the order they were stored.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, PgPool};
+use studyledger_xapi::same_statement;
+use uuid::Uuid;
+
+/// A statement ready to store: as sent, and as it will be kept and served.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: Uuid,
+    pub sent: Map<String, Value>,
+    pub kept: Map<String, Value>,
+    pub verb_id: String,
+    pub voids: Option<Uuid>,
+    pub stored: DateTime<Utc>,
+}
+
+/// Why a batch was not stored (nothing of it was).
+#[derive(Debug, thiserror::Error)]
+pub enum StatementsError {
+    #[error("statement {0} is already stored with other content")]
+    Conflict(Uuid),
+    #[error("statement {0} voids a voiding statement, which cannot be voided")]
+    VoidsVoiding(Uuid),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Stores a batch in one transaction: a statement whose id is new is inserted; one already
+/// stored with the same content changes nothing; one stored with other content refuses the
+/// whole batch, as does voiding a voiding statement.
+pub async fn store(
+    pool: &PgPool,
+    token_id: &str,
+    batch: &[Prepared],
+) -> Result<(), StatementsError> {
+    let mut tx = pool.begin().await?;
+    // Two writers of the same id: the second waits for the first's commit here, then sees it.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('xapi_statements'))")
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
+    let held = kept(&mut tx, &ids).await?;
+    if let Some(changed) = batch.iter().find(|s| {
+        held.iter()
+            .any(|(id, kept)| *id == s.id && !same_statement(&s.sent, kept))
+    }) {
+        return Err(StatementsError::Conflict(changed.id));
+    }
+    let fresh: Vec<&Prepared> = batch
+        .iter()
+        .filter(|s| !held.iter().any(|(id, _)| *id == s.id))
+        .collect();
+    refuse_voiding_a_voiding(&mut tx, &fresh).await?;
+    insert(&mut tx, token_id, &fresh).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn kept(
+    tx: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Map<String, Value>)>, sqlx::Error> {
+    let rows: Vec<(Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(
+        "SELECT statement_id, statement FROM xapi_statements WHERE statement_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(|(id, json)| (id, json.0)).collect())
+}
+
+async fn refuse_voiding_a_voiding(
+    tx: &mut PgConnection,
+    fresh: &[&Prepared],
+) -> Result<(), StatementsError> {
+    let targets: Vec<Uuid> = fresh.iter().filter_map(|s| s.voids).collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let stored_voidings: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT statement_id FROM xapi_statements
+          WHERE statement_id = ANY($1) AND voids IS NOT NULL",
+    )
+    .bind(&targets)
+    .fetch_all(&mut *tx)
+    .await?;
+    let voiding = |id: Uuid| {
+        stored_voidings.contains(&id) || fresh.iter().any(|s| s.id == id && s.voids.is_some())
+    };
+    match fresh.iter().find(|s| s.voids.is_some_and(voiding)) {
+        Some(s) => Err(StatementsError::VoidsVoiding(s.id)),
+        None => Ok(()),
+    }
+}
+
+async fn insert(
+    tx: &mut PgConnection,
+    token_id: &str,
+    fresh: &[&Prepared],
+) -> Result<(), sqlx::Error> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = fresh.iter().map(|s| s.id).collect();
+    let stored: Vec<DateTime<Utc>> = fresh.iter().map(|s| s.stored).collect();
+    let verbs: Vec<&str> = fresh.iter().map(|s| s.verb_id.as_str()).collect();
+    let voids: Vec<Option<Uuid>> = fresh.iter().map(|s| s.voids).collect();
+    let statements: Vec<sqlx::types::Json<&Map<String, Value>>> =
+        fresh.iter().map(|s| sqlx::types::Json(&s.kept)).collect();
+    sqlx::query(
+        "INSERT INTO xapi_statements (statement_id, stored, token_id, verb_id, voids, statement)
+         SELECT d.id, d.stored, $3, d.verb, d.voids, d.statement
+           FROM UNNEST($1::uuid[], $2::timestamptz[], $4::text[], $5::uuid[], $6::jsonb[])
+                WITH ORDINALITY AS d(id, stored, verb, voids, statement, n)
+          ORDER BY d.n",
+    )
+    .bind(&ids)
+    .bind(&stored)
+    .bind(token_id)
+    .bind(&verbs)
+    .bind(&voids)
+    .bind(&statements)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Which statements a reader sees: all, or only those stored with one token.
+#[derive(Debug, Clone, Copy)]
+pub enum Readable<'a> {
+    All,
+    StoredBy(&'a str),
+}
+
+impl Readable<'_> {
+    fn token(&self) -> Option<&str> {
+        match self {
+            Readable::All => None,
+            Readable::StoredBy(token) => Some(token),
+        }
+    }
+}
+
+/// A statement by id, with whether it is voided; `None` when the reader cannot see it.
+pub async fn by_id(
+    pool: &PgPool,
+    readable: Readable<'_>,
+    id: Uuid,
+) -> Result<Option<(Map<String, Value>, bool)>, sqlx::Error> {
+    let row: Option<(sqlx::types::Json<Map<String, Value>>, bool)> = sqlx::query_as(
+        "SELECT s.statement,
+                EXISTS (SELECT 1 FROM xapi_statements v WHERE v.voids = s.statement_id)
+           FROM xapi_statements s
+          WHERE s.statement_id = $1 AND ($2::text IS NULL OR s.token_id = $2)",
+    )
+    .bind(id)
+    .bind(readable.token())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(json, voided)| (json.0, voided)))
+}
+
+/// What a page of statements is filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub verb: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub ascending: bool,
+    /// The last statement of the page before (its `seq`).
+    pub after: Option<i64>,
+}
+
+/// A page of statements that are not voided, at most `limit`, in the order they were stored
+/// (newest first unless `ascending`); and the cursor of the next page when there is one.
+pub async fn page(
+    pool: &PgPool,
+    readable: Readable<'_>,
+    filter: &Filter,
+    limit: i64,
+) -> Result<(Vec<Map<String, Value>>, Option<i64>), sqlx::Error> {
+    let order = if filter.ascending { "ASC" } else { "DESC" };
+    let compare = if filter.ascending { ">" } else { "<" };
+    let statement = format!(
+        "SELECT s.seq, s.statement FROM xapi_statements s
+          WHERE ($1::text IS NULL OR s.token_id = $1)
+            AND ($2::text IS NULL OR s.verb_id = $2)
+            AND ($3::timestamptz IS NULL OR s.stored > $3)
+            AND ($4::timestamptz IS NULL OR s.stored <= $4)
+            AND ($5::bigint IS NULL OR s.seq {compare} $5)
+            AND NOT EXISTS (SELECT 1 FROM xapi_statements v WHERE v.voids = s.statement_id)
+          ORDER BY s.seq {order}
+          LIMIT $6"
+    );
+    let rows: Vec<(i64, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(&statement)
+        .bind(readable.token())
+        .bind(filter.verb.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(filter.after)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    let more = usize::try_from(limit).is_ok_and(|l| rows.len() > l);
+    let mut statements: Vec<(i64, Map<String, Value>)> =
+        rows.into_iter().map(|(seq, json)| (seq, json.0)).collect();
+    if more {
+        statements.pop();
+    }
+    let next = more
+        .then(|| statements.last().map(|(seq, _)| *seq))
+        .flatten();
+    Ok((statements.into_iter().map(|(_, s)| s).collect(), next))
+}

@@ -1,0 +1,359 @@
+//! The Learning Record Store's statements over HTTP: version headers, Basic and Bearer
+//! credentials, round trips, the 204/409 rules of a statement sent again, batches all or
+//! nothing, voiding, and who reads what.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use studyledger::store::tokens::Role;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+/// A request to the LRS with Basic credentials (any user, the token as password) and the
+/// version header (none when `version` is empty).
+async fn xapi(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    version: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", app.address))
+        .basic_auth("any learning app", Some(token));
+    if !version.is_empty() {
+        request = request.header("X-Experience-API-Version", version);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn completed(name: &str) -> Value {
+    json!({
+        "actor": {"account": {"homePage": "https://studyledger.invalid/", "name": name}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"zh-CN": "完成"}},
+        "object": {"id": "https://courses.example/党章", "objectType": "Activity"},
+        "result": {"completion": true, "duration": "PT45M"},
+        "timestamp": "2026-03-01T09:00:00+08:00",
+    })
+}
+
+async fn count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM xapi_statements")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn statements_round_trip_and_a_statement_sent_again_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let id = Uuid::new_v4();
+    let put = format!("/xapi/statements?statementId={id}");
+    let statement = completed("m-1");
+
+    let (status, headers, body) =
+        xapi(&app, &ingest, Method::PUT, &put, Some(&statement), "").await;
+    assert_eq!(status, 400, "no version header: {body}");
+    assert_eq!(headers["x-experience-api-version"], "2.0.0");
+    let (status, _, _) = xapi(&app, &ingest, Method::PUT, &put, Some(&statement), "0.9").await;
+    assert_eq!(status, 400, "a version not spoken");
+    assert_eq!(count(&app).await, 0, "nothing stored by refused requests");
+
+    let (status, _, body) = xapi(&app, &ingest, Method::PUT, &put, Some(&statement), "1.0.3").await;
+    assert_eq!(status, 204, "{body}");
+    let get = format!("/xapi/statements?statementId={id}");
+    let (status, _, kept) = xapi(&app, &ingest, Method::GET, &get, None, "2.0.0").await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["id"], json!(id));
+    assert_eq!(kept["verb"], statement["verb"]);
+    assert_eq!(kept["object"], statement["object"]);
+    assert_eq!(kept["timestamp"], statement["timestamp"]);
+    assert!(
+        kept["stored"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{kept}"
+    );
+    assert_eq!(
+        kept["authority"]["account"]["homePage"],
+        "https://studyledger.invalid/"
+    );
+    assert_eq!(kept["version"], "1.0.0");
+
+    // The same statement again, its timestamp written in another zone: nothing changes.
+    let mut again = statement.clone();
+    again["timestamp"] = json!("2026-03-01T01:00:00Z");
+    let (status, _, _) = xapi(&app, &ingest, Method::PUT, &put, Some(&again), "2.0.0").await;
+    assert_eq!(status, 204);
+    let (status, _, ids) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&json!([with_id(&again, id)])),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!((status, ids), (200, json!([id])));
+    assert_eq!(count(&app).await, 1);
+
+    // Other content under the same id: 409, nothing stored.
+    let mut other = statement.clone();
+    other["result"]["completion"] = json!(false);
+    let (status, _, body) = xapi(&app, &ingest, Method::PUT, &put, Some(&other), "2.0.0").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["status"], 409);
+    assert_eq!(count(&app).await, 1);
+}
+
+fn with_id(statement: &Value, id: Uuid) -> Value {
+    let mut statement = statement.clone();
+    statement["id"] = json!(id);
+    statement
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_whole_or_not_at_all() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let post = |batch: Value| {
+        let app = &app;
+        let ingest = ingest.clone();
+        async move {
+            xapi(
+                app,
+                &ingest,
+                Method::POST,
+                "/xapi/statements",
+                Some(&batch),
+                "2.0.0",
+            )
+            .await
+        }
+    };
+
+    let (status, _, body) = post(json!([
+        with_id(&completed("m-1"), a),
+        with_id(&completed("m-2"), a)
+    ]))
+    .await;
+    assert_eq!(status, 400, "one id twice: {body}");
+    let mut broken = completed("m-2");
+    broken["actor"] = json!({"name": "no identifier"});
+    let (status, _, body) = post(json!([with_id(&completed("m-1"), a), broken])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("statement 1: actor")),
+        "the reason names the statement and the property: {body}"
+    );
+    assert_eq!(count(&app).await, 0, "a refused batch stores nothing");
+
+    let (status, _, ids) = post(json!([with_id(&completed("m-1"), a), completed("m-2")])).await;
+    assert_eq!(status, 200, "{ids}");
+    let ids = ids.as_array().expect("ids").clone();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], json!(a), "ids come back in the order sent");
+    let mut changed = completed("m-1");
+    changed["verb"]["display"] = json!({"en-US": "finished"});
+    let (status, _, _) = post(json!([with_id(&completed("m-3"), b), with_id(&changed, a)])).await;
+    assert_eq!(status, 409, "one conflicting statement refuses the batch");
+    assert_eq!(count(&app).await, 2, "b was not stored with it");
+}
+
+#[tokio::test]
+async fn a_voided_statement_is_read_only_as_voided_and_leaves_the_lists() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let target = Uuid::new_v4();
+    let post = |body: Value| {
+        let app = &app;
+        let ingest = ingest.clone();
+        async move {
+            xapi(
+                app,
+                &ingest,
+                Method::POST,
+                "/xapi/statements",
+                Some(&body),
+                "2.0.0",
+            )
+            .await
+        }
+    };
+    let (status, _, _) = post(with_id(&completed("m-1"), target)).await;
+    assert_eq!(status, 200);
+    let voiding_id = Uuid::new_v4();
+    let voiding = json!({
+        "id": voiding_id,
+        "actor": {"mbox": "mailto:secretary@example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": target},
+    });
+    let (status, _, body) = post(voiding).await;
+    assert_eq!(status, 200, "{body}");
+
+    let read = |query: String| {
+        let app = &app;
+        let ingest = ingest.clone();
+        async move { xapi(app, &ingest, Method::GET, &query, None, "2.0.0").await }
+    };
+    let (status, _, _) = read(format!("/xapi/statements?statementId={target}")).await;
+    assert_eq!(status, 404, "a voided statement is not read by statementId");
+    let (status, _, kept) = read(format!("/xapi/statements?voidedStatementId={target}")).await;
+    assert_eq!((status, kept["id"].clone()), (200, json!(target)));
+    let (status, _, _) = read(format!("/xapi/statements?voidedStatementId={voiding_id}")).await;
+    assert_eq!(status, 404, "the voiding statement itself is not voided");
+    let (status, _, page) = read("/xapi/statements".to_owned()).await;
+    assert_eq!(status, 200);
+    let listed: Vec<&Value> = page["statements"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(
+        listed,
+        vec![&json!(voiding_id)],
+        "the list leaves the voided statement out"
+    );
+
+    let void_the_voiding = json!({
+        "actor": {"mbox": "mailto:secretary@example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": voiding_id},
+    });
+    let (status, _, body) = post(void_the_voiding).await;
+    assert_eq!(status, 400, "a voiding statement cannot be voided: {body}");
+}
+
+#[tokio::test]
+async fn pages_follow_more_links_and_ingest_tokens_read_only_their_own() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let other_app = app.token(Role::Ingest, None, None).await;
+    let auditor = app.token(Role::Auditor, None, None).await;
+    let member_id = app.seed_member("2026-01-05").await;
+    let member = app.token(Role::Member, None, Some(member_id)).await;
+    let mine: Vec<Value> = (0..5).map(|i| completed(&format!("m-{i}"))).collect();
+    let (status, _, my_ids) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&json!(mine)),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, theirs) = xapi(
+        &app,
+        &other_app,
+        Method::POST,
+        "/xapi/statements",
+        Some(&completed("m-9")),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Pages of two, oldest first, by following `more`.
+    let mut seen = Vec::new();
+    let mut next = "/xapi/statements?limit=2&ascending=true".to_owned();
+    while !next.is_empty() {
+        let (status, headers, page) = xapi(&app, &ingest, Method::GET, &next, None, "2.0.0").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(headers.contains_key("x-experience-api-consistent-through"));
+        let statements = page["statements"].as_array().expect("a list");
+        assert!(statements.len() <= 2);
+        seen.extend(statements.iter().map(|s| s["id"].clone()));
+        next = page["more"].as_str().expect("more").to_owned();
+    }
+    assert_eq!(
+        Value::Array(seen),
+        my_ids,
+        "every statement of the token, once, in order"
+    );
+
+    let (status, _, page) = xapi(
+        &app,
+        &auditor,
+        Method::GET,
+        "/xapi/statements",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let all = page["statements"].as_array().expect("a list");
+    assert_eq!(all.len(), 6, "an auditor reads every statement");
+    assert_eq!(all[0]["id"], theirs[0], "newest first by default");
+
+    let theirs_by_id = format!(
+        "/xapi/statements?statementId={}",
+        theirs[0].as_str().expect("id")
+    );
+    let (status, _, _) = xapi(&app, &ingest, Method::GET, &theirs_by_id, None, "2.0.0").await;
+    assert_eq!(
+        status, 404,
+        "another app's statement is not this token's to read"
+    );
+    let (status, _, _) = xapi(
+        &app,
+        &member,
+        Method::GET,
+        "/xapi/statements",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 403, "members do not read the LRS");
+    let (status, _, _) = xapi(
+        &app,
+        &auditor,
+        Method::POST,
+        "/xapi/statements",
+        Some(&completed("m-1")),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 403, "auditors store nothing");
+    let (status, _, _) = xapi(
+        &app,
+        "not a token",
+        Method::GET,
+        "/xapi/statements",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = xapi(
+        &app,
+        &ingest,
+        Method::GET,
+        "/xapi/statements?agent=%7B%7D",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a filter not served yet is refused, not ignored"
+    );
+
+    let (status, headers, about) = xapi(&app, "", Method::GET, "/xapi/about", None, "").await;
+    assert_eq!(status, 200, "about needs neither token nor version header");
+    assert_eq!(about["version"][0], "2.0.0");
+    assert_eq!(headers["x-experience-api-version"], "2.0.0");
+}
