@@ -83,11 +83,19 @@ pub async fn read_committed(
     );
     let decode = |e: CopyError| sqlx::Error::Decode(Box::new(e));
     let mut rows = CommittedRows::default();
+    let mut failed = None;
     let mut stream = connection.copy_out_raw(&statement).await?;
+    // Read to the end even after a piece that does not read: a COPY left half read would
+    // hand its rest to the next statement on the connection.
     while let Some(chunk) = stream.try_next().await? {
-        rows.feed(&chunk).map_err(decode)?;
+        if failed.is_none() {
+            failed = rows.feed(&chunk).err();
+        }
     }
     drop(stream);
+    if let Some(error) = failed {
+        return Err(decode(error));
+    }
     let events = rows.finish().map_err(decode)?;
     Ok(Committed { events, below })
 }
