@@ -38,26 +38,42 @@ pub async fn store(
     batch: &[Prepared],
 ) -> Result<(), StatementsError> {
     let mut tx = pool.begin().await?;
-    // Two writers of the same id: the second waits for the first's commit here, then sees it.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('xapi_statements'))")
-        .execute(&mut *tx)
-        .await?;
     let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
     let held = kept(&mut tx, &ids).await?;
-    if let Some(changed) = batch.iter().find(|s| {
-        held.iter()
-            .any(|(id, kept)| *id == s.id && !same_statement(&s.sent, kept))
-    }) {
-        return Err(StatementsError::Conflict(changed.id));
-    }
+    same_as_held(batch, &held)?;
     let fresh: Vec<&Prepared> = batch
         .iter()
         .filter(|s| !held.iter().any(|(id, _)| *id == s.id))
         .collect();
     refuse_voiding_a_voiding(&mut tx, &fresh).await?;
-    insert(&mut tx, token_id, &fresh).await?;
+    let inserted = insert(&mut tx, token_id, &fresh).await?;
+    // A writer of the same id that committed meanwhile: its row wins the primary key (the
+    // insert waited for its commit), and is compared like any statement stored before.
+    let raced: Vec<Uuid> = fresh
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| !inserted.contains(id))
+        .collect();
+    if !raced.is_empty() {
+        same_as_held(batch, &kept(&mut tx, &raced).await?)?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// Refuses a batch holding a statement stored already with other content.
+fn same_as_held(
+    batch: &[Prepared],
+    held: &[(Uuid, Map<String, Value>)],
+) -> Result<(), StatementsError> {
+    let changed = batch.iter().find(|s| {
+        held.iter()
+            .any(|(id, kept)| *id == s.id && !same_statement(&s.sent, kept))
+    });
+    match changed {
+        Some(s) => Err(StatementsError::Conflict(s.id)),
+        None => Ok(()),
+    }
 }
 
 async fn kept(
@@ -97,13 +113,15 @@ async fn refuse_voiding_a_voiding(
     }
 }
 
+/// Inserts the statements; answers the ids inserted (one another writer stored meanwhile is
+/// left to it).
 async fn insert(
     tx: &mut PgConnection,
     token_id: &str,
     fresh: &[&Prepared],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Uuid>, sqlx::Error> {
     if fresh.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = fresh.iter().map(|s| s.id).collect();
     let stored: Vec<DateTime<Utc>> = fresh.iter().map(|s| s.stored).collect();
@@ -111,12 +129,14 @@ async fn insert(
     let voids: Vec<Option<Uuid>> = fresh.iter().map(|s| s.voids).collect();
     let statements: Vec<sqlx::types::Json<&Map<String, Value>>> =
         fresh.iter().map(|s| sqlx::types::Json(&s.kept)).collect();
-    sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO xapi_statements (statement_id, stored, token_id, verb_id, voids, statement)
          SELECT d.id, d.stored, $3, d.verb, d.voids, d.statement
            FROM UNNEST($1::uuid[], $2::timestamptz[], $4::text[], $5::uuid[], $6::jsonb[])
                 WITH ORDINALITY AS d(id, stored, verb, voids, statement, n)
-          ORDER BY d.n",
+          ORDER BY d.n
+         ON CONFLICT (statement_id) DO NOTHING
+         RETURNING statement_id",
     )
     .bind(&ids)
     .bind(&stored)
@@ -124,9 +144,8 @@ async fn insert(
     .bind(&verbs)
     .bind(&voids)
     .bind(&statements)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .fetch_all(&mut *tx)
+    .await
 }
 
 /// Which statements a reader sees: all, or only those stored with one token.

@@ -357,3 +357,34 @@ async fn pages_follow_more_links_and_ingest_tokens_read_only_their_own() {
     assert_eq!(about["version"][0], "2.0.0");
     assert_eq!(headers["x-experience-api-version"], "2.0.0");
 }
+
+#[tokio::test]
+async fn the_same_id_sent_at_once_by_many_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let id = Uuid::new_v4();
+    let put = format!("/xapi/statements?statementId={id}");
+    let sends = (0..8).map(|i| {
+        // Half send one statement, half another under the same id.
+        let statement = completed(if i % 2 == 0 { "m-1" } else { "m-2" });
+        let (app, ingest, put) = (&app, ingest.clone(), put.clone());
+        async move {
+            xapi(app, &ingest, Method::PUT, &put, Some(&statement), "2.0.0")
+                .await
+                .0
+        }
+    });
+    let mut statuses = futures::future::join_all(sends).await;
+    statuses.sort_unstable();
+    assert_eq!(count(&app).await, 1, "one statement under the id");
+    let stored = statuses.iter().filter(|s| **s == 204).count();
+    assert_eq!(
+        stored, 4,
+        "those that sent the stored statement get 204: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        4,
+        "{statuses:?}"
+    );
+}
