@@ -17,9 +17,20 @@ CREATE TABLE xapi_statements
     statement    jsonb       NOT NULL
 );
 
-CREATE INDEX xapi_statements_token ON xapi_statements (token_id, seq);
-CREATE INDEX xapi_statements_verb ON xapi_statements (verb_id, seq);
 CREATE INDEX xapi_statements_voids ON xapi_statements (voids) WHERE voids IS NOT NULL;
+
+-- What the filters of GET /xapi/statements match on, one row per statement and key, so that
+-- a filtered page is one range of the primary key in the order of storing whatever the
+-- filter: `token:<token id>`, `verb:<IRI>`, `agent:<identifier>` (actor, or object when an
+-- agent), `related_agent:<identifier>` (every agent the statement names), `activity:<IRI>`
+-- (object), `related_activity:<IRI>` (with the context's), `registration:<uuid>`.
+-- Identifiers are `mbox:mailto:…`, `mbox_sha1sum:…`, `openid:…` or `account:<homePage> <name>`.
+CREATE TABLE xapi_statement_keys
+(
+    key text   NOT NULL,
+    seq bigint NOT NULL REFERENCES xapi_statements (seq),
+    PRIMARY KEY (key, seq)
+);
 
 CREATE TRIGGER xapi_statements_append_only
     BEFORE UPDATE OR DELETE ON xapi_statements
@@ -27,4 +38,12 @@ CREATE TRIGGER xapi_statements_append_only
 
 CREATE TRIGGER xapi_statements_no_truncate
     BEFORE TRUNCATE ON xapi_statements
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+
+CREATE TRIGGER xapi_statement_keys_append_only
+    BEFORE UPDATE OR DELETE ON xapi_statement_keys
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+
+CREATE TRIGGER xapi_statement_keys_no_truncate
+    BEFORE TRUNCATE ON xapi_statement_keys
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();

@@ -188,7 +188,9 @@ fn prepare(batch: Vec<Value>, caller: &Caller) -> Result<Vec<Prepared>, ApiError
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let keys = studyledger_xapi::index::stored_keys(&Value::Object(kept.clone()));
         prepared.push(Prepared {
+            keys,
             id,
             voids: studyledger_xapi::voids(&kept),
             sent,
@@ -223,6 +225,16 @@ pub struct GetParams {
     voided_statement_id: Option<Uuid>,
     /// A verb IRI.
     verb: Option<String>,
+    /// An agent or identified group as JSON: statements whose actor or object it is.
+    agent: Option<String>,
+    /// An activity IRI: statements whose object it is.
+    activity: Option<String>,
+    registration: Option<Uuid>,
+    /// The agent filter also matches authority, instructor, team, group members and
+    /// sub-statements.
+    related_agents: Option<bool>,
+    /// The activity filter also matches the context's activities and sub-statements.
+    related_activities: Option<bool>,
     #[param(value_type = Option<String>)]
     since: Option<Rfc3339>,
     #[param(value_type = Option<String>)]
@@ -298,6 +310,11 @@ async fn get_statements(
 /// `attachments`.
 fn single_only(params: &GetParams) -> Result<(), ApiError> {
     let filtered = params.verb.is_some()
+        || params.agent.is_some()
+        || params.activity.is_some()
+        || params.registration.is_some()
+        || params.related_agents.is_some()
+        || params.related_activities.is_some()
         || params.since.is_some()
         || params.until.is_some()
         || params.limit.is_some()
@@ -326,7 +343,7 @@ async fn page(
         }
     };
     let filter = Filter {
-        verb: params.verb.clone(),
+        keys: filter_keys(params)?,
         since: params.since.as_ref().map(|t| t.0),
         until: params.until.as_ref().map(|t| t.0),
         ascending: params.ascending.unwrap_or(false),
@@ -347,11 +364,60 @@ async fn page(
         .into_response())
 }
 
+/// The keys a page's statements must have, most selective first.
+fn filter_keys(params: &GetParams) -> Result<Vec<String>, ApiError> {
+    let mut keys = Vec::new();
+    if let Some(registration) = params.registration {
+        keys.push(format!("registration:{registration}"));
+    }
+    if let Some(activity) = &params.activity {
+        let related = params.related_activities == Some(true);
+        let prefix = if related {
+            "related_activity"
+        } else {
+            "activity"
+        };
+        keys.push(format!("{prefix}:{activity}"));
+    }
+    if let Some(agent) = &params.agent {
+        let value: Value = serde_json::from_str(agent)
+            .map_err(|_| ApiError::Malformed("agent must be an agent as JSON".to_owned()))?;
+        validate::actor(&value, "agent").map_err(|e| ApiError::Malformed(e.to_string()))?;
+        let identifier = studyledger_xapi::index::identifier(&value).ok_or_else(|| {
+            ApiError::Malformed("agent must be an agent or an identified group".to_owned())
+        })?;
+        let related = params.related_agents == Some(true);
+        let prefix = if related { "related_agent" } else { "agent" };
+        keys.push(format!("{prefix}:{identifier}"));
+    }
+    if let Some(verb) = &params.verb {
+        keys.push(format!("verb:{verb}"));
+    }
+    Ok(keys)
+}
+
 /// The relative link to the page after `cursor`, with the same filters.
 fn more_link(params: &GetParams, limit: i64, cursor: i64) -> String {
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(verb) = &params.verb {
         query.push(("verb", verb.clone()));
+    }
+    if let Some(agent) = &params.agent {
+        query.push(("agent", agent.clone()));
+    }
+    if let Some(activity) = &params.activity {
+        query.push(("activity", activity.clone()));
+    }
+    if let Some(registration) = params.registration {
+        query.push(("registration", registration.to_string()));
+    }
+    for (name, flag) in [
+        ("related_agents", params.related_agents),
+        ("related_activities", params.related_activities),
+    ] {
+        if let Some(flag) = flag {
+            query.push((name, flag.to_string()));
+        }
     }
     if let Some(since) = &params.since {
         query.push(("since", since.0.to_rfc3339()));

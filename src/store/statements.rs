@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use studyledger_xapi::same_statement;
 use uuid::Uuid;
 
@@ -16,6 +16,8 @@ pub struct Prepared {
     pub verb_id: String,
     pub voids: Option<Uuid>,
     pub stored: DateTime<Utc>,
+    /// What the filters match it by (see `xapi_statement_keys`), besides its token.
+    pub keys: Vec<String>,
 }
 
 /// Why a batch was not stored (nothing of it was).
@@ -129,14 +131,14 @@ async fn insert(
     let voids: Vec<Option<Uuid>> = fresh.iter().map(|s| s.voids).collect();
     let statements: Vec<sqlx::types::Json<&Map<String, Value>>> =
         fresh.iter().map(|s| sqlx::types::Json(&s.kept)).collect();
-    sqlx::query_scalar(
+    let inserted: Vec<(Uuid, i64)> = sqlx::query_as(
         "INSERT INTO xapi_statements (statement_id, stored, token_id, verb_id, voids, statement)
          SELECT d.id, d.stored, $3, d.verb, d.voids, d.statement
            FROM UNNEST($1::uuid[], $2::timestamptz[], $4::text[], $5::uuid[], $6::jsonb[])
                 WITH ORDINALITY AS d(id, stored, verb, voids, statement, n)
           ORDER BY d.n
          ON CONFLICT (statement_id) DO NOTHING
-         RETURNING statement_id",
+         RETURNING statement_id, seq",
     )
     .bind(&ids)
     .bind(&stored)
@@ -145,7 +147,28 @@ async fn insert(
     .bind(&voids)
     .bind(&statements)
     .fetch_all(&mut *tx)
-    .await
+    .await?;
+    let (mut keys, mut seqs) = (Vec::new(), Vec::new());
+    for (id, seq) in &inserted {
+        let Some(statement) = fresh.iter().find(|s| s.id == *id) else {
+            continue;
+        };
+        for key in
+            std::iter::once(format!("token:{token_id}")).chain(statement.keys.iter().cloned())
+        {
+            keys.push(key);
+            seqs.push(*seq);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO xapi_statement_keys (key, seq)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(&keys)
+    .bind(&seqs)
+    .execute(&mut *tx)
+    .await?;
+    Ok(inserted.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Which statements a reader sees: all, or only those stored with one token.
@@ -183,10 +206,12 @@ pub async fn by_id(
     Ok(row.map(|(json, voided)| (json.0, voided)))
 }
 
-/// What a page of statements is filtered by.
+/// What a page of statements is filtered by: keys of `xapi_statement_keys` that every
+/// statement of the page has, and times of storing.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub verb: Option<String>,
+    /// Most selective first: the first leads the page's range.
+    pub keys: Vec<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub ascending: bool,
@@ -195,35 +220,58 @@ pub struct Filter {
 }
 
 /// A page of statements that are not voided, at most `limit`, in the order they were stored
-/// (newest first unless `ascending`); and the cursor of the next page when there is one.
+/// (newest first unless `ascending`); and the cursor of the next page when there is one. With
+/// a key, the page is one range of `xapi_statement_keys`'s primary key; the other keys are
+/// probed by primary key per statement.
 pub async fn page(
     pool: &PgPool,
     readable: Readable<'_>,
     filter: &Filter,
     limit: i64,
 ) -> Result<(Vec<Map<String, Value>>, Option<i64>), sqlx::Error> {
-    let order = if filter.ascending { "ASC" } else { "DESC" };
-    let compare = if filter.ascending { ">" } else { "<" };
-    let statement = format!(
-        "SELECT s.seq, s.statement FROM xapi_statements s
-          WHERE ($1::text IS NULL OR s.token_id = $1)
-            AND ($2::text IS NULL OR s.verb_id = $2)
-            AND ($3::timestamptz IS NULL OR s.stored > $3)
-            AND ($4::timestamptz IS NULL OR s.stored <= $4)
-            AND ($5::bigint IS NULL OR s.seq {compare} $5)
-            AND NOT EXISTS (SELECT 1 FROM xapi_statements v WHERE v.voids = s.statement_id)
-          ORDER BY s.seq {order}
-          LIMIT $6"
-    );
-    let rows: Vec<(i64, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(&statement)
-        .bind(readable.token())
-        .bind(filter.verb.as_deref())
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(filter.after)
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?;
+    let mut keys: Vec<String> = filter.keys.clone();
+    if let Some(token) = readable.token() {
+        keys.push(format!("token:{token}"));
+    }
+    let mut query = QueryBuilder::<Postgres>::new("SELECT s.seq, s.statement FROM ");
+    let order_by = match keys.first() {
+        Some(lead) => {
+            query.push(
+                "xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq WHERE k.key = ",
+            );
+            query.push_bind(lead.clone());
+            "k.seq"
+        }
+        None => {
+            query.push("xapi_statements s WHERE true");
+            "s.seq"
+        }
+    };
+    for key in keys.iter().skip(1) {
+        query.push(
+            " AND EXISTS (SELECT 1 FROM xapi_statement_keys o WHERE o.seq = s.seq AND o.key = ",
+        );
+        query.push_bind(key.clone());
+        query.push(")");
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND s.stored > ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND s.stored <= ").push_bind(until);
+    }
+    if let Some(after) = filter.after {
+        let compare = if filter.ascending { " > " } else { " < " };
+        query
+            .push(format!(" AND {order_by}{compare}"))
+            .push_bind(after);
+    }
+    query.push(" AND NOT EXISTS (SELECT 1 FROM xapi_statements v WHERE v.voids = s.statement_id)");
+    let direction = if filter.ascending { "ASC" } else { "DESC" };
+    query.push(format!(" ORDER BY {order_by} {direction} LIMIT "));
+    query.push_bind(limit + 1);
+    let rows: Vec<(i64, sqlx::types::Json<Map<String, Value>>)> =
+        query.build_query_as().fetch_all(pool).await?;
     let more = usize::try_from(limit).is_ok_and(|l| rows.len() > l);
     let mut statements: Vec<(i64, Map<String, Value>)> =
         rows.into_iter().map(|(seq, json)| (seq, json.0)).collect();

@@ -347,9 +347,19 @@ async fn pages_follow_more_links_and_ingest_tokens_read_only_their_own() {
         "2.0.0",
     )
     .await;
+    assert_eq!(status, 400, "an agent without an identifier");
+    let (status, _, _) = xapi(
+        &app,
+        &ingest,
+        Method::GET,
+        "/xapi/statements?related=1",
+        None,
+        "2.0.0",
+    )
+    .await;
     assert_eq!(
         status, 400,
-        "a filter not served yet is refused, not ignored"
+        "a parameter the LRS does not know is refused, not ignored"
     );
 
     let (status, headers, about) = xapi(&app, "", Method::GET, "/xapi/about", None, "").await;
@@ -386,5 +396,96 @@ async fn the_same_id_sent_at_once_by_many_is_stored_once() {
         statuses.iter().filter(|s| **s == 409).count(),
         4,
         "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn filters_find_statements_by_agent_activity_registration_and_verb() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let registration = Uuid::new_v4();
+    let teacher = json!({"mbox": "mailto:teacher@example.org"});
+    let mut in_class = completed("m-1");
+    in_class["context"] = json!({
+        "registration": registration.to_string().to_uppercase(),
+        "instructor": teacher,
+        "contextActivities": {"parent": [{"id": "https://courses.example/课程包"}]},
+    });
+    let mut attended = completed("m-2");
+    attended["verb"] = json!({"id": "http://adlnet.gov/expapi/verbs/attended"});
+    attended["object"] = json!({"id": "https://courses.example/课程包"});
+    let batch = json!([in_class, attended, completed("m-2")]);
+    let (status, _, ids) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&batch),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200, "{ids}");
+    let found = |query: String| {
+        let (app, ingest) = (&app, ingest.clone());
+        async move {
+            let path = format!("/xapi/statements?{query}");
+            let (status, _, page) = xapi(app, &ingest, Method::GET, &path, None, "2.0.0").await;
+            assert_eq!(status, 200, "{query}: {page}");
+            let mut ids: Vec<Value> = page["statements"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|s| s["id"].clone())
+                .collect();
+            ids.reverse();
+            ids
+        }
+    };
+    let q = |pairs: &[(&str, String)]| serde_urlencoded::to_string(pairs).expect("a query");
+    let m2 = json!({"account": {"homePage": "https://studyledger.invalid/", "name": "m-2"}});
+    assert_eq!(
+        found(q(&[("agent", m2.to_string())])).await,
+        vec![ids[1].clone(), ids[2].clone()]
+    );
+    assert_eq!(
+        found(q(&[
+            ("agent", m2.to_string()),
+            ("verb", "http://adlnet.gov/expapi/verbs/attended".into())
+        ]))
+        .await,
+        vec![ids[1].clone()],
+        "filters combine"
+    );
+    assert_eq!(
+        found(q(&[("agent", teacher.to_string())])).await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        found(q(&[
+            ("agent", teacher.to_string()),
+            ("related_agents", "true".into())
+        ]))
+        .await,
+        vec![ids[0].clone()],
+        "an instructor is a related agent"
+    );
+    let package = "https://courses.example/课程包".to_owned();
+    assert_eq!(
+        found(q(&[("activity", package.clone())])).await,
+        vec![ids[1].clone()]
+    );
+    assert_eq!(
+        found(q(&[
+            ("activity", package),
+            ("related_activities", "true".into())
+        ]))
+        .await,
+        vec![ids[0].clone(), ids[1].clone()],
+        "a parent activity is a related activity"
+    );
+    assert_eq!(
+        found(q(&[("registration", registration.to_string())])).await,
+        vec![ids[0].clone()],
+        "registrations match whatever the case they were sent in"
     );
 }

@@ -3,6 +3,7 @@
 //! ([`stored`]), and whether a statement sent again under an id already stored is the same
 //! statement ([`same_statement`]). No I/O lives here.
 
+pub mod index;
 pub mod validate;
 
 use chrono::{DateTime, SecondsFormat, Utc};

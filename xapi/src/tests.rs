@@ -199,3 +199,62 @@ fn a_voiding_statement_names_what_it_voids() {
     assert_eq!(voids(map).map(|u| u.to_string()), Some(target.to_owned()));
     assert_eq!(voids(minimal().as_object().expect("object")), None);
 }
+
+#[test]
+fn a_statement_is_found_by_its_agents_and_activities_and_by_those_it_relates_to() {
+    let statement = json!({
+        "actor": {"objectType": "Group", "account": {"homePage": "https://h.example/", "name": "cell"},
+                  "member": [{"mbox": "mailto:a@example.org"}]},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
+        "object": {"objectType": "SubStatement",
+                   "actor": {"mbox": "mailto:b@example.org"},
+                   "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+                   "object": {"id": "https://courses.example/inner"}},
+        "context": {"registration": "ec531277-b57b-4c15-8d91-d292c5b2b8f7",
+                    "instructor": {"openid": "https://id.example/t"},
+                    "contextActivities": {"parent": {"id": "https://courses.example/p"},
+                                          "grouping": [{"id": "https://courses.example/g"}]}},
+        "authority": {"mbox": "mailto:lrs@example.org"},
+    });
+    let keys = index::keys(&statement);
+    assert_eq!(
+        keys.agents,
+        vec!["account:https://h.example/ cell".to_owned()]
+    );
+    assert_eq!(
+        keys.related_agents,
+        vec![
+            "account:https://h.example/ cell".to_owned(),
+            "mbox:mailto:a@example.org".to_owned(),
+            "mbox:mailto:b@example.org".to_owned(),
+            "mbox:mailto:lrs@example.org".to_owned(),
+            "openid:https://id.example/t".to_owned(),
+        ]
+    );
+    assert_eq!(keys.activity, None, "the object is a sub-statement");
+    assert_eq!(
+        keys.related_activities,
+        vec![
+            "https://courses.example/g".to_owned(),
+            "https://courses.example/inner".to_owned(),
+            "https://courses.example/p".to_owned(),
+        ]
+    );
+    assert_eq!(
+        keys.registration.as_deref(),
+        Some("ec531277-b57b-4c15-8d91-d292c5b2b8f7")
+    );
+    let simple = index::keys(&minimal());
+    assert_eq!(
+        simple.activity.as_deref(),
+        Some("https://courses.example/c-1")
+    );
+    assert_eq!(
+        simple.agents,
+        vec!["account:https://studyledger.invalid/ m-1".to_owned()]
+    );
+    assert_eq!(
+        index::identifier(&json!({"objectType": "Group", "member": []})),
+        None
+    );
+}
