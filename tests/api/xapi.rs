@@ -366,6 +366,21 @@ async fn pages_follow_more_links_and_ingest_tokens_read_only_their_own() {
     assert_eq!(status, 200, "about needs neither token nor version header");
     assert_eq!(about["version"][0], "2.0.0");
     assert_eq!(headers["x-experience-api-version"], "2.0.0");
+    let (status, headers, body) = xapi(
+        &app,
+        &ingest,
+        Method::HEAD,
+        "/xapi/statements",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (200, Value::Null),
+        "HEAD answers as GET, without a body"
+    );
+    assert!(headers.contains_key("x-experience-api-consistent-through"));
 }
 
 #[tokio::test]
