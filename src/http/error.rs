@@ -27,6 +27,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` or `If-None-Match` does not hold for the resource as it stands.
+    #[error("the resource does not meet If-Match / If-None-Match")]
+    PreconditionFailed,
     #[error("the request body is larger than the 64 KiB allowed")]
     TooLarge,
     #[error("the body must be JSON, sent with `Content-Type: application/json`")]
@@ -62,6 +65,11 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "conflict",
                 "Conflict with recorded facts",
+            ),
+            ApiError::PreconditionFailed => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
             ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -44,6 +44,7 @@ pub mod study;
 pub mod transcript;
 pub mod verifications;
 pub mod xapi;
+pub mod xapi_state;
 
 use std::sync::Arc;
 
@@ -99,6 +100,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(access_log::router())
         .merge(skipped_events::router())
         .merge(xapi::router())
+        .merge(xapi_state::router())
 }
 
 /// The service's OpenAPI document.

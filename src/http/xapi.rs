@@ -45,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Every answer names the LRS's version; every request but `/xapi/about` must name its own.
-async fn versioned(request: Request, next: Next) -> Response {
+pub async fn versioned(request: Request, next: Next) -> Response {
     let about = request.uri().path().trim_end_matches('/') == "/xapi/about";
     let asked = request
         .headers()

@@ -12,13 +12,15 @@
 //! - [`record`] and [`error`]: what an appended event carries, and how the store fails;
 //! - beside the log: [`tokens`] (who may call), [`access_log`] (who read whose record),
 //!   [`verifications`] (chain checks asked for over HTTP), [`skipped`] (events the
-//!   projector and replay could not apply), [`statements`] (the xAPI statements of `/xapi`).
+//!   projector and replay could not apply), [`statements`] and [`documents`] (the xAPI statements and
+//!   documents of `/xapi`).
 
 pub mod access_log;
 pub mod chain;
 pub mod commit_order;
 pub mod connections;
 pub mod database;
+pub mod documents;
 pub mod error;
 pub mod event_store;
 pub mod group_commit;

@@ -144,6 +144,14 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("POST", "/xapi/statements", &["ingest", "admin"]),
     ("PUT", "/xapi/statements", &["ingest", "admin"]),
     (
+        "GET",
+        "/xapi/activities/state",
+        &["ingest", "auditor", "admin"],
+    ),
+    ("PUT", "/xapi/activities/state", &["ingest", "admin"]),
+    ("POST", "/xapi/activities/state", &["ingest", "admin"]),
+    ("DELETE", "/xapi/activities/state", &["ingest", "admin"]),
+    (
         "POST",
         "/v1/members/{member_id}/skipped-events/{sequence}/set-aside",
         &["admin"],
@@ -260,6 +268,7 @@ impl World {
             + chrono::Duration::hours(n);
         Some(match template {
             "/v1/orgs" => json!({"org_id": format!("m-{n}"), "name": "组", "parent_id": "fz"}),
+            "/xapi/activities/state" => json!({"bookmark": n}),
             "/xapi/statements" => json!({"actor": {"mbox": "mailto:a@example.org"},
                 "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
                 "object": {"id": "https://courses.example/ethics"}}),

@@ -25,3 +25,4 @@ mod shutdown;
 mod store;
 mod transport;
 mod xapi;
+mod xapi_state;

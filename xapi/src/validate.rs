@@ -693,7 +693,7 @@ fn iri(value: &Value, path: &str) -> Checked {
 }
 
 /// An absolute IRI: a scheme, a colon, and something after it, with no spaces.
-fn is_iri(text: &str) -> bool {
+pub fn is_iri(text: &str) -> bool {
     let Some((scheme, rest)) = text.split_once(':') else {
         return false;
     };
