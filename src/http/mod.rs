@@ -44,6 +44,7 @@ pub mod study;
 pub mod transcript;
 pub mod verifications;
 pub mod xapi;
+pub mod xapi_profiles;
 pub mod xapi_state;
 
 use std::sync::Arc;
@@ -101,6 +102,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(skipped_events::router())
         .merge(xapi::router())
         .merge(xapi_state::router())
+        .merge(xapi_profiles::router())
 }
 
 /// The service's OpenAPI document.

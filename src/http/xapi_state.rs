@@ -25,6 +25,69 @@ use crate::store::documents::{self, DocumentError, Place, Precondition, Write};
 
 const KIND: &str = "state";
 
+/// The answers of a document resource's GET.
+#[allow(dead_code)] // Only their OpenAPI description is used.
+#[derive(utoipa::IntoResponses)]
+pub enum DocumentRead {
+    /// The document with its `Content-Type`, `ETag` and `Last-Modified`, or the ids.
+    #[response(status = 200)]
+    Found,
+    #[response(status = 400)]
+    Malformed(#[ref_response] doc::Malformed),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] doc::Unauthorized),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] doc::Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] doc::NotFound),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] doc::Unavailable),
+}
+
+/// The answers of a document resource's PUT and POST.
+#[allow(dead_code)] // Only their OpenAPI description is used.
+#[derive(utoipa::IntoResponses)]
+pub enum DocumentWritten {
+    /// Stored; `ETag` is the new one.
+    #[response(status = 204)]
+    Stored,
+    #[response(status = 400)]
+    Malformed(#[ref_response] doc::Malformed),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] doc::Unauthorized),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] doc::Forbidden),
+    #[response(status = 409)]
+    Conflict(#[ref_response] doc::Conflict),
+    /// `If-Match` or `If-None-Match` does not hold.
+    #[response(status = 412)]
+    PreconditionFailed,
+    #[response(status = 413)]
+    TooLarge(#[ref_response] doc::TooLarge),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] doc::Unavailable),
+}
+
+/// The answers of a document resource's DELETE.
+#[allow(dead_code)] // Only their OpenAPI description is used.
+#[derive(utoipa::IntoResponses)]
+pub enum DocumentDeleted {
+    /// Removed, or there was nothing.
+    #[response(status = 204)]
+    Removed,
+    #[response(status = 400)]
+    Malformed(#[ref_response] doc::Malformed),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] doc::Unauthorized),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] doc::Forbidden),
+    /// `If-Match` or `If-None-Match` does not hold.
+    #[response(status = 412)]
+    PreconditionFailed,
+    #[response(status = 503)]
+    Unavailable(#[ref_response] doc::Unavailable),
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_state, put_state, post_state, delete_state))
@@ -77,14 +140,7 @@ impl StateParams {
 /// `GET /xapi/activities/state`: one document by `stateId`, or the ids of the scope's.
 #[utoipa::path(get, path = "/xapi/activities/state", operation_id = "xapi_get_state", tag = "xapi",
     params(StateParams),
-    responses(
-        (status = 200, description = "the document with its Content-Type and ETag, or `[stateId]`"),
-        (status = 400, response = doc::Malformed),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 503, response = doc::Unavailable),
-    ),
+    responses(DocumentRead),
     security(("bearer" = ["ingest", "admin", "auditor"])))]
 async fn get_state(
     State(state): State<AppState>,
@@ -106,9 +162,14 @@ async fn get_state(
         scope: &scope,
         id,
     };
+    read_document(pool, place).await
+}
+
+/// A document with its `Content-Type`, `ETag` and `Last-Modified`; 404 when there is none.
+pub async fn read_document(pool: &sqlx::PgPool, place: Place<'_>) -> Result<Response, ApiError> {
     let document = documents::get(pool, place)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no state document {id} here")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no document {} here", place.id)))?;
     let mut headers = HeaderMap::new();
     let value = |text: &str| HeaderValue::from_str(text).map_err(|_| ApiError::Internal);
     headers.insert(header::CONTENT_TYPE, value(&document.content_type)?);
@@ -125,15 +186,7 @@ async fn get_state(
 #[utoipa::path(put, path = "/xapi/activities/state", operation_id = "xapi_put_state", tag = "xapi",
     params(StateParams),
     request_body(content = Vec<u8>, content_type = "*/*"),
-    responses(
-        (status = 204, description = "stored; `ETag` is the new one"),
-        (status = 400, response = doc::Malformed),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 412, description = "If-Match or If-None-Match does not hold"),
-        (status = 413, response = doc::TooLarge),
-        (status = 503, response = doc::Unavailable),
-    ),
+    responses(DocumentWritten),
     security(("bearer" = ["ingest", "admin"])))]
 async fn put_state(
     State(state): State<AppState>,
@@ -148,15 +201,7 @@ async fn put_state(
 #[utoipa::path(post, path = "/xapi/activities/state", operation_id = "xapi_post_state", tag = "xapi",
     params(StateParams),
     request_body(content = Vec<u8>, content_type = "application/json"),
-    responses(
-        (status = 204, description = "stored; `ETag` is the new one"),
-        (status = 400, response = doc::Malformed),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 412, description = "If-Match or If-None-Match does not hold"),
-        (status = 413, response = doc::TooLarge),
-        (status = 503, response = doc::Unavailable),
-    ),
+    responses(DocumentWritten),
     security(("bearer" = ["ingest", "admin"])))]
 async fn post_state(
     State(state): State<AppState>,
@@ -180,12 +225,24 @@ async fn write(
         scope: &scope,
         id: params.state_id()?,
     };
+    let guard = precondition(headers);
+    write_document(state.ledger().pool(), place, &guard, headers, body, how).await
+}
+
+/// Writes a document from a request's body and headers; 204 with the new `ETag`.
+pub async fn write_document(
+    pool: &sqlx::PgPool,
+    place: Place<'_>,
+    guard: &Precondition,
+    headers: &HeaderMap,
+    body: &[u8],
+    how: Write,
+) -> Result<Response, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
-    let pool = state.ledger().pool();
-    let etag = documents::write(pool, place, &precondition(headers), how, content_type, body)
+    let etag = documents::write(pool, place, guard, how, content_type, body)
         .await
         .map_err(document_error)?;
     let mut answer = StatusCode::NO_CONTENT.into_response();
@@ -197,14 +254,7 @@ async fn write(
 /// `DELETE /xapi/activities/state`: removes the document, or every one of the scope.
 #[utoipa::path(delete, path = "/xapi/activities/state", operation_id = "xapi_delete_state", tag = "xapi",
     params(StateParams),
-    responses(
-        (status = 204, description = "removed (or there was nothing)"),
-        (status = 400, response = doc::Malformed),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 412, description = "If-Match or If-None-Match does not hold"),
-        (status = 503, response = doc::Unavailable),
-    ),
+    responses(DocumentDeleted),
     security(("bearer" = ["ingest", "admin"])))]
 async fn delete_state(
     State(state): State<AppState>,
@@ -221,7 +271,7 @@ async fn delete_state(
 }
 
 /// `If-Match` and `If-None-Match` as lists of ETags.
-fn precondition(headers: &HeaderMap) -> Precondition {
+pub fn precondition(headers: &HeaderMap) -> Precondition {
     let tags = |name: header::HeaderName| {
         headers.get(name).and_then(|v| v.to_str().ok()).map(|v| {
             v.split(',')
@@ -232,12 +282,14 @@ fn precondition(headers: &HeaderMap) -> Precondition {
     Precondition {
         if_match: tags(header::IF_MATCH),
         if_none_match: tags(header::IF_NONE_MATCH),
+        required_if_present: false,
     }
 }
 
-fn document_error(error: DocumentError) -> ApiError {
+pub fn document_error(error: DocumentError) -> ApiError {
     match error {
         DocumentError::PreconditionFailed => ApiError::PreconditionFailed,
+        DocumentError::PreconditionRequired => ApiError::Conflict(error.to_string()),
         DocumentError::NotMergeable(why) => ApiError::Malformed(why),
         DocumentError::Database(e) => e.into(),
     }

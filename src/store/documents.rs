@@ -29,6 +29,9 @@ pub struct Precondition {
     pub if_match: Option<Vec<String>>,
     /// ETags the document must not have (`*`: it must not exist).
     pub if_none_match: Option<Vec<String>>,
+    /// Whether a write to a document that exists must name one of the two (the profile
+    /// resources' `PUT`: 409 without).
+    pub required_if_present: bool,
 }
 
 impl Precondition {
@@ -51,6 +54,8 @@ impl Precondition {
 pub enum DocumentError {
     #[error("the document does not meet If-Match / If-None-Match")]
     PreconditionFailed,
+    #[error("the document exists: a write to it names If-Match (or If-None-Match)")]
+    PreconditionRequired,
     #[error("{0}")]
     NotMergeable(String),
     #[error(transparent)]
@@ -121,6 +126,9 @@ pub async fn write(
     .bind(place.id)
     .fetch_optional(&mut *tx)
     .await?;
+    if current.is_some() && precondition.required_if_present && precondition.is_empty() {
+        return Err(DocumentError::PreconditionRequired);
+    }
     if !precondition.holds(current.as_ref().map(|(_, _, etag)| etag.as_str())) {
         return Err(DocumentError::PreconditionFailed);
     }

@@ -152,6 +152,22 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("POST", "/xapi/activities/state", &["ingest", "admin"]),
     ("DELETE", "/xapi/activities/state", &["ingest", "admin"]),
     (
+        "GET",
+        "/xapi/activities/profile",
+        &["ingest", "auditor", "admin"],
+    ),
+    ("PUT", "/xapi/activities/profile", &["ingest", "admin"]),
+    ("POST", "/xapi/activities/profile", &["ingest", "admin"]),
+    ("DELETE", "/xapi/activities/profile", &["ingest", "admin"]),
+    (
+        "GET",
+        "/xapi/agents/profile",
+        &["ingest", "auditor", "admin"],
+    ),
+    ("PUT", "/xapi/agents/profile", &["ingest", "admin"]),
+    ("POST", "/xapi/agents/profile", &["ingest", "admin"]),
+    ("DELETE", "/xapi/agents/profile", &["ingest", "admin"]),
+    (
         "POST",
         "/v1/members/{member_id}/skipped-events/{sequence}/set-aside",
         &["admin"],
@@ -268,7 +284,9 @@ impl World {
             + chrono::Duration::hours(n);
         Some(match template {
             "/v1/orgs" => json!({"org_id": format!("m-{n}"), "name": "组", "parent_id": "fz"}),
-            "/xapi/activities/state" => json!({"bookmark": n}),
+            "/xapi/activities/state" | "/xapi/activities/profile" | "/xapi/agents/profile" => {
+                json!({"bookmark": n})
+            }
             "/xapi/statements" => json!({"actor": {"mbox": "mailto:a@example.org"},
                 "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
                 "object": {"id": "https://courses.example/ethics"}}),

@@ -188,3 +188,114 @@ async fn state_documents_are_kept_merged_and_guarded_by_their_etags() {
         .await;
     assert_eq!(status, 400, "a PUT names its stateId");
 }
+
+/// A request to a profile resource (`activities/profile` or `agents/profile`).
+async fn profile(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path_and_query: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path_and_query}", app.address))
+        .bearer_auth(token)
+        .header("X-Experience-API-Version", "2.0.0");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(bytes) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(bytes.to_vec());
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_profile_that_exists_is_replaced_only_by_a_writer_who_names_its_version() {
+    let app = TestApp::spawn().await;
+    let token = app.token(Role::Ingest, None, None).await;
+    let agent = json!({"mbox": "mailto:lin@example.org"}).to_string();
+    let resources = [
+        format!(
+            "/xapi/activities/profile?{}",
+            serde_urlencoded::to_string([("activityId", "https://courses.example/c-1")])
+                .expect("query")
+        ),
+        format!(
+            "/xapi/agents/profile?{}",
+            serde_urlencoded::to_string([("agent", agent.as_str())]).expect("query")
+        ),
+    ];
+    for resource in resources {
+        let one = format!("{resource}&profileId=preferences");
+        let (status, headers, _) = profile(
+            &app,
+            &token,
+            Method::PUT,
+            &one,
+            Some(b"{\"lang\":\"zh-CN\"}"),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status, 204,
+            "{resource}: a new profile needs no precondition"
+        );
+        let etag = headers["etag"].to_str().expect("etag").to_owned();
+        let (status, _, _) = profile(
+            &app,
+            &token,
+            Method::PUT,
+            &one,
+            Some(b"{\"lang\":\"en\"}"),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status, 409,
+            "{resource}: replacing without naming the version"
+        );
+        let (status, _, _) = profile(
+            &app,
+            &token,
+            Method::PUT,
+            &one,
+            Some(b"{\"lang\":\"en\"}"),
+            &[("If-None-Match", "*")],
+        )
+        .await;
+        assert_eq!(status, 412, "{resource}: it exists");
+        let (status, _, _) = profile(
+            &app,
+            &token,
+            Method::PUT,
+            &one,
+            Some(b"{\"lang\":\"en\"}"),
+            &[("If-Match", &etag)],
+        )
+        .await;
+        assert_eq!(status, 204, "{resource}: the version named");
+        let (status, _, _) =
+            profile(&app, &token, Method::POST, &one, Some(b"{\"size\":2}"), &[]).await;
+        assert_eq!(
+            status, 204,
+            "{resource}: POST merges without a precondition"
+        );
+        let (status, _, body) = profile(&app, &token, Method::GET, &one, None, &[]).await;
+        assert_eq!(status, 200);
+        let kept: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(kept, json!({"lang": "en", "size": 2}), "{resource}");
+        let (_, _, ids) = profile(&app, &token, Method::GET, &resource, None, &[]).await;
+        assert_eq!(ids, "[\"preferences\"]");
+        let (status, _, _) = profile(&app, &token, Method::DELETE, &one, None, &[]).await;
+        assert_eq!(status, 204);
+        let (status, _, _) = profile(&app, &token, Method::GET, &one, None, &[]).await;
+        assert_eq!(status, 404, "{resource}: removed");
+    }
+}
