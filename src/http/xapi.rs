@@ -297,7 +297,8 @@ async fn get_statements(
             let want_voided = params.voided_statement_id.is_some();
             match statements::by_id(pool, readable, id).await? {
                 Some((statement, voided)) if voided == want_voided => {
-                    Ok(Json(Value::Object(statement)).into_response())
+                    let headers = read_headers(std::slice::from_ref(&statement))?;
+                    Ok((headers, Json(Value::Object(statement))).into_response())
                 }
                 _ => Err(ApiError::NotFound(format!("no statement {id} here"))),
             }
@@ -351,17 +352,43 @@ async fn page(
     };
     let (found, next) = statements::page(pool, readable, &filter, limit).await?;
     let more = next.map_or_else(String::new, |cursor| more_link(params, limit, cursor));
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-experience-api-consistent-through",
-        HeaderValue::from_str(&Utc::now().to_rfc3339()).map_err(|_| ApiError::Internal)?,
-    );
+    let headers = read_headers(&found)?;
     let statements: Vec<Value> = found.into_iter().map(Value::Object).collect();
     Ok((
         headers,
         Json(json!({"statements": statements, "more": more})),
     )
         .into_response())
+}
+
+/// The headers of a statement read: `X-Experience-API-Consistent-Through` (every statement
+/// stored before now is in the answer's reach, as each batch commits whole) and
+/// `Last-Modified`, the newest `stored` among the statements answered.
+fn read_headers(statements: &[serde_json::Map<String, Value>]) -> Result<HeaderMap, ApiError> {
+    let value = |text: &str| HeaderValue::from_str(text).map_err(|_| ApiError::Internal);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-experience-api-consistent-through",
+        value(&Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?,
+    );
+    let newest = statements
+        .iter()
+        .filter_map(|s| s.get("stored").and_then(Value::as_str))
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .max();
+    if let Some(newest) = newest {
+        let newest = newest.with_timezone(&Utc);
+        headers.insert(
+            axum::http::header::LAST_MODIFIED,
+            value(&http_date(newest))?,
+        );
+    }
+    Ok(headers)
+}
+
+/// An instant as HTTP writes dates (`Wed, 02 Dec 2026 05:33:10 GMT`).
+pub fn http_date(instant: chrono::DateTime<Utc>) -> String {
+    instant.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 /// The keys a page's statements must have, most selective first.

@@ -20,7 +20,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiQuery, Rfc3339};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
-use crate::http::xapi::versioned;
+use crate::http::xapi::{http_date, versioned};
 use crate::store::documents::{self, DocumentError, Place, Precondition, Write};
 
 const KIND: &str = "state";
@@ -174,10 +174,7 @@ pub async fn read_document(pool: &sqlx::PgPool, place: Place<'_>) -> Result<Resp
     let value = |text: &str| HeaderValue::from_str(text).map_err(|_| ApiError::Internal);
     headers.insert(header::CONTENT_TYPE, value(&document.content_type)?);
     headers.insert(header::ETAG, value(&document.etag)?);
-    let modified = document
-        .updated
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
+    let modified = http_date(document.updated);
     headers.insert(header::LAST_MODIFIED, value(&modified)?);
     Ok((headers, document.content).into_response())
 }

@@ -87,6 +87,15 @@ async fn statements_round_trip_and_a_statement_sent_again_changes_nothing() {
         "https://studyledger.invalid/"
     );
     assert_eq!(kept["version"], "1.0.0");
+    let (_, headers, _) = xapi(&app, &ingest, Method::GET, &get, None, "2.0.0").await;
+    let modified = headers["last-modified"].to_str().expect("Last-Modified");
+    let stored = chrono::DateTime::parse_from_rfc3339(kept["stored"].as_str().expect("stored"))
+        .expect("stored is a timestamp");
+    assert_eq!(
+        modified,
+        stored.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    );
+    assert!(headers.contains_key("x-experience-api-consistent-through"));
 
     // The same statement again, its timestamp written in another zone: nothing changes.
     let mut again = statement.clone();
