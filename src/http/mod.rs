@@ -44,6 +44,7 @@ pub mod study;
 pub mod transcript;
 pub mod verifications;
 pub mod xapi;
+pub mod xapi_objects;
 pub mod xapi_profiles;
 pub mod xapi_state;
 
@@ -103,6 +104,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(xapi::router())
         .merge(xapi_state::router())
         .merge(xapi_profiles::router())
+        .merge(xapi_objects::router())
 }
 
 /// The service's OpenAPI document.

@@ -391,6 +391,18 @@ pub fn http_date(instant: chrono::DateTime<Utc>) -> String {
     instant.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
+/// An `agent` parameter (an agent or identified group as JSON): the agent, and its
+/// identifier as the filters and documents key it.
+pub fn agent_param(text: &str) -> Result<(Value, String), ApiError> {
+    let agent: Value = serde_json::from_str(text)
+        .map_err(|_| ApiError::Malformed("agent must be an agent as JSON".to_owned()))?;
+    validate::actor(&agent, "agent").map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let identifier = studyledger_xapi::index::identifier(&agent).ok_or_else(|| {
+        ApiError::Malformed("agent must be an agent or an identified group".to_owned())
+    })?;
+    Ok((agent, identifier))
+}
+
 /// The keys a page's statements must have, most selective first.
 fn filter_keys(params: &GetParams) -> Result<Vec<String>, ApiError> {
     let mut keys = Vec::new();
@@ -407,12 +419,7 @@ fn filter_keys(params: &GetParams) -> Result<Vec<String>, ApiError> {
         keys.push(format!("{prefix}:{activity}"));
     }
     if let Some(agent) = &params.agent {
-        let value: Value = serde_json::from_str(agent)
-            .map_err(|_| ApiError::Malformed("agent must be an agent as JSON".to_owned()))?;
-        validate::actor(&value, "agent").map_err(|e| ApiError::Malformed(e.to_string()))?;
-        let identifier = studyledger_xapi::index::identifier(&value).ok_or_else(|| {
-            ApiError::Malformed("agent must be an agent or an identified group".to_owned())
-        })?;
+        let (_, identifier) = agent_param(agent)?;
         let related = params.related_agents == Some(true);
         let prefix = if related { "related_agent" } else { "agent" };
         keys.push(format!("{prefix}:{identifier}"));

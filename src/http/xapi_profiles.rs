@@ -10,8 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
-use studyledger_xapi::{index, validate};
+use studyledger_xapi::validate;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +18,7 @@ use utoipa_axum::routes;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiQuery, Rfc3339};
 use crate::http::state::AppState;
-use crate::http::xapi::versioned;
+use crate::http::xapi::{agent_param, versioned};
 use crate::http::xapi_state::{
     document_error, precondition, read_document, write_document, DocumentDeleted, DocumentRead,
     DocumentWritten,
@@ -99,12 +98,7 @@ impl ActivityParams {
 
 impl AgentParams {
     fn profile(&self) -> Result<Profile<'_>, ApiError> {
-        let agent: Value = serde_json::from_str(&self.agent)
-            .map_err(|_| ApiError::Malformed("agent must be an agent as JSON".to_owned()))?;
-        validate::actor(&agent, "agent").map_err(|e| ApiError::Malformed(e.to_string()))?;
-        let scope = index::identifier(&agent).ok_or_else(|| {
-            ApiError::Malformed("agent must be an agent or an identified group".to_owned())
-        })?;
+        let (_, scope) = agent_param(&self.agent)?;
         Ok(Profile {
             kind: "agent_profile",
             scope,

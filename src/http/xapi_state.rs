@@ -9,8 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
-use studyledger_xapi::{index, validate};
+use studyledger_xapi::validate;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,7 +19,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiQuery, Rfc3339};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
-use crate::http::xapi::{http_date, versioned};
+use crate::http::xapi::{agent_param, http_date, versioned};
 use crate::store::documents::{self, DocumentError, Place, Precondition, Write};
 
 const KIND: &str = "state";
@@ -120,12 +119,7 @@ impl StateParams {
         if !validate::is_iri(&self.activity_id) {
             return Err(ApiError::Malformed("activityId must be an IRI".to_owned()));
         }
-        let agent: Value = serde_json::from_str(&self.agent)
-            .map_err(|_| ApiError::Malformed("agent must be an agent as JSON".to_owned()))?;
-        validate::actor(&agent, "agent").map_err(|e| ApiError::Malformed(e.to_string()))?;
-        let agent = index::identifier(&agent).ok_or_else(|| {
-            ApiError::Malformed("agent must be an agent or an identified group".to_owned())
-        })?;
+        let (_, agent) = agent_param(&self.agent)?;
         let registration = self.registration.map(|r| r.to_string()).unwrap_or_default();
         Ok(format!("{}\n{agent}\n{registration}", self.activity_id))
     }

@@ -283,3 +283,18 @@ pub async fn page(
         .flatten();
     Ok((statements.into_iter().map(|(_, s)| s).collect(), next))
 }
+
+/// The newest stored statement with this key (for instance `activity:<IRI>`), voided or not.
+pub async fn newest_with_key(
+    pool: &PgPool,
+    key: &str,
+) -> Result<Option<Map<String, Value>>, sqlx::Error> {
+    let row: Option<sqlx::types::Json<Map<String, Value>>> = sqlx::query_scalar(
+        "SELECT s.statement FROM xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq
+          WHERE k.key = $1 ORDER BY k.seq DESC LIMIT 1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|json| json.0))
+}

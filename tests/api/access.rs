@@ -143,6 +143,8 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("GET", "/xapi/statements", &["ingest", "auditor", "admin"]),
     ("POST", "/xapi/statements", &["ingest", "admin"]),
     ("PUT", "/xapi/statements", &["ingest", "admin"]),
+    ("GET", "/xapi/activities", &["ingest", "auditor", "admin"]),
+    ("GET", "/xapi/agents", &["ingest", "auditor", "admin"]),
     (
         "GET",
         "/xapi/activities/state",

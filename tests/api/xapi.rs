@@ -513,3 +513,51 @@ async fn filters_find_statements_by_agent_activity_registration_and_verb() {
         "registrations match whatever the case they were sent in"
     );
 }
+
+#[tokio::test]
+async fn an_activity_reads_with_its_newest_definition_and_an_agent_as_a_person() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let course = "https://courses.example/党章";
+    let query =
+        |key: &str, value: &str| serde_urlencoded::to_string([(key, value)]).expect("a query");
+    let activities = format!("/xapi/activities?{}", query("activityId", course));
+    let (status, _, unknown) = xapi(&app, &ingest, Method::GET, &activities, None, "2.0.0").await;
+    assert_eq!(
+        status, 200,
+        "an activity no statement named is still an activity"
+    );
+    assert_eq!(unknown, json!({"objectType": "Activity", "id": course}));
+    for title in ["党章（旧）", "党章学习"] {
+        let mut statement = completed("m-1");
+        statement["object"]["definition"] = json!({"name": {"zh-CN": title}});
+        let (status, _, _) = xapi(
+            &app,
+            &ingest,
+            Method::POST,
+            "/xapi/statements",
+            Some(&statement),
+            "2.0.0",
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (_, _, known) = xapi(&app, &ingest, Method::GET, &activities, None, "2.0.0").await;
+    assert_eq!(
+        known["definition"]["name"]["zh-CN"], "党章学习",
+        "the newest definition"
+    );
+
+    let agent = json!({"name": "林晓", "mbox": "mailto:lin@example.org"}).to_string();
+    let agents = format!("/xapi/agents?{}", query("agent", &agent));
+    let (status, _, person) = xapi(&app, &ingest, Method::GET, &agents, None, "2.0.0").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        person,
+        json!({"objectType": "Person", "name": ["林晓"], "mbox": ["mailto:lin@example.org"]})
+    );
+    let group = json!({"objectType": "Group", "member": [{"mbox": "mailto:a@example.org"}]});
+    let groups = format!("/xapi/agents?{}", query("agent", &group.to_string()));
+    let (status, _, _) = xapi(&app, &ingest, Method::GET, &groups, None, "2.0.0").await;
+    assert_eq!(status, 400, "a group is not a person");
+}
