@@ -188,7 +188,7 @@ fn prepare(batch: Vec<Value>, caller: &Caller) -> Result<Vec<Prepared>, ApiError
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let keys = studyledger_xapi::index::stored_keys(&Value::Object(kept.clone()));
+        let keys = studyledger_xapi::index::stored_keys(&kept);
         prepared.push(Prepared {
             keys,
             id,

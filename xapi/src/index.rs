@@ -3,7 +3,7 @@
 //! (xAPI 2.0 part 3, §2.1.3: `agent`, `activity`, `registration`, `related_agents`,
 //! `related_activities`).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// An agent's or identified group's inverse functional identifier, as one string: the
 /// property and its value (`mbox:mailto:…`, `account:<homePage> <name>`). `None` for an
@@ -37,7 +37,7 @@ pub struct Keys {
 }
 
 /// The keys of a statement as stored (validated).
-pub fn keys(statement: &Value) -> Keys {
+pub fn keys(statement: &Map<String, Value>) -> Keys {
     let mut keys = Keys::default();
     let main = [statement.get("actor"), agent_object(statement)];
     keys.agents = main.into_iter().flatten().filter_map(identifier).collect();
@@ -60,7 +60,7 @@ pub fn keys(statement: &Value) -> Keys {
 }
 
 /// The agents and activities of a statement or sub-statement, added to the related ones.
-fn related(statement: &Value, keys: &mut Keys) {
+fn related(statement: &Map<String, Value>, keys: &mut Keys) {
     for agent in [statement.get("actor"), agent_object(statement)]
         .into_iter()
         .flatten()
@@ -90,15 +90,9 @@ fn related(statement: &Value, keys: &mut Keys) {
             }
         }
     }
-    let object = statement.get("object");
-    if object
-        .and_then(|o| o.get("objectType"))
-        .and_then(Value::as_str)
-        == Some("SubStatement")
-    {
-        if let Some(sub) = object {
-            related(sub, keys);
-        }
+    let sub = statement.get("object").and_then(Value::as_object);
+    if let Some(sub) = sub.filter(|o| o.get("objectType") == Some(&Value::from("SubStatement"))) {
+        related(sub, keys);
     }
 }
 
@@ -110,13 +104,13 @@ fn add_agent(agent: &Value, into: &mut Vec<String>) {
     }
 }
 
-fn agent_object(statement: &Value) -> Option<&Value> {
+fn agent_object(statement: &Map<String, Value>) -> Option<&Value> {
     let object = statement.get("object")?;
     let kind = object.get("objectType").and_then(Value::as_str);
     matches!(kind, Some("Agent" | "Group")).then_some(object)
 }
 
-fn activity_object(statement: &Value) -> Option<&str> {
+fn activity_object(statement: &Map<String, Value>) -> Option<&str> {
     let object = statement.get("object")?;
     let kind = object.get("objectType").and_then(Value::as_str);
     if kind.is_some_and(|k| k != "Activity") {
@@ -128,7 +122,7 @@ fn activity_object(statement: &Value) -> Option<&str> {
 /// Every key a stored statement is found by, as `xapi_statement_keys` holds them: `verb:`,
 /// `agent:`, `related_agent:`, `activity:`, `related_activity:` and `registration:` each
 /// followed by the value.
-pub fn stored_keys(statement: &Value) -> Vec<String> {
+pub fn stored_keys(statement: &Map<String, Value>) -> Vec<String> {
     let keys = keys(statement);
     let verb = statement
         .get("verb")

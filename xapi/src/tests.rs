@@ -216,7 +216,7 @@ fn a_statement_is_found_by_its_agents_and_activities_and_by_those_it_relates_to(
                                           "grouping": [{"id": "https://courses.example/g"}]}},
         "authority": {"mbox": "mailto:lrs@example.org"},
     });
-    let keys = index::keys(&statement);
+    let keys = index::keys(statement.as_object().expect("an object"));
     assert_eq!(
         keys.agents,
         vec!["account:https://h.example/ cell".to_owned()]
@@ -244,7 +244,7 @@ fn a_statement_is_found_by_its_agents_and_activities_and_by_those_it_relates_to(
         keys.registration.as_deref(),
         Some("ec531277-b57b-4c15-8d91-d292c5b2b8f7")
     );
-    let simple = index::keys(&minimal());
+    let simple = index::keys(minimal().as_object().expect("an object"));
     assert_eq!(
         simple.activity.as_deref(),
         Some("https://courses.example/c-1")

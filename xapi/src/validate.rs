@@ -98,15 +98,11 @@ fn statement_body(object: &Map<String, Value>, path: &str, sub: bool) -> Checked
     verb(verb_value, &at(path, "verb"))?;
     let object_value = required(object, path, "object")?;
     let kind = statement_object(object_value, &at(path, "object"), sub)?;
-    if let Some(result_value) = object.get("result") {
-        result(result_value, &at(path, "result"))?;
-    }
+    optional(object, path, "result", result)?;
     if let Some(context_value) = object.get("context") {
         context(context_value, &at(path, "context"), kind)?;
     }
-    if let Some(time) = object.get("timestamp") {
-        timestamp(time, &at(path, "timestamp"))?;
-    }
+    optional(object, path, "timestamp", timestamp)?;
     if let Some(attachments) = object.get("attachments") {
         each(attachments, &at(path, "attachments"), attachment)?;
     }
@@ -246,9 +242,7 @@ fn interaction_component(value: &Value, path: &str) -> Checked {
     let object = as_object(value, path)?;
     only(object, path, &["id", "description"])?;
     string(required(object, path, "id")?, &at(path, "id"))?;
-    if let Some(description) = object.get("description") {
-        language_map(description, &at(path, "description"))?;
-    }
+    optional(object, path, "description", language_map)?;
     Ok(())
 }
 
@@ -372,9 +366,7 @@ fn verb(value: &Value, path: &str) -> Checked {
     let object = as_object(value, path)?;
     only(object, path, &["id", "display"])?;
     iri(required(object, path, "id")?, &at(path, "id"))?;
-    if let Some(display) = object.get("display") {
-        language_map(display, &at(path, "display"))?;
-    }
+    optional(object, path, "display", language_map)?;
     Ok(())
 }
 
@@ -411,12 +403,8 @@ fn result(value: &Value, path: &str) -> Checked {
             ));
         }
     }
-    if let Some(score_value) = object.get("score") {
-        score(score_value, &at(path, "score"))?;
-    }
-    if let Some(extensions_value) = object.get("extensions") {
-        extensions(extensions_value, &at(path, "extensions"))?;
-    }
+    optional(object, path, "score", score)?;
+    optional(object, path, "extensions", extensions)?;
     Ok(())
 }
 
@@ -471,12 +459,8 @@ fn context(value: &Value, path: &str, kind: ObjectKind) -> Checked {
             "extensions",
         ],
     )?;
-    if let Some(registration) = object.get("registration") {
-        uuid(registration, &at(path, "registration"))?;
-    }
-    if let Some(instructor) = object.get("instructor") {
-        actor(instructor, &at(path, "instructor"))?;
-    }
+    optional(object, path, "registration", uuid)?;
+    optional(object, path, "instructor", actor)?;
     if let Some(team) = object.get("team") {
         let team_path = at(path, "team");
         if team.get("objectType").and_then(Value::as_str) != Some("Group") {
@@ -512,9 +496,7 @@ fn context(value: &Value, path: &str, kind: ObjectKind) -> Checked {
     if let Some(activities) = object.get("contextActivities") {
         context_activities(activities, &at(path, "contextActivities"))?;
     }
-    if let Some(extensions_value) = object.get("extensions") {
-        extensions(extensions_value, &at(path, "extensions"))?;
-    }
+    optional(object, path, "extensions", extensions)?;
     Ok(())
 }
 
@@ -559,9 +541,7 @@ fn attachment(value: &Value, path: &str) -> Checked {
     )?;
     iri(required(object, path, "usageType")?, &at(path, "usageType"))?;
     language_map(required(object, path, "display")?, &at(path, "display"))?;
-    if let Some(description) = object.get("description") {
-        language_map(description, &at(path, "description"))?;
-    }
+    optional(object, path, "description", language_map)?;
     string(
         required(object, path, "contentType")?,
         &at(path, "contentType"),
@@ -574,9 +554,7 @@ fn attachment(value: &Value, path: &str) -> Checked {
         ));
     }
     string(required(object, path, "sha2")?, &at(path, "sha2"))?;
-    if let Some(url) = object.get("fileUrl") {
-        iri(url, &at(path, "fileUrl"))?;
-    }
+    optional(object, path, "fileUrl", iri)?;
     Ok(())
 }
 
@@ -745,6 +723,19 @@ fn required<'v>(
     object
         .get(key)
         .ok_or_else(|| invalid(&at(path, key), "is required"))
+}
+
+/// Checks a property when the object has it.
+fn optional(
+    object: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    check: impl Fn(&Value, &str) -> Checked,
+) -> Checked {
+    match object.get(key) {
+        Some(value) => check(value, &at(path, key)),
+        None => Ok(()),
+    }
 }
 
 /// Refuses properties the object may not have.
