@@ -35,6 +35,12 @@ pub struct StudySession {
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub sequence: usize,
+    /// The xAPI statement it came from; `None` for the JSON API and imports of rows.
+    #[serde(default)]
+    pub source: Option<Uuid>,
+    /// Rule 11: the withdrawal that took it back, once withdrawn.
+    #[serde(default)]
+    pub withdrawn: Option<Withdrawal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +48,25 @@ pub struct Completion {
     pub completion_id: Uuid,
     pub course: CourseTerms,
     pub completed_at: DateTime<Utc>,
+    pub sequence: usize,
+    /// The xAPI statement it came from; `None` for the JSON API and imports of rows.
+    #[serde(default)]
+    pub source: Option<Uuid>,
+    /// Rule 11: the withdrawal that took it back, once withdrawn.
+    #[serde(default)]
+    pub withdrawn: Option<Withdrawal>,
+}
+
+/// Rule 11: a session or completion taken back because the statement it came from was voided.
+/// From then on the fact counts for nothing; what was read before still shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// The voided statement (the fact's source).
+    pub voided_statement: Uuid,
+    /// The statement that voided it.
+    pub voiding_statement: Uuid,
+    pub withdrawn_at: DateTime<Utc>,
+    /// The sequence of the event that recorded the withdrawal.
     pub sequence: usize,
 }
 

@@ -8,7 +8,7 @@
 //! - [`rules`]: every rule of DESIGN §3 once, one file per rule family (`sessions`, `credit`,
 //!   `rulesets`, `status`, `membership`, `eligibility`, `appeals`).
 //! - [`member`] (a folder: state, commands, events, one decision file per command),
-//!   [`course`], [`organisation`], [`rulebook`], [`evaluation`], [`determination_run`]: the
+//!   [`course`], [`activity`] (an xAPI activity's course), [`organisation`], [`rulebook`], [`evaluation`], [`determination_run`]: the
 //!   aggregates.
 //! - [`rejection`]: the kinds of refusal, for the HTTP layer's single error table.
 
@@ -31,6 +31,7 @@ macro_rules! handle_by_deciding {
 }
 pub(crate) use handle_by_deciding;
 
+pub mod activity;
 pub mod course;
 pub mod determination_run;
 pub mod evaluation;

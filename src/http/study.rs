@@ -93,6 +93,7 @@ async fn record_session(
         course,
         started_at,
         ended_at,
+        source: None,
         clock: ledger.clock(),
     });
     let fact = ledger
@@ -156,6 +157,7 @@ async fn record_completion(
         completion_id,
         course,
         completed_at,
+        source: None,
         clock: ledger.clock(),
     });
     let fact = ledger

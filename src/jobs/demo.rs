@@ -627,6 +627,7 @@ fn study_and_complete(
             course: terms.clone(),
             started_at,
             ended_at,
+            source: None,
             clock,
         }));
     }
@@ -634,6 +635,7 @@ fn study_and_complete(
         completion_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
         course: terms,
         completed_at: ended_at + Duration::minutes(1),
+        source: None,
         clock,
     }));
     Some(commands)

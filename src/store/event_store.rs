@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use lru::LruCache;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::store::error::StoreError;
 use crate::store::group_commit::{EventRow, GroupCommit};
@@ -479,41 +479,35 @@ where
         aggregate_id: &str,
         events: Serialised,
     ) -> Result<Vec<Appended>, StoreError> {
-        let query = match &events.snapshot {
-            Some(_) => sqlx::query_as(APPEND_WITH_SNAPSHOT),
-            None => sqlx::query_as(APPEND),
-        };
-        let mut query = query
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(&events.sequences)
-            .bind(&events.types)
-            .bind(&events.versions)
-            .bind(&events.metadata)
-            .bind(events.recorded_at)
-            .bind(&events.payloads);
-        if let Some((last, number, payload)) = &events.snapshot {
-            query = query.bind(last).bind(number).bind(payload);
-        }
         let mut lease = self.writer.connections().lease().await?;
-        let rows: Vec<(i64, i64)> = lease
-            .run(|connection| query.fetch_all(connection))
+        lease
+            .run(|connection| insert_serialised(connection, A::TYPE, aggregate_id, &events))
             .await
-            .map_err(|e| {
-                if is_sequence_conflict(&e) {
-                    StoreError::Conflict
-                } else {
-                    StoreError::Database(e)
-                }
-            })?;
-        let mut appended: Vec<Appended> = rows
-            .into_iter()
-            .map(|(sequence, position)| Appended {
-                sequence: to_usize(sequence),
-                position,
-            })
-            .collect();
-        appended.sort_by_key(|a| a.sequence);
+            .map_err(append_error)
+    }
+
+    /// Appends `events` after `context.sequence` inside the caller's transaction, so that they
+    /// commit together with what else it writes (the LRS stores a statement with the facts it
+    /// maps to). On [`StoreError::Conflict`] the context is stale and the transaction failed.
+    pub async fn append_on(
+        &self,
+        connection: &mut PgConnection,
+        events: &[A::Event],
+        context: &mut LedgerContext<A>,
+        metadata: &Metadata,
+    ) -> Result<Vec<Appended>, StoreError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let serialised = self.serialise(events, context, metadata)?;
+        let appended = insert_serialised(connection, A::TYPE, &context.aggregate_id, &serialised)
+            .await
+            .map_err(append_error)?;
+        let last = context.sequence + events.len();
+        if self.snapshot_due(context.sequence, last) {
+            context.snapshot += 1;
+        }
+        context.sequence = last;
         Ok(appended)
     }
 
@@ -606,4 +600,48 @@ fn is_sequence_conflict(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(|e| {
         e.code().as_deref() == Some("23505") && e.constraint() == Some("events_pkey")
     })
+}
+
+/// Inserts an append's events (and its snapshot, when one is due) in one statement.
+async fn insert_serialised(
+    connection: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    events: &Serialised,
+) -> Result<Vec<Appended>, sqlx::Error> {
+    let query = match &events.snapshot {
+        Some(_) => sqlx::query_as(APPEND_WITH_SNAPSHOT),
+        None => sqlx::query_as(APPEND),
+    };
+    let mut query = query
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(&events.sequences)
+        .bind(&events.types)
+        .bind(&events.versions)
+        .bind(&events.metadata)
+        .bind(events.recorded_at)
+        .bind(&events.payloads);
+    if let Some((last, number, payload)) = &events.snapshot {
+        query = query.bind(last).bind(number).bind(payload);
+    }
+    let rows: Vec<(i64, i64)> = query.fetch_all(connection).await?;
+    let mut appended: Vec<Appended> = rows
+        .into_iter()
+        .map(|(sequence, position)| Appended {
+            sequence: to_usize(sequence),
+            position,
+        })
+        .collect();
+    appended.sort_by_key(|a| a.sequence);
+    Ok(appended)
+}
+
+/// A failed append: another writer took the sequence, or the database refused.
+fn append_error(error: sqlx::Error) -> StoreError {
+    if is_sequence_conflict(&error) {
+        StoreError::Conflict
+    } else {
+        StoreError::Database(error)
+    }
 }

@@ -4,6 +4,7 @@
 //! statement ([`same_statement`]). No I/O lives here.
 
 pub mod index;
+pub mod ledger;
 pub mod validate;
 
 use chrono::{DateTime, SecondsFormat, Utc};

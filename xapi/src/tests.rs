@@ -258,3 +258,179 @@ fn a_statement_is_found_by_its_agents_and_activities_and_by_those_it_relates_to(
         None
     );
 }
+
+mod ledger_readings {
+    use chrono::{DateTime, Utc};
+    use serde_json::{json, Map, Value};
+    use uuid::Uuid;
+
+    use crate::ledger::{
+        completion_id, read, session_id, split, Reading, Unreadable, CMI5_SESSION, COMPLETED,
+        TERMINATED,
+    };
+
+    const HOME: &str = "https://studyledger.invalid/";
+    const MEMBER: &str = "6f1c0b7e-2d4a-4c8e-9b1f-3a5d7e9c1b2d";
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("an instant")
+    }
+
+    fn statement(verb: &str, result: Value, context: Value) -> Map<String, Value> {
+        json!({
+            "id": "d2a0c7f4-1b3e-4e5a-8c9d-0f1a2b3c4d5e",
+            "actor": {"account": {"homePage": HOME, "name": MEMBER}},
+            "verb": {"id": verb},
+            "object": {"id": "https://courses.example/party-history"},
+            "result": result,
+            "context": context,
+            "timestamp": "2018-05-01T02:00:00.000Z",
+        })
+        .as_object()
+        .expect("an object")
+        .clone()
+    }
+
+    #[test]
+    fn a_completed_statement_with_completion_true_is_a_completion_at_its_timestamp() {
+        let registration = "0b8a6c2e-5f4d-4a3b-9c1e-7d6f5e4a3b2c";
+        let s = statement(
+            COMPLETED,
+            json!({"completion": true, "success": true}),
+            json!({"registration": registration}),
+        );
+        let Ok(Some(Reading::Completion(c))) = read(&s, HOME) else {
+            panic!("a completion");
+        };
+        assert_eq!(c.member_id.to_string(), MEMBER);
+        assert_eq!(c.activity_id, "https://courses.example/party-history");
+        assert_eq!(c.completed_at, at("2018-05-01T02:00:00Z"));
+        assert_eq!(
+            c.registration.map(|r| r.to_string()).as_deref(),
+            Some(registration)
+        );
+        assert_eq!(c.success, Some(true));
+        let s = statement(COMPLETED, json!({"completion": false}), json!({}));
+        assert_eq!(read(&s, HOME), Err(Unreadable::NotCompleted));
+    }
+
+    #[test]
+    fn only_accounts_on_the_ledger_home_page_named_by_a_member_id_are_members() {
+        let mut s = statement(COMPLETED, json!({"completion": true}), json!({}));
+        s.insert(
+            "actor".to_owned(),
+            json!({"account": {"homePage": "https://other.example/", "name": MEMBER}}),
+        );
+        assert!(matches!(read(&s, HOME), Err(Unreadable::NotAMember { .. })));
+        s.insert("actor".to_owned(), json!({"mbox": "mailto:a@example.com"}));
+        assert!(matches!(read(&s, HOME), Err(Unreadable::NotAMember { .. })));
+        s.insert(
+            "actor".to_owned(),
+            json!({"account": {"homePage": "https://studyledger.invalid", "name": MEMBER}}),
+        );
+        assert!(read(&s, HOME).is_ok(), "a trailing slash does not matter");
+    }
+
+    #[test]
+    fn a_cmi5_terminated_statement_is_the_session_ending_at_its_timestamp() {
+        let s = statement(
+            TERMINATED,
+            json!({"duration": "PT1H30M0.5S"}),
+            json!({"extensions": {CMI5_SESSION: "s-1"}}),
+        );
+        let Ok(Some(Reading::Session(session))) = read(&s, HOME) else {
+            panic!("a session");
+        };
+        assert_eq!(session.ended_at, at("2018-05-01T02:00:00Z"));
+        assert_eq!(session.started_at, at("2018-05-01T00:29:59.500Z"));
+        assert_eq!(session.cmi5_session.as_deref(), Some("s-1"));
+        // Outside cmi5, terminated is not a session; attended inside cmi5 is not one either.
+        let outside = statement(TERMINATED, json!({"duration": "PT1H"}), json!({}));
+        assert!(matches!(
+            read(&outside, HOME),
+            Err(Unreadable::OutsideCmi5 { .. })
+        ));
+        let attended = statement(
+            crate::ledger::ATTENDED,
+            json!({"duration": "PT1H"}),
+            json!({"extensions": {CMI5_SESSION: "s-1"}}),
+        );
+        assert_eq!(read(&attended, HOME), Ok(None));
+        let attended = statement(
+            crate::ledger::ATTENDED,
+            json!({"duration": "PT1H"}),
+            json!({}),
+        );
+        assert!(matches!(
+            read(&attended, HOME),
+            Ok(Some(Reading::Session(_)))
+        ));
+        let vague = statement(
+            crate::ledger::ATTENDED,
+            json!({"duration": "P1M"}),
+            json!({}),
+        );
+        assert!(matches!(
+            read(&vague, HOME),
+            Err(Unreadable::VagueDuration(_))
+        ));
+        let none = statement(crate::ledger::ATTENDED, json!({}), json!({}));
+        assert_eq!(read(&none, HOME), Err(Unreadable::NoDuration));
+    }
+
+    #[test]
+    fn other_verbs_mean_nothing_and_voiding_names_its_target() {
+        let s = statement(
+            "http://adlnet.gov/expapi/verbs/launched",
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(read(&s, HOME), Ok(None));
+        let mut voiding = statement(crate::VOIDED, json!({}), json!({}));
+        let target = Uuid::from_u128(42);
+        voiding.insert(
+            "object".to_owned(),
+            json!({"objectType": "StatementRef", "id": target.to_string()}),
+        );
+        assert_eq!(
+            read(&voiding, HOME),
+            Ok(Some(Reading::Voiding { voided: target }))
+        );
+    }
+
+    #[test]
+    fn fact_ids_are_stable_and_distinct() {
+        let member = Uuid::from_u128(1);
+        let r = Some(Uuid::from_u128(2));
+        assert_eq!(completion_id(member, "c", r), completion_id(member, "c", r));
+        assert_ne!(
+            completion_id(member, "c", r),
+            completion_id(member, "c", None)
+        );
+        assert_ne!(completion_id(member, "c", r), completion_id(member, "d", r));
+        let statement = Uuid::from_u128(3);
+        let other = Uuid::from_u128(4);
+        assert_eq!(
+            session_id(member, statement, Some("s"), 0),
+            session_id(member, other, Some("s"), 0),
+            "one cmi5 session, whichever statement reports it"
+        );
+        assert_ne!(
+            session_id(member, statement, Some("s"), 0),
+            session_id(member, statement, Some("s"), 1)
+        );
+        assert_ne!(
+            session_id(member, statement, None, 0),
+            session_id(member, other, None, 0)
+        );
+    }
+
+    #[test]
+    fn a_session_splits_at_completions_strictly_inside_it() {
+        let (start, end) = (at("2018-05-01T01:00:00Z"), at("2018-05-01T02:00:00Z"));
+        let mid = at("2018-05-01T01:40:00Z");
+        assert_eq!(split(start, end, &[mid]), [(start, mid), (mid, end)]);
+        assert_eq!(split(start, end, &[start, end]), [(start, end)]);
+        assert_eq!(split(start, end, &[]), [(start, end)]);
+    }
+}

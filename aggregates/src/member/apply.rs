@@ -3,6 +3,7 @@
 
 use crate::facts::{
     Adjustment, Appeal, Completion, CourseTerms, Resolution, SetAside, StudySession, Transfer,
+    Withdrawal,
 };
 use crate::member::event::MemberEvent;
 use crate::member::state::Member;
@@ -20,6 +21,7 @@ impl Member {
                 started_at,
                 ended_at,
                 minutes: _,
+                source,
             } => {
                 // Kept sorted by start: rule 1's overlap check reads them in that order.
                 let at = self.sessions.partition_point(|s| s.started_at < started_at);
@@ -29,6 +31,8 @@ impl Member {
                     started_at,
                     ended_at,
                     sequence,
+                    source,
+                    withdrawn: None,
                 };
                 self.sessions.insert(at, session);
             }
@@ -39,6 +43,7 @@ impl Member {
                 credit_hours,
                 min_study_minutes,
                 completed_at,
+                source,
             } => {
                 let course = CourseTerms {
                     course_id,
@@ -51,6 +56,8 @@ impl Member {
                     course,
                     completed_at,
                     sequence,
+                    source,
+                    withdrawn: None,
                 });
             }
             MemberEvent::MemberTransferred {
@@ -120,6 +127,20 @@ impl Member {
                     appeal.resolution = Some(resolution);
                 }
             }
+            MemberEvent::FactWithdrawn {
+                fact_id,
+                voided_statement,
+                voiding_statement,
+                withdrawn_at,
+            } => self.withdraw(
+                fact_id,
+                Withdrawal {
+                    voided_statement,
+                    voiding_statement,
+                    withdrawn_at,
+                    sequence,
+                },
+            ),
             MemberEvent::SkippedEventSetAside {
                 skipped_sequence,
                 note,
@@ -135,6 +156,22 @@ impl Member {
             | MemberEvent::StudySessionRecorded { .. }
             | MemberEvent::CourseCompleted { .. }
             | MemberEvent::MemberTransferred { .. } => {}
+        }
+    }
+
+    /// Rule 11: a withdrawn session leaves the sessions the rules read; a withdrawn
+    /// completion stays, marked, so the ledger still lists it.
+    fn withdraw(&mut self, fact_id: uuid::Uuid, withdrawal: Withdrawal) {
+        if let Some(at) = self.sessions.iter().position(|s| s.session_id == fact_id) {
+            let mut session = self.sessions.remove(at);
+            session.withdrawn = Some(withdrawal);
+            self.withdrawn_sessions.push(session);
+        } else if let Some(completion) = self
+            .completions
+            .iter_mut()
+            .find(|c| c.completion_id == fact_id)
+        {
+            completion.withdrawn = Some(withdrawal);
         }
     }
 }

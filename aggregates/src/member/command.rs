@@ -28,6 +28,7 @@ pub enum MemberCommand {
     ResolveAppeal(ResolveAppeal),
     DetermineEligibility(DetermineEligibility),
     SetAsideSkipped(SetAsideSkipped),
+    Withdraw(Withdraw),
 }
 
 /// Rule 1: a study session of a registered course.
@@ -37,6 +38,8 @@ pub struct RecordStudySession {
     pub course: CourseTerms,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+    /// The xAPI statement it comes from, if any.
+    pub source: Option<Uuid>,
     pub clock: Clock,
 }
 
@@ -46,6 +49,17 @@ pub struct RecordCompletion {
     pub completion_id: Uuid,
     pub course: CourseTerms,
     pub completed_at: DateTime<Utc>,
+    /// The xAPI statement it comes from, if any.
+    pub source: Option<Uuid>,
+    pub clock: Clock,
+}
+
+/// Rule 11: statement `voided` was voided by `voiding`; every session and completion that came
+/// from it is withdrawn (none is an exact resend: nothing to withdraw).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Withdraw {
+    pub voided: Uuid,
+    pub voiding: Uuid,
     pub clock: Clock,
 }
 

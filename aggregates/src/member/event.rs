@@ -20,6 +20,9 @@ pub enum MemberEvent {
         started_at: DateTime<Utc>,
         ended_at: DateTime<Utc>,
         minutes: i64,
+        /// The xAPI statement it came from (absent for the JSON API).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Uuid>,
     },
     /// Carries the course's terms as they were when the completion was recorded (rule 2).
     CourseCompleted {
@@ -29,6 +32,9 @@ pub enum MemberEvent {
         credit_hours: Hours,
         min_study_minutes: u32,
         completed_at: DateTime<Utc>,
+        /// The xAPI statement it came from (absent for the JSON API).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Uuid>,
     },
     MemberTransferred {
         transfer_id: Uuid,
@@ -57,6 +63,13 @@ pub enum MemberEvent {
         note: Reason,
         resolved_at: DateTime<Utc>,
     },
+    /// Rule 11: a session or completion withdrawn because its source statement was voided.
+    FactWithdrawn {
+        fact_id: Uuid,
+        voided_statement: Uuid,
+        voiding_statement: Uuid,
+        withdrawn_at: DateTime<Utc>,
+    },
     /// An administrator set aside an event the ledger could not apply.
     SkippedEventSetAside {
         skipped_sequence: usize,
@@ -79,6 +92,7 @@ impl MemberEvent {
             MemberEvent::CreditAdjusted { .. } => "CreditAdjusted",
             MemberEvent::AppealFiled { .. } => "AppealFiled",
             MemberEvent::AppealResolved { .. } => "AppealResolved",
+            MemberEvent::FactWithdrawn { .. } => "FactWithdrawn",
             MemberEvent::SkippedEventSetAside { .. } => "SkippedEventSetAside",
         }
     }

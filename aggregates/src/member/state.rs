@@ -26,8 +26,12 @@ pub struct Member {
     /// The sequence of the last applied event; each event's own sequence is its version.
     pub(super) version: usize,
     pub(super) enrolment: Option<Enrolment>,
-    /// Sorted by start and pairwise disjoint.
+    /// Sorted by start and pairwise disjoint; withdrawn sessions (rule 11) are not here.
     pub(super) sessions: Vec<StudySession>,
+    /// Sessions withdrawn (rule 11), in the order withdrawn: they count for nothing and
+    /// overlap nothing, yet their ids stay taken.
+    #[serde(default)]
+    pub(super) withdrawn_sessions: Vec<StudySession>,
     /// In the order recorded.
     pub(super) completions: Vec<Completion>,
     /// In the order recorded.
@@ -100,8 +104,17 @@ impl Member {
         &self.sessions
     }
 
+    /// Every session recorded, withdrawn or not.
     pub fn session(&self, session_id: Uuid) -> Option<&StudySession> {
-        self.sessions.iter().find(|s| s.session_id == session_id)
+        self.sessions
+            .iter()
+            .chain(&self.withdrawn_sessions)
+            .find(|s| s.session_id == session_id)
+    }
+
+    /// The sessions withdrawn (rule 11), in the order withdrawn.
+    pub fn withdrawn_sessions(&self) -> &[StudySession] {
+        &self.withdrawn_sessions
     }
 
     pub fn completions(&self) -> &[Completion] {

@@ -57,6 +57,7 @@ fn record_session(n: u128, start: DateTime<Utc>, end: DateTime<Utc>) -> MemberCo
         course: course(),
         started_at: start,
         ended_at: end,
+        source: None,
         clock: clock(),
     })
 }
@@ -68,6 +69,7 @@ fn session_recorded(n: u128, start: DateTime<Utc>, end: DateTime<Utc>) -> Member
         started_at: start,
         ended_at: end,
         minutes: (end - start).num_minutes(),
+        source: None,
     }
 }
 
@@ -76,6 +78,7 @@ fn record_completion(n: u128, when: DateTime<Utc>) -> MemberCommand {
         completion_id: id(n),
         course: course(),
         completed_at: when,
+        source: None,
         clock: clock(),
     })
 }
@@ -124,6 +127,7 @@ fn a_valid_session_is_recorded_with_its_whole_minutes() {
         started_at: start,
         ended_at: end,
         minutes: 59,
+        source: None,
     };
     MemberTest::with(())
         .given(vec![MemberEvent::MemberEnrolled(enrolment())])
@@ -235,6 +239,7 @@ fn a_completion_carries_the_course_terms_of_its_recording() {
             credit_hours: Hours::from_hundredths(250),
             min_study_minutes: 60,
             completed_at: at(5, 1, 12, 0),
+            source: None,
         }]);
 }
 
@@ -247,6 +252,7 @@ fn a_second_completion_of_the_same_course_is_recorded_too() {
         credit_hours: Hours::from_hundredths(250),
         min_study_minutes: 60,
         completed_at: at(5, 1, 12, 0),
+        source: None,
     };
     MemberTest::with(())
         .given(vec![MemberEvent::MemberEnrolled(enrolment()), first])
@@ -258,6 +264,7 @@ fn a_second_completion_of_the_same_course_is_recorded_too() {
             credit_hours: Hours::from_hundredths(250),
             min_study_minutes: 60,
             completed_at: at(5, 2, 12, 0),
+            source: None,
         }]);
 }
 
@@ -286,6 +293,7 @@ fn a_completion_id_reused_for_another_course_is_a_conflict() {
         credit_hours: Hours::from_hundredths(100),
         min_study_minutes: 0,
         completed_at: at(5, 1, 12, 0),
+        source: None,
     };
     MemberTest::with(())
         .given(vec![MemberEvent::MemberEnrolled(enrolment()), first])
@@ -413,6 +421,7 @@ fn a_determination_records_the_outcome_and_its_basis_once() {
             credit_hours: Hours::from_hundredths(250),
             min_study_minutes: 60,
             completed_at: at(4, 2, 3, 0),
+            source: None,
         },
     ];
     let now = at(7, 2, 0, 0);
@@ -784,4 +793,119 @@ fn events_another_reader_skipped_block_determinations_too() {
         Err(MemberRejection::RecordIncomplete(vec![2]))
     );
     assert!(member.decide(&set_aside(2, "checked", vec![2])).is_ok());
+}
+
+fn from_statement(command: MemberCommand, statement: u128) -> MemberCommand {
+    match command {
+        MemberCommand::RecordStudySession(mut c) => {
+            c.source = Some(id(statement));
+            MemberCommand::RecordStudySession(c)
+        }
+        MemberCommand::RecordCompletion(mut c) => {
+            c.source = Some(id(statement));
+            MemberCommand::RecordCompletion(c)
+        }
+        other => other,
+    }
+}
+
+fn withdraw(voided: u128) -> MemberCommand {
+    MemberCommand::Withdraw(super::command::Withdraw {
+        voided: id(voided),
+        voiding: id(voided + 1000),
+        clock: clock(),
+    })
+}
+
+/// The member after `commands`, each decided on the state the ones before left.
+fn after(commands: Vec<MemberCommand>) -> Member {
+    let mut member = Member::default();
+    member.apply(MemberEvent::MemberEnrolled(enrolment()));
+    for command in commands {
+        let events = member.decide(&command).expect("accepted");
+        for event in events {
+            member.apply(event);
+        }
+    }
+    member
+}
+
+#[test]
+fn voiding_a_statement_withdraws_every_fact_recorded_from_it_once() {
+    let start = at(5, 1, 9, 0);
+    let member = after(vec![
+        from_statement(record_session(10, start, at(5, 1, 10, 0)), 70),
+        from_statement(record_session(11, at(5, 1, 10, 0), at(5, 1, 11, 0)), 70),
+        from_statement(record_completion(20, at(5, 1, 11, 0)), 71),
+    ]);
+    let events = member.decide(&withdraw(70)).expect("accepted");
+    let withdrawn: Vec<Uuid> = events
+        .iter()
+        .map(|e| match e {
+            MemberEvent::FactWithdrawn { fact_id, .. } => *fact_id,
+            other => panic!("unexpected event {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        withdrawn,
+        [id(10), id(11)],
+        "both sessions, not the completion"
+    );
+
+    let member = after(vec![
+        from_statement(record_session(10, start, at(5, 1, 10, 0)), 70),
+        withdraw(70),
+    ]);
+    assert!(member.decide(&withdraw(70)).expect("accepted").is_empty());
+    assert!(member.sessions().is_empty());
+    assert_eq!(member.withdrawn_sessions().len(), 1);
+    // Its id stays taken: a resend is still a resend.
+    let resent = from_statement(record_session(10, start, at(5, 1, 10, 0)), 70);
+    assert!(member.decide(&resent).expect("a resend").is_empty());
+    // A withdrawn session overlaps nothing.
+    let overlapping = record_session(12, at(5, 1, 9, 30), at(5, 1, 10, 30));
+    assert_eq!(member.decide(&overlapping).expect("accepted").len(), 1);
+}
+
+#[test]
+fn a_withdrawn_completion_stops_counting_and_the_next_one_is_credited() {
+    let session = record_session(10, at(5, 1, 9, 0), at(5, 1, 10, 0));
+    let first = from_statement(record_completion(20, at(5, 1, 11, 0)), 71);
+    let second = from_statement(record_completion(21, at(5, 20, 11, 0)), 72);
+    let rulesets = [Ruleset::version_1()];
+    let tz = chrono_tz::Asia::Shanghai;
+    let q2: Quarter = "2018-Q2".parse().expect("quarter");
+
+    let before = after(vec![session.clone(), first.clone(), second.clone()]);
+    let totals = before.quarter_totals(&rulesets, tz);
+    assert_eq!(totals[&q2].required, Hours::from_hundredths(250));
+    let credited_before: Vec<Uuid> = crate::rules::credit::credit_completions(
+        before.sessions(),
+        before.completions(),
+        &rulesets,
+        tz,
+    )
+    .iter()
+    .filter(|o| o.is_credited())
+    .map(|o| o.completion.completion_id)
+    .collect();
+    assert_eq!(credited_before, [id(20)]);
+
+    let withdrawn = after(vec![session, first, second, withdraw(71)]);
+    let outcomes = crate::rules::credit::credit_completions(
+        withdrawn.sessions(),
+        withdrawn.completions(),
+        &rulesets,
+        tz,
+    );
+    let verdicts: Vec<(Uuid, bool)> = outcomes
+        .iter()
+        .map(|o| (o.completion.completion_id, o.is_credited()))
+        .collect();
+    assert_eq!(verdicts, [(id(20), false), (id(21), true)]);
+    assert_eq!(
+        withdrawn.quarter_totals(&rulesets, tz)[&q2].required,
+        Hours::from_hundredths(250),
+        "the same hours, now from the second completion"
+    );
 }

@@ -21,6 +21,8 @@ use crate::values::{Category, CourseId, Hours, Quarter};
 pub enum NotCreditedReason {
     InsufficientStudyTime,
     DuplicateCompletion,
+    /// Rule 11: its source statement was voided.
+    Withdrawn,
 }
 
 impl NotCreditedReason {
@@ -28,6 +30,7 @@ impl NotCreditedReason {
         match self {
             NotCreditedReason::InsufficientStudyTime => "insufficient_study_time",
             NotCreditedReason::DuplicateCompletion => "duplicate_completion",
+            NotCreditedReason::Withdrawn => "withdrawn",
         }
     }
 }
@@ -55,8 +58,9 @@ fn minutes_before(sessions: &[&StudySession], until: chrono::DateTime<chrono::Ut
         .sum()
 }
 
-/// Rule 2 over all of a member's facts. `completions` are in the order they were recorded;
-/// the outcomes come back in the same order.
+/// Rules 2 and 11 over all of a member's facts. `completions` are in the order they were
+/// recorded; the outcomes come back in the same order. A withdrawn completion earns nothing
+/// and is no candidate, so rule 2 picks among the others (`sessions` hold no withdrawn one).
 ///
 /// Each completion is judged under the ruleset of its own quarter. When no ruleset reaches
 /// back to that quarter, the study-time rule is enforced (the stricter reading).
@@ -92,7 +96,7 @@ pub fn credit_completions<'a>(
     // Per course, the earliest passing completion (ties: recorded first) is the credited one.
     let mut credited_index: HashMap<&CourseId, usize> = HashMap::new();
     for (index, completion) in completions.iter().enumerate() {
-        if !passes_study_time[index] {
+        if !passes_study_time[index] || completion.withdrawn.is_some() {
             continue;
         }
         credited_index
@@ -111,6 +115,8 @@ pub fn credit_completions<'a>(
         .map(|(index, completion)| {
             let credited = if credited_index.get(&completion.course.course_id) == Some(&index) {
                 Ok(())
+            } else if completion.withdrawn.is_some() {
+                Err(NotCreditedReason::Withdrawn)
             } else if !passes_study_time[index] {
                 Err(NotCreditedReason::InsufficientStudyTime)
             } else {
@@ -207,6 +213,8 @@ mod tests {
             course: course.clone(),
             completed_at: at,
             sequence,
+            source: None,
+            withdrawn: None,
         }
     }
 
@@ -217,11 +225,31 @@ mod tests {
             started_at: start,
             ended_at: start + chrono::Duration::hours(hours),
             sequence: 1,
+            source: None,
+            withdrawn: None,
         }
     }
 
     fn verdicts(outcomes: &[CompletionOutcome<'_>]) -> Vec<Result<(), NotCreditedReason>> {
         outcomes.iter().map(|o| o.credited).collect()
+    }
+
+    #[test]
+    fn a_withdrawn_completion_earns_nothing_and_the_next_qualifying_one_is_credited() {
+        let party = course("party-history", Category::Required, 200, 0);
+        let mut first = completion(&party, at(5, 3, 2), 2);
+        first.withdrawn = Some(crate::facts::Withdrawal {
+            voided_statement: Uuid::from_u128(7),
+            voiding_statement: Uuid::from_u128(8),
+            withdrawn_at: at(6, 1, 0),
+            sequence: 4,
+        });
+        let completions = vec![first, completion(&party, at(5, 10, 2), 3)];
+        let outcomes = credit_completions(&[], &completions, &[Ruleset::version_1()], TZ);
+        assert_eq!(
+            verdicts(&outcomes),
+            [Err(NotCreditedReason::Withdrawn), Ok(())]
+        );
     }
 
     #[test]

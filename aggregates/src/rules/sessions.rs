@@ -106,6 +106,8 @@ mod tests {
             started_at: start,
             ended_at: end,
             sequence: 1,
+            source: None,
+            withdrawn: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub(super) fn decide(
         completion_id,
         course,
         completed_at,
+        source,
         clock,
     } = command;
     if let Some(recorded) = member.completion(*completion_id) {
@@ -36,5 +37,6 @@ pub(super) fn decide(
         credit_hours: course.credit_hours,
         min_study_minutes: course.min_study_minutes,
         completed_at: *completed_at,
+        source: *source,
     }])
 }

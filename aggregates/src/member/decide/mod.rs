@@ -13,6 +13,7 @@ mod enrol;
 mod sessions;
 mod skipped;
 mod transfers;
+mod withdrawals;
 
 use crate::member::command::MemberCommand;
 use crate::member::event::MemberEvent;
@@ -34,6 +35,7 @@ impl Member {
                 determinations::decide(self, determination)
             }
             MemberCommand::SetAsideSkipped(command) => skipped::set_aside(self, command),
+            MemberCommand::Withdraw(command) => Ok(withdrawals::decide(self, command)),
         }
     }
 }

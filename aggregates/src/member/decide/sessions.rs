@@ -17,6 +17,7 @@ pub(super) fn decide(
         course,
         started_at,
         ended_at,
+        source,
         clock,
     } = command;
     if let Some(recorded) = member.session(*session_id) {
@@ -47,5 +48,6 @@ pub(super) fn decide(
         started_at: *started_at,
         ended_at: *ended_at,
         minutes: session_minutes(*started_at, *ended_at),
+        source: *source,
     }])
 }
