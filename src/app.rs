@@ -43,6 +43,7 @@ impl App {
         let settings = LedgerSettings {
             member_cache: ledger.member_cache,
             write_connections: ledger.write_connections,
+            xapi_homepage: ledger.xapi_homepage.clone(),
         };
         let built = Ledger::new(pool, ledger.timezone, &settings);
         built

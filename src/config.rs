@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 
+/// The xAPI accounts' `homePage` when none is configured.
+pub const XAPI_HOMEPAGE: &str = "https://studyledger.invalid/";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "studyledger",
@@ -67,6 +70,10 @@ pub struct LedgerArgs {
     /// appends that arrive while all are busy share the next commit (see `group_commit`).
     #[arg(long, env = "LEDGER_WRITE_CONNECTIONS", default_value_t = 4)]
     pub write_connections: usize,
+    /// The `homePage` of the xAPI accounts that name members (`actor.account.name` is the
+    /// member id): statements of other actors are stored and credit nothing.
+    #[arg(long, env = "LEDGER_XAPI_HOMEPAGE", default_value = XAPI_HOMEPAGE)]
+    pub xapi_homepage: String,
 }
 
 impl LedgerArgs {
@@ -76,6 +83,7 @@ impl LedgerArgs {
             timezone: chrono_tz::Asia::Shanghai,
             member_cache: 1_000,
             write_connections: 1,
+            xapi_homepage: XAPI_HOMEPAGE.to_owned(),
         }
     }
 }

@@ -17,6 +17,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use rand::Rng;
 use sqlx::PgPool;
+use studyledger_aggregates::activity::Activity;
 use studyledger_aggregates::course::Course;
 use studyledger_aggregates::determination_run::DeterminationRun;
 use studyledger_aggregates::evaluation::Evaluation;
@@ -77,6 +78,8 @@ pub struct LedgerSettings {
     pub member_cache: usize,
     /// Connections reserved for the command path (besides the pool used for reads).
     pub write_connections: usize,
+    /// The `homePage` of the xAPI accounts that name members.
+    pub xapi_homepage: String,
 }
 
 impl Default for LedgerSettings {
@@ -84,6 +87,7 @@ impl Default for LedgerSettings {
         LedgerSettings {
             member_cache: 20_000,
             write_connections: 4,
+            xapi_homepage: crate::config::XAPI_HOMEPAGE.to_owned(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Ledger {
     determination_runs: LedgerStore<DeterminationRun>,
     locks: Box<[tokio::sync::Mutex<()>]>,
     hasher: std::collections::hash_map::RandomState,
+    activities: LedgerStore<Activity>,
+    xapi_homepage: String,
 }
 
 /// An aggregate kept in the [`Ledger`].
@@ -117,6 +123,7 @@ impl PassOver for Organisation {}
 impl PassOver for Evaluation {}
 impl PassOver for DeterminationRun {}
 impl PassOver for RuleBook {}
+impl PassOver for Activity {}
 
 impl Stored for Member {
     fn store(ledger: &Ledger) -> &LedgerStore<Self> {
@@ -143,6 +150,11 @@ impl Stored for DeterminationRun {
         &ledger.determination_runs
     }
 }
+impl Stored for Activity {
+    fn store(ledger: &Ledger) -> &LedgerStore<Self> {
+        &ledger.activities
+    }
+}
 impl Stored for RuleBook {
     fn store(ledger: &Ledger) -> &LedgerStore<Self> {
         &ledger.rulebook
@@ -166,11 +178,13 @@ impl Ledger {
             organisations: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
             rulebook: LedgerStore::new(pool.clone(), writer.clone(), 1, 0),
             evaluations: LedgerStore::new(pool.clone(), writer.clone(), 1_000, 0),
-            determination_runs: LedgerStore::new(pool.clone(), writer, 1_000, 0),
+            determination_runs: LedgerStore::new(pool.clone(), writer.clone(), 1_000, 0),
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             hasher: std::collections::hash_map::RandomState::new(),
+            activities: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
+            xapi_homepage: settings.xapi_homepage.clone(),
             pool,
             tz,
         })
@@ -184,6 +198,57 @@ impl Ledger {
         self.tz
     }
 
+    /// The `homePage` of the xAPI accounts that name members.
+    pub fn xapi_homepage(&self) -> &str {
+        &self.xapi_homepage
+    }
+
+    /// Holds the command locks of these members (see [`Ledger::execute`]), taken in one order
+    /// so that two holders of several never wait on each other.
+    pub async fn lock_members(
+        &self,
+        member_ids: &[String],
+    ) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = member_ids
+            .iter()
+            .map(|id| self.stripe_of::<Member>(id))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.locks[stripe].lock().await);
+        }
+        guards
+    }
+
+    /// The aggregate for a command decided outside [`Ledger::execute`]: from the cache (taken
+    /// out of it) or the database. The caller holds its lock, appends with
+    /// [`Ledger::append_on`], and hands it back with [`Ledger::keep`] once committed.
+    pub async fn take<A: Stored>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<LedgerContext<A>, StoreError> {
+        A::store(self).take(aggregate_id).await
+    }
+
+    pub fn keep<A: Stored>(&self, context: LedgerContext<A>) {
+        A::store(self).keep(context);
+    }
+
+    /// Appends events decided on `context` inside the caller's transaction.
+    pub async fn append_on<A: Stored>(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        events: &[A::Event],
+        context: &mut LedgerContext<A>,
+        metadata: &Metadata,
+    ) -> Result<Vec<Appended>, StoreError> {
+        A::store(self)
+            .append_on(connection, events, context, metadata)
+            .await
+    }
+
     /// The time now for a command's decision, in microseconds (what PostgreSQL keeps, so an
     /// instant in a payload reads the same as in a view), and the ledger's time zone.
     pub fn clock(&self) -> Clock {
@@ -193,10 +258,13 @@ impl Ledger {
         }
     }
 
-    fn lock_for<A: Aggregate>(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+    fn stripe_of<A: Aggregate>(&self, aggregate_id: &str) -> usize {
         let hash = self.hasher.hash_one((A::TYPE, aggregate_id));
-        let stripe = usize::try_from(hash % LOCK_STRIPES as u64).unwrap_or(0);
-        &self.locks[stripe]
+        usize::try_from(hash % LOCK_STRIPES as u64).unwrap_or(0)
+    }
+
+    fn lock_for<A: Aggregate>(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+        &self.locks[self.stripe_of::<A>(aggregate_id)]
     }
 
     /// Decides `command` on the aggregate and appends what it decided. `answer` reads the

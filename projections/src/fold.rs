@@ -200,6 +200,7 @@ mod tests {
             credit_hours: Hours::from_hundredths(hundredths),
             min_study_minutes: 0,
             completed_at: when,
+            source: None,
         }
     }
 
@@ -216,6 +217,7 @@ mod tests {
                     started_at: at(2018, 4, 30, 1),
                     ended_at: at(2018, 4, 30, 3),
                     minutes: 120,
+                    source: None,
                 },
             ],
         );

@@ -53,6 +53,11 @@ pub enum LineFact {
     CourseCompletion {
         completion_id: Uuid,
         course_id: CourseId,
+        /// The xAPI statement it came from; `null` when recorded through the JSON API.
+        source_statement_id: Option<Uuid>,
+        /// Rule 11: the statement that voided its source, once it did.
+        withdrawn_by_statement_id: Option<Uuid>,
+        withdrawn_at: Option<DateTime<Utc>>,
     },
     CreditAdjustment {
         adjustment_id: Uuid,
@@ -120,9 +125,13 @@ pub fn ledger_lines(
         .into_iter()
         .map(|outcome| {
             let completion = outcome.completion;
+            let withdrawn = completion.withdrawn.as_ref();
             let fact = LineFact::CourseCompletion {
                 completion_id: completion.completion_id,
                 course_id: completion.course.course_id.clone(),
+                source_statement_id: completion.source,
+                withdrawn_by_statement_id: withdrawn.map(|w| w.voiding_statement),
+                withdrawn_at: withdrawn.map(|w| w.withdrawn_at),
             };
             let course = &completion.course;
             let (category, hours) = (course.category, course.credit_hours);

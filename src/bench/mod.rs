@@ -144,9 +144,9 @@ pub async fn fresh_app(options: &PgConnectOptions) -> Result<App, JobError> {
         pool_size: 8,
     };
     let ledger = LedgerArgs {
-        timezone: chrono_tz::Asia::Shanghai,
         member_cache: 20_000,
         write_connections: 4,
+        ..LedgerArgs::quiet()
     };
     App::build(&database, &ledger).await
 }

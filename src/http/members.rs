@@ -25,7 +25,9 @@ use crate::http::extract::{text, ApiJson, ApiPath, CalendarDate};
 use crate::http::openapi as doc;
 use crate::http::skipped_events;
 use crate::http::state::AppState;
+use crate::http::statement_mappings;
 use crate::ledger::Ledger;
+use crate::store::mappings::Waiting;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -91,6 +93,8 @@ async fn enrol(
     let fact = ledger
         .record::<Member, _>(&id, command, &caller.metadata(), |_| Some((1, ())))
         .await?;
+    // Statements about the member stored before the enrolment count from now on.
+    statement_mappings::map_waiting(&state, &caller, Waiting::Member(enrolment.member_id)).await;
     Ok(Created(Enrolled {
         member_id: enrolment.member_id,
         member_no: enrolment.member_no.into_string(),

@@ -40,6 +40,7 @@ pub mod rulesets;
 pub mod server;
 pub mod skipped_events;
 pub mod state;
+pub mod statement_mappings;
 pub mod study;
 pub mod transcript;
 pub mod verifications;
@@ -105,6 +106,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(xapi_state::router())
         .merge(xapi_profiles::router())
         .merge(xapi_objects::router())
+        .merge(statement_mappings::router())
 }
 
 /// The service's OpenAPI document.

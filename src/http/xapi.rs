@@ -26,12 +26,14 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, Rfc3339};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
+use crate::jobs::feed::{self, FeedError};
 use crate::store::statements::{self, Filter, Prepared, Readable, StatementsError};
 use crate::store::tokens::Role;
 
 /// The header that names the xAPI version of a request and of an answer.
 const VERSION_HEADER: &str = "x-experience-api-version";
-/// The `homePage` of the accounts the LRS names: its own authorities, and (later) members.
+/// The `homePage` of the accounts that name the LRS's authorities (its tokens); members'
+/// accounts are on `LEDGER_XAPI_HOMEPAGE`.
 pub const HOMEPAGE: &str = "https://studyledger.invalid/";
 /// Statements per page when the client asks for none, and at most.
 const PAGE: i64 = 100;
@@ -202,15 +204,26 @@ fn prepare(batch: Vec<Value>, caller: &Caller) -> Result<Vec<Prepared>, ApiError
     Ok(prepared)
 }
 
+/// Stores the batch and what it means for the ledger, in one transaction.
 async fn store(state: &AppState, caller: &Caller, batch: &[Prepared]) -> Result<(), ApiError> {
-    let pool = state.ledger().pool();
-    statements::store(pool, &caller.principal.token_id, batch)
-        .await
-        .map_err(|error| match error {
-            StatementsError::Conflict(_) => ApiError::Conflict(error.to_string()),
-            StatementsError::VoidsVoiding(_) => ApiError::Malformed(error.to_string()),
-            StatementsError::Database(e) => e.into(),
-        })
+    feed::store_statements(
+        state.ledger(),
+        &caller.metadata(),
+        &caller.principal.token_id,
+        batch,
+    )
+    .await
+    .map_err(|error| match error {
+        FeedError::Statements(StatementsError::Conflict(_)) => {
+            ApiError::Conflict(error.to_string())
+        }
+        FeedError::Statements(StatementsError::VoidsVoiding(_)) => {
+            ApiError::Malformed(error.to_string())
+        }
+        FeedError::Statements(StatementsError::Database(e)) => e.into(),
+        FeedError::Store(e) => e.into(),
+        FeedError::Contention => ApiError::Busy,
+    })
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -148,6 +148,7 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         &LedgerSettings {
             member_cache: plan.members.max(1),
             write_connections: plan.concurrency.max(1),
+            ..LedgerSettings::default()
         },
     );
     let started = Instant::now();

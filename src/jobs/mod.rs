@@ -8,6 +8,7 @@
 
 pub mod demo;
 pub mod determinations;
+pub mod feed;
 pub mod progress;
 pub mod projector;
 pub mod read_log;

@@ -31,36 +31,35 @@ pub enum StatementsError {
     Database(#[from] sqlx::Error),
 }
 
-/// Stores a batch in one transaction: a statement whose id is new is inserted; one already
-/// stored with the same content changes nothing; one stored with other content refuses the
-/// whole batch, as does voiding a voiding statement.
-pub async fn store(
-    pool: &PgPool,
+/// Stores a batch in the caller's transaction: a statement whose id is new is inserted; one
+/// already stored with the same content changes nothing; one stored with other content refuses
+/// the whole batch, as does voiding a voiding statement. Answers the statements inserted, with
+/// their place in the order of storing (`seq`).
+pub async fn store_on(
+    tx: &mut PgConnection,
     token_id: &str,
     batch: &[Prepared],
-) -> Result<(), StatementsError> {
-    let mut tx = pool.begin().await?;
+) -> Result<Vec<(Uuid, i64)>, StatementsError> {
     let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
-    let held = kept(&mut tx, &ids).await?;
+    let held = kept(&mut *tx, &ids).await?;
     same_as_held(batch, &held)?;
     let fresh: Vec<&Prepared> = batch
         .iter()
         .filter(|s| !held.iter().any(|(id, _)| *id == s.id))
         .collect();
-    refuse_voiding_a_voiding(&mut tx, &fresh).await?;
-    let inserted = insert(&mut tx, token_id, &fresh).await?;
+    refuse_voiding_a_voiding(&mut *tx, &fresh).await?;
+    let inserted = insert(&mut *tx, token_id, &fresh).await?;
     // A writer of the same id that committed meanwhile: its row wins the primary key (the
     // insert waited for its commit), and is compared like any statement stored before.
     let raced: Vec<Uuid> = fresh
         .iter()
         .map(|s| s.id)
-        .filter(|id| !inserted.contains(id))
+        .filter(|id| !inserted.iter().any(|(i, _)| i == id))
         .collect();
     if !raced.is_empty() {
-        same_as_held(batch, &kept(&mut tx, &raced).await?)?;
+        same_as_held(batch, &kept(&mut *tx, &raced).await?)?;
     }
-    tx.commit().await?;
-    Ok(())
+    Ok(inserted)
 }
 
 /// Refuses a batch holding a statement stored already with other content.
@@ -115,13 +114,13 @@ async fn refuse_voiding_a_voiding(
     }
 }
 
-/// Inserts the statements; answers the ids inserted (one another writer stored meanwhile is
-/// left to it).
+/// Inserts the statements; answers the ids inserted with their `seq` (one another writer
+/// stored meanwhile is left to it).
 async fn insert(
     tx: &mut PgConnection,
     token_id: &str,
     fresh: &[&Prepared],
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
@@ -168,7 +167,7 @@ async fn insert(
     .bind(&seqs)
     .execute(&mut *tx)
     .await?;
-    Ok(inserted.into_iter().map(|(id, _)| id).collect())
+    Ok(inserted)
 }
 
 /// Which statements a reader sees: all, or only those stored with one token.

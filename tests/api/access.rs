@@ -46,6 +46,7 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
         &["org_admin", "auditor", "admin"],
     ),
     ("POST", "/v1/courses", &["admin"]),
+    ("POST", "/v1/courses/{course_id}/activities", &["admin"]),
     ("POST", "/v1/members", &["org_admin", "admin"]),
     (
         "GET",
@@ -139,6 +140,8 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ),
     ("GET", "/v1/access-log", &["member", "auditor", "admin"]),
     ("GET", "/v1/skipped-events", &["auditor", "admin"]),
+    ("GET", "/v1/statement-mappings", &["auditor", "admin"]),
+    ("POST", "/v1/statement-mappings/remaps", &["admin"]),
     ("GET", "/xapi/about", &[OPEN]),
     ("GET", "/xapi/statements", &["ingest", "auditor", "admin"]),
     ("POST", "/xapi/statements", &["ingest", "admin"]),
@@ -266,7 +269,8 @@ impl World {
             .replace("{replay_id}", &self.replay)
             .replace("{determination_id}", &self.job)
             .replace("{verification_id}", &self.verification)
-            .replace("{sequence}", "1");
+            .replace("{sequence}", "1")
+            .replace("{course_id}", "ethics");
         if template.starts_with("/v1/orgs/{org_id}/") && !template.ends_with("/appeals") {
             format!("{path}?quarter=2018-Q2")
         } else if template == "/v1/access-log" {
@@ -320,6 +324,10 @@ impl World {
                 json!({"determination_id": id, "member_ids": [self.member]})
             }
             "/v1/replays" => json!({"dry_run": true}),
+            "/v1/courses/{course_id}/activities" => {
+                json!({"activity_id": format!("https://courses.example/ethics/{n}")})
+            }
+            "/v1/statement-mappings/remaps" => json!({}),
             "/v1/verifications" => json!({"member_id": self.member}),
             "/v1/members/{member_id}/skipped-events/{sequence}/set-aside" => {
                 json!({"note": "已核对"})

@@ -201,6 +201,7 @@ impl TestApp {
                 member_cache: 1000,
                 // Few, so that concurrent tests exercise batched appends.
                 write_connections: 2,
+                xapi_homepage: studyledger::config::XAPI_HOMEPAGE.to_owned(),
             },
         )
         .await

@@ -25,4 +25,5 @@ mod shutdown;
 mod store;
 mod transport;
 mod xapi;
+mod xapi_ledger;
 mod xapi_state;

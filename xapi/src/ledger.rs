@@ -4,7 +4,7 @@
 //! are derived here too, so that mapping a statement again (after a registration, or a
 //! resend) always names the same facts and records none twice.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -99,7 +99,8 @@ pub fn read(statement: &Map<String, Value>, homepage: &str) -> Result<Option<Rea
     let activity_id = activity_of(statement)?;
     let timestamp = text(statement, &["timestamp"])
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
+        // To the microsecond, what PostgreSQL keeps.
+        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
         .unwrap_or_default();
     let cmi5_session = text(statement, &["context", "extensions", CMI5_SESSION]).map(str::to_owned);
     let result = statement.get("result");

@@ -70,6 +70,9 @@ impl Member {
                 effective_on,
                 sequence,
             }),
+            withdrawal @ MemberEvent::FactWithdrawn { .. } => {
+                self.apply_withdrawal(withdrawal, sequence);
+            }
             decision => self.apply_decision(decision, sequence),
         }
     }
@@ -127,20 +130,6 @@ impl Member {
                     appeal.resolution = Some(resolution);
                 }
             }
-            MemberEvent::FactWithdrawn {
-                fact_id,
-                voided_statement,
-                voiding_statement,
-                withdrawn_at,
-            } => self.withdraw(
-                fact_id,
-                Withdrawal {
-                    voided_statement,
-                    voiding_statement,
-                    withdrawn_at,
-                    sequence,
-                },
-            ),
             MemberEvent::SkippedEventSetAside {
                 skipped_sequence,
                 note,
@@ -155,13 +144,29 @@ impl Member {
             MemberEvent::MemberEnrolled(_)
             | MemberEvent::StudySessionRecorded { .. }
             | MemberEvent::CourseCompleted { .. }
-            | MemberEvent::MemberTransferred { .. } => {}
+            | MemberEvent::MemberTransferred { .. }
+            | MemberEvent::FactWithdrawn { .. } => {}
         }
     }
 
     /// Rule 11: a withdrawn session leaves the sessions the rules read; a withdrawn
     /// completion stays, marked, so the ledger still lists it.
-    fn withdraw(&mut self, fact_id: uuid::Uuid, withdrawal: Withdrawal) {
+    fn apply_withdrawal(&mut self, event: MemberEvent, sequence: usize) {
+        let MemberEvent::FactWithdrawn {
+            fact_id,
+            voided_statement,
+            voiding_statement,
+            withdrawn_at,
+        } = event
+        else {
+            return;
+        };
+        let withdrawal = Withdrawal {
+            voided_statement,
+            voiding_statement,
+            withdrawn_at,
+            sequence,
+        };
         if let Some(at) = self.sessions.iter().position(|s| s.session_id == fact_id) {
             let mut session = self.sessions.remove(at);
             session.withdrawn = Some(withdrawal);
