@@ -17,13 +17,15 @@ pub use validate::{Invalid, VOIDED};
 pub const VERSION: &str = "2.0.0";
 
 /// A statement as the LRS keeps and serves it: its id (the one sent, or a new one), `stored`
-/// and `authority` set by the LRS, `timestamp` defaulting to `stored`, and `version` as sent
-/// or 1.0.0 (xAPI 2.0 part 2, §2.4.10: a statement without one is taken as 1.0.0).
+/// and `authority` set by the LRS, `timestamp` defaulting to `stored`, `version` as sent or
+/// 1.0.0 (xAPI 2.0 part 2, §2.4.10: a statement without one is taken as 1.0.0), and each of
+/// its context activities' lists as an array, even when one activity was sent alone.
 pub fn stored(
     mut statement: Map<String, Value>,
     stored: DateTime<Utc>,
     authority: Value,
 ) -> Map<String, Value> {
+    context_activities_as_arrays(&mut statement);
     let stored_text = stored.to_rfc3339_opts(SecondsFormat::Millis, true);
     if !statement.contains_key("id") {
         statement.insert("id".to_owned(), Value::String(Uuid::new_v4().to_string()));
@@ -37,6 +39,32 @@ pub fn stored(
         .entry("version")
         .or_insert_with(|| Value::String("1.0.0".to_owned()));
     statement
+}
+
+/// Turns each context activity given alone (`"parent": {…}`, as xAPI 1.0 clients may send it)
+/// into a list of one, in the statement's context and a sub-statement's: the LRS serves the
+/// array form only (xAPI 2.0 part 2, §2.4.6.2, XAPI-00096).
+fn context_activities_as_arrays(statement: &mut Map<String, Value>) {
+    arrays_in_context(statement);
+    let sub = statement
+        .get_mut("object")
+        .and_then(Value::as_object_mut)
+        .filter(|object| object.get("objectType").and_then(Value::as_str) == Some("SubStatement"));
+    if let Some(sub) = sub {
+        arrays_in_context(sub);
+    }
+}
+
+fn arrays_in_context(statement: &mut Map<String, Value>) {
+    let lists = statement
+        .get_mut("context")
+        .and_then(|context| context.get_mut("contextActivities"))
+        .and_then(Value::as_object_mut);
+    for activities in lists.into_iter().flat_map(|lists| lists.values_mut()) {
+        if activities.is_object() {
+            *activities = Value::Array(vec![activities.take()]);
+        }
+    }
 }
 
 /// The statement's id, once it has one.
@@ -60,16 +88,20 @@ pub fn voids(statement: &Map<String, Value>) -> Option<Uuid> {
 /// Whether two statements under the same id are the same statement: equal once the
 /// properties the LRS sets (`stored`, `authority`, `version`) are set aside, and with
 /// timestamps compared as instants (one moment can be written in many ways). A statement
-/// without a timestamp matches the stored one whatever the LRS filled in.
+/// without a timestamp matches the stored one whatever the LRS filled in. Context activities
+/// are compared in their array form on both sides: the LRS keeps a lone activity as a list of
+/// one, and statements kept before it did may still hold the lone form.
 pub fn same_statement(sent: &Map<String, Value>, kept: &Map<String, Value>) -> bool {
     let immutable = |statement: &Map<String, Value>| -> Map<String, Value> {
-        statement
+        let mut rest = statement
             .iter()
             .filter(|(key, _)| {
                 !["stored", "authority", "version", "timestamp"].contains(&key.as_str())
             })
             .map(|(key, value)| (key.clone(), value.clone()))
-            .collect()
+            .collect();
+        context_activities_as_arrays(&mut rest);
+        rest
     };
     let instant = |statement: &Map<String, Value>| {
         statement

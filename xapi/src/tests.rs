@@ -138,6 +138,343 @@ fn durations_read_as_iso_8601() {
 }
 
 #[test]
+fn weeks_stand_alone_in_a_duration() {
+    assert_eq!(duration("P4W"), Some(2_419_200.0));
+    assert_eq!(duration("P0.5W"), Some(302_400.0));
+    for bad in ["P4W1D", "P1Y4W", "P1M4W", "P4WT1H", "P4W0D", "P1W2W"] {
+        assert_eq!(duration(bad), None, "{bad}");
+    }
+    let weeks_and_days = with(minimal(), "/result", json!({"duration": "P4W1D"}));
+    assert_eq!(problem_at(&weeks_and_days), "result.duration");
+    let weeks = with(minimal(), "/result", json!({"duration": "P4W"}));
+    assert_eq!(statement(&weeks), Ok(()));
+}
+
+/// A statement whose object is a sub-statement with the given object and context.
+fn sub_statement(object: Value, context: Value) -> Value {
+    with(
+        minimal(),
+        "/object",
+        json!({"objectType": "SubStatement",
+               "actor": {"mbox": "mailto:b@example.org"},
+               "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+               "object": object,
+               "context": context}),
+    )
+}
+
+#[test]
+fn an_interaction_definition_names_its_interaction_type() {
+    let interaction = [
+        ("correctResponsesPattern", json!(["a"])),
+        ("choices", json!([{"id": "a"}])),
+        ("scale", json!([{"id": "1"}])),
+        ("source", json!([{"id": "s"}])),
+        ("target", json!([{"id": "t"}])),
+        ("steps", json!([{"id": "1"}])),
+    ];
+    for (key, value) in interaction {
+        let untyped = with(minimal(), &format!("/object/definition/{key}"), value);
+        assert_eq!(
+            problem_at(&untyped),
+            "object.definition.interactionType",
+            "{key}"
+        );
+        let typed = with(
+            untyped,
+            "/object/definition/interactionType",
+            json!("other"),
+        );
+        assert_eq!(statement(&typed), Ok(()), "{key}");
+    }
+    let untyped_activity = json!({"id": "https://courses.example/q-1",
+                                  "definition": {"choices": [{"id": "a"}]}});
+    let inner = sub_statement(untyped_activity.clone(), json!({}));
+    assert_eq!(
+        problem_at(&inner),
+        "object.object.definition.interactionType"
+    );
+    let in_context = with(
+        minimal(),
+        "/context",
+        json!({"contextActivities": {"category": [untyped_activity]}}),
+    );
+    assert_eq!(
+        problem_at(&in_context),
+        "context.contextActivities.category[0].definition.interactionType"
+    );
+    let plain = with(
+        minimal(),
+        "/object/definition/type",
+        json!("https://t.example/q"),
+    );
+    assert_eq!(statement(&plain), Ok(()), "no interaction, no type needed");
+}
+
+#[test]
+fn context_agents_and_groups_name_an_agent_or_a_group_and_how_it_is_relevant() {
+    let coach = json!({"mbox": "mailto:coach@example.org"});
+    let cell = json!({"objectType": "Group", "member": [{"mbox": "mailto:a@example.org"}]});
+    let context = json!({
+        "contextAgents": [
+            {"objectType": "contextAgent", "agent": coach,
+             "relevantTypes": ["https://types.example/coach"]},
+            {"objectType": "contextAgent",
+             "agent": {"objectType": "Agent", "account": {"homePage": "https://h.example/", "name": "t"}}},
+        ],
+        "contextGroups": [
+            {"objectType": "contextGroup", "group": cell,
+             "relevantTypes": ["https://types.example/cell"]},
+            {"objectType": "contextGroup",
+             "group": {"objectType": "Group", "openid": "https://id.example/branch"}},
+        ],
+    });
+    assert_eq!(
+        statement(&with(minimal(), "/context", context.clone())),
+        Ok(())
+    );
+    assert_eq!(
+        statement(&sub_statement(
+            json!({"id": "https://courses.example/inner"}),
+            context
+        )),
+        Ok(())
+    );
+    let agent = |entry: Value| json!({"contextAgents": [entry]});
+    let group = |entry: Value| json!({"contextGroups": [entry]});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"contextAgents": {"objectType": "contextAgent", "agent": coach}}),
+            "context.contextAgents",
+        ),
+        (agent(coach.clone()), "context.contextAgents[0].mbox"),
+        (
+            agent(json!({"agent": coach})),
+            "context.contextAgents[0].objectType",
+        ),
+        (
+            agent(json!({"objectType": "Agent", "agent": coach})),
+            "context.contextAgents[0].objectType",
+        ),
+        (
+            agent(json!({"objectType": "contextGroup", "agent": coach})),
+            "context.contextAgents[0].objectType",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent"})),
+            "context.contextAgents[0].agent",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent", "agent": cell})),
+            "context.contextAgents[0].agent",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent", "agent": {"name": "nobody"}})),
+            "context.contextAgents[0].agent",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent", "agent": coach, "relevantTypes": []})),
+            "context.contextAgents[0].relevantTypes",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent", "agent": coach,
+                         "relevantTypes": "https://types.example/coach"})),
+            "context.contextAgents[0].relevantTypes",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent", "agent": coach,
+                         "relevantTypes": ["coach"]})),
+            "context.contextAgents[0].relevantTypes[0]",
+        ),
+        (
+            agent(json!({"objectType": "contextAgent", "agent": coach, "name": "Coach"})),
+            "context.contextAgents[0].name",
+        ),
+        (
+            json!({"contextAgents": [{"objectType": "contextAgent", "agent": coach}, "coach"]}),
+            "context.contextAgents[1]",
+        ),
+        (json!({"contextGroups": "cell"}), "context.contextGroups"),
+        (
+            group(json!({"objectType": "contextGroup"})),
+            "context.contextGroups[0].group",
+        ),
+        (
+            group(json!({"objectType": "contextGroup", "group": coach})),
+            "context.contextGroups[0].group",
+        ),
+        (
+            group(json!({"objectType": "contextGroup",
+                         "group": {"member": [{"mbox": "mailto:a@example.org"}]}})),
+            "context.contextGroups[0].group",
+        ),
+        (
+            group(json!({"objectType": "contextGroup",
+                         "group": {"objectType": "Group", "member": [cell]}})),
+            "context.contextGroups[0].group.member[0]",
+        ),
+        (
+            group(json!({"objectType": "contextAgent", "group": cell})),
+            "context.contextGroups[0].objectType",
+        ),
+        (
+            group(json!({"group": cell})),
+            "context.contextGroups[0].objectType",
+        ),
+        (
+            group(json!({"objectType": "contextGroup", "agent": coach})),
+            "context.contextGroups[0].agent",
+        ),
+        (
+            group(json!({"objectType": "contextGroup", "group": cell, "relevantTypes": []})),
+            "context.contextGroups[0].relevantTypes",
+        ),
+    ];
+    for (context, path) in cases {
+        let value = with(minimal(), "/context", context.clone());
+        assert_eq!(problem_at(&value), path, "{context}");
+        let inner = sub_statement(json!({"id": "https://courses.example/inner"}), context);
+        assert_eq!(problem_at(&inner), format!("object.{path}"), "{inner}");
+    }
+}
+
+#[test]
+fn an_authority_group_is_an_anonymous_pair_of_consumer_and_user() {
+    let consumer = json!({"account": {"homePage": "https://oauth.example/", "name": "app"}});
+    let user = json!({"mbox": "mailto:user@example.org"});
+    let pair = json!({"objectType": "Group", "member": [consumer, user]});
+    assert_eq!(
+        statement(&with(minimal(), "/authority", pair.clone())),
+        Ok(())
+    );
+    assert_eq!(
+        statement(&with(minimal(), "/authority", user.clone())),
+        Ok(())
+    );
+    let third = json!({"openid": "https://id.example/third"});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"objectType": "Group", "member": [consumer]}),
+            "authority.member",
+        ),
+        (
+            json!({"objectType": "Group", "member": [consumer, user, third]}),
+            "authority.member",
+        ),
+        (
+            json!({"objectType": "Group", "member": []}),
+            "authority.member",
+        ),
+        (
+            with(pair.clone(), "/mbox", json!("mailto:pair@example.org")),
+            "authority.mbox",
+        ),
+        (
+            with(
+                pair.clone(),
+                "/account",
+                json!({"homePage": "https://h.example/", "name": "p"}),
+            ),
+            "authority.account",
+        ),
+        (
+            json!({"objectType": "Group", "openid": "https://id.example/g"}),
+            "authority.openid",
+        ),
+        (
+            json!({"objectType": "Group", "member": [consumer, {"name": "nobody"}]}),
+            "authority.member[1]",
+        ),
+    ];
+    for (authority, path) in cases {
+        let value = with(minimal(), "/authority", authority);
+        assert_eq!(problem_at(&value), path, "{value}");
+    }
+}
+
+#[test]
+fn a_timestamp_offset_of_minus_zero_is_refused() {
+    for good in [
+        "2008-09-15T15:53:00.601Z",
+        "2008-09-15T15:53:00.601+00:00",
+        "2008-09-15T15:53:00-05:00",
+        "2008-09-15T15:53:00.601-10:00",
+    ] {
+        let value = with(minimal(), "/timestamp", json!(good));
+        assert_eq!(statement(&value), Ok(()), "{good}");
+    }
+    for bad in [
+        "2008-09-15T15:53:00.601-00:00",
+        "2008-09-15T15:53:00-00:00",
+        "2008-09-15T15:53:00\u{2212}00:00",
+    ] {
+        let value = with(minimal(), "/timestamp", json!(bad));
+        assert_eq!(problem_at(&value), "timestamp", "{bad}");
+        let value = with(minimal(), "/stored", json!(bad));
+        assert_eq!(problem_at(&value), "stored", "{bad}");
+        let inner = with(
+            sub_statement(json!({"id": "https://courses.example/inner"}), json!({})),
+            "/object/timestamp",
+            json!(bad),
+        );
+        assert_eq!(problem_at(&inner), "object.timestamp", "{bad}");
+    }
+}
+
+#[test]
+fn a_lone_context_activity_is_kept_and_served_as_a_list_of_one() {
+    let lone = json!({
+        "parent": {"id": "https://courses.example/p"},
+        "grouping": [{"id": "https://courses.example/g1"}, {"id": "https://courses.example/g2"}],
+        "category": {"id": "https://w3id.org/xapi/cmi5/context/categories/moveon"},
+        "other": {"id": "https://courses.example/o"},
+    });
+    let listed = json!({
+        "parent": [{"id": "https://courses.example/p"}],
+        "grouping": [{"id": "https://courses.example/g1"}, {"id": "https://courses.example/g2"}],
+        "category": [{"id": "https://w3id.org/xapi/cmi5/context/categories/moveon"}],
+        "other": [{"id": "https://courses.example/o"}],
+    });
+    let context = json!({"contextActivities": lone});
+    let sent = with(
+        sub_statement(
+            json!({"id": "https://courses.example/inner"}),
+            context.clone(),
+        ),
+        "/context",
+        context,
+    );
+    let sent = with(sent, "/id", json!("fd41c918-b88b-4b20-a0a5-a4c32391aaa0"));
+    assert_eq!(statement(&sent), Ok(()));
+    let sent = sent.as_object().cloned().expect("an object");
+    let authority = json!({"mbox": "mailto:lrs@example.org"});
+    let kept = stored(sent.clone(), Utc::now(), authority);
+    assert_eq!(kept["context"]["contextActivities"], listed);
+    assert_eq!(kept["object"]["context"]["contextActivities"], listed);
+    assert_eq!(statement(&Value::Object(kept.clone())), Ok(()));
+    assert!(
+        same_statement(&sent, &kept),
+        "sent again as first sent, alone"
+    );
+    let mut as_served = kept.clone();
+    as_served.remove("stored");
+    as_served.remove("authority");
+    let mut kept_lone = sent.clone();
+    kept_lone.insert("timestamp".to_owned(), kept["timestamp"].clone());
+    assert!(
+        same_statement(&as_served, &kept_lone),
+        "sent again in the list form, against one kept in the lone form"
+    );
+    let elsewhere = with(
+        Value::Object(sent),
+        "/context/contextActivities/parent",
+        json!({"id": "https://courses.example/q"}),
+    );
+    let elsewhere = elsewhere.as_object().expect("an object");
+    assert!(!same_statement(elsewhere, &kept), "another parent");
+}
+
+#[test]
 fn versions_1_0_and_2_0_are_spoken() {
     for good in ["1.0.0", "1.0.3", "2.0.0", "1.0"] {
         assert!(supported_version(good), "{good}");

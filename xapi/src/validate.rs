@@ -4,9 +4,10 @@
 //! Checked: the properties each object may have and those it must, their JSON types, the
 //! actor and agent rules (exactly one identifier for an agent, one at most for a group, an
 //! anonymous group's members), identifiers (UUIDs, IRIs, `mailto:` IRIs, SHA-1 sums), language
-//! maps, timestamps, durations, scores, the context rules that depend on the object, and
-//! voiding (a voided statement is referred to, never itself a voiding). Strings must not hold a
-//! NUL character: the store could not keep it, so it is refused here rather than later.
+//! maps, timestamps, durations, scores, the context rules that depend on the object, context
+//! agents and groups, an authority group's shape, and voiding (a voided statement is referred
+//! to, never itself a voiding). Strings must not hold a NUL character: the store could not
+//! keep it, so it is refused here rather than later.
 
 use serde_json::{Map, Value};
 
@@ -66,14 +67,39 @@ pub fn statement(value: &Value) -> Checked {
     if let Some(stored) = object.get("stored") {
         timestamp(stored, "stored")?;
     }
-    if let Some(authority) = object.get("authority") {
-        actor(authority, "authority")?;
-    }
+    optional(object, "", "authority", authority)?;
     if let Some(version) = object.get("version") {
         let version = string(version, "version")?;
         if !supported_version(version) {
             return Err(invalid("version", "must be 1.0.x or 2.0.x"));
         }
+    }
+    Ok(())
+}
+
+/// Who vouches for a statement: an agent, or (OAuth) an anonymous group of exactly two agents,
+/// the consumer and the user (xAPI 2.0 part 2, §2.4.9). The LRS replaces the authority it
+/// stores, but a statement sent with a malformed one is refused first.
+fn authority(value: &Value, path: &str) -> Checked {
+    actor(value, path)?;
+    if value.get("objectType").and_then(Value::as_str) != Some("Group") {
+        return Ok(());
+    }
+    if let Some(key) = IDENTIFIERS.into_iter().find(|key| value.get(key).is_some()) {
+        return Err(invalid(
+            &at(path, key),
+            "an authority group is anonymous: it has no identifier of its own",
+        ));
+    }
+    let members = value
+        .get("member")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if members != 2 {
+        return Err(invalid(
+            &at(path, "member"),
+            "an authority group has exactly two members: the OAuth consumer and the user",
+        ));
     }
     Ok(())
 }
@@ -191,6 +217,7 @@ fn activity(object: &Map<String, Value>, path: &str) -> Checked {
             "steps",
         ],
     )?;
+    interaction_type_given(definition, &path)?;
     for key in ["name", "description"] {
         if let Some(map) = definition.get(key) {
             language_map(map, &at(&path, key))?;
@@ -236,6 +263,30 @@ fn activity(object: &Map<String, Value>, path: &str) -> Checked {
         }
     }
     Ok(())
+}
+
+/// The properties of an interaction activity's definition, which mean nothing without its
+/// `interactionType` (xAPI 2.0 part 2, §2.4.4.1: required when any of them is given).
+const INTERACTION: [&str; 6] = [
+    "correctResponsesPattern",
+    "choices",
+    "scale",
+    "source",
+    "target",
+    "steps",
+];
+
+fn interaction_type_given(definition: &Map<String, Value>, path: &str) -> Checked {
+    let interaction = INTERACTION
+        .into_iter()
+        .find(|key| definition.contains_key(*key));
+    match interaction {
+        Some(key) if !definition.contains_key("interactionType") => Err(invalid(
+            &at(path, "interactionType"),
+            format!("is required when the definition has {key}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn interaction_component(value: &Value, path: &str) -> Checked {
@@ -461,13 +512,13 @@ fn context(value: &Value, path: &str, kind: ObjectKind) -> Checked {
     )?;
     optional(object, path, "registration", uuid)?;
     optional(object, path, "instructor", actor)?;
-    if let Some(team) = object.get("team") {
-        let team_path = at(path, "team");
-        if team.get("objectType").and_then(Value::as_str) != Some("Group") {
-            return Err(invalid(&team_path, "must be a Group"));
-        }
-        actor(team, &team_path)?;
-    }
+    optional(object, path, "team", group_only)?;
+    optional(object, path, "contextAgents", |v, p| {
+        each(v, p, context_agent)
+    })?;
+    optional(object, path, "contextGroups", |v, p| {
+        each(v, p, context_group)
+    })?;
     for key in ["revision", "platform"] {
         if let Some(text) = object.get(key) {
             string(text, &at(path, key))?;
@@ -497,6 +548,62 @@ fn context(value: &Value, path: &str, kind: ObjectKind) -> Checked {
         context_activities(activities, &at(path, "contextActivities"))?;
     }
     optional(object, path, "extensions", extensions)?;
+    Ok(())
+}
+
+/// An Agent, not a Group: its `objectType` may be left out, as an agent's may.
+fn agent_only(value: &Value, path: &str) -> Checked {
+    match value.get("objectType").map(Value::as_str) {
+        None | Some(Some("Agent")) => actor(value, path),
+        Some(_) => Err(invalid(path, "must be an Agent")),
+    }
+}
+
+/// A Group, which says so: without `objectType` an object is read as an Agent.
+fn group_only(value: &Value, path: &str) -> Checked {
+    if value.get("objectType").and_then(Value::as_str) != Some("Group") {
+        return Err(invalid(path, "must be a Group"));
+    }
+    actor(value, path)
+}
+
+/// An agent the statement's context names, and how it is relevant (xAPI 2.0 part 2,
+/// §2.4.6.3).
+fn context_agent(value: &Value, path: &str) -> Checked {
+    relevant_actor(value, path, "contextAgent", "agent", agent_only)
+}
+
+/// A group the statement's context names, and how it is relevant (xAPI 2.0 part 2,
+/// §2.4.6.4).
+fn context_group(value: &Value, path: &str) -> Checked {
+    relevant_actor(value, path, "contextGroup", "group", group_only)
+}
+
+/// What a contextAgent and a contextGroup share: an `objectType` that names which it is, the
+/// actor under `key`, and optional `relevantTypes`; nothing else.
+fn relevant_actor(
+    value: &Value,
+    path: &str,
+    object_type: &str,
+    key: &str,
+    check: fn(&Value, &str) -> Checked,
+) -> Checked {
+    let object = as_object(value, path)?;
+    only(object, path, &["objectType", key, "relevantTypes"])?;
+    let kind_path = at(path, "objectType");
+    if string(required(object, path, "objectType")?, &kind_path)? != object_type {
+        return Err(invalid(&kind_path, format!("must be {object_type}")));
+    }
+    check(required(object, path, key)?, &at(path, key))?;
+    optional(object, path, "relevantTypes", relevant_types)
+}
+
+/// The types that say how an actor is relevant: IRIs, at least one when the list is given.
+fn relevant_types(value: &Value, path: &str) -> Checked {
+    each(value, path, iri)?;
+    if value.as_array().is_some_and(Vec::is_empty) {
+        return Err(invalid(path, "must list at least one type"));
+    }
     Ok(())
 }
 
@@ -595,12 +702,28 @@ fn language_tag(tag: &str) -> bool {
 fn timestamp(value: &Value, path: &str) -> Checked {
     let text = string(value, path)?;
     chrono::DateTime::parse_from_rfc3339(text)
-        .map(|_| ())
-        .map_err(|_| invalid(path, "must be an ISO 8601 timestamp with a time zone"))
+        .map_err(|_| invalid(path, "must be an ISO 8601 timestamp with a time zone"))?;
+    if negative_zero_offset(text) {
+        return Err(invalid(
+            path,
+            "an offset of -00:00 is not allowed: write Z or +00:00",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a timestamp ends in `-00:00`, which RFC 3339 reads as "offset unknown" but ISO 8601
+/// (and so xAPI, XAPI-00123) does not allow. The sign may be a hyphen or a minus sign, as the
+/// parser takes both.
+fn negative_zero_offset(text: &str) -> bool {
+    text.strip_suffix("00:00")
+        .and_then(|rest| rest.chars().next_back())
+        .is_some_and(|sign| sign == '-' || sign == '\u{2212}')
 }
 
 /// An ISO 8601 duration (`P1Y2M3DT4H5M6.7S`, `P2W`) in seconds, months and years counted as
-/// 30 and 365 days; `None` when it is not one.
+/// 30 and 365 days; `None` when it is not one. Weeks stand alone: ISO 8601 does not combine
+/// them with other units (`P4W1D` is not a duration, XAPI-00124).
 pub fn duration(text: &str) -> Option<f64> {
     let rest = text.strip_prefix('P')?;
     if rest.is_empty() {
@@ -611,15 +734,19 @@ pub fn duration(text: &str) -> Option<f64> {
         Some((date, time)) => (date, Some(time)),
         None => (rest, None),
     };
-    let date_seconds = components(
-        date,
+    let date_units: &[(char, f64)] = if date.contains('W') {
+        if time.is_some() {
+            return None;
+        }
+        &[('W', 7.0 * 86_400.0)]
+    } else {
         &[
             ('Y', 365.0 * 86_400.0),
             ('M', 30.0 * 86_400.0),
-            ('W', 7.0 * 86_400.0),
             ('D', 86_400.0),
-        ],
-    )?;
+        ]
+    };
+    let date_seconds = components(date, date_units)?;
     let time_seconds = match time {
         Some(time) => components(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?,
         None => 0.0,
