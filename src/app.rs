@@ -18,14 +18,20 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::{
-    DatabaseArgs, DemoArgs, IssueArgs, LedgerArgs, ReplayArgs, RevokeArgs, ServeArgs, TokenCommand,
+    DatabaseArgs, DemoArgs, ImportArgs, IssueArgs, LedgerArgs, ReplayArgs, RevokeArgs, ServeArgs,
+    TokenCommand,
 };
 use crate::http::server::{self, Timeouts};
 use crate::http::{in_flight, Access};
 use crate::jobs::demo::{self, DemoPlan};
+use crate::jobs::import::rows::Format;
+use crate::jobs::import::{self, Importer};
+use crate::jobs::progress::Progress;
 use crate::jobs::projector::Projector;
 use crate::jobs::replay;
 use crate::ledger::{Ledger, LedgerSettings};
+use crate::store::imports;
+use crate::store::record::Metadata;
 use crate::store::tokens::{self, NewToken, Role};
 use crate::store::{commit_order, database, streams};
 use crate::JobError;
@@ -227,6 +233,106 @@ pub async fn replay(args: ReplayArgs) -> Result<(), JobError> {
          /v1/replays/{replay_id}/changes.csv",
         summary.changes
     );
+    Ok(())
+}
+
+/// `studyledger import FILE`: the file imported with a progress bar (by bytes read), its
+/// record printed, and the refused rows written where `--refused` says.
+pub async fn import(args: ImportArgs) -> Result<(), JobError> {
+    let format = match args.format {
+        Some(format) => format,
+        None => match args.file.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Format::Csv,
+            Some("ndjson" | "jsonl") => Format::Ndjson,
+            _ => return Err("name the file's format with --format csv|ndjson".into()),
+        },
+    };
+    let file =
+        std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let size = file.metadata()?.len();
+    let app = App::build(&args.database, &args.ledger).await?;
+    let import_id = uuid::Uuid::new_v4();
+    let metadata = Metadata {
+        actor: "studyledger import".to_owned(),
+        token_id: "command-line".to_owned(),
+        role: Role::Admin.as_str().to_owned(),
+        request_id: format!("import {import_id}"),
+        recorded_at: chrono::Utc::now(),
+    };
+    imports::start(
+        app.ledger().pool(),
+        import_id,
+        format.as_str(),
+        &metadata.actor,
+    )
+    .await?;
+    eprintln!("import {import_id} of {}", args.file.display());
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = CountingReader {
+        inner: file,
+        read: Arc::clone(&read),
+    };
+    let progress = Progress::new("import (bytes)", size);
+    let shown = std::sync::atomic::AtomicU64::new(0);
+    let record = import::run(
+        app.ledger(),
+        &Importer { metadata },
+        import_id,
+        format,
+        Box::new(reader),
+        |_| {
+            let now = read.load(std::sync::atomic::Ordering::Relaxed);
+            let before = shown.swap(now, std::sync::atomic::Ordering::Relaxed);
+            progress.advance(now.saturating_sub(before));
+        },
+    )
+    .await?;
+    progress.finish();
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    if let Some(path) = args.refused {
+        write_refusals(app.ledger().pool(), import_id, &path).await?;
+        eprintln!("refused rows: {}", path.display());
+    }
+    match record.error {
+        Some(error) => Err(format!("the import stopped: {error}").into()),
+        None => Ok(()),
+    }
+}
+
+/// A reader that counts the bytes read through it (for a progress bar by bytes).
+struct CountingReader {
+    inner: std::fs::File,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::io::Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+async fn write_refusals(
+    pool: &sqlx::PgPool,
+    import_id: uuid::Uuid,
+    path: &std::path::Path,
+) -> Result<(), JobError> {
+    let mut out = csv::Writer::from_path(path)?;
+    out.write_record(["行号 line", "原因 reason"])?;
+    let mut after = 0;
+    loop {
+        let page = imports::refusals(pool, import_id, after, 5_000).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        for (line, reason) in &page {
+            out.write_record([line.to_string().as_str(), reason.as_str()])?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

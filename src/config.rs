@@ -33,6 +33,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Load the demo data set (one city, 500 members, twelve quarters) through the command path.
     DemoData(DemoArgs),
+    /// Import a CSV (with a header) or NDJSON file of enrolments, study sessions, course
+    /// completions and xAPI statements, every row through the ledger's rules; importing the
+    /// same file again records nothing new.
+    Import(ImportArgs),
     /// Issue, list or revoke bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -250,6 +254,22 @@ pub struct BenchProjectorArgs {
     /// Runs (scan + catch-up each); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// The file: `.csv` (a header line naming the columns) or `.ndjson` / `.jsonl`.
+    pub file: std::path::PathBuf,
+    /// The file's format, when its name does not say.
+    #[arg(long, value_enum)]
+    pub format: Option<crate::jobs::import::rows::Format>,
+    /// Write the refused rows (line, reason) to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub refused: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

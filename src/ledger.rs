@@ -359,6 +359,22 @@ impl Ledger {
         })
     }
 
+    /// Appends what was decided on many members in one statement inside the caller's
+    /// transaction (bulk import).
+    pub async fn append_members_on(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        appends: &mut [(
+            &mut LedgerContext<Member>,
+            Vec<<Member as Aggregate>::Event>,
+        )],
+        metadata: &Metadata,
+    ) -> Result<usize, StoreError> {
+        self.members
+            .append_many_on(connection, appends, metadata)
+            .await
+    }
+
     /// Members as stored, each as of a sequence (`through`, by id), read in one statement on
     /// the caller's connection (inside its transaction).
     pub async fn load_members_on(

@@ -20,6 +20,7 @@ async fn main() -> std::process::ExitCode {
         Command::Replay(args) => app::replay(args).await,
         Command::Verify(args) => jobs::verify::run(args).await,
         Command::DemoData(args) => app::demo_data(args).await,
+        Command::Import(args) => app::import(args).await,
         Command::Token(command) => app::token(command).await,
         Command::BenchWrite(args) => bench::write::run(args).await,
         Command::BenchProjector(args) => bench::projector::run(args).await,

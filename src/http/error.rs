@@ -30,7 +30,7 @@ pub enum ApiError {
     /// `If-Match` or `If-None-Match` does not hold for the resource as it stands.
     #[error("the resource does not meet If-Match / If-None-Match")]
     PreconditionFailed,
-    #[error("the request body is larger than the 64 KiB allowed")]
+    #[error("the request body is larger than this route takes (64 KiB; an import 8 GiB)")]
     TooLarge,
     #[error("the body must be JSON, sent with `Content-Type: application/json`")]
     UnsupportedMediaType,

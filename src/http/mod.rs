@@ -28,6 +28,7 @@ pub mod events;
 pub mod extract;
 pub mod gate;
 pub mod health;
+pub mod imports;
 pub mod in_flight;
 pub mod member_compliance;
 pub mod members;
@@ -107,6 +108,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(xapi_profiles::router())
         .merge(xapi_objects::router())
         .merge(statement_mappings::router())
+        .merge(imports::router())
 }
 
 /// The service's OpenAPI document.

@@ -72,7 +72,7 @@ pub struct MappingsPage {
 
 /// `GET /v1/statement-mappings?outcome=&limit=&cursor=`: the review list of statements whose
 /// facts are not on the ledger, and why; oldest first.
-#[utoipa::path(get, path = "/v1/statement-mappings", tag = "xapi",
+#[utoipa::path(get, path = "/v1/statement-mappings", operation_id = "list_statement_mappings", tag = "xapi",
     params(ListQuery),
     responses(
         (status = 200, body = MappingsPage),
@@ -131,7 +131,7 @@ pub struct Remap {
 
 /// `POST /v1/statement-mappings/remaps`: maps again the statements waiting for a member or an
 /// activity (or all waiting ones, with an empty body), each exactly once.
-#[utoipa::path(post, path = "/v1/statement-mappings/remaps", tag = "xapi",
+#[utoipa::path(post, path = "/v1/statement-mappings/remaps", operation_id = "remap_statements", tag = "xapi",
     request_body = Remap,
     responses(
         (status = 200, body = Remapped),

@@ -32,9 +32,6 @@ use crate::store::tokens::Role;
 
 /// The header that names the xAPI version of a request and of an answer.
 const VERSION_HEADER: &str = "x-experience-api-version";
-/// The `homePage` of the accounts that name the LRS's authorities (its tokens); members'
-/// accounts are on `LEDGER_XAPI_HOMEPAGE`.
-pub const HOMEPAGE: &str = "https://studyledger.invalid/";
 /// Statements per page when the client asks for none, and at most.
 const PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
@@ -167,39 +164,18 @@ fn prepare(batch: Vec<Value>, caller: &Caller) -> Result<Vec<Prepared>, ApiError
         ));
     }
     let stored = Utc::now();
-    let authority = json!({
-        "objectType": "Agent",
-        "name": caller.principal.name,
-        "account": {"homePage": HOMEPAGE, "name": caller.principal.token_id},
-    });
+    let authority = feed::authority(&caller.principal.name, &caller.principal.token_id);
     let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
     for (i, value) in batch.into_iter().enumerate() {
-        validate::statement(&value)
+        let statement = feed::prepare(value, &authority, stored)
             .map_err(|invalid| ApiError::Malformed(format!("statement {i}: {invalid}")))?;
-        let sent = value.as_object().cloned().unwrap_or_default();
-        let kept = studyledger_xapi::stored(sent.clone(), stored, authority.clone());
-        let id = studyledger_xapi::id_of(&kept).ok_or(ApiError::Internal)?;
-        if prepared.iter().any(|p| p.id == id) {
+        if prepared.iter().any(|p| p.id == statement.id) {
             return Err(ApiError::Malformed(format!(
-                "statement {i}: id {id} appears twice in the batch"
+                "statement {i}: id {} appears twice in the batch",
+                statement.id
             )));
         }
-        let verb_id = kept
-            .get("verb")
-            .and_then(|v| v.get("id"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let keys = studyledger_xapi::index::stored_keys(&kept);
-        prepared.push(Prepared {
-            keys,
-            id,
-            voids: studyledger_xapi::voids(&kept),
-            sent,
-            kept,
-            verb_id,
-            stored,
-        });
+        prepared.push(statement);
     }
     Ok(prepared)
 }

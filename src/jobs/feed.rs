@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use rand::Rng;
+use serde_json::{json, Value};
 use sqlx::PgConnection;
 use studyledger_aggregates::activity::{Activity, ActivityLink};
 use studyledger_aggregates::course::Course;
@@ -26,6 +27,7 @@ use studyledger_aggregates::member::{Clock, Member, MemberCommand, MemberEvent, 
 use studyledger_xapi::ledger::{
     completion_id, read, session_id, split, CompletionReading, Reading, SessionReading, Unreadable,
 };
+use studyledger_xapi::validate::{self, Invalid};
 use uuid::Uuid;
 
 use crate::ledger::Ledger;
@@ -54,6 +56,55 @@ impl From<sqlx::Error> for FeedError {
     fn from(error: sqlx::Error) -> Self {
         FeedError::Store(StoreError::Database(error))
     }
+}
+
+/// The `homePage` of the accounts that name the LRS's authorities (its tokens); members'
+/// accounts are on `LEDGER_XAPI_HOMEPAGE`.
+pub const AUTHORITY_HOMEPAGE: &str = "https://studyledger.invalid/";
+
+/// The `authority` of the statements a token stores: the token, as an account.
+pub fn authority(name: &str, token_id: &str) -> Value {
+    json!({
+        "objectType": "Agent",
+        "name": name,
+        "account": {"homePage": AUTHORITY_HOMEPAGE, "name": token_id},
+    })
+}
+
+/// Validates a statement and sets what the LRS sets (`id`, `stored`, `authority`,
+/// `timestamp`, `version`); its filter keys come with it.
+pub fn prepare(
+    value: Value,
+    authority: &Value,
+    stored: DateTime<Utc>,
+) -> Result<Prepared, Invalid> {
+    validate::statement(&value)?;
+    let Value::Object(sent) = value else {
+        return Err(Invalid {
+            path: "statement".to_owned(),
+            problem: "must be a JSON object".to_owned(),
+        });
+    };
+    let kept = studyledger_xapi::stored(sent.clone(), stored, authority.clone());
+    let id = studyledger_xapi::id_of(&kept).ok_or_else(|| Invalid {
+        path: "id".to_owned(),
+        problem: "not a UUID".to_owned(),
+    })?;
+    let verb_id = kept
+        .get("verb")
+        .and_then(|v| v.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Prepared {
+        keys: studyledger_xapi::index::stored_keys(&kept),
+        id,
+        voids: studyledger_xapi::voids(&kept),
+        sent,
+        kept,
+        verb_id,
+        stored,
+    })
 }
 
 /// A statement read for the ledger: `Ok(None)` when it means nothing to it.

@@ -134,6 +134,58 @@ WITH appended AS (
 )
 SELECT sequence, position FROM appended";
 
+const APPEND_MANY: &str = "
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, recorded_at)
+SELECT $1, u.aggregate_id, u.sequence, u.event_type, u.event_version, u.payload::json,
+       $7::json, $8
+  FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+       AS u(aggregate_id, sequence, event_type, event_version, payload)";
+
+const SNAPSHOT_MANY: &str = "
+INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+SELECT $1, u.aggregate_id, u.last_sequence, u.number, u.payload::json
+  FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::text[])
+       AS u(aggregate_id, last_sequence, number, payload)
+    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+       SET last_sequence = EXCLUDED.last_sequence,
+           current_snapshot = EXCLUDED.current_snapshot,
+           payload = EXCLUDED.payload
+     WHERE snapshots.last_sequence < EXCLUDED.last_sequence";
+
+/// The columns of an append of many streams.
+#[derive(Default)]
+struct ManyRows {
+    ids: Vec<String>,
+    sequences: Vec<i64>,
+    types: Vec<String>,
+    versions: Vec<String>,
+    payloads: Vec<String>,
+    snapshot_ids: Vec<String>,
+    snapshot_last: Vec<i64>,
+    snapshot_numbers: Vec<i64>,
+    snapshot_payloads: Vec<String>,
+}
+
+impl ManyRows {
+    fn add(&mut self, aggregate_id: &str, events: Serialised) {
+        self.ids.extend(std::iter::repeat_n(
+            aggregate_id.to_owned(),
+            events.sequences.len(),
+        ));
+        self.sequences.extend(events.sequences);
+        self.types.extend(events.types);
+        self.versions.extend(events.versions);
+        self.payloads.extend(events.payloads);
+        if let Some((last, number, payload)) = events.snapshot {
+            self.snapshot_ids.push(aggregate_id.to_owned());
+            self.snapshot_last.push(last);
+            self.snapshot_numbers.push(number);
+            self.snapshot_payloads.push(payload);
+        }
+    }
+}
+
 /// One row of a load: the snapshot (`part` 0) or an event after it (`part` 1).
 #[derive(sqlx::FromRow)]
 struct StreamRow {
@@ -509,6 +561,60 @@ where
         }
         context.sequence = last;
         Ok(appended)
+    }
+
+    /// Appends what was decided on many aggregates in one statement inside the caller's
+    /// transaction (bulk import): each `(context, events)` after its context's sequence, with
+    /// the snapshots that fall due. On success the contexts are advanced; on
+    /// [`StoreError::Conflict`] (another writer took a sequence) the transaction failed and
+    /// the contexts are stale.
+    pub async fn append_many_on(
+        &self,
+        connection: &mut PgConnection,
+        appends: &mut [(&mut LedgerContext<A>, Vec<A::Event>)],
+        metadata: &Metadata,
+    ) -> Result<usize, StoreError> {
+        let mut rows = ManyRows::default();
+        for (context, events) in appends.iter() {
+            if events.is_empty() {
+                continue;
+            }
+            let serialised = self.serialise(events, context, metadata)?;
+            rows.add(&context.aggregate_id, serialised);
+        }
+        if rows.ids.is_empty() {
+            return Ok(0);
+        }
+        sqlx::query(APPEND_MANY)
+            .bind(A::TYPE)
+            .bind(&rows.ids)
+            .bind(&rows.sequences)
+            .bind(&rows.types)
+            .bind(&rows.versions)
+            .bind(&rows.payloads)
+            .bind(serde_json::to_string(&metadata.as_map())?)
+            .bind(metadata.recorded_at)
+            .execute(&mut *connection)
+            .await
+            .map_err(append_error)?;
+        if !rows.snapshot_ids.is_empty() {
+            sqlx::query(SNAPSHOT_MANY)
+                .bind(A::TYPE)
+                .bind(&rows.snapshot_ids)
+                .bind(&rows.snapshot_last)
+                .bind(&rows.snapshot_numbers)
+                .bind(&rows.snapshot_payloads)
+                .execute(&mut *connection)
+                .await?;
+        }
+        for (context, events) in appends.iter_mut() {
+            let last = context.sequence + events.len();
+            if self.snapshot_due(context.sequence, last) {
+                context.snapshot += 1;
+            }
+            context.sequence = last;
+        }
+        Ok(rows.ids.len())
     }
 
     /// The stream as stored, in sequence order; with `as_of`, only the events recorded by then.

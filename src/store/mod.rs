@@ -13,7 +13,7 @@
 //! - beside the log: [`tokens`] (who may call), [`access_log`] (who read whose record),
 //!   [`verifications`] (chain checks asked for over HTTP), [`skipped`] (events the
 //!   projector and replay could not apply), [`statements`] and [`documents`] (the xAPI statements and
-//!   documents of `/xapi`), [`mappings`] (what each statement became on the ledger).
+//!   documents of `/xapi`), [`mappings`] (what each statement became on the ledger), [`imports`] (bulk imports' progress and refused rows).
 
 pub mod access_log;
 pub mod chain;
@@ -24,6 +24,7 @@ pub mod documents;
 pub mod error;
 pub mod event_store;
 pub mod group_commit;
+pub mod imports;
 pub mod lock;
 pub mod mappings;
 pub mod record;

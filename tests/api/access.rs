@@ -142,6 +142,13 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("GET", "/v1/skipped-events", &["auditor", "admin"]),
     ("GET", "/v1/statement-mappings", &["auditor", "admin"]),
     ("POST", "/v1/statement-mappings/remaps", &["admin"]),
+    ("POST", "/v1/imports", &["admin"]),
+    ("GET", "/v1/imports/{import_id}", &["auditor", "admin"]),
+    (
+        "GET",
+        "/v1/imports/{import_id}/refused.csv",
+        &["auditor", "admin"],
+    ),
     ("GET", "/xapi/about", &[OPEN]),
     ("GET", "/xapi/statements", &["ingest", "auditor", "admin"]),
     ("POST", "/xapi/statements", &["ingest", "admin"]),
@@ -270,7 +277,8 @@ impl World {
             .replace("{determination_id}", &self.job)
             .replace("{verification_id}", &self.verification)
             .replace("{sequence}", "1")
-            .replace("{course_id}", "ethics");
+            .replace("{course_id}", "ethics")
+            .replace("{import_id}", &Uuid::new_v4().to_string());
         if template.starts_with("/v1/orgs/{org_id}/") && !template.ends_with("/appeals") {
             format!("{path}?quarter=2018-Q2")
         } else if template == "/v1/access-log" {
@@ -328,6 +336,8 @@ impl World {
                 json!({"activity_id": format!("https://courses.example/ethics/{n}")})
             }
             "/v1/statement-mappings/remaps" => json!({}),
+            // JSON is not a format an import takes: admitted, then refused with 400.
+            "/v1/imports" => json!({"kind": "session"}),
             "/v1/verifications" => json!({"member_id": self.member}),
             "/v1/members/{member_id}/skipped-events/{sequence}/set-aside" => {
                 json!({"note": "已核对"})

@@ -13,6 +13,7 @@ mod evaluations;
 mod helpers;
 mod history;
 mod hostile;
+mod import;
 mod orgs;
 mod outage;
 mod plans;

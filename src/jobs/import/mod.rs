@@ -1,0 +1,403 @@
+//! Bulk import of history: enrolments, study sessions, course completions and xAPI statements
+//! from a CSV or NDJSON file, every row through the same rules as the API, exactly once.
+//!
+//! The file is parsed on a thread of its own ([`rows`]) and handed on in batches. A batch's
+//! rows are decided on their members' aggregates — loaded in one statement, and kept in a
+//! bounded cache across batches — and the events of the whole batch are appended in one
+//! statement, in one transaction with the batch's counts and refused rows. A batch that loses
+//! a race for a member's next sequence is decided again on fresh state. Rows carry client ids
+//! (`session_id`, `completion_id`, `member_id`), so importing a file again records nothing new:
+//! each row is an exact resend. xAPI statements go through the Learning Record Store's own
+//! path (`feed`), one by one, so each is stored and mapped like any statement sent.
+
+pub mod rows;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use lru::LruCache;
+use serde_json::Value;
+use sqlx::PgConnection;
+use studyledger_aggregates::course::Course;
+use studyledger_aggregates::facts::CourseTerms;
+use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession};
+use studyledger_aggregates::member::{Clock, Member, MemberCommand, MemberEvent};
+use studyledger_aggregates::organisation::Organisation;
+use studyledger_aggregates::values::{CourseId, OrgId};
+use uuid::Uuid;
+
+use crate::jobs::feed::{self, FeedError};
+use crate::ledger::Ledger;
+use crate::store::error::StoreError;
+use crate::store::event_store::LedgerContext;
+use crate::store::imports::{self, Counts, ImportRecord};
+use crate::store::record::Metadata;
+use crate::store::statements::StatementsError;
+use crate::JobError;
+use rows::{Format, Parsed, Row};
+
+/// Rows per batch: one transaction, one INSERT of their events.
+pub const BATCH: usize = 5_000;
+/// Members kept between batches (a file of one organisation's history touches each member
+/// many times; a national one is bounded all the same).
+const MEMBER_CACHE: usize = 100_000;
+/// How often a batch is decided again after losing a race for a member's stream.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Who imports: the token (or the command line), recorded in every event's metadata and the
+/// statements' `authority`.
+#[derive(Debug, Clone)]
+pub struct Importer {
+    pub metadata: Metadata,
+}
+
+/// Imports `reader` as `format` under `import_id` (recorded first, so `GET /v1/imports/{id}`
+/// shows its progress); `progress` hears of each batch's rows. Answers the import's record;
+/// an import that cannot go on is recorded as failed, with everything committed before it.
+pub async fn run(
+    ledger: &Ledger,
+    importer: &Importer,
+    import_id: Uuid,
+    format: Format,
+    reader: Box<dyn Read + Send>,
+    progress: impl Fn(u64),
+) -> Result<ImportRecord, JobError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Parsed>>(2);
+    let parser = tokio::task::spawn_blocking(move || rows::parse(reader, format, BATCH, &tx));
+    let mut batches = Batches::new(ledger, importer, import_id);
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        let n = batch.len() as u64;
+        if let Err(error) = batches.import(batch).await {
+            failure = Some(error.to_string());
+            break;
+        }
+        progress(n);
+    }
+    drop(rx);
+    if failure.is_none() {
+        failure = match parser.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(error),
+            Err(panic) => Some(format!("the parser stopped: {panic}")),
+        };
+    }
+    imports::finish(ledger.pool(), import_id, failure.as_deref()).await?;
+    let record = imports::get(ledger.pool(), import_id).await?;
+    record.ok_or_else(|| "the import's record vanished".into())
+}
+
+/// Why a batch could not be imported (its rows are not committed).
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("members changed under the import too often; import the file again")]
+    Contention,
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(error: sqlx::Error) -> Self {
+        BatchError::Store(StoreError::Database(error))
+    }
+}
+
+/// The import's state across batches: members, courses and organisations already read.
+struct Batches<'a> {
+    ledger: &'a Ledger,
+    importer: &'a Importer,
+    import_id: Uuid,
+    authority: Value,
+    members: LruCache<String, LedgerContext<Member>>,
+    courses: HashMap<CourseId, Option<CourseTerms>>,
+    organisations: HashMap<OrgId, bool>,
+}
+
+/// What deciding a batch's member rows came to, before it is committed.
+#[derive(Default)]
+struct Decided {
+    events: HashMap<String, Vec<MemberEvent>>,
+    counts: Counts,
+    refusals: Vec<(u64, String)>,
+}
+
+impl<'a> Batches<'a> {
+    fn new(ledger: &'a Ledger, importer: &'a Importer, import_id: Uuid) -> Batches<'a> {
+        let metadata = &importer.metadata;
+        Batches {
+            ledger,
+            importer,
+            import_id,
+            authority: feed::authority(&metadata.actor, &metadata.token_id),
+            members: LruCache::new(NonZeroUsize::new(MEMBER_CACHE).unwrap_or(NonZeroUsize::MIN)),
+            courses: HashMap::new(),
+            organisations: HashMap::new(),
+        }
+    }
+
+    async fn import(&mut self, batch: Vec<Parsed>) -> Result<(), BatchError> {
+        let (statements, rows): (Vec<Parsed>, Vec<Parsed>) = batch
+            .into_iter()
+            .partition(|p| matches!(p.row, Ok(Row::Statement(_))));
+        self.read_catalog(&rows).await?;
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.commit_rows(&rows).await {
+                Err(BatchError::Store(StoreError::Conflict)) => {
+                    tracing::debug!(attempt, "an import batch lost a race; deciding again");
+                    tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+                }
+                Ok(()) => return self.import_statements(statements).await,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(BatchError::Contention)
+    }
+
+    /// The terms of the batch's courses and whether its organisations exist, read once per
+    /// import (neither changes once registered).
+    async fn read_catalog(&mut self, rows: &[Parsed]) -> Result<(), StoreError> {
+        for parsed in rows {
+            match &parsed.row {
+                Ok(Row::Session { course_id, .. } | Row::Completion { course_id, .. })
+                    if !self.courses.contains_key(course_id) =>
+                {
+                    let course = self
+                        .ledger
+                        .read_immutable::<Course>(course_id.as_str())
+                        .await?;
+                    let terms = course.record().map(|r| r.terms());
+                    self.courses.insert(course_id.clone(), terms);
+                }
+                Ok(Row::Enrol(enrolment))
+                    if !self.organisations.contains_key(&enrolment.org_id) =>
+                {
+                    let org = self
+                        .ledger
+                        .read_immutable::<Organisation>(enrolment.org_id.as_str())
+                        .await?;
+                    self.organisations
+                        .insert(enrolment.org_id.clone(), org.record().is_some());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the batch's member rows and commits their events, counts and refusals in one
+    /// transaction; the members go back to the cache only once committed.
+    async fn commit_rows(&mut self, rows: &[Parsed]) -> Result<(), BatchError> {
+        let mut tx = self.ledger.pool().begin().await?;
+        let mut members = self.members_of(&mut tx, rows).await?;
+        let decided = self.decide(&mut members, rows).await;
+        let metadata = Metadata {
+            recorded_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+            ..self.importer.metadata.clone()
+        };
+        let mut appends: Vec<(&mut LedgerContext<Member>, Vec<MemberEvent>)> = Vec::new();
+        let mut events = decided.events;
+        for (id, context) in &mut members {
+            if let Some(decided) = events.remove(id) {
+                appends.push((context, decided));
+            }
+        }
+        self.ledger
+            .append_members_on(&mut tx, &mut appends, &metadata)
+            .await?;
+        drop(appends);
+        imports::count(&mut tx, self.import_id, decided.counts, &decided.refusals).await?;
+        tx.commit().await?;
+        for (id, context) in members {
+            if context.sequence > 0 {
+                self.members.put(id, context);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows' members: from the cache (taken out of it), else loaded in one statement;
+    /// members with no events yet start empty.
+    async fn members_of(
+        &mut self,
+        tx: &mut PgConnection,
+        rows: &[Parsed],
+    ) -> Result<HashMap<String, LedgerContext<Member>>, StoreError> {
+        let mut members = HashMap::new();
+        let mut missing = Vec::new();
+        for id in rows.iter().filter_map(|p| p.row.as_ref().ok()?.member_id()) {
+            let id = id.to_string();
+            if members.contains_key(&id) || missing.contains(&id) {
+                continue;
+            }
+            match self.members.pop(&id) {
+                Some(context) => {
+                    members.insert(id, context);
+                }
+                None => missing.push(id),
+            }
+        }
+        let through = vec![i64::MAX; missing.len()];
+        for context in self.ledger.load_members_on(tx, &missing, &through).await? {
+            members.insert(context.aggregate_id.clone(), context);
+        }
+        for id in missing {
+            members.entry(id.clone()).or_insert_with(|| LedgerContext {
+                aggregate_id: id,
+                aggregate: Member::default(),
+                sequence: 0,
+                snapshot: 0,
+            });
+        }
+        Ok(members)
+    }
+
+    /// Each row decided in file order on its member as the rows before left it.
+    async fn decide(
+        &self,
+        members: &mut HashMap<String, LedgerContext<Member>>,
+        rows: &[Parsed],
+    ) -> Decided {
+        let clock = self.ledger.clock();
+        let mut decided = Decided::default();
+        for parsed in rows {
+            decided.counts.read += 1;
+            let command = parsed.row.clone().and_then(|row| self.command(row, clock));
+            let (member_id, command) = match command {
+                Ok(found) => found,
+                Err(reason) => {
+                    decided.counts.refused += 1;
+                    decided.refusals.push((parsed.line, reason));
+                    continue;
+                }
+            };
+            let Some(context) = members.get_mut(&member_id) else {
+                continue;
+            };
+            let sink = EventSink::<Member>::default();
+            match context.aggregate.handle(command, &(), &sink).await {
+                Ok(()) => {
+                    let events = sink.collect().await;
+                    if events.is_empty() {
+                        decided.counts.unchanged += 1;
+                    } else {
+                        decided.counts.recorded += 1;
+                        decided.events.entry(member_id).or_default().extend(events);
+                    }
+                }
+                Err(rejection) => {
+                    decided.counts.refused += 1;
+                    decided.refusals.push((parsed.line, rejection.to_string()));
+                }
+            }
+        }
+        decided
+    }
+
+    /// The member command a row is, checked against the catalog as the API checks it.
+    fn command(&self, row: Row, clock: Clock) -> Result<(String, MemberCommand), String> {
+        let terms = |course_id: &CourseId| {
+            self.courses
+                .get(course_id)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| format!("course {course_id} is not registered"))
+        };
+        Ok(match row {
+            Row::Enrol(enrolment) => {
+                if self.organisations.get(&enrolment.org_id) != Some(&true) {
+                    return Err(format!(
+                        "organisation {} is not registered",
+                        enrolment.org_id
+                    ));
+                }
+                (
+                    enrolment.member_id.to_string(),
+                    MemberCommand::Enrol(enrolment),
+                )
+            }
+            Row::Session {
+                member_id,
+                session_id,
+                course_id,
+                started_at,
+                ended_at,
+            } => (
+                member_id.to_string(),
+                MemberCommand::RecordStudySession(RecordStudySession {
+                    session_id,
+                    course: terms(&course_id)?,
+                    started_at,
+                    ended_at,
+                    source: None,
+                    clock,
+                }),
+            ),
+            Row::Completion {
+                member_id,
+                completion_id,
+                course_id,
+                completed_at,
+            } => (
+                member_id.to_string(),
+                MemberCommand::RecordCompletion(RecordCompletion {
+                    completion_id,
+                    course: terms(&course_id)?,
+                    completed_at,
+                    source: None,
+                    clock,
+                }),
+            ),
+            Row::Statement(_) => return Err("a statement is not a member row".to_owned()),
+        })
+    }
+
+    /// The batch's statements, each stored and mapped as if sent to `/xapi/statements`; one
+    /// the LRS refuses is a refused row.
+    async fn import_statements(&mut self, statements: Vec<Parsed>) -> Result<(), BatchError> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let mut counts = Counts::default();
+        let mut refusals = Vec::new();
+        let stored = chrono::Utc::now();
+        for parsed in statements {
+            counts.read += 1;
+            let Ok(Row::Statement(value)) = parsed.row else {
+                continue;
+            };
+            let outcome = match feed::prepare(value, &self.authority, stored) {
+                Ok(statement) => {
+                    let batch = [statement];
+                    let metadata = &self.importer.metadata;
+                    feed::store_statements(self.ledger, metadata, &metadata.token_id, &batch)
+                        .await
+                        .map_err(|e| match e {
+                            FeedError::Statements(StatementsError::Database(e)) => {
+                                Err(BatchError::from(e))
+                            }
+                            FeedError::Store(e) => Err(BatchError::Store(e)),
+                            FeedError::Contention => Err(BatchError::Contention),
+                            refused @ FeedError::Statements(_) => Ok(refused.to_string()),
+                        })
+                }
+                Err(invalid) => Err(Ok(format!("invalid statement: {invalid}"))),
+            };
+            match outcome {
+                Ok(()) => counts.recorded += 1,
+                Err(Ok(reason)) => {
+                    counts.refused += 1;
+                    refusals.push((parsed.line, reason));
+                }
+                Err(Err(error)) => return Err(error),
+            }
+        }
+        let mut tx = self.ledger.pool().begin().await?;
+        imports::count(&mut tx, self.import_id, counts, &refusals).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
