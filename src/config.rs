@@ -44,6 +44,9 @@ pub enum Command {
     BenchWrite(BenchArgs),
     /// Measure the projector's catch-up rate on a large store against a COPY scan of it.
     BenchProjector(BenchProjectorArgs),
+    /// Measure a bulk import of sessions and completions of existing members against a COPY
+    /// of the same event rows into the events table.
+    BenchImport(BenchImportArgs),
     /// Measure a full replay of a large store against a COPY scan of it in member order.
     BenchReplay(BenchReplayArgs),
     /// Measure reads (p50/p99 under 16 readers and a background of commands) on a ledger of
@@ -293,6 +296,23 @@ pub struct BenchReplayArgs {
     #[arg(long, default_value_t = 5_000_000)]
     pub events: usize,
     /// Runs (scan + replay each); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchImportArgs {
+    /// PostgreSQL server URL (a superuser's); the run creates and drops its own database on
+    /// that server.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Members the rows are about, enrolled first (not timed).
+    #[arg(long, default_value_t = 10_000)]
+    pub members: usize,
+    /// Rows (sessions and completions) per run.
+    #[arg(long, default_value_t = 500_000)]
+    pub rows: usize,
+    /// Runs (import + baseline COPY each); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
 }

@@ -25,6 +25,7 @@ async fn main() -> std::process::ExitCode {
         Command::BenchWrite(args) => bench::write::run(args).await,
         Command::BenchProjector(args) => bench::projector::run(args).await,
         Command::BenchReplay(args) => bench::replay::run(args).await,
+        Command::BenchImport(args) => bench::import::run(args).await,
         Command::BenchReads(args) => bench::reads::run(args).await,
     };
     match outcome {

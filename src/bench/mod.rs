@@ -7,6 +7,7 @@
 //! - [`replay`]: a full replay against a COPY scan in member order;
 //! - [`reads`]: reads at two sizes of ledger, the large one against the small one.
 
+pub mod import;
 pub mod projector;
 pub mod reads;
 pub mod replay;
@@ -239,4 +240,24 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Resets the kernel's record of this process's peak resident memory (Linux).
+pub fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// A memory figure of this process from /proc/self/status (`VmRSS:` now, `VmHWM:` the peak
+/// since the last reset), in MiB (Linux; 0 elsewhere).
+pub fn memory_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
 }

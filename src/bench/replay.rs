@@ -13,7 +13,9 @@ use std::time::Instant;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::app::App;
-use crate::bench::{fresh_app, in_scratch_database, median, timed_scan};
+use crate::bench::{
+    fresh_app, in_scratch_database, median, memory_mib, reset_peak_memory, timed_scan,
+};
 use crate::config::BenchReplayArgs;
 use crate::jobs::demo::{self, DemoPlan};
 use crate::jobs::replay;
@@ -106,24 +108,4 @@ async fn measure_run(app: &App, options: &PgConnectOptions, events: i64) -> Resu
         replay: summary.events as f64 / seconds,
         memory: (before, memory_mib("VmHWM:")),
     })
-}
-
-/// Resets the kernel's record of this process's peak resident memory (Linux).
-fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// A memory figure of this process from /proc/self/status (`VmRSS:` now, `VmHWM:` the peak
-/// since the last reset), in MiB (Linux; 0 elsewhere).
-fn memory_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
