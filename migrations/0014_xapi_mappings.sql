@@ -28,8 +28,11 @@ CREATE TABLE xapi_mappings
     mapped_at    timestamptz NOT NULL
 );
 
--- The review list: statements whose facts are not (yet) on the ledger, in storing order.
-CREATE INDEX xapi_mappings_review ON xapi_mappings (outcome, seq);
+-- The review list: statements of one outcome in storing order, and the default list (every
+-- outcome to review) in storing order without a sort of them all.
+CREATE INDEX xapi_mappings_by_outcome ON xapi_mappings (outcome, seq);
+CREATE INDEX xapi_mappings_to_review ON xapi_mappings (seq)
+    WHERE outcome IN ('refused', 'unreadable', 'unknown_member', 'unknown_activity');
 -- Statements waiting for their member or activity, found when it is registered.
 CREATE INDEX xapi_mappings_waiting_member ON xapi_mappings (member_id, seq)
     WHERE outcome = 'unknown_member';

@@ -28,14 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remap))
 }
 
-/// The outcomes the review list shows unless asked for one.
-const TO_REVIEW: [Outcome; 4] = [
-    Outcome::Refused,
-    Outcome::Unreadable,
-    Outcome::UnknownMember,
-    Outcome::UnknownActivity,
-];
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -88,12 +80,8 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<MappingsPage>, ApiError> {
     let limit = page_limit(query.limit, 100, 1000)?;
-    let outcomes = match query.outcome {
-        Some(outcome) => vec![outcome],
-        None => TO_REVIEW.to_vec(),
-    };
     let after = query.cursor.unwrap_or(0);
-    let page = mappings::page(state.ledger().pool(), &outcomes, after, limit).await?;
+    let page = mappings::page(state.ledger().pool(), query.outcome, after, limit).await?;
     access::log_read(
         &state,
         &caller,

@@ -220,20 +220,26 @@ pub async fn lock_still_waiting(
     .await
 }
 
-/// A page of the review list: mappings with one of `outcomes`, in storing order after `after`.
+/// A page of the review list in storing order after `after`: mappings of one outcome (an
+/// index range of `xapi_mappings_by_outcome`), or of every outcome to review (the partial
+/// index `xapi_mappings_to_review`, whose predicate the query repeats).
 pub async fn page(
     pool: &PgPool,
-    outcomes: &[Outcome],
+    outcome: Option<Outcome>,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Mapping>, sqlx::Error> {
-    let outcomes: Vec<&str> = outcomes.iter().map(|o| o.as_str()).collect();
+    let filter = match outcome {
+        Some(_) => "outcome = $1",
+        None => "$1::text IS NULL
+                 AND outcome IN ('refused', 'unreadable', 'unknown_member', 'unknown_activity')",
+    };
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM xapi_mappings
-          WHERE outcome = ANY($1) AND seq > $2
+          WHERE {filter} AND seq > $2
           ORDER BY seq LIMIT $3"
     ))
-    .bind(&outcomes)
+    .bind(outcome.map(Outcome::as_str))
     .bind(after)
     .bind(limit)
     .fetch_all(pool)
