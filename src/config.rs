@@ -259,6 +259,33 @@ pub struct BenchProjectorArgs {
     pub runs: usize,
 }
 
+/// The format of an import file.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportFormat {
+    Csv,
+    Ndjson,
+}
+
+impl ImportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportFormat::Csv => "csv",
+            ImportFormat::Ndjson => "ndjson",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
@@ -269,7 +296,7 @@ pub struct ImportArgs {
     pub file: std::path::PathBuf,
     /// The file's format, when its name does not say.
     #[arg(long, value_enum)]
-    pub format: Option<crate::jobs::import::rows::Format>,
+    pub format: Option<ImportFormat>,
     /// Write the refused rows (line, reason) to this CSV file.
     #[arg(long, value_name = "FILE")]
     pub refused: Option<std::path::PathBuf>,

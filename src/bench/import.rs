@@ -119,7 +119,12 @@ async fn catalog(app: &App) -> Result<(), JobError> {
         parent_id: None,
     };
     ledger
-        .execute::<Organisation, _>("bench", OrganisationCommand::Register(org), &metadata, |_| ())
+        .execute::<Organisation, _>(
+            "bench",
+            OrganisationCommand::Register(org),
+            &metadata,
+            |_| (),
+        )
         .await
         .map_err(|e| e.to_string())?;
     for (id, category) in [
@@ -160,8 +165,15 @@ async fn measure_run(
     reset_peak_memory();
     let started = Instant::now();
     let file = std::fs::File::open(&path)?;
-    let record = import::run(app.ledger(), &importer(), import_id, Format::Csv, Box::new(file), |_| {})
-        .await?;
+    let record = import::run(
+        app.ledger(),
+        &importer(),
+        import_id,
+        Format::Csv,
+        Box::new(file),
+        |_| {},
+    )
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
     let peak_mib = memory_mib("VmHWM:");
     std::fs::remove_file(&path)?;
@@ -198,7 +210,11 @@ fn write_history(
             if written + 2 > rows {
                 break 'days;
             }
-            let course = if day % 2 == 0 { "bench-required" } else { "bench-elective" };
+            let course = if day % 2 == 0 {
+                "bench-required"
+            } else {
+                "bench-elective"
+            };
             writeln!(
                 out,
                 "session,{member},{},,{course},{date}T01:00:00Z,{date}T01:40:00Z,\n\

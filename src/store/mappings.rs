@@ -161,6 +161,9 @@ pub enum Waiting {
     All,
 }
 
+/// A waiting statement as read: `seq`, id, statement.
+type WaitingRow = (i64, Uuid, sqlx::types::Json<Map<String, Value>>);
+
 /// A page of waiting statements after `after` (in storing order): `seq`, id, statement.
 pub async fn waiting(
     pool: &PgPool,
@@ -186,7 +189,7 @@ pub async fn waiting(
             None,
         ),
     };
-    let rows: Vec<(i64, Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(&format!(
+    let rows: Vec<WaitingRow> = sqlx::query_as(&format!(
         "SELECT m.seq, m.statement_id, s.statement
                FROM xapi_mappings m JOIN xapi_statements s ON s.statement_id = m.statement_id
               WHERE {filter} AND m.seq > $1
@@ -231,8 +234,10 @@ pub async fn page(
 ) -> Result<Vec<Mapping>, sqlx::Error> {
     let filter = match outcome {
         Some(_) => "outcome = $1",
-        None => "$1::text IS NULL
-                 AND outcome IN ('refused', 'unreadable', 'unknown_member', 'unknown_activity')",
+        None => {
+            "$1::text IS NULL
+                 AND outcome IN ('refused', 'unreadable', 'unknown_member', 'unknown_activity')"
+        }
     };
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM xapi_mappings

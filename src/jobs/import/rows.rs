@@ -13,32 +13,7 @@ use studyledger_aggregates::facts::Enrolment;
 use studyledger_aggregates::values::{CourseId, MemberId, OrgId};
 use uuid::Uuid;
 
-/// The file's format.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Csv,
-    Ndjson,
-}
-
-impl Format {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Ndjson => "ndjson",
-        }
-    }
-}
+pub use crate::config::ImportFormat as Format;
 
 /// One row, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +77,33 @@ struct RawRow {
 /// The longest line (or CSV record) a file may have: a statement with its definitions fits.
 pub const MAX_ROW_BYTES: usize = 64 * 1024;
 
+/// Hands rows on in batches of at most `size`; false once the receiver is gone.
+struct Batcher<'a> {
+    out: &'a tokio::sync::mpsc::Sender<Vec<Parsed>>,
+    size: usize,
+    pending: Vec<Parsed>,
+    rows: u64,
+}
+
+impl Batcher<'_> {
+    fn send(&mut self, parsed: Parsed) -> bool {
+        self.rows += 1;
+        self.pending.push(parsed);
+        if self.pending.len() < self.size {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.pending, Vec::with_capacity(self.size));
+        self.out.blocking_send(full).is_ok()
+    }
+
+    fn finish(self) -> u64 {
+        if !self.pending.is_empty() {
+            let _ = self.out.blocking_send(self.pending);
+        }
+        self.rows
+    }
+}
+
 /// Reads `reader` to its end, sending rows in batches of at most `batch`; stops early when
 /// the receiver is gone. Answers the number of rows read, or why the file cannot be read on.
 pub fn parse(
@@ -110,85 +112,78 @@ pub fn parse(
     batch: usize,
     out: &tokio::sync::mpsc::Sender<Vec<Parsed>>,
 ) -> Result<u64, String> {
-    let mut pending = Vec::with_capacity(batch);
-    let mut rows = 0u64;
-    let mut send = |parsed: Parsed, pending: &mut Vec<Parsed>| -> bool {
-        rows += 1;
-        pending.push(parsed);
-        if pending.len() >= batch {
-            let full = std::mem::replace(pending, Vec::with_capacity(batch));
-            return out.blocking_send(full).is_ok();
-        }
-        true
+    let mut batcher = Batcher {
+        out,
+        size: batch,
+        pending: Vec::with_capacity(batch),
+        rows: 0,
     };
     match format {
-        Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(false)
-                .from_reader(reader);
-            let headers = csv
-                .headers()
-                .map_err(|e| format!("the CSV header cannot be read: {e}"))?
-                .clone();
-            let mut record = csv::StringRecord::new();
-            loop {
-                // Where the next record starts (the header is line 1).
-                let line = csv.position().line();
-                match csv.read_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {
-                        let row = csv_row(&record, &headers);
-                        let line = record.position().map_or(line, |p| p.line());
-                        if !send(Parsed { line, row }, &mut pending) {
-                            return Ok(rows);
-                        }
-                    }
-                    Err(e) if e.is_io_error() => return Err(format!("reading the file: {e}")),
-                    Err(e) => {
-                        let line = e.position().map_or(line, csv::Position::line);
-                        let row = Err(format!("not a CSV record of the header's columns: {e}"));
-                        if !send(Parsed { line, row }, &mut pending) {
-                            return Ok(rows);
-                        }
-                    }
-                }
-            }
-        }
-        Format::Ndjson => {
-            let mut lines = BufReader::new(reader);
-            let mut text = String::new();
-            let mut line = 0u64;
-            loop {
-                text.clear();
-                line += 1;
-                let read = lines
-                    .by_ref()
-                    .take(MAX_ROW_BYTES as u64 + 1)
-                    .read_line(&mut text)
-                    .map_err(|e| format!("reading line {line}: {e}"))?;
-                if read == 0 {
-                    break;
-                }
-                if read > MAX_ROW_BYTES {
-                    return Err(format!("line {line} is longer than {MAX_ROW_BYTES} bytes"));
-                }
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let row = serde_json::from_str::<RawRow>(&text)
-                    .map_err(|e| format!("not a row: {e}"))
-                    .and_then(typed);
-                if !send(Parsed { line, row }, &mut pending) {
-                    return Ok(rows);
-                }
-            }
+        Format::Csv => parse_csv(reader, &mut batcher)?,
+        Format::Ndjson => parse_ndjson(reader, &mut batcher)?,
+    }
+    Ok(batcher.finish())
+}
+
+fn parse_csv(reader: impl Read, batcher: &mut Batcher<'_>) -> Result<(), String> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(reader);
+    let headers = csv
+        .headers()
+        .map_err(|e| format!("the CSV header cannot be read: {e}"))?
+        .clone();
+    let mut record = csv::StringRecord::new();
+    loop {
+        // Where the next record starts (the header is line 1).
+        let line = csv.position().line();
+        let parsed = match csv.read_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => Parsed {
+                line: record.position().map_or(line, csv::Position::line),
+                row: csv_row(&record, &headers),
+            },
+            Err(e) if e.is_io_error() => return Err(format!("reading the file: {e}")),
+            Err(e) => Parsed {
+                line: e.position().map_or(line, csv::Position::line),
+                row: Err(format!("not a CSV record of the header's columns: {e}")),
+            },
+        };
+        if !batcher.send(parsed) {
+            return Ok(());
         }
     }
-    if !pending.is_empty() {
-        let _ = out.blocking_send(pending);
+}
+
+fn parse_ndjson(reader: impl Read, batcher: &mut Batcher<'_>) -> Result<(), String> {
+    let mut lines = BufReader::new(reader);
+    let mut text = String::new();
+    let mut line = 0u64;
+    loop {
+        text.clear();
+        line += 1;
+        let read = lines
+            .by_ref()
+            .take(MAX_ROW_BYTES as u64 + 1)
+            .read_line(&mut text)
+            .map_err(|e| format!("reading line {line}: {e}"))?;
+        if read == 0 {
+            return Ok(());
+        }
+        if read > MAX_ROW_BYTES {
+            return Err(format!("line {line} is longer than {MAX_ROW_BYTES} bytes"));
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let row = serde_json::from_str::<RawRow>(&text)
+            .map_err(|e| format!("not a row: {e}"))
+            .and_then(typed);
+        if !batcher.send(Parsed { line, row }) {
+            return Ok(());
+        }
     }
-    Ok(rows)
 }
 
 fn csv_row(record: &csv::StringRecord, headers: &csv::StringRecord) -> Result<Row, String> {
