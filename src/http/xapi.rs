@@ -2,8 +2,9 @@
 //!
 //! Statements are validated by `studyledger-xapi` (400 with the path of what is wrong), kept
 //! in `xapi_statements` (append-only, a batch in one transaction) and read back by id or in
-//! pages in the order they were stored. Every request but `/xapi/about` names the version it
-//! speaks in `X-Experience-API-Version` (400 without); every answer names the LRS's.
+//! pages in the order they were stored, in the `format` asked for. Every request but
+//! `/xapi/about` names the version it speaks in `X-Experience-API-Version` (400 without);
+//! every answer names the LRS's, and every statement read `X-Experience-API-Consistent-Through`.
 //! `ingest` tokens store statements and read back those they stored (statements/read/mine);
 //! `admin` and `auditor` read all.
 
@@ -15,6 +16,7 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use studyledger_xapi::format::Format;
 use studyledger_xapi::{validate, VERSION};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,16 +33,45 @@ use crate::store::statements::{self, Filter, Prepared, Readable, StatementsError
 use crate::store::tokens::Role;
 
 /// The header that names the xAPI version of a request and of an answer.
-const VERSION_HEADER: &str = "x-experience-api-version";
+pub const VERSION_HEADER: &str = "x-experience-api-version";
 /// Statements per page when the client asks for none, and at most.
 const PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(about))
+    // The statements' routes get `consistent_through` outside `versioned`, so that even a read
+    // refused for its missing version header carries the header.
+    let statements = OpenApiRouter::new()
         .routes(routes!(put_statement, post_statements, get_statements))
         .layer(axum::middleware::from_fn(versioned))
+        .layer(axum::middleware::from_fn(consistent_through));
+    OpenApiRouter::new()
+        .routes(routes!(about))
+        .layer(axum::middleware::from_fn(versioned))
+        .merge(statements)
+}
+
+/// The header that tells how far a statement read is complete.
+const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
+
+/// Every answer to a statement read (`GET` or `HEAD`), errors included, names the instant
+/// through which the LRS's statements are in its reach (xAPI 2.0 part 3, §2.1.3,
+/// XAPI-00153): a client polling the resource learns it from a 400 or a 404 too. The instant
+/// is taken before the read runs, as each batch commits whole: every statement committed by
+/// then is in the read's reach.
+async fn consistent_through(request: Request, next: Next) -> Response {
+    let read = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let through = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut response = next.run(request).await;
+    if read {
+        if let Ok(value) = HeaderValue::from_str(&through) {
+            response.headers_mut().insert(CONSISTENT_THROUGH, value);
+        }
+    }
+    response
 }
 
 /// Every answer names the LRS's version; every request but `/xapi/about` must name its own.
@@ -231,7 +262,9 @@ pub struct GetParams {
     /// At most this many (0: the LRS's page, 100); at most 1,000.
     limit: Option<i64>,
     ascending: Option<bool>,
-    /// `exact`, `ids` or `canonical`: statements are served as stored whichever.
+    /// `exact` (as stored, the default), `ids` (agents, groups, activities and verbs only as
+    /// far as they identify them) or `canonical` (each language map in the one language that
+    /// best matches `Accept-Language`).
     format: Option<String>,
     /// Attachments' raw data is not kept yet, so only `false` is served.
     attachments: Option<bool>,
@@ -257,20 +290,17 @@ async fn get_statements(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<GetParams>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let readable = match caller.principal.role {
         Role::Ingest => Readable::StoredBy(&caller.principal.token_id),
         _ => Readable::All,
     };
-    if params
-        .format
-        .as_deref()
-        .is_some_and(|f| !["exact", "ids", "canonical"].contains(&f))
-    {
-        return Err(ApiError::Malformed(
-            "format is exact, ids or canonical".to_owned(),
-        ));
-    }
+    let accept_language = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::parse(params.format.as_deref(), accept_language)
+        .ok_or_else(|| ApiError::Malformed("format is exact, ids or canonical".to_owned()))?;
     if params.attachments == Some(true) {
         return Err(ApiError::Malformed(
             "attachments=true is not served yet: this LRS keeps no attachment data".to_owned(),
@@ -287,12 +317,13 @@ async fn get_statements(
             match statements::by_id(pool, readable, id).await? {
                 Some((statement, voided)) if voided == want_voided => {
                     let headers = read_headers(std::slice::from_ref(&statement))?;
+                    let statement = format.apply(statement);
                     Ok((headers, Json(Value::Object(statement))).into_response())
                 }
                 _ => Err(ApiError::NotFound(format!("no statement {id} here"))),
             }
         }
-        (None, None) => page(pool, readable, &params).await,
+        (None, None) => page(pool, readable, &params, &format).await,
     }
 }
 
@@ -322,6 +353,7 @@ async fn page(
     pool: &sqlx::PgPool,
     readable: Readable<'_>,
     params: &GetParams,
+    format: &Format,
 ) -> Result<Response, ApiError> {
     let limit = match params.limit {
         None | Some(0) => PAGE,
@@ -342,7 +374,10 @@ async fn page(
     let (found, next) = statements::page(pool, readable, &filter, limit).await?;
     let more = next.map_or_else(String::new, |cursor| more_link(params, limit, cursor));
     let headers = read_headers(&found)?;
-    let statements: Vec<Value> = found.into_iter().map(Value::Object).collect();
+    let statements: Vec<Value> = found
+        .into_iter()
+        .map(|statement| Value::Object(format.apply(statement)))
+        .collect();
     Ok((
         headers,
         Json(json!({"statements": statements, "more": more})),
@@ -350,16 +385,12 @@ async fn page(
         .into_response())
 }
 
-/// The headers of a statement read: `X-Experience-API-Consistent-Through` (every statement
-/// stored before now is in the answer's reach, as each batch commits whole) and
-/// `Last-Modified`, the newest `stored` among the statements answered.
+/// The headers of a statement read: `Last-Modified`, the newest `stored` among the
+/// statements answered (`X-Experience-API-Consistent-Through` is `consistent_through`'s, on
+/// every answer of the route).
 fn read_headers(statements: &[serde_json::Map<String, Value>]) -> Result<HeaderMap, ApiError> {
     let value = |text: &str| HeaderValue::from_str(text).map_err(|_| ApiError::Internal);
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-experience-api-consistent-through",
-        value(&Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?,
-    );
     let newest = statements
         .iter()
         .filter_map(|s| s.get("stored").and_then(Value::as_str))
@@ -419,7 +450,7 @@ fn filter_keys(params: &GetParams) -> Result<Vec<String>, ApiError> {
     Ok(keys)
 }
 
-/// The relative link to the page after `cursor`, with the same filters.
+/// The relative link to the page after `cursor`, with the same filters and format.
 fn more_link(params: &GetParams, limit: i64, cursor: i64) -> String {
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(verb) = &params.verb {
@@ -450,6 +481,9 @@ fn more_link(params: &GetParams, limit: i64, cursor: i64) -> String {
     }
     if params.ascending == Some(true) {
         query.push(("ascending", "true".to_owned()));
+    }
+    if let Some(format) = &params.format {
+        query.push(("format", format.clone()));
     }
     query.push(("limit", limit.to_string()));
     query.push(("cursor", cursor.to_string()));

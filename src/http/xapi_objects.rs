@@ -1,11 +1,11 @@
 //! `/xapi/activities` and `/xapi/agents`: what the Learning Record Store knows of an activity
-//! (its definition as the newest statement about it gave it) and of an agent (a Person object
+//! (its definition merged from the statements about it) and of an agent (a Person object
 //! of its identifiers and name), xAPI 2.0 part 3, §2.4–2.5.
 
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use studyledger_xapi::validate;
+use studyledger_xapi::{definition, validate};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,8 +36,14 @@ pub struct ActivityParams {
     activity_id: String,
 }
 
-/// `GET /xapi/activities`: the activity with the definition the newest statement about it
-/// gave (only its id when no statement did).
+/// How many of the newest statements about an activity its definition is merged from: the
+/// read stays one bounded range of the key index however busy the activity is, and a
+/// definition older than that many statements has had its chance to be restated.
+const DEFINITIONS_READ: i64 = 50;
+
+/// `GET /xapi/activities`: the activity with the definitions the newest statements about it
+/// gave, merged (`definition::merged`: names and descriptions per language, the rest from the
+/// newest); only its id when no statement defined it.
 #[utoipa::path(get, path = "/xapi/activities", operation_id = "xapi_get_activity", tag = "xapi",
     params(ActivityParams),
     responses(
@@ -57,15 +63,12 @@ async fn activity(
         return Err(ApiError::Malformed("activityId must be an IRI".to_owned()));
     }
     let key = format!("activity:{id}");
-    let newest = statements::newest_with_key(state.ledger().pool(), &key).await?;
-    let definition = newest
-        .as_ref()
-        .and_then(|s| s.get("object"))
-        .and_then(|o| o.get("definition"))
-        .cloned();
+    let mut definitions =
+        statements::definitions_with_key(state.ledger().pool(), &key, DEFINITIONS_READ).await?;
+    definitions.reverse();
     let mut activity = json!({"objectType": "Activity", "id": id});
-    if let Some(definition) = definition {
-        activity["definition"] = definition;
+    if let Some(definition) = definition::merged(&definitions) {
+        activity["definition"] = Value::Object(definition);
     }
     Ok(Json(activity))
 }

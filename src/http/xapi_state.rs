@@ -1,7 +1,8 @@
 //! `/xapi/activities/state`: the state documents of the Learning Record Store (xAPI 2.0
 //! part 3, §2.3), kept per activity, agent, registration and `stateId` — where cmi5 players
 //! keep their launch data. Any content type; `POST` merges JSON objects; `If-Match` and
-//! `If-None-Match` guard writes (412 when they do not hold).
+//! `If-None-Match` guard writes (412 when they do not hold), and a 2.0 `PUT` over a document
+//! that exists must give one of them (409 without).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,7 +20,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ApiQuery, Rfc3339};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
-use crate::http::xapi::{agent_param, http_date, versioned};
+use crate::http::xapi::{agent_param, http_date, versioned, VERSION_HEADER};
 use crate::store::documents::{self, DocumentError, Place, Precondition, Write};
 
 const KIND: &str = "state";
@@ -173,7 +174,8 @@ pub async fn read_document(pool: &sqlx::PgPool, place: Place<'_>) -> Result<Resp
     Ok((headers, document.content).into_response())
 }
 
-/// `PUT /xapi/activities/state`: stores the document, replacing one there.
+/// `PUT /xapi/activities/state`: stores the document, replacing one there (xAPI 2.0: only
+/// with `If-Match` or `If-None-Match`, 409 without).
 #[utoipa::path(put, path = "/xapi/activities/state", operation_id = "xapi_put_state", tag = "xapi",
     params(StateParams),
     request_body(content = Vec<u8>, content_type = "*/*"),
@@ -216,8 +218,20 @@ async fn write(
         scope: &scope,
         id: params.state_id()?,
     };
-    let guard = precondition(headers);
+    let mut guard = precondition(headers);
+    guard.required_if_present = how == Write::Replace && state_is_guarded(headers);
     write_document(state.ledger().pool(), place, &guard, headers, body, how).await
+}
+
+/// Whether a `PUT` over a state document that exists must name `If-Match` or
+/// `If-None-Match` (409 without): xAPI 2.0 extends concurrency control to the State resource
+/// (part 3, §3.1), while 1.0.x let state be replaced freely ("state conflicts are unlikely")
+/// and the cmi5 content that speaks 1.0.3 relies on that. `versioned` has checked the header.
+fn state_is_guarded(headers: &HeaderMap) -> bool {
+    headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|version| !version.starts_with("1.0"))
 }
 
 /// Writes a document from a request's body and headers; 204 with the new `ETag`.

@@ -116,6 +116,13 @@ pub async fn write(
     content_type: &str,
     content: &[u8],
 ) -> Result<String, DocumentError> {
+    if how == Write::Merge && is_json(content_type) && json_object(content).is_none() {
+        // Refused whether or not there is a document to merge into (XAPI-00314): a POST
+        // stores a new document as a PUT would, but only what a later POST could merge.
+        return Err(DocumentError::NotMergeable(
+            "a POST of application/json merges a JSON object: the body is not one".to_owned(),
+        ));
+    }
     let mut tx = pool.begin().await?;
     let current: Option<(String, Vec<u8>, String)> = sqlx::query_as(
         "SELECT content_type, content, etag FROM xapi_documents
@@ -171,17 +178,8 @@ fn merged(
     new_type: &str,
     new: &[u8],
 ) -> Result<(String, Vec<u8>), DocumentError> {
-    let json = |t: &str| {
-        t.split(';')
-            .next()
-            .is_some_and(|e| e.trim() == "application/json")
-    };
-    let object = |bytes: &[u8]| match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(serde_json::Value::Object(map)) => Some(map),
-        _ => None,
-    };
-    let both = json(old_type) && json(new_type);
-    match (both, object(old), object(new)) {
+    let both = is_json(old_type) && is_json(new_type);
+    match (both, json_object(old), json_object(new)) {
         (true, Some(mut old), Some(new)) => {
             old.extend(new);
             let bytes =
@@ -191,6 +189,22 @@ fn merged(
         _ => Err(DocumentError::NotMergeable(
             "only JSON objects are merged: the document or the body is not one".to_owned(),
         )),
+    }
+}
+
+/// Whether a content type is JSON's, whatever its parameters (`application/json; charset=…`).
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The content as a JSON object, when it is one.
+fn json_object(content: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_slice::<serde_json::Value>(content) {
+        Ok(serde_json::Value::Object(map)) => Some(map),
+        _ => None,
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use studyledger_xapi::index::{passed_on, stored_keys, target};
 use studyledger_xapi::same_statement;
 use uuid::Uuid;
 
@@ -16,7 +17,8 @@ pub struct Prepared {
     pub verb_id: String,
     pub voids: Option<Uuid>,
     pub stored: DateTime<Utc>,
-    /// What the filters match it by (see `xapi_statement_keys`), besides its token.
+    /// What the filters match it by (see `xapi_statement_keys`), besides its token and what
+    /// it inherits from the statements it targets (`pass_keys_on`).
     pub keys: Vec<String>,
 }
 
@@ -34,7 +36,8 @@ pub enum StatementsError {
 /// Stores a batch in the caller's transaction: a statement whose id is new is inserted; one
 /// already stored with the same content changes nothing; one stored with other content refuses
 /// the whole batch, as does voiding a voiding statement. Answers the statements inserted, with
-/// their place in the order of storing (`seq`).
+/// their place in the order of storing (`seq`). A statement that targets another (a
+/// StatementRef, voiding or not) is found by the filters its target meets too.
 pub async fn store_on(
     tx: &mut PgConnection,
     token_id: &str,
@@ -49,6 +52,7 @@ pub async fn store_on(
         .collect();
     refuse_voiding_a_voiding(&mut *tx, &fresh).await?;
     let inserted = insert(&mut *tx, token_id, &fresh).await?;
+    pass_keys_on(&mut *tx, &fresh, &inserted).await?;
     // A writer of the same id that committed meanwhile: its row wins the primary key (the
     // insert waited for its commit), and is compared like any statement stored before.
     let raced: Vec<Uuid> = fresh
@@ -159,15 +163,128 @@ async fn insert(
             seqs.push(*seq);
         }
     }
+    insert_keys(&mut *tx, &keys, &seqs).await?;
+    Ok(inserted)
+}
+
+/// Adds keys (`keys[i]` to the statement `seqs[i]`); those it has already are left.
+async fn insert_keys(
+    tx: &mut PgConnection,
+    keys: &[String],
+    seqs: &[i64],
+) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO xapi_statement_keys (key, seq)
          SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
     )
-    .bind(&keys)
-    .bind(&seqs)
+    .bind(keys)
+    .bind(seqs)
     .execute(&mut *tx)
     .await?;
-    Ok(inserted)
+    Ok(())
+}
+
+/// How many StatementRefs deep a statement's targets are followed when it is stored: a
+/// chain is rarely longer than a comment on a voiding, and a cycle ends the walk anyway.
+const TARGET_HOPS: usize = 16;
+
+/// Passes filter keys along StatementRefs (`index::passed_on`, xAPI 2.0 part 3, §2.1.4):
+/// each statement inserted gets the keys of the statements it targets, transitively; the
+/// statements stored before that target one inserted, transitively, get its keys. Filters
+/// then stay one range of `xapi_statement_keys`, and the walks are reads by primary key.
+async fn pass_keys_on(
+    tx: &mut PgConnection,
+    fresh: &[&Prepared],
+    inserted: &[(Uuid, i64)],
+) -> Result<(), sqlx::Error> {
+    let mut keys_of: Vec<(Uuid, i64, Vec<String>)> = inserted
+        .iter()
+        .filter_map(|(id, seq)| {
+            let statement = fresh.iter().find(|s| s.id == *id)?;
+            let own = statement.keys.iter().filter(|k| passed_on(k)).cloned();
+            Some((*id, *seq, own.collect()))
+        })
+        .collect();
+    let (mut keys, mut seqs): (Vec<String>, Vec<i64>) = (Vec::new(), Vec::new());
+    for (seq, key) in inherited_keys(&mut *tx, fresh, inserted).await? {
+        if let Some((_, _, own)) = keys_of.iter_mut().find(|(_, s, _)| *s == seq) {
+            own.push(key.clone());
+        }
+        keys.push(key);
+        seqs.push(seq);
+    }
+    let ids: Vec<Uuid> = inserted.iter().map(|(id, _)| *id).collect();
+    for (source, seq) in targeting(&mut *tx, &ids).await? {
+        let passed = keys_of.iter().filter(|(id, _, _)| *id == source);
+        for key in passed.flat_map(|(_, _, keys)| keys) {
+            keys.push(key.clone());
+            seqs.push(seq);
+        }
+    }
+    insert_keys(&mut *tx, &keys, &seqs).await
+}
+
+/// The keys each statement inserted inherits from the statements it targets, near and far
+/// (those stored, in this batch or before): `(its seq, key)`. A target not stored yet passes
+/// its keys on when it is (`targeting`).
+async fn inherited_keys(
+    tx: &mut PgConnection,
+    fresh: &[&Prepared],
+    inserted: &[(Uuid, i64)],
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    // Each walk: the statement inheriting, the target it reaches next, the ids passed.
+    let mut walks: Vec<(i64, Uuid, Vec<Uuid>)> = inserted
+        .iter()
+        .filter_map(|(id, seq)| {
+            let statement = fresh.iter().find(|s| s.id == *id)?;
+            Some((*seq, target(&statement.kept)?, vec![*id]))
+        })
+        .collect();
+    let mut inherited = Vec::new();
+    for _ in 0..TARGET_HOPS {
+        if walks.is_empty() {
+            break;
+        }
+        let ids: Vec<Uuid> = walks.iter().map(|(_, next, _)| *next).collect();
+        let targets = kept(&mut *tx, &ids).await?;
+        let mut further = Vec::new();
+        for (seq, next, mut passed) in walks {
+            let Some((_, statement)) = targets.iter().find(|(id, _)| *id == next) else {
+                continue;
+            };
+            let keys = stored_keys(statement).into_iter().filter(|k| passed_on(k));
+            inherited.extend(keys.map(|key| (seq, key)));
+            passed.push(next);
+            if let Some(after) = target(statement).filter(|t| !passed.contains(t)) {
+                further.push((seq, after, passed));
+            }
+        }
+        walks = further;
+    }
+    Ok(inherited)
+}
+
+/// The statements that target these, near and far (by their `targets:` keys): `(the id
+/// targeted, the seq of one targeting it)`.
+async fn targeting(tx: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH RECURSIVE reach (source, id) AS (
+             SELECT n.id, n.id FROM UNNEST($1::uuid[]) AS n(id)
+           UNION
+             SELECT r.source, s.statement_id
+               FROM reach r
+               JOIN xapi_statement_keys k ON k.key = 'targets:' || r.id::text
+               JOIN xapi_statements s ON s.seq = k.seq
+         )
+         SELECT r.source, s.seq FROM reach r JOIN xapi_statements s ON s.statement_id = r.id
+          WHERE r.id <> r.source",
+    )
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await
 }
 
 /// Which statements a reader sees: all, or only those stored with one token.
@@ -283,17 +400,26 @@ pub async fn page(
     Ok((statements.into_iter().map(|(_, s)| s).collect(), next))
 }
 
-/// The newest stored statement with this key (for instance `activity:<IRI>`), voided or not.
-pub async fn newest_with_key(
+/// The activity definitions (`object.definition`) the newest `limit` statements with this key
+/// gave (for instance `activity:<IRI>`), voided or not, newest first: one range of
+/// `xapi_statement_keys`'s primary key, however many statements name the activity. Only the
+/// definitions travel, not the statements.
+pub async fn definitions_with_key(
     pool: &PgPool,
     key: &str,
-) -> Result<Option<Map<String, Value>>, sqlx::Error> {
-    let row: Option<sqlx::types::Json<Map<String, Value>>> = sqlx::query_scalar(
-        "SELECT s.statement FROM xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq
-          WHERE k.key = $1 ORDER BY k.seq DESC LIMIT 1",
+    limit: i64,
+) -> Result<Vec<Map<String, Value>>, sqlx::Error> {
+    let rows: Vec<sqlx::types::Json<Map<String, Value>>> = sqlx::query_scalar(
+        "SELECT d.definition
+           FROM (SELECT k.seq, s.statement #> '{object,definition}' AS definition
+                   FROM xapi_statement_keys k JOIN xapi_statements s ON s.seq = k.seq
+                  WHERE k.key = $1 ORDER BY k.seq DESC LIMIT $2) d
+          WHERE jsonb_typeof(d.definition) = 'object'
+          ORDER BY d.seq DESC",
     )
     .bind(key)
-    .fetch_optional(pool)
+    .bind(limit)
+    .fetch_all(pool)
     .await?;
-    Ok(row.map(|json| json.0))
+    Ok(rows.into_iter().map(|json| json.0).collect())
 }

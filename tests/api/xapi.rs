@@ -561,3 +561,343 @@ async fn an_activity_reads_with_its_newest_definition_and_an_agent_as_a_person()
     let (status, _, _) = xapi(&app, &ingest, Method::GET, &groups, None, "2.0.0").await;
     assert_eq!(status, 400, "a group is not a person");
 }
+
+#[tokio::test]
+async fn every_statement_read_says_how_far_it_is_consistent_errors_included() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let target = Uuid::new_v4();
+    let voiding = json!({
+        "actor": {"mbox": "mailto:secretary@example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": target},
+    });
+    let batch = json!([with_id(&completed("m-1"), target), voiding]);
+    let post = "/xapi/statements";
+    let (status, _, _) = xapi(&app, &ingest, Method::POST, post, Some(&batch), "2.0.0").await;
+    assert_eq!(status, 200);
+    let verb = "http%3A%2F%2Fadlnet.gov%2Fexpapi%2Fverbs%2Fcompleted";
+    let reads = [
+        (
+            format!("/xapi/statements?statementId={target}&verb={verb}"),
+            400,
+        ),
+        ("/xapi/statements?related=1".to_owned(), 400),
+        ("/xapi/statements?limit=-1".to_owned(), 400),
+        (
+            format!("/xapi/statements?statementId={}", Uuid::new_v4()),
+            404,
+        ),
+        (format!("/xapi/statements?statementId={target}"), 404),
+        (format!("/xapi/statements?voidedStatementId={target}"), 200),
+        ("/xapi/statements".to_owned(), 200),
+    ];
+    for method in [Method::GET, Method::HEAD] {
+        for (path, expected) in &reads {
+            let (status, headers, _) =
+                xapi(&app, &ingest, method.clone(), path, None, "2.0.0").await;
+            assert_eq!(status, *expected, "{method} {path}");
+            let through = headers
+                .get("x-experience-api-consistent-through")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{method} {path} ({status}) names no instant"));
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(through).is_ok(),
+                "{method} {path}: {through}"
+            );
+        }
+    }
+    let (status, headers, _) = xapi(&app, &ingest, Method::GET, post, None, "").await;
+    assert_eq!(status, 400, "no version header");
+    assert!(headers.contains_key("x-experience-api-consistent-through"));
+    let (_, headers, _) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        post,
+        Some(&completed("m-2")),
+        "2.0.0",
+    )
+    .await;
+    assert!(
+        !headers.contains_key("x-experience-api-consistent-through"),
+        "a write is not a read"
+    );
+}
+
+#[tokio::test]
+async fn an_activity_reads_with_the_definitions_of_every_statement_about_it_merged() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let course = "https://courses.example/党章";
+    let definitions = [
+        json!({"name": {"zh-CN": "党章（旧）", "en-US": "Party Constitution"},
+               "description": {"en-US": "The charter, chapter by chapter"},
+               "type": "http://adlnet.gov/expapi/activities/course",
+               "moreInfo": "https://courses.example/info"}),
+        json!({"name": {"zh-CN": "党章学习"},
+               "type": "http://adlnet.gov/expapi/activities/module"}),
+    ];
+    for definition in &definitions {
+        let mut statement = completed("m-1");
+        statement["object"]["definition"] = definition.clone();
+        let (status, _, _) = xapi(
+            &app,
+            &ingest,
+            Method::POST,
+            "/xapi/statements",
+            Some(&statement),
+            "2.0.0",
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    // A statement that gives no definition takes none away.
+    let (status, _, _) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&completed("m-2")),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let query = serde_urlencoded::to_string([("activityId", course)]).expect("a query");
+    let path = format!("/xapi/activities?{query}");
+    let (status, _, activity) = xapi(&app, &ingest, Method::GET, &path, None, "2.0.0").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        activity,
+        json!({"objectType": "Activity", "id": course, "definition": {
+            "name": {"zh-CN": "党章学习", "en-US": "Party Constitution"},
+            "description": {"en-US": "The charter, chapter by chapter"},
+            "type": "http://adlnet.gov/expapi/activities/module",
+            "moreInfo": "https://courses.example/info",
+        }}),
+        "languages merged, the newest text per language, the rest from the newest"
+    );
+}
+
+/// A statement read with an `Accept-Language` header.
+async fn read_in(app: &TestApp, token: &str, path: &str, languages: &str) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", app.address))
+        .bearer_auth(token)
+        .header("X-Experience-API-Version", "2.0.0")
+        .header("Accept-Language", languages)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn statements_are_served_in_the_format_asked_for() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let id = Uuid::new_v4();
+    let mut statement = with_id(&completed("m-1"), id);
+    statement["actor"]["name"] = json!("林晓");
+    statement["verb"]["display"] = json!({"zh-CN": "完成", "en-US": "completed"});
+    statement["object"]["definition"] = json!({
+        "name": {"zh-CN": "党章", "en-US": "Party Constitution"},
+        "description": {"en-GB": "The charter", "zh": "说明"},
+    });
+    statement["context"] = json!({
+        "team": {"objectType": "Group", "name": "一班",
+                 "member": [{"name": "甲", "mbox": "mailto:a@example.org"}]},
+        "contextActivities": {"parent": [{"id": "https://courses.example/课程包",
+            "definition": {"name": {"zh-CN": "课程包", "en-US": "Package"}}}]},
+    });
+    let (status, _, body) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&statement),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let by_id = format!("/xapi/statements?statementId={id}&format=ids");
+    let (status, _, ids) = xapi(&app, &ingest, Method::GET, &by_id, None, "2.0.0").await;
+    assert_eq!(status, 200, "{ids}");
+    let member = json!({"account": {"homePage": "https://studyledger.invalid/", "name": "m-1"}});
+    assert_eq!(ids["actor"], member, "an agent is its identifier");
+    assert_eq!(
+        ids["verb"],
+        json!({"id": "http://adlnet.gov/expapi/verbs/completed"})
+    );
+    assert_eq!(ids["object"], json!({"id": "https://courses.example/党章"}));
+    assert_eq!(
+        ids["context"]["team"],
+        json!({"objectType": "Group", "member": [{"mbox": "mailto:a@example.org"}]})
+    );
+    assert_eq!(
+        ids["context"]["contextActivities"]["parent"],
+        json!([{"id": "https://courses.example/课程包"}])
+    );
+    assert!(ids["authority"]["name"].is_null(), "{}", ids["authority"]);
+    assert!(ids["authority"]["account"].is_object());
+    assert_eq!(ids["result"], statement["result"], "the rest as stored");
+    let (_, _, page) = xapi(
+        &app,
+        &ingest,
+        Method::GET,
+        "/xapi/statements?format=ids",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(page["statements"][0], ids, "a page in the same form");
+
+    let canonical = read_in(
+        &app,
+        &ingest,
+        &format!("/xapi/statements?statementId={id}&format=canonical"),
+        "en;q=0.9, zh-CN",
+    )
+    .await;
+    assert_eq!(canonical["verb"]["display"], json!({"zh-CN": "完成"}));
+    let definition = &canonical["object"]["definition"];
+    assert_eq!(definition["name"], json!({"zh-CN": "党章"}));
+    assert_eq!(definition["description"], json!({"zh": "说明"}));
+    assert_eq!(canonical["actor"]["name"], "林晓", "agents as stored");
+    let page = read_in(&app, &ingest, "/xapi/statements?format=canonical", "en").await;
+    let english = &page["statements"][0];
+    assert_eq!(english["verb"]["display"], json!({"en-US": "completed"}));
+    assert_eq!(
+        english["object"]["definition"]["description"],
+        json!({"en-GB": "The charter"})
+    );
+    assert_eq!(
+        english["context"]["contextActivities"]["parent"][0]["definition"]["name"],
+        json!({"en-US": "Package"})
+    );
+    let (_, _, exact) = xapi(
+        &app,
+        &ingest,
+        Method::GET,
+        &format!("/xapi/statements?statementId={id}"),
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(exact["verb"], statement["verb"], "exact by default");
+    let (status, _, _) = xapi(
+        &app,
+        &ingest,
+        Method::GET,
+        "/xapi/statements?format=full",
+        None,
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+/// A statement of `actor` (an mbox) about the statement `target`.
+fn about_statement(actor: &str, verb: &str, target: Uuid) -> Value {
+    json!({
+        "actor": {"mbox": format!("mailto:{actor}")},
+        "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
+        "object": {"objectType": "StatementRef", "id": target},
+    })
+}
+
+#[tokio::test]
+async fn statements_that_target_others_are_found_by_their_targets_filters() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let store = |statement: Value| {
+        let (app, ingest) = (&app, ingest.clone());
+        async move {
+            let path = "/xapi/statements";
+            let (status, _, ids) =
+                xapi(app, &ingest, Method::POST, path, Some(&statement), "2.0.0").await;
+            assert_eq!(status, 200, "{ids}");
+            ids[0].clone()
+        }
+    };
+    let found = |query: String| {
+        let (app, ingest) = (&app, ingest.clone());
+        async move {
+            let path = format!("/xapi/statements?{query}&ascending=true");
+            let (status, _, page) = xapi(app, &ingest, Method::GET, &path, None, "2.0.0").await;
+            assert_eq!(status, 200, "{query}: {page}");
+            let ids: Vec<Value> = page["statements"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|s| s["id"].clone())
+                .collect();
+            ids
+        }
+    };
+    let q = |pairs: &[(&str, &str)]| serde_urlencoded::to_string(pairs).expect("a query");
+    let course = "https://courses.example/党章";
+
+    // A comment on a completion, and a reply to the comment: found by the completion's
+    // activity and agent, as the completion is.
+    let completion = Uuid::new_v4();
+    store(with_id(&completed("m-1"), completion)).await;
+    let comment = store(about_statement(
+        "teacher@example.org",
+        "commented",
+        completion,
+    ))
+    .await;
+    let comment_id = Uuid::parse_str(comment.as_str().expect("an id")).expect("a uuid");
+    let reply = store(about_statement("lin@example.org", "responded", comment_id)).await;
+    let all_three = vec![json!(completion), comment.clone(), reply.clone()];
+    assert_eq!(found(q(&[("activity", course)])).await, all_three);
+    let m1 = json!({"account": {"homePage": "https://studyledger.invalid/", "name": "m-1"}});
+    assert_eq!(found(q(&[("agent", &m1.to_string())])).await, all_three);
+    let commented = "http://adlnet.gov/expapi/verbs/commented";
+    assert_eq!(
+        found(q(&[("verb", commented)])).await,
+        vec![comment.clone(), reply.clone()],
+        "the reply's target is a comment"
+    );
+    let attended = "http://adlnet.gov/expapi/verbs/attended";
+    assert_eq!(found(q(&[("verb", attended)])).await, Vec::<Value>::new());
+
+    // A statement about one stored later is found once its target is.
+    let later = Uuid::new_v4();
+    let early = store(about_statement("teacher@example.org", "commented", later)).await;
+    let mut attendance = with_id(&completed("m-2"), later);
+    attendance["verb"] = json!({"id": attended});
+    store(attendance).await;
+    assert_eq!(
+        found(q(&[("verb", attended)])).await,
+        vec![early, json!(later)]
+    );
+
+    // A voided statement leaves the lists; its voiding statement is found in its place, as
+    // far as its own time of storing is in the range asked for.
+    let passed = Uuid::new_v4();
+    let mut pass = with_id(&completed("m-3"), passed);
+    pass["verb"] = json!({"id": "http://adlnet.gov/expapi/verbs/passed"});
+    store(pass).await;
+    let by_id = format!("/xapi/statements?statementId={passed}");
+    let (_, _, kept) = xapi(&app, &ingest, Method::GET, &by_id, None, "2.0.0").await;
+    let stored = kept["stored"].as_str().expect("stored").to_owned();
+    let voiding = store(about_statement("secretary@example.org", "voided", passed)).await;
+    let passed_verb = "http://adlnet.gov/expapi/verbs/passed";
+    assert_eq!(
+        found(q(&[("verb", passed_verb)])).await,
+        vec![voiding.clone()]
+    );
+    assert_eq!(
+        found(q(&[("verb", passed_verb), ("since", &stored)])).await,
+        vec![voiding]
+    );
+    assert_eq!(
+        found(q(&[("verb", passed_verb), ("until", &stored)])).await,
+        Vec::<Value>::new(),
+        "until applies to the voiding statement, stored after"
+    );
+}

@@ -299,3 +299,108 @@ async fn a_profile_that_exists_is_replaced_only_by_a_writer_who_names_its_versio
         assert_eq!(status, 404, "{resource}: removed");
     }
 }
+
+#[tokio::test]
+async fn a_2_0_put_over_a_state_document_that_exists_must_name_its_version() {
+    let app = TestApp::spawn().await;
+    let lrs = Lrs {
+        app: &app,
+        token: app.token(Role::Ingest, None, None).await,
+    };
+    let bookmark = scope(Some(Uuid::new_v4()), Some("bookmark"));
+    let json = "application/json";
+    let (status, headers, _) = lrs
+        .send(Method::PUT, &bookmark, Some((json, b"{\"page\":7}")), &[])
+        .await;
+    assert_eq!(status, 204, "a new document needs no precondition");
+    let etag = headers["etag"].to_str().expect("an etag").to_owned();
+
+    let (status, _, body) = lrs
+        .send(Method::PUT, &bookmark, Some((json, b"{\"page\":8}")), &[])
+        .await;
+    assert_eq!(status, 409, "replacing without naming the version: {body}");
+    let (_, _, kept) = lrs.send(Method::GET, &bookmark, None, &[]).await;
+    assert_eq!(kept, "{\"page\":7}", "the refused PUT changed nothing");
+    let (status, _, _) = lrs
+        .send(
+            Method::PUT,
+            &bookmark,
+            Some((json, b"{\"page\":8}")),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(status, 204, "the version named");
+    let (status, _, _) = lrs
+        .send(Method::POST, &bookmark, Some((json, b"{\"size\":2}")), &[])
+        .await;
+    assert_eq!(status, 204, "POST merges without a precondition");
+
+    // xAPI 1.0.x let state be replaced freely, and its clients (cmi5 content) rely on it.
+    let query = serde_urlencoded::to_string(&bookmark).expect("a query");
+    let response = reqwest::Client::new()
+        .put(format!("{}/xapi/activities/state?{query}", app.address))
+        .bearer_auth(&lrs.token)
+        .header("X-Experience-API-Version", "1.0.3")
+        .header("Content-Type", json)
+        .body("{\"page\":9}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 204, "a 1.0.3 client");
+    let (_, _, kept) = lrs.send(Method::GET, &bookmark, None, &[]).await;
+    assert_eq!(kept, "{\"page\":9}");
+}
+
+#[tokio::test]
+async fn a_post_of_json_that_is_not_an_object_is_refused_even_where_no_document_is() {
+    let app = TestApp::spawn().await;
+    let lrs = Lrs {
+        app: &app,
+        token: app.token(Role::Ingest, None, None).await,
+    };
+    let not_objects: [&[u8]; 3] = [b"[1, 2]", b"\"page 7\"", b"{not json"];
+    for body in not_objects {
+        let new = scope(None, Some("new"));
+        let (status, _, answer) = lrs
+            .send(Method::POST, &new, Some(("application/json", body)), &[])
+            .await;
+        assert_eq!(status, 400, "state: {answer}");
+        let (status, _, _) = lrs.send(Method::GET, &new, None, &[]).await;
+        assert_eq!(status, 404, "nothing stored");
+    }
+    let (status, _, _) = lrs
+        .send(
+            Method::POST,
+            &scope(None, Some("new")),
+            Some(("application/json", b"{\"page\":7}")),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 204, "an object is stored as a PUT would");
+
+    let agent = json!({"mbox": "mailto:lin@example.org"}).to_string();
+    let resources = [
+        format!(
+            "/xapi/activities/profile?{}",
+            serde_urlencoded::to_string([
+                ("activityId", "https://courses.example/c-1"),
+                ("profileId", "new")
+            ])
+            .expect("query")
+        ),
+        format!(
+            "/xapi/agents/profile?{}",
+            serde_urlencoded::to_string([("agent", agent.as_str()), ("profileId", "new")])
+                .expect("query")
+        ),
+    ];
+    for resource in resources {
+        for body in not_objects {
+            let (status, _, answer) =
+                profile(&app, &lrs.token, Method::POST, &resource, Some(body), &[]).await;
+            assert_eq!(status, 400, "{resource}: {answer}");
+        }
+        let (status, _, _) = profile(&app, &lrs.token, Method::GET, &resource, None, &[]).await;
+        assert_eq!(status, 404, "{resource}: nothing stored");
+    }
+}

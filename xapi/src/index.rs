@@ -119,9 +119,39 @@ fn activity_object(statement: &Map<String, Value>) -> Option<&str> {
     object.get("id").and_then(Value::as_str)
 }
 
+/// The filter keys a statement passes on to the statements that target it: all but who
+/// stored it (`token:`, what an `ingest` token reads back) and what it targets itself
+/// (`targets:`, which the store follows instead).
+const PASSED_ON: [&str; 6] = [
+    "verb:",
+    "agent:",
+    "related_agent:",
+    "activity:",
+    "related_activity:",
+    "registration:",
+];
+
+/// Whether a statement that targets another (by a StatementRef) is found by this key of its
+/// target too: xAPI 2.0 part 3, §2.1.4 has such a statement meet a filter its target meets
+/// (`since`, `until` and `limit` aside), so that a voiding statement or a comment on a
+/// statement comes with the statements the filter finds.
+pub fn passed_on(key: &str) -> bool {
+    PASSED_ON.iter().any(|prefix| key.starts_with(prefix))
+}
+
+/// The statement a statement targets: its object's id when the object is a StatementRef.
+pub fn target(statement: &Map<String, Value>) -> Option<uuid::Uuid> {
+    let object = statement.get("object")?;
+    if object.get("objectType")?.as_str()? != "StatementRef" {
+        return None;
+    }
+    uuid::Uuid::try_parse(object.get("id")?.as_str()?).ok()
+}
+
 /// Every key a stored statement is found by, as `xapi_statement_keys` holds them: `verb:`,
 /// `agent:`, `related_agent:`, `activity:`, `related_activity:` and `registration:` each
-/// followed by the value.
+/// followed by the value, and `targets:<id>` for a statement that targets another (the
+/// store finds by it the statements to pass a target's keys on to).
 pub fn stored_keys(statement: &Map<String, Value>) -> Vec<String> {
     let keys = keys(statement);
     let verb = statement
@@ -146,6 +176,7 @@ pub fn stored_keys(statement: &Map<String, Value>) -> Vec<String> {
             .iter()
             .map(|r| format!("registration:{r}")),
     );
+    all.extend(target(statement).map(|t| format!("targets:{t}")));
     all.sort();
     all.dedup();
     all

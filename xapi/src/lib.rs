@@ -1,8 +1,12 @@
 //! The pure part of studyledger's Learning Record Store (xAPI 2.0, IEEE 9274.1.1): whether a
 //! statement is valid ([`validate`]), the properties the LRS sets when it stores one
-//! ([`stored`]), and whether a statement sent again under an id already stored is the same
-//! statement ([`same_statement`]). No I/O lives here.
+//! ([`stored`]), whether a statement sent again under an id already stored is the same
+//! statement ([`same_statement`]), what the filters find it by ([`index`]), how it is served
+//! in each `format` ([`format`]) and an activity's definition merged from the statements
+//! about it ([`definition`]). No I/O lives here.
 
+pub mod definition;
+pub mod format;
 pub mod index;
 pub mod ledger;
 pub mod validate;

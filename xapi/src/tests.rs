@@ -596,6 +596,42 @@ fn a_statement_is_found_by_its_agents_and_activities_and_by_those_it_relates_to(
     );
 }
 
+#[test]
+fn a_statement_that_targets_another_is_keyed_by_its_target_and_inherits_only_filter_keys() {
+    let target = "ec531277-b57b-4c15-8d91-d292c5b2b8f7";
+    let comment = json!({
+        "actor": {"mbox": "mailto:t@example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/commented"},
+        "object": {"objectType": "StatementRef", "id": target.to_uppercase()},
+    });
+    let comment = comment.as_object().expect("an object");
+    assert_eq!(
+        index::target(comment).map(|t| t.to_string()).as_deref(),
+        Some(target)
+    );
+    let keys = index::stored_keys(comment);
+    assert!(keys.contains(&format!("targets:{target}")), "{keys:?}");
+    assert_eq!(
+        index::target(minimal().as_object().expect("an object")),
+        None
+    );
+    for key in [
+        "verb:x",
+        "agent:y",
+        "related_agent:y",
+        "activity:z",
+        "related_activity:z",
+    ] {
+        assert!(index::passed_on(key), "{key}");
+    }
+    assert!(index::passed_on(&format!("registration:{target}")));
+    assert!(
+        !index::passed_on("token:t-1"),
+        "who stored a target is not passed on"
+    );
+    assert!(!index::passed_on(&format!("targets:{target}")));
+}
+
 mod ledger_readings {
     use chrono::{DateTime, Utc};
     use serde_json::{json, Map, Value};
