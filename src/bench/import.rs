@@ -40,6 +40,9 @@ pub async fn run(args: BenchImportArgs) -> Result<(), JobError> {
 struct Run {
     import: f64,
     copy: f64,
+    /// The same COPY into a table like `events` without its triggers: what the hash chain
+    /// costs.
+    copy_unchained: f64,
     peak_mib: f64,
 }
 
@@ -51,10 +54,11 @@ async fn measure(args: &BenchImportArgs, options: PgConnectOptions) -> Result<()
         let measured = measure_run(&app, &options, &members, args.rows, run).await?;
         eprintln!(
             "run {run}: import {:.0} rows/s; COPY of its events {:.0} rows/s; ratio {:.2}; \
-             peak resident memory {:.0} MiB",
+             COPY without the hash chain {:.0} rows/s; peak resident memory {:.0} MiB",
             measured.import,
             measured.copy,
             measured.import / measured.copy,
+            measured.copy_unchained,
             measured.peak_mib
         );
         runs.push(measured);
@@ -62,6 +66,7 @@ async fn measure(args: &BenchImportArgs, options: PgConnectOptions) -> Result<()
     let import = median(&mut runs.iter().map(|r| r.import).collect::<Vec<_>>());
     let copy = median(&mut runs.iter().map(|r| r.copy).collect::<Vec<_>>());
     let ratio = median(&mut runs.iter().map(|r| r.import / r.copy).collect::<Vec<_>>());
+    let unchained = median(&mut runs.iter().map(|r| r.copy_unchained).collect::<Vec<_>>());
     let peak = runs.iter().map(|r| r.peak_mib).fold(0.0, f64::max);
     println!(
         "import benchmark: {} members, {} rows per run, {} runs, medians",
@@ -72,6 +77,7 @@ async fn measure(args: &BenchImportArgs, options: PgConnectOptions) -> Result<()
     println!("  import (sessions, completions): {import:>10.0} rows/s");
     println!("  COPY of the same event rows:    {copy:>10.0} rows/s");
     println!("  ratio of the runs:              {ratio:>10.2}");
+    println!("  COPY without the hash chain:    {unchained:>10.0} rows/s (a table like events, no triggers)");
     println!("  peak resident memory:           {peak:>10.0} MiB (whole process)");
     Ok(())
 }
@@ -180,10 +186,18 @@ async fn measure_run(
     if record.rows_recorded != written as i64 {
         return Err(format!("the import recorded other than it was given: {record:?}").into());
     }
-    let copy = copy_baseline(options, before, run).await?;
+    let copy = copy_baseline(options, before, run, "events").await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_unchained (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    sqlx::query("ALTER TABLE bench_unchained ALTER COLUMN hash DROP NOT NULL")
+        .execute(pool)
+        .await?;
+    let copy_unchained = copy_baseline(options, before, run, "bench_unchained").await?;
     Ok(Run {
         import: written as f64 / seconds,
         copy,
+        copy_unchained,
         peak_mib,
     })
 }
@@ -229,12 +243,13 @@ fn write_history(
     Ok(written)
 }
 
-/// The events appended after `position`, copied out and COPYed back into `events` under new
+/// The events appended after `position`, copied out and COPYed back into `table` under new
 /// stream ids with sequences from 1: rows per second of the COPY in.
 async fn copy_baseline(
     options: &PgConnectOptions,
     position: i64,
     run: usize,
+    table: &str,
 ) -> Result<f64, JobError> {
     let mut connection = sqlx::PgConnection::connect_with(options).await?;
     let out = format!(
@@ -252,8 +267,10 @@ async fn copy_baseline(
     let started = Instant::now();
     let mut copy = connection
         .copy_in_raw(
-            "COPY events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                          payload, metadata, recorded_at) FROM STDIN",
+            &format!(
+                "COPY {table} (aggregate_type, aggregate_id, sequence, event_type,
+                               event_version, payload, metadata, recorded_at) FROM STDIN"
+            ),
         )
         .await?;
     for chunk in chunks {
