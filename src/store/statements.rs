@@ -271,16 +271,17 @@ async fn inherited_keys(
 /// targeted, the seq of one targeting it)`.
 async fn targeting(tx: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "WITH RECURSIVE reach (source, id) AS (
-             SELECT n.id, n.id FROM UNNEST($1::uuid[]) AS n(id)
+        // Each step carries the seq it found, so the answer needs no join of its own (which
+        // the planner may make a scan of every statement).
+        "WITH RECURSIVE reach (source, id, seq) AS (
+             SELECT n.id, n.id, NULL::bigint FROM UNNEST($1::uuid[]) AS n(id)
            UNION
-             SELECT r.source, s.statement_id
+             SELECT r.source, s.statement_id, s.seq
                FROM reach r
                JOIN xapi_statement_keys k ON k.key = 'targets:' || r.id::text
                JOIN xapi_statements s ON s.seq = k.seq
          )
-         SELECT r.source, s.seq FROM reach r JOIN xapi_statements s ON s.statement_id = r.id
-          WHERE r.id <> r.source",
+         SELECT source, seq FROM reach WHERE id <> source",
     )
     .bind(ids)
     .fetch_all(&mut *tx)
