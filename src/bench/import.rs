@@ -266,12 +266,10 @@ async fn copy_baseline(
         .sum();
     let started = Instant::now();
     let mut copy = connection
-        .copy_in_raw(
-            &format!(
-                "COPY {table} (aggregate_type, aggregate_id, sequence, event_type,
+        .copy_in_raw(&format!(
+            "COPY {table} (aggregate_type, aggregate_id, sequence, event_type,
                                event_version, payload, metadata, recorded_at) FROM STDIN"
-            ),
-        )
+        ))
         .await?;
     for chunk in chunks {
         copy.send(chunk).await?;
