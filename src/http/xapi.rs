@@ -44,12 +44,18 @@ pub fn router() -> OpenApiRouter<AppState> {
     let statements = OpenApiRouter::new()
         .routes(routes!(put_statement, post_statements, get_statements))
         .layer(axum::middleware::from_fn(versioned))
-        .layer(axum::middleware::from_fn(consistent_through));
+        .layer(axum::middleware::from_fn(consistent_through))
+        // Learning apps send statements in batches, with activity definitions in several
+        // languages: more than the 64 KiB of the JSON API's bodies, still bounded.
+        .layer(axum::extract::DefaultBodyLimit::max(STATEMENTS_BODY_LIMIT));
     OpenApiRouter::new()
         .routes(routes!(about))
         .layer(axum::middleware::from_fn(versioned))
         .merge(statements)
 }
+
+/// The largest body `PUT` and `POST /xapi/statements` take.
+pub const STATEMENTS_BODY_LIMIT: usize = 4 << 20;
 
 /// The header that tells how far a statement read is complete.
 const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";

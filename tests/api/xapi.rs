@@ -901,3 +901,39 @@ async fn statements_that_target_others_are_found_by_their_targets_filters() {
         "until applies to the voiding statement, stored after"
     );
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_the_json_api_takes_is_stored_and_one_over_4_mib_is_refused() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let described = |n: usize| {
+        let mut statement = completed(&format!("m-{n}"));
+        statement["object"]["definition"] = json!({"description": {"zh-CN": "党史学习".repeat(100), "en-US": "history ".repeat(100)}});
+        statement
+    };
+    // About 300 KiB: far over the 64 KiB of the JSON API, well under the LRS's 4 MiB.
+    let batch: Vec<Value> = (0..150).map(described).collect();
+    let (status, _, ids) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&json!(batch)),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 200, "{ids}");
+    assert_eq!(ids.as_array().map(Vec::len), Some(150));
+    let huge: Vec<Value> = (0..2_200).map(described).collect();
+    let (status, _, body) = xapi(
+        &app,
+        &ingest,
+        Method::POST,
+        "/xapi/statements",
+        Some(&json!(huge)),
+        "2.0.0",
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(count(&app).await, 150);
+}
