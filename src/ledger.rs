@@ -410,7 +410,7 @@ impl Ledger {
     }
 
     /// The aggregate from the cache when it is there, else from the database. Only for
-    /// aggregates that never change once created (courses, organisations).
+    /// aggregates that never change once created (courses, organisations, activity links).
     pub async fn read_immutable<A: Stored>(&self, aggregate_id: &str) -> Result<A, StoreError> {
         let store = A::store(self);
         if let Some(aggregate) = store.peek_cached(aggregate_id) {

@@ -268,7 +268,9 @@ impl Lookups {
             if courses.contains_key(activity) {
                 continue;
             }
-            let (linked, _) = ledger.read::<Activity>(activity).await?;
+            // A link never changes once made: linked activities come from the cache (an
+            // unlinked one is read again each time: the cache keeps no empty stream).
+            let linked = ledger.read_immutable::<Activity>(activity).await?;
             let Some(link) = linked.link() else {
                 continue;
             };
@@ -347,15 +349,13 @@ impl<'a> Mapper<'a> {
     ) -> Result<Option<Outcome>, FeedError> {
         let mapped = match reading {
             Ok(None) => None,
-            Err(why @ Unreadable::NotAMember { .. }) => Some(Mapped {
-                outcome: Outcome::UnknownMember,
-                member_id: None,
-                activity_id: None,
-                reason: Some(why.to_string()),
-                facts: Vec::new(),
-            }),
+            // An actor who is no member's account is listed with the unknown members (a
+            // remap can still map it); anything else unreadable stays so.
             Err(why) => Some(Mapped {
-                outcome: Outcome::Unreadable,
+                outcome: match why {
+                    Unreadable::NotAMember { .. } => Outcome::UnknownMember,
+                    _ => Outcome::Unreadable,
+                },
                 member_id: None,
                 activity_id: None,
                 reason: Some(why.to_string()),

@@ -456,13 +456,18 @@ where
             self.append_statement(&context.aggregate_id, serialised)
                 .await?
         };
-        let last = context.sequence + events.len();
-        let snapshot_due = self.snapshot_due(context.sequence, last);
-        context.sequence = last;
-        if snapshot_due {
+        self.advance(context, events.len());
+        Ok(appended)
+    }
+
+    /// Moves a context past `appended` events just written, counting the snapshot written
+    /// with them when one fell due.
+    fn advance(&self, context: &mut LedgerContext<A>, appended: usize) {
+        let last = context.sequence + appended;
+        if self.snapshot_due(context.sequence, last) {
             context.snapshot += 1;
         }
-        Ok(appended)
+        context.sequence = last;
     }
 
     /// Whether an append from `from` to `last` crosses a multiple of `snapshot_every`.
@@ -555,11 +560,7 @@ where
         let appended = insert_serialised(connection, A::TYPE, &context.aggregate_id, &serialised)
             .await
             .map_err(append_error)?;
-        let last = context.sequence + events.len();
-        if self.snapshot_due(context.sequence, last) {
-            context.snapshot += 1;
-        }
-        context.sequence = last;
+        self.advance(context, events.len());
         Ok(appended)
     }
 
@@ -608,11 +609,7 @@ where
                 .await?;
         }
         for (context, events) in appends.iter_mut() {
-            let last = context.sequence + events.len();
-            if self.snapshot_due(context.sequence, last) {
-                context.snapshot += 1;
-            }
-            context.sequence = last;
+            self.advance(context, events.len());
         }
         Ok(rows.ids.len())
     }
