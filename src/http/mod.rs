@@ -46,6 +46,7 @@ pub mod study;
 pub mod transcript;
 pub mod verifications;
 pub mod xapi;
+pub mod xapi_attachments;
 pub mod xapi_objects;
 pub mod xapi_profiles;
 pub mod xapi_state;

@@ -2,9 +2,10 @@
 //!
 //! Statements are validated by `studyledger-xapi` (400 with the path of what is wrong), kept
 //! in `xapi_statements` (append-only, a batch in one transaction) and read back by id or in
-//! pages in the order they were stored, in the `format` asked for. Every request but
-//! `/xapi/about` names the version it speaks in `X-Experience-API-Version` (400 without);
-//! every answer names the LRS's, and every statement read `X-Experience-API-Consistent-Through`.
+//! pages in the order they were stored, in the `format` asked for, with their attachments'
+//! data when asked (`xapi_attachments`). Every request but `/xapi/about` names the version
+//! it speaks in `X-Experience-API-Version` (400 without); every answer names the LRS's, and
+//! every statement read `X-Experience-API-Consistent-Through`.
 //! `ingest` tokens store statements and read back those they stored (statements/read/mine);
 //! `admin` and `auditor` read all.
 
@@ -16,6 +17,7 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use studyledger_xapi::attachments::Part;
 use studyledger_xapi::format::Format;
 use studyledger_xapi::{validate, VERSION};
 use utoipa::IntoParams;
@@ -25,10 +27,12 @@ use uuid::Uuid;
 
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, Rfc3339};
+use crate::http::extract::{ApiQuery, Rfc3339};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
+use crate::http::xapi_attachments::{self, StatementsBody};
 use crate::jobs::feed::{self, FeedError};
+use crate::store;
 use crate::store::statements::{self, Filter, Prepared, Readable, StatementsError};
 use crate::store::tokens::Role;
 
@@ -122,7 +126,8 @@ pub struct PutParams {
 }
 
 /// `PUT /xapi/statements?statementId=`: stores one statement under that id; 204, also when
-/// the same statement is stored already; 409 when another one is.
+/// the same statement is stored already; 409 when another one is. As JSON, or as
+/// `multipart/mixed` with its attachments' data (see `xapi_attachments`).
 #[utoipa::path(put, path = "/xapi/statements", operation_id = "xapi_put_statement", tag = "xapi",
     params(PutParams),
     request_body = Object,
@@ -140,9 +145,10 @@ async fn put_statement(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<PutParams>,
-    ApiJson(body): ApiJson<Value>,
+    body: StatementsBody,
 ) -> Result<StatusCode, ApiError> {
     let mut statement = body
+        .json
         .as_object()
         .cloned()
         .ok_or_else(|| ApiError::Malformed("a statement must be a JSON object".to_owned()))?;
@@ -161,12 +167,12 @@ async fn put_statement(
         }
     }
     let prepared = prepare(vec![Value::Object(statement)], &caller)?;
-    store(&state, &caller, &prepared).await?;
+    store(&state, &caller, &prepared, body.parts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /xapi/statements`: stores one statement or an array of them, all or none, and
-/// answers their ids in order.
+/// `POST /xapi/statements`: stores one statement or an array of them, all or none (with their
+/// attachments' data when `multipart/mixed`), and answers their ids in order.
 #[utoipa::path(post, path = "/xapi/statements", operation_id = "xapi_post_statements", tag = "xapi",
     request_body = Object,
     responses(
@@ -182,14 +188,14 @@ async fn put_statement(
 async fn post_statements(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<Value>,
+    body: StatementsBody,
 ) -> Result<Json<Vec<Uuid>>, ApiError> {
-    let batch = match body {
+    let batch = match body.json {
         Value::Array(statements) => statements,
         statement => vec![statement],
     };
     let prepared = prepare(batch, &caller)?;
-    store(&state, &caller, &prepared).await?;
+    store(&state, &caller, &prepared, body.parts).await?;
     Ok(Json(prepared.iter().map(|s| s.id).collect()))
 }
 
@@ -217,13 +223,23 @@ fn prepare(batch: Vec<Value>, caller: &Caller) -> Result<Vec<Prepared>, ApiError
     Ok(prepared)
 }
 
-/// Stores the batch and what it means for the ledger, in one transaction.
-async fn store(state: &AppState, caller: &Caller, batch: &[Prepared]) -> Result<(), ApiError> {
+/// Stores the batch, its attachments' data and what it means for the ledger, in one
+/// transaction; attachments that disagree with the parts sent, or a malformed signature,
+/// refuse the batch.
+async fn store(
+    state: &AppState,
+    caller: &Caller,
+    batch: &[Prepared],
+    parts: Vec<Part>,
+) -> Result<(), ApiError> {
+    let parts = feed::with_attachments(batch, parts)
+        .map_err(|invalid| ApiError::Malformed(invalid.to_string()))?;
     feed::store_statements(
         state.ledger(),
         &caller.metadata(),
         &caller.principal.token_id,
         batch,
+        &parts,
     )
     .await
     .map_err(|error| match error {
@@ -272,7 +288,8 @@ pub struct GetParams {
     /// far as they identify them) or `canonical` (each language map in the one language that
     /// best matches `Accept-Language`).
     format: Option<String>,
-    /// Attachments' raw data is not kept yet, so only `false` is served.
+    /// `true`: the answer is `multipart/mixed`, the statements first, then the data of each
+    /// attachment they name that the LRS keeps.
     attachments: Option<bool>,
     /// The page after this cursor (from a `more` link).
     cursor: Option<i64>,
@@ -307,11 +324,6 @@ async fn get_statements(
         .and_then(|v| v.to_str().ok());
     let format = Format::parse(params.format.as_deref(), accept_language)
         .ok_or_else(|| ApiError::Malformed("format is exact, ids or canonical".to_owned()))?;
-    if params.attachments == Some(true) {
-        return Err(ApiError::Malformed(
-            "attachments=true is not served yet: this LRS keeps no attachment data".to_owned(),
-        ));
-    }
     let pool = state.ledger().pool();
     match (params.statement_id, params.voided_statement_id) {
         (Some(_), Some(_)) => Err(ApiError::Malformed(
@@ -322,9 +334,11 @@ async fn get_statements(
             let want_voided = params.voided_statement_id.is_some();
             match statements::by_id(pool, readable, id).await? {
                 Some((statement, voided)) if voided == want_voided => {
-                    let headers = read_headers(std::slice::from_ref(&statement))?;
-                    let statement = format.apply(statement);
-                    Ok((headers, Json(Value::Object(statement))).into_response())
+                    let found = std::slice::from_ref(&statement);
+                    let headers = read_headers(found)?;
+                    let parts = attachments_of(pool, &params, found).await?;
+                    let statement = Value::Object(format.apply(statement));
+                    Ok(answer(headers, &statement, parts))
                 }
                 _ => Err(ApiError::NotFound(format!("no statement {id} here"))),
             }
@@ -380,15 +394,39 @@ async fn page(
     let (found, next) = statements::page(pool, readable, &filter, limit).await?;
     let more = next.map_or_else(String::new, |cursor| more_link(params, limit, cursor));
     let headers = read_headers(&found)?;
+    let parts = attachments_of(pool, params, &found).await?;
     let statements: Vec<Value> = found
         .into_iter()
         .map(|statement| Value::Object(format.apply(statement)))
         .collect();
-    Ok((
-        headers,
-        Json(json!({"statements": statements, "more": more})),
-    )
-        .into_response())
+    let result = json!({"statements": statements, "more": more});
+    Ok(answer(headers, &result, parts))
+}
+
+/// With `attachments=true`, the data the LRS keeps of the statements' attachments.
+async fn attachments_of(
+    pool: &sqlx::PgPool,
+    params: &GetParams,
+    statements: &[serde_json::Map<String, Value>],
+) -> Result<Option<Vec<Part>>, ApiError> {
+    if params.attachments != Some(true) {
+        return Ok(None);
+    }
+    let mut hashes: Vec<String> = Vec::new();
+    for (sha2, _) in statements.iter().flat_map(studyledger_xapi::attached) {
+        if !hashes.contains(&sha2) {
+            hashes.push(sha2);
+        }
+    }
+    Ok(Some(store::attachments::by_hashes(pool, &hashes).await?))
+}
+
+/// A read's answer: JSON, or with attachments' data `multipart/mixed`.
+fn answer(headers: HeaderMap, json: &Value, parts: Option<Vec<Part>>) -> Response {
+    match parts {
+        Some(parts) => xapi_attachments::multipart(headers, json, &parts),
+        None => (headers, Json(json)).into_response(),
+    }
 }
 
 /// The headers of a statement read: `Last-Modified`, the newest `stored` among the
@@ -490,6 +528,9 @@ fn more_link(params: &GetParams, limit: i64, cursor: i64) -> String {
     }
     if let Some(format) = &params.format {
         query.push(("format", format.clone()));
+    }
+    if params.attachments == Some(true) {
+        query.push(("attachments", "true".to_owned()));
     }
     query.push(("limit", limit.to_string()));
     query.push(("cursor", cursor.to_string()));

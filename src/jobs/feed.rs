@@ -17,13 +17,14 @@ use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use studyledger_aggregates::activity::{Activity, ActivityLink};
 use studyledger_aggregates::course::Course;
 use studyledger_aggregates::facts::CourseTerms;
 use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession, Withdraw};
 use studyledger_aggregates::member::{Clock, Member, MemberCommand, MemberEvent, MemberRejection};
+use studyledger_xapi::attachments::Part;
 use studyledger_xapi::ledger::{
     completion_id, read, session_id, split, CompletionReading, Reading, SessionReading, Unreadable,
 };
@@ -31,6 +32,7 @@ use studyledger_xapi::validate::{self, Invalid};
 use uuid::Uuid;
 
 use crate::ledger::Ledger;
+use crate::store;
 use crate::store::error::StoreError;
 use crate::store::event_store::LedgerContext;
 use crate::store::mappings::{self, Mapping, Outcome, Waiting};
@@ -107,6 +109,13 @@ pub fn prepare(
     })
 }
 
+/// Checks a prepared batch's attachments against the parts sent with it (their data, and
+/// the signatures of signed statements), and answers the parts to keep.
+pub fn with_attachments(batch: &[Prepared], parts: Vec<Part>) -> Result<Vec<Part>, Invalid> {
+    let sent: Vec<&Map<String, Value>> = batch.iter().map(|s| &s.sent).collect();
+    studyledger_xapi::attachments::check(&sent, parts)
+}
+
 /// A statement read for the ledger: `Ok(None)` when it means nothing to it.
 type Read = Result<Option<Reading>, Unreadable>;
 
@@ -117,6 +126,7 @@ pub async fn store_statements(
     metadata: &Metadata,
     token_id: &str,
     batch: &[Prepared],
+    attachments: &[Part],
 ) -> Result<(), FeedError> {
     let readings: Vec<Read> = batch
         .iter()
@@ -130,6 +140,7 @@ pub async fn store_statements(
     let _locks = ledger.lock_members(&member_ids).await;
     retrying(|| async {
         let mut tx = ledger.pool().begin().await?;
+        store::attachments::keep_on(&mut tx, attachments).await?;
         let inserted = statements::store_on(&mut tx, token_id, batch).await?;
         let mut mapper = Mapper::new(ledger, &lookups, metadata);
         for (id, seq) in inserted {

@@ -16,6 +16,7 @@
 //!   documents of `/xapi`), [`mappings`] (what each statement became on the ledger), [`imports`] (bulk imports' progress and refused rows).
 
 pub mod access_log;
+pub mod attachments;
 pub mod chain;
 pub mod commit_order;
 pub mod connections;

@@ -221,12 +221,20 @@ async fn an_ndjson_file_carries_statements_through_the_record_store() {
         json!({"kind": "xapi_statement", "statement": statement}),
         json!({"kind": "xapi_statement", "statement": completed}),
         json!({"kind": "xapi_statement", "statement": {"verb": {"id": "not an iri"}}}),
+        // A file cannot carry an attachment's data: one without fileUrl is refused.
+        json!({"kind": "xapi_statement", "statement": {
+            "actor": {"mbox": "mailto:app@example.org"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
+            "object": {"id": "https://courses.example/party"},
+            "attachments": [{"usageType": "https://studyledger.invalid/usage/certificate",
+                "display": {"zh-CN": "证书"}, "contentType": "text/plain", "length": 1,
+                "sha2": "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"}]}}),
     ];
     let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
     let record = import(&app, "application/x-ndjson", body).await;
     assert_eq!(record["status"], "succeeded", "{record}");
     assert_eq!(record["rows_recorded"], 3, "{record}");
-    assert_eq!(record["rows_refused"], 1, "{record}");
+    assert_eq!(record["rows_refused"], 2, "{record}");
     wait_until_projected(&app.pool).await;
     let (_, ledger) = app.get(&format!("/v1/members/{member}/ledger")).await;
     let entry = &ledger["entries"][0];

@@ -26,5 +26,6 @@ mod shutdown;
 mod store;
 mod transport;
 mod xapi;
+mod xapi_attachments;
 mod xapi_ledger;
 mod xapi_state;

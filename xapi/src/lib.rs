@@ -2,13 +2,17 @@
 //! statement is valid ([`validate`]), the properties the LRS sets when it stores one
 //! ([`stored`]), whether a statement sent again under an id already stored is the same
 //! statement ([`same_statement`]), what the filters find it by ([`index`]), how it is served
-//! in each `format` ([`format`]) and an activity's definition merged from the statements
-//! about it ([`definition`]). No I/O lives here.
+//! in each `format` ([`format`]), an activity's definition merged from the statements
+//! about it ([`definition`]), whether attachments' data agrees with the statements that name
+//! it ([`attachments`]) and whether a signed statement's signature holds ([`signature`]). No
+//! I/O lives here.
 
+pub mod attachments;
 pub mod definition;
 pub mod format;
 pub mod index;
 pub mod ledger;
+pub mod signature;
 pub mod validate;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -71,6 +75,50 @@ fn arrays_in_context(statement: &mut Map<String, Value>) {
     }
 }
 
+/// Writes the seconds of `result.duration` (of the statement and of a sub-statement) with
+/// exactly two decimals, truncated: precision beyond 0.01 s is not compared.
+fn durations_to_hundredths(statement: &mut Map<String, Value>) {
+    let truncate = |statement: &mut Map<String, Value>| {
+        let duration = statement
+            .get_mut("result")
+            .and_then(|result| result.get_mut("duration"));
+        if let Some(Value::String(text)) = duration {
+            *text = to_hundredths(text);
+        }
+    };
+    truncate(statement);
+    if let Some(Value::Object(sub)) = statement.get_mut("object") {
+        truncate(sub);
+    }
+}
+
+/// `P1DT12H36M0.1237S` → `P1DT12H36M0.12S`; `PT5S` → `PT5.00S`; text without seconds as is.
+fn to_hundredths(duration: &str) -> String {
+    let Some(body) = duration.strip_suffix('S') else {
+        return duration.to_owned();
+    };
+    let start = body
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .map_or(0, |i| i + 1);
+    let (head, seconds) = body.split_at(start);
+    let (whole, fraction) = seconds.split_once(['.', ',']).unwrap_or((seconds, ""));
+    let hundredths: String = fraction.chars().chain("00".chars()).take(2).collect();
+    format!("{head}{whole}.{hundredths}S")
+}
+
+/// A statement's attachments, each with its `sha2` in lower case.
+pub fn attached(statement: &Map<String, Value>) -> impl Iterator<Item = (String, &Value)> {
+    statement
+        .get("attachments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|attachment| {
+            let sha2 = attachment.get("sha2")?.as_str()?;
+            Some((sha2.to_ascii_lowercase(), attachment))
+        })
+}
+
 /// The statement's id, once it has one.
 pub fn id_of(statement: &Map<String, Value>) -> Option<Uuid> {
     statement
@@ -90,8 +138,9 @@ pub fn voids(statement: &Map<String, Value>) -> Option<Uuid> {
 }
 
 /// Whether two statements under the same id are the same statement: equal once the
-/// properties the LRS sets (`stored`, `authority`, `version`) are set aside, and with
-/// timestamps compared as instants (one moment can be written in many ways). A statement
+/// properties the LRS sets (`stored`, `authority`, `version`) are set aside, with timestamps
+/// compared as instants (one moment can be written in many ways) and durations to the
+/// hundredth of a second (xAPI 2.0 part 2, §4.2.7). A statement
 /// without a timestamp matches the stored one whatever the LRS filled in. Context activities
 /// are compared in their array form on both sides: the LRS keeps a lone activity as a list of
 /// one, and statements kept before it did may still hold the lone form.
@@ -105,6 +154,7 @@ pub fn same_statement(sent: &Map<String, Value>, kept: &Map<String, Value>) -> b
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         context_activities_as_arrays(&mut rest);
+        durations_to_hundredths(&mut rest);
         rest
     };
     let instant = |statement: &Map<String, Value>| {

@@ -807,3 +807,25 @@ mod ledger_readings {
         assert_eq!(split(start, end, &[]), [(start, end)]);
     }
 }
+
+#[test]
+fn durations_are_compared_to_the_hundredth_of_a_second() {
+    let with_duration = |duration: &str| {
+        with(minimal(), "/result", json!({"duration": duration}))
+            .as_object()
+            .cloned()
+            .expect("an object")
+    };
+    let kept = with_duration("P1DT12H36M0.12S");
+    for same in ["P1DT12H36M0.1237S", "P1DT12H36M0.12S", "P1DT12H36M0.120S"] {
+        assert!(same_statement(&with_duration(same), &kept), "{same}");
+    }
+    for other in ["P1DT12H36M0.13S", "P1DT12H36M1.12S", "P1DT12H37M0.12S"] {
+        assert!(!same_statement(&with_duration(other), &kept), "{other}");
+    }
+    assert!(same_statement(
+        &with_duration("PT5S"),
+        &with_duration("PT5.009S")
+    ));
+    assert!(same_statement(&with_duration("P3D"), &with_duration("P3D")));
+}

@@ -369,11 +369,17 @@ impl<'a> Batches<'a> {
             let Ok(Row::Statement(value)) = parsed.row else {
                 continue;
             };
-            let outcome = match feed::prepare(value, &self.authority, stored) {
+            // A file carries no attachments' data: a statement whose attachment has no
+            // `fileUrl` (or that is signed) is refused, as `/xapi/statements` refuses it.
+            let prepared = feed::prepare(value, &self.authority, stored).and_then(|statement| {
+                feed::with_attachments(std::slice::from_ref(&statement), Vec::new())
+                    .map(|_| statement)
+            });
+            let outcome = match prepared {
                 Ok(statement) => {
                     let batch = [statement];
                     let metadata = &self.importer.metadata;
-                    feed::store_statements(self.ledger, metadata, &metadata.token_id, &batch)
+                    feed::store_statements(self.ledger, metadata, &metadata.token_id, &batch, &[])
                         .await
                         .map_err(|e| match e {
                             FeedError::Statements(StatementsError::Database(e)) => {
