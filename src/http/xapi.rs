@@ -41,6 +41,8 @@ pub const VERSION_HEADER: &str = "x-experience-api-version";
 /// Statements per page when the client asks for none, and at most.
 const PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
+/// Statements at most in a page read with `attachments=true`.
+const ATTACHED_PAGE: i64 = 10;
 
 pub fn router() -> OpenApiRouter<AppState> {
     // The statements' routes get `consistent_through` outside `versioned`, so that even a read
@@ -288,8 +290,8 @@ pub struct GetParams {
     /// far as they identify them) or `canonical` (each language map in the one language that
     /// best matches `Accept-Language`).
     format: Option<String>,
-    /// `true`: the answer is `multipart/mixed`, the statements first, then the data of each
-    /// attachment they name that the LRS keeps.
+    /// `true`: the answer is `multipart/mixed`, the statements first, then the data each came
+    /// with; a page then holds 10 statements at most.
     attachments: Option<bool>,
     /// The page after this cursor (from a `more` link).
     cursor: Option<i64>,
@@ -375,9 +377,16 @@ async fn page(
     params: &GetParams,
     format: &Format,
 ) -> Result<Response, ApiError> {
+    // A page with its attachments' data holds fewer statements: each may carry up to a
+    // request's worth of data (4 MiB), and the page is one answer held in memory.
+    let most = if params.attachments == Some(true) {
+        ATTACHED_PAGE
+    } else {
+        MAX_PAGE
+    };
     let limit = match params.limit {
-        None | Some(0) => PAGE,
-        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+        None | Some(0) => PAGE.min(most),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => n.min(most),
         Some(_) => {
             return Err(ApiError::Malformed(format!(
                 "limit is between 0 and {MAX_PAGE}"
@@ -403,7 +412,7 @@ async fn page(
     Ok(answer(headers, &result, parts))
 }
 
-/// With `attachments=true`, the data the LRS keeps of the statements' attachments.
+/// With `attachments=true`, the data the statements came with.
 async fn attachments_of(
     pool: &sqlx::PgPool,
     params: &GetParams,
@@ -412,13 +421,11 @@ async fn attachments_of(
     if params.attachments != Some(true) {
         return Ok(None);
     }
-    let mut hashes: Vec<String> = Vec::new();
-    for (sha2, _) in statements.iter().flat_map(studyledger_xapi::attached) {
-        if !hashes.contains(&sha2) {
-            hashes.push(sha2);
-        }
-    }
-    Ok(Some(store::attachments::by_hashes(pool, &hashes).await?))
+    let ids: Vec<Uuid> = statements
+        .iter()
+        .filter_map(studyledger_xapi::id_of)
+        .collect();
+    Ok(Some(store::attachments::of_statements(pool, &ids).await?))
 }
 
 /// A read's answer: JSON, or with attachments' data `multipart/mixed`.

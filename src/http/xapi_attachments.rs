@@ -95,13 +95,22 @@ async fn parse(bytes: Bytes, boundary: String) -> Result<StatementsBody, ApiErro
                 "part {number}: Content-Transfer-Encoding must be binary"
             )));
         }
-        let content_type = text("content-type")
-            .unwrap_or("application/octet-stream")
-            .to_owned();
+        let content_type = match headers.get(header::CONTENT_TYPE) {
+            None => "application/octet-stream".to_owned(),
+            Some(value) => media_type(value).ok_or_else(|| {
+                ApiError::Malformed(format!("part {number}: Content-Type is not a media type"))
+            })?,
+        };
         let content = field.bytes().await.map_err(malformed)?;
         parts.push(Part::new(&sha2, &content_type, content.to_vec()));
     }
     Ok(StatementsBody { json, parts })
+}
+
+/// A part's `Content-Type` as a media type, as it will be served back.
+fn media_type(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?.trim();
+    text.parse::<mime::Mime>().ok().map(|_| text.to_owned())
 }
 
 fn essence(headers: &HeaderMap) -> Option<String> {

@@ -10,7 +10,7 @@
 //! fact ids are derived from the statement (`studyledger_xapi::ledger`), so mapping it again
 //! can never record a fact twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -116,6 +116,29 @@ pub fn with_attachments(batch: &[Prepared], parts: Vec<Part>) -> Result<Vec<Part
     studyledger_xapi::attachments::check(&sent, parts)
 }
 
+/// Which of the parts each statement inserted came with (its own attachments' data).
+fn carried<'p>(
+    batch: &[Prepared],
+    inserted: &[(Uuid, i64)],
+    parts: &'p [Part],
+) -> Vec<(Uuid, &'p Part)> {
+    let inserted: HashSet<Uuid> = inserted.iter().map(|(id, _)| *id).collect();
+    let mut seen: HashSet<(Uuid, &str)> = HashSet::new();
+    let mut links = Vec::new();
+    for statement in batch.iter().filter(|s| inserted.contains(&s.id)) {
+        for (sha2, _) in studyledger_xapi::attached(&statement.sent) {
+            let Ok(at) = parts.binary_search_by(|part| part.sha2.cmp(&sha2)) else {
+                continue;
+            };
+            let part = &parts[at];
+            if seen.insert((statement.id, part.sha2.as_str())) {
+                links.push((statement.id, part));
+            }
+        }
+    }
+    links
+}
+
 /// A statement read for the ledger: `Ok(None)` when it means nothing to it.
 type Read = Result<Option<Reading>, Unreadable>;
 
@@ -142,6 +165,8 @@ pub async fn store_statements(
         let mut tx = ledger.pool().begin().await?;
         store::attachments::keep_on(&mut tx, attachments).await?;
         let inserted = statements::store_on(&mut tx, token_id, batch).await?;
+        let links = carried(batch, &inserted, attachments);
+        store::attachments::link_on(&mut tx, &links).await?;
         let mut mapper = Mapper::new(ledger, &lookups, metadata);
         for (id, seq) in inserted {
             let Some(at) = batch.iter().position(|s| s.id == id) else {

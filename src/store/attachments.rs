@@ -1,12 +1,16 @@
 //! Attachments' raw data (`xapi_attachments`, see migrations/0016_xapi_attachments.sql), kept
-//! under its SHA-2 hash in the transaction that stores the statements naming it, and read back
-//! for the statements a `GET /xapi/statements?attachments=true` answers.
+//! under its SHA-2 hash in the transaction that stores the statements naming it, with which
+//! statement came with which data (`xapi_statement_attachments`, 0017); read back for the
+//! statements a `GET /xapi/statements?attachments=true` answers.
 
 use sqlx::{PgConnection, PgPool};
 use studyledger_xapi::attachments::Part;
+use uuid::Uuid;
 
 /// Keeps each part's data, once per hash: data kept already under a hash is the same data
-/// (the table's check holds every row to its hash), so a second copy changes nothing.
+/// (the table's check holds every row to its hash), so a second copy changes nothing. The
+/// parts come in hash order, so two batches with the same data never wait on each other
+/// crosswise.
 pub async fn keep_on(tx: &mut PgConnection, parts: &[Part]) -> Result<(), sqlx::Error> {
     if parts.is_empty() {
         return Ok(());
@@ -27,19 +31,40 @@ pub async fn keep_on(tx: &mut PgConnection, parts: &[Part]) -> Result<(), sqlx::
     Ok(())
 }
 
-/// The data kept under each of these hashes (those kept; a statement whose attachment has a
-/// `fileUrl` may have sent none), in the order asked.
-pub async fn by_hashes(pool: &PgPool, hashes: &[String]) -> Result<Vec<Part>, sqlx::Error> {
-    if hashes.is_empty() {
+/// Records that each statement came with these parts (its own attachments' data).
+pub async fn link_on(tx: &mut PgConnection, links: &[(Uuid, &Part)]) -> Result<(), sqlx::Error> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = links.iter().map(|(id, _)| *id).collect();
+    let hashes: Vec<&str> = links.iter().map(|(_, p)| p.sha2.as_str()).collect();
+    let types: Vec<&str> = links.iter().map(|(_, p)| p.content_type.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO xapi_statement_attachments (statement_id, sha2, content_type)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&hashes)
+    .bind(&types)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The data these statements came with, once per hash, in the order of the statements.
+pub async fn of_statements(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Part>, sqlx::Error> {
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
     let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT a.sha2, a.content_type, a.content
-           FROM UNNEST($1::text[]) WITH ORDINALITY AS asked (sha2, n)
-           JOIN xapi_attachments a ON a.sha2 = asked.sha2
-          ORDER BY asked.n",
+        "SELECT DISTINCT ON (l.sha2) l.sha2, l.content_type, a.content
+           FROM UNNEST($1::uuid[]) WITH ORDINALITY AS asked (statement_id, n)
+           JOIN xapi_statement_attachments l ON l.statement_id = asked.statement_id
+           JOIN xapi_attachments a ON a.sha2 = l.sha2
+          ORDER BY l.sha2, asked.n",
     )
-    .bind(hashes)
+    .bind(ids)
     .fetch_all(pool)
     .await?;
     Ok(rows

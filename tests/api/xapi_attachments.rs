@@ -241,19 +241,73 @@ async fn a_statement_with_its_attachment_is_stored_with_the_data_and_served_back
         sha2(CERTIFICATE_TEXT)
     )));
     assert!(parts[1].0.contains("Content-Transfer-Encoding: binary"));
+}
 
-    // A page with attachments: two statements, one file, sent once; the `more` link keeps it.
-    let (status, content_type, body) = get(&app, &ingest, "attachments=true&limit=1").await;
+#[tokio::test]
+async fn a_page_serves_each_file_once_and_only_the_data_its_statements_came_with() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    for _ in 0..3 {
+        let statement = with_attachment(CERTIFICATE_TEXT, None);
+        let body = multipart(
+            "application/json",
+            &statement,
+            &[data_part(CERTIFICATE_TEXT)],
+        );
+        let (status, _, _) = send(
+            &app,
+            &ingest,
+            Method::POST,
+            "/xapi/statements",
+            &mixed(),
+            body,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    // Two statements, one file: sent once; the `more` link keeps asking for the data.
+    let (status, content_type, body) = get(&app, &ingest, "attachments=true&limit=2").await;
     assert_eq!(status, 200);
     let parts = parts_of(&content_type, &body);
-    assert_eq!(parts.len(), 2);
+    assert_eq!(parts.len(), 2, "the page, then the one file");
     let page: Value = serde_json::from_slice(&parts[0].1).expect("json part");
+    assert_eq!(page["statements"].as_array().map(Vec::len), Some(2));
     assert!(
         page["more"]
             .as_str()
             .expect("more")
             .contains("attachments=true"),
         "{page}"
+    );
+    // With the data, a page holds 10 statements at most, whatever the limit asked.
+    let (_, content_type, body) = get(&app, &ingest, "attachments=true&limit=500").await;
+    let page: Value = serde_json::from_slice(&parts_of(&content_type, &body)[0].1).expect("json");
+    assert_eq!(page["statements"].as_array().map(Vec::len), Some(3));
+
+    // Another app names the same file by its hash (with a fileUrl, so it sends no data): it
+    // is not served that data through its own statement.
+    let other = app.token(Role::Ingest, None, None).await;
+    let naming = with_attachment(CERTIFICATE_TEXT, Some("https://files.example/c.txt"));
+    let (status, _, _) = send(
+        &app,
+        &other,
+        Method::POST,
+        "/xapi/statements",
+        "application/json",
+        naming.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let query = format!(
+        "statementId={}&attachments=true",
+        naming["id"].as_str().expect("id")
+    );
+    let (status, content_type, body) = get(&app, &other, &query).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        parts_of(&content_type, &body).len(),
+        1,
+        "the statement alone, no data"
     );
 
     // The table holds data only under the hash of that data.
@@ -267,11 +321,9 @@ async fn a_statement_with_its_attachment_is_stored_with_the_data_and_served_back
     );
 }
 
-#[tokio::test]
-async fn parts_that_disagree_with_the_attachments_refuse_the_request_and_store_nothing() {
-    let app = TestApp::spawn().await;
-    let ingest = app.token(Role::Ingest, None, None).await;
-    let statement = with_attachment(CERTIFICATE_TEXT, None);
+/// Requests whose parts and attachments disagree (or whose form is wrong), each with the
+/// reason it is refused: the content type and body of each.
+fn disagreeing(statement: &Value) -> Vec<(&'static str, String, Vec<u8>)> {
     let other: &[u8] = "另一份文件 / another file".as_bytes();
     let no_hash = Raw {
         headers: "Content-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n".to_owned(),
@@ -285,6 +337,10 @@ async fn parts_that_disagree_with_the_attachments_refuse_the_request_and_store_n
         headers: format!("Content-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {}\r\n", sha2(CERTIFICATE_TEXT)),
         content: other,
     };
+    let odd_type = Raw {
+        headers: format!("Content-Type: not a type\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {}\r\n", sha2(CERTIFICATE_TEXT)),
+        content: CERTIFICATE_TEXT,
+    };
     let cases: Vec<(&str, String, Vec<u8>)> = vec![
         (
             "no part for an attachment without fileUrl",
@@ -294,47 +350,61 @@ async fn parts_that_disagree_with_the_attachments_refuse_the_request_and_store_n
         (
             "no part, multipart",
             mixed(),
-            multipart("application/json", &statement, &[]),
+            multipart("application/json", statement, &[]),
         ),
         (
             "a part no attachment names",
             mixed(),
             multipart(
                 "application/json",
-                &statement,
+                statement,
                 &[data_part(CERTIFICATE_TEXT), data_part(other)],
             ),
         ),
         (
             "no X-Experience-API-Hash",
             mixed(),
-            multipart("application/json", &statement, &[no_hash]),
+            multipart("application/json", statement, &[no_hash]),
         ),
         (
             "not binary",
             mixed(),
-            multipart("application/json", &statement, &[base64]),
+            multipart("application/json", statement, &[base64]),
         ),
         (
             "a hash that is not the data's",
             mixed(),
-            multipart("application/json", &statement, &[lying]),
+            multipart("application/json", statement, &[lying]),
         ),
         (
             "first part not JSON",
             mixed(),
-            multipart("text/plain", &statement, &[data_part(CERTIFICATE_TEXT)]),
+            multipart("text/plain", statement, &[data_part(CERTIFICATE_TEXT)]),
+        ),
+        (
+            "a part's Content-Type that is no media type",
+            mixed(),
+            multipart("application/json", statement, &[odd_type]),
         ),
         (
             "form-data",
             format!("multipart/form-data; boundary={BOUNDARY}"),
             multipart(
                 "application/json",
-                &statement,
+                statement,
                 &[data_part(CERTIFICATE_TEXT)],
             ),
         ),
     ];
+    cases
+}
+
+#[tokio::test]
+async fn parts_that_disagree_with_the_attachments_refuse_the_request_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let ingest = app.token(Role::Ingest, None, None).await;
+    let statement = with_attachment(CERTIFICATE_TEXT, None);
+    let cases = disagreeing(&statement);
     for (case, content_type, body) in cases {
         let (status, answer_type, answer) = send(
             &app,
@@ -354,7 +424,10 @@ async fn parts_that_disagree_with_the_attachments_refuse_the_request_and_store_n
     assert_eq!(stored(&app).await, (0, 0));
 
     // An attachment elsewhere (fileUrl) needs no data, as JSON or multipart.
-    let linked = with_attachment(other, Some("https://files.example/证书.txt"));
+    let linked = with_attachment(
+        "另一份文件 / another file".as_bytes(),
+        Some("https://files.example/证书.txt"),
+    );
     let (status, _, _) = send(
         &app,
         &ingest,

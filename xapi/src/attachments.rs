@@ -7,6 +7,8 @@
 //! so what the LRS keeps under a hash is the data that hash names. Signed statements (those
 //! carrying a signature attachment) are checked by [`crate::signature`].
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -55,7 +57,11 @@ pub fn sha2_like(like: &str, content: &[u8]) -> Option<String> {
 /// Checks a batch's statements (as sent) against the parts that came with them, and answers
 /// the parts to keep, one per hash. See the module's documentation for the rules.
 pub fn check(statements: &[&Map<String, Value>], parts: Vec<Part>) -> Result<Vec<Part>, Invalid> {
-    let mut kept: Vec<Part> = Vec::with_capacity(parts.len());
+    let named: HashSet<String> = statements
+        .iter()
+        .flat_map(|statement| attached(statement).map(|(sha2, _)| sha2))
+        .collect();
+    let mut kept: HashMap<String, Part> = HashMap::with_capacity(parts.len());
     for (i, part) in parts.into_iter().enumerate() {
         let path = format!("part {}", i + 2);
         if sha2_like(&part.sha2, &part.content).as_deref() != Some(part.sha2.as_str()) {
@@ -64,36 +70,29 @@ pub fn check(statements: &[&Map<String, Value>], parts: Vec<Part>) -> Result<Vec
                 "X-Experience-API-Hash is not the SHA-2 of the part's content",
             ));
         }
-        let named = statements
-            .iter()
-            .any(|statement| attached(statement).any(|(sha2, _)| sha2 == part.sha2));
-        if !named {
+        if !named.contains(&part.sha2) {
             return Err(invalid(
                 &path,
                 "is the data of no attachment of the statements sent with it",
             ));
         }
-        if !kept.iter().any(|k| k.sha2 == part.sha2) {
-            kept.push(part);
-        }
+        kept.entry(part.sha2.clone()).or_insert(part);
     }
     for (i, statement) in statements.iter().enumerate() {
         for (sha2, attachment) in attached(statement) {
-            let carried = kept.iter().any(|part| part.sha2 == sha2);
-            if !carried && attachment.get("fileUrl").is_none() {
+            if !kept.contains_key(&sha2) && attachment.get("fileUrl").is_none() {
                 return Err(invalid(
                     &format!("statement {i}: attachments"),
                     format!("{sha2} has no fileUrl and no part of the request carries its data"),
                 ));
             }
         }
-        let data = |sha2: &str| {
-            kept.iter()
-                .find(|part| part.sha2 == sha2)
-                .map(|part| part.content.as_slice())
-        };
+        let data = |sha2: &str| kept.get(sha2).map(|part| part.content.as_slice());
         signature::check(statement, data)
             .map_err(|e| invalid(&format!("statement {i}: {}", e.path), e.problem))?;
     }
+    // In hash order: two batches that keep the same data insert it in the same order.
+    let mut kept: Vec<Part> = kept.into_values().collect();
+    kept.sort_by(|a, b| a.sha2.cmp(&b.sha2));
     Ok(kept)
 }

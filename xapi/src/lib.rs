@@ -92,11 +92,13 @@ fn durations_to_hundredths(statement: &mut Map<String, Value>) {
     }
 }
 
-/// `P1DT12H36M0.1237S` → `P1DT12H36M0.12S`; `PT5S` → `PT5.00S`; text without seconds as is.
+/// `P1DT12H36M0.1237S` → `P1DT12H36M0.12S`; `PT5S` → `PT5.00S`; text without seconds (or not
+/// ASCII, so no duration) as is.
 fn to_hundredths(duration: &str) -> String {
-    let Some(body) = duration.strip_suffix('S') else {
+    let Some(body) = duration.strip_suffix('S').filter(|body| body.is_ascii()) else {
         return duration.to_owned();
     };
+    // ASCII only, so every index is a character boundary.
     let start = body
         .rfind(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
         .map_or(0, |i| i + 1);

@@ -21,7 +21,7 @@ use sha2::{Sha256, Sha384, Sha512};
 use x509_cert::der::{Decode, Encode};
 use x509_cert::Certificate;
 
-use crate::validate::Invalid;
+use crate::validate::{self, Invalid};
 use crate::{attached, same_statement};
 
 /// The `usageType` of a statement's signature.
@@ -35,29 +35,36 @@ fn invalid(problem: impl Into<String>) -> Invalid {
     }
 }
 
-/// Checks each signature `statement` carries, whose data `data` finds by its hash.
+/// Checks the signature `statement` carries, if any, whose data `data` finds by its hash. A
+/// statement carries one signature at most.
 pub fn check<'a>(
     statement: &Map<String, Value>,
     data: impl Fn(&str) -> Option<&'a [u8]>,
 ) -> Result<(), Invalid> {
-    for (sha2, attachment) in attached(statement) {
-        if attachment.get("usageType").and_then(Value::as_str) != Some(SIGNATURE) {
-            continue;
-        }
-        let content_type = attachment.get("contentType").and_then(Value::as_str);
-        if content_type.map(str::trim) != Some(OCTET_STREAM) {
-            return Err(invalid(format!(
-                "a signature's contentType is {OCTET_STREAM}"
-            )));
-        }
-        let jws = data(&sha2)
-            .ok_or_else(|| invalid("the signature's JWS did not come with the statement"))?;
-        let signed = verified_payload(jws)?;
-        if !signs(&signed, statement) {
-            return Err(invalid(
-                "the JWS payload is not the statement that carries it",
-            ));
-        }
+    let signatures: Vec<(String, &Value)> = attached(statement)
+        .filter(|(_, a)| a.get("usageType").and_then(Value::as_str) == Some(SIGNATURE))
+        .collect();
+    let [(sha2, attachment)] = signatures.as_slice() else {
+        return match signatures.len() {
+            0 => Ok(()),
+            _ => Err(invalid("a statement carries one signature at most")),
+        };
+    };
+    let content_type = attachment.get("contentType").and_then(Value::as_str);
+    if content_type.map(str::trim) != Some(OCTET_STREAM) {
+        return Err(invalid(format!(
+            "a signature's contentType is {OCTET_STREAM}"
+        )));
+    }
+    let jws =
+        data(sha2).ok_or_else(|| invalid("the signature's JWS did not come with the statement"))?;
+    let signed = verified_payload(jws)?;
+    validate::statement(&Value::Object(signed.clone()))
+        .map_err(|e| invalid(format!("the JWS payload is not a valid statement: {e}")))?;
+    if !signs(&signed, statement) {
+        return Err(invalid(
+            "the JWS payload is not the statement that carries it",
+        ));
     }
     Ok(())
 }
@@ -86,9 +93,9 @@ fn verified_payload(jws: &[u8]) -> Result<Map<String, Value>, Invalid> {
             "the JWS algorithm is {algorithm:?}: RS256, RS384 or RS512 are allowed"
         )));
     }
+    let signature = decode(signature, "signature")?;
     if let Some(chain) = header_json.get("x5c") {
         let key = certificate_key(chain)?;
-        let signature = decode(signature, "signature")?;
         let signed = format!("{header}.{payload}");
         rsa_verifies(algorithm, key, signed.as_bytes(), &signature)
             .then_some(())
@@ -138,13 +145,10 @@ fn rsa_verifies(algorithm: &str, key: RsaPublicKey, signed: &[u8], signature: &[
 /// Whether a JWS payload is the statement that carries it (see the module's documentation).
 fn signs(payload: &Map<String, Value>, statement: &Map<String, Value>) -> bool {
     let mut received = without_signatures(statement);
-    let mut payload = without_signatures(payload);
+    let payload = without_signatures(payload);
     if !payload.contains_key("id") {
         received.remove("id");
     }
-    // `same_statement` sets `version` aside; a 1.0 client's payload may hold lone context
-    // activities where the statement kept them as lists, which it compares alike.
-    payload.remove("version");
     same_statement(&payload, &received)
 }
 

@@ -828,4 +828,13 @@ fn durations_are_compared_to_the_hundredth_of_a_second() {
         &with_duration("PT5.009S")
     ));
     assert!(same_statement(&with_duration("P3D"), &with_duration("P3D")));
+    // Text that is no duration is compared as it is, whatever its letters.
+    assert!(same_statement(
+        &with_duration("PTéS"),
+        &with_duration("PTéS")
+    ));
+    assert!(!same_statement(
+        &with_duration("PT五S"),
+        &with_duration("PT5S")
+    ));
 }

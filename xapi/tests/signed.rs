@@ -83,104 +83,98 @@ fn payload() -> Vec<u8> {
 }
 
 #[test]
-fn a_statement_signed_with_each_rsa_algorithm_is_accepted() {
+fn a_statement_signed_with_each_rsa_algorithm_is_accepted_and_verified() {
+    let own = certificate(include_str!("fixtures/signer-cert.pem"));
+    let other = certificate(include_str!("fixtures/other-cert.pem"));
+    let octets = "application/octet-stream";
     for alg in ["RS256", "RS384", "RS512"] {
-        let (statement, part) = signed(
-            statement(),
-            jws(json!({"alg": alg}), &payload()),
-            "application/octet-stream",
-        );
-        let kept = check(&[&statement], vec![part]).expect(alg);
+        let (statement_plain, part) =
+            signed(statement(), jws(json!({"alg": alg}), &payload()), octets);
+        let kept = check(&[&statement_plain], vec![part]).expect(alg);
         assert_eq!(
             kept.len(),
             1,
             "{alg}: the JWS is kept as the attachment's data"
         );
+
+        let header = json!({"alg": alg, "x5c": [own]});
+        let (statement_own, part) = signed(statement(), jws(header, &payload()), octets);
+        assert!(
+            check(&[&statement_own], vec![part]).is_ok(),
+            "{alg}: verified with its certificate"
+        );
+
+        let header = json!({"alg": alg, "x5c": [other]});
+        let (forged, part) = signed(statement(), jws(header, &payload()), octets);
+        let refused = check(&[&forged], vec![part]).expect_err("another key's certificate");
+        assert!(
+            refused.problem.contains("does not verify"),
+            "{alg}: {refused}"
+        );
     }
 }
 
-#[test]
-fn a_signature_verified_with_its_certificate_is_accepted_and_a_forged_one_is_not() {
-    let own =
-        json!({"alg": "RS256", "x5c": [certificate(include_str!("fixtures/signer-cert.pem"))]});
-    let (statement_ok, part) = signed(
-        statement(),
-        jws(own, &payload()),
-        "application/octet-stream",
-    );
-    assert!(check(&[&statement_ok], vec![part]).is_ok());
-
-    let other =
-        json!({"alg": "RS256", "x5c": [certificate(include_str!("fixtures/other-cert.pem"))]});
-    let (forged, part) = signed(
-        statement(),
-        jws(other, &payload()),
-        "application/octet-stream",
-    );
-    let refused = check(&[&forged], vec![part]).expect_err("signed by another key");
-    assert!(refused.problem.contains("does not verify"), "{refused}");
+/// A JWS of the fixture payload whose signature segment is `signature`.
+fn with_signature(signature: &str) -> Vec<u8> {
+    let whole = String::from_utf8(jws(json!({"alg": "RS256"}), &payload())).expect("text");
+    let (signed_part, _) = whole.rsplit_once('.').expect("three segments");
+    format!("{signed_part}.{signature}").into_bytes()
 }
 
 #[test]
 fn malformed_signatures_are_refused_with_the_reason() {
-    let cases: Vec<(&str, Map<String, Value>, Part)> = vec![
-        {
-            let (s, p) = signed(
-                statement(),
-                jws(json!({"alg": "RS256"}), &payload()),
-                "text/plain; charset=ascii",
-            );
-            ("contentType", s, p)
-        },
-        {
-            let (s, p) = signed(
-                statement(),
-                jws(json!({"alg": "HS256"}), &payload()),
-                "application/octet-stream",
-            );
-            ("algorithm", s, p)
-        },
-        {
-            let broken = String::from_utf8(payload())
-                .expect("utf-8")
-                .replacen('"', "'", 1);
-            let (s, p) = signed(
-                statement(),
-                jws(json!({"alg": "RS256"}), broken.as_bytes()),
-                "application/octet-stream",
-            );
-            ("not a statement", s, p)
-        },
-        {
-            let mut other = statement();
-            other.insert(
-                "verb".to_owned(),
-                json!({"id": "http://adlnet.gov/expapi/verbs/passed"}),
-            );
-            let (s, p) = signed(
-                statement(),
-                jws(
-                    json!({"alg": "RS256"}),
-                    Value::Object(other).to_string().as_bytes(),
-                ),
-                "application/octet-stream",
-            );
-            ("not the statement", s, p)
-        },
-        {
-            let (s, p) = signed(
-                statement(),
-                b"not.a-jws".to_vec(),
-                "application/octet-stream",
-            );
-            ("compact", s, p)
-        },
-    ];
-    for (case, statement, part) in cases {
-        assert!(
-            check(&[&statement], vec![part]).is_err(),
-            "{case} must be refused"
+    let octets = "application/octet-stream";
+    let rs256 = || json!({"alg": "RS256"});
+    let other_verb = {
+        let mut other = statement();
+        other.insert(
+            "verb".to_owned(),
+            json!({"id": "http://adlnet.gov/expapi/verbs/passed"}),
         );
+        Value::Object(other).to_string()
+    };
+    // A payload that is no valid statement (a duration in other letters) is refused as such.
+    let odd_duration = {
+        let mut odd = statement();
+        odd.insert("result".to_owned(), json!({"duration": "PT五S"}));
+        Value::Object(odd).to_string()
+    };
+    let broken_json = String::from_utf8(payload())
+        .expect("utf-8")
+        .replacen('"', "'", 1);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "contentType is application/octet-stream",
+            jws(rs256(), &payload()),
+            "text/plain; charset=ascii",
+        ),
+        (
+            "RS256, RS384 or RS512",
+            jws(json!({"alg": "HS256"}), &payload()),
+            octets,
+        ),
+        (
+            "not a statement serialized as JSON",
+            jws(rs256(), broken_json.as_bytes()),
+            octets,
+        ),
+        (
+            "not the statement that carries it",
+            jws(rs256(), other_verb.as_bytes()),
+            octets,
+        ),
+        (
+            "not a valid statement",
+            jws(rs256(), odd_duration.as_bytes()),
+            octets,
+        ),
+        ("compact serialization", b"not.a-jws".to_vec(), octets),
+        ("signature is not base64url", with_signature("!!"), octets),
+    ];
+    for (reason, jws, content_type) in cases {
+        let (statement, part) = signed(statement(), jws, content_type);
+        let refused = check(&[&statement], vec![part]).expect_err(reason);
+        assert!(refused.problem.contains(reason), "{reason}: {refused}");
     }
 }
 
