@@ -8,14 +8,14 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use studyledger_xapi::attachments::Part;
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{body_bytes, ApiJson};
 
 const HASH_HEADER: &str = "x-experience-api-hash";
 
@@ -50,14 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for StatementsBody {
             .get_param(mime::BOUNDARY)
             .map(|b| b.as_str().to_owned())
             .ok_or_else(|| ApiError::Malformed("multipart/mixed needs a boundary".to_owned()))?;
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge
-            } else {
-                ApiError::Malformed(rejection.body_text())
-            }
-        })?;
-        parse(bytes, boundary).await
+        parse(body_bytes(req, state).await?, boundary).await
     }
 }
 

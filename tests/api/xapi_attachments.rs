@@ -116,6 +116,19 @@ async fn get(app: &TestApp, token: &str, query: &str) -> (u16, String, Vec<u8>) 
     .await
 }
 
+/// POSTs `statement` with `content` as its attachment's data; the answer's status and body.
+async fn post_with_data(
+    app: &TestApp,
+    token: &str,
+    statement: &Value,
+    content: &[u8],
+) -> (u16, Vec<u8>) {
+    let body = multipart("application/json", statement, &[data_part(content)]);
+    let (status, _, answer) =
+        send(app, token, Method::POST, "/xapi/statements", &mixed(), body).await;
+    (status, answer)
+}
+
 fn mixed() -> String {
     format!("multipart/mixed; boundary={BOUNDARY}")
 }
@@ -168,34 +181,13 @@ async fn a_statement_with_its_attachment_is_stored_with_the_data_and_served_back
     let ingest = app.token(Role::Ingest, None, None).await;
     let statement = with_attachment(CERTIFICATE_TEXT, None);
     let id = statement["id"].as_str().expect("id").to_owned();
-    let body = multipart(
-        "application/json",
-        &statement,
-        &[data_part(CERTIFICATE_TEXT)],
-    );
-    let (status, _, answer) = send(
-        &app,
-        &ingest,
-        Method::POST,
-        "/xapi/statements",
-        &mixed(),
-        body.clone(),
-    )
-    .await;
+    let (status, answer) = post_with_data(&app, &ingest, &statement, CERTIFICATE_TEXT).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     assert_eq!(stored(&app).await, (1, 1));
 
     // Sent again (same statement, same data): nothing new. Another statement with the same
     // file, by PUT: its data is kept once.
-    let (status, _, _) = send(
-        &app,
-        &ingest,
-        Method::POST,
-        "/xapi/statements",
-        &mixed(),
-        body,
-    )
-    .await;
+    let (status, _) = post_with_data(&app, &ingest, &statement, CERTIFICATE_TEXT).await;
     assert_eq!(status, 200);
     let again = with_attachment(CERTIFICATE_TEXT, None);
     let put = format!(
@@ -249,20 +241,7 @@ async fn a_page_serves_each_file_once_and_only_the_data_its_statements_came_with
     let ingest = app.token(Role::Ingest, None, None).await;
     for _ in 0..3 {
         let statement = with_attachment(CERTIFICATE_TEXT, None);
-        let body = multipart(
-            "application/json",
-            &statement,
-            &[data_part(CERTIFICATE_TEXT)],
-        );
-        let (status, _, _) = send(
-            &app,
-            &ingest,
-            Method::POST,
-            "/xapi/statements",
-            &mixed(),
-            body,
-        )
-        .await;
+        let (status, _) = post_with_data(&app, &ingest, &statement, CERTIFICATE_TEXT).await;
         assert_eq!(status, 200);
     }
     // Two statements, one file: sent once; the `more` link keeps asking for the data.
