@@ -52,7 +52,8 @@ pub async fn link_on(tx: &mut PgConnection, links: &[(Uuid, &Part)]) -> Result<(
     Ok(())
 }
 
-/// The data these statements came with, once per hash, in the order of the statements.
+/// The data these statements came with, once per hash, in hash order; a file several of
+/// them came with is served with the content type the first of them (in `ids`' order) sent.
 pub async fn of_statements(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Part>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());

@@ -124,6 +124,11 @@ async fn post_with_data(
     content: &[u8],
 ) -> (u16, Vec<u8>) {
     let body = multipart("application/json", statement, &[data_part(content)]);
+    post_mixed(app, token, body).await
+}
+
+/// POSTs a `multipart/mixed` body to the statements; the answer's status and body.
+async fn post_mixed(app: &TestApp, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
     let (status, _, answer) =
         send(app, token, Method::POST, "/xapi/statements", &mixed(), body).await;
     (status, answer)
@@ -468,15 +473,8 @@ async fn signed_statements_are_stored_when_the_signature_holds_and_refused_when_
         .expect("object")
         .remove("attachments");
 
-    let (status, _, answer) = send(
-        &app,
-        &ingest,
-        Method::POST,
-        "/xapi/statements",
-        &mixed(),
-        signed_body(&statement, &statement, own),
-    )
-    .await;
+    let (status, answer) =
+        post_mixed(&app, &ingest, signed_body(&statement, &statement, own)).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let id = statement["id"].as_str().expect("id");
     let (_, content_type, body) =
@@ -491,15 +489,7 @@ async fn signed_statements_are_stored_when_the_signature_holds_and_refused_when_
         s
     };
     let forged = fresh();
-    let (status, _, _) = send(
-        &app,
-        &ingest,
-        Method::POST,
-        "/xapi/statements",
-        &mixed(),
-        signed_body(&forged, &forged, other),
-    )
-    .await;
+    let (status, _) = post_mixed(&app, &ingest, signed_body(&forged, &forged, other)).await;
     assert_eq!(
         status, 400,
         "signed with a key that is not the certificate's"
@@ -507,15 +497,7 @@ async fn signed_statements_are_stored_when_the_signature_holds_and_refused_when_
     let changed = fresh();
     let mut payload = changed.clone();
     payload["verb"]["id"] = json!("http://adlnet.gov/expapi/verbs/passed");
-    let (status, _, _) = send(
-        &app,
-        &ingest,
-        Method::POST,
-        "/xapi/statements",
-        &mixed(),
-        signed_body(&changed, &payload, own),
-    )
-    .await;
+    let (status, _) = post_mixed(&app, &ingest, signed_body(&changed, &payload, own)).await;
     assert_eq!(status, 400, "the payload is another statement");
     assert_eq!(stored(&app).await, (1, 1));
 }
