@@ -226,7 +226,13 @@ impl Authenticator {
                 Err(ApiError::Unauthorized)
             };
         };
-        let hash = tokens::secret_hash(secret.trim());
+        self.principal_of_hash(tokens::secret_hash(secret.trim()))
+            .await
+    }
+
+    /// The caller whose token's secret has this SHA-256 (a dashboard session keeps only that);
+    /// 401 when it names nobody valid now — revoked and expired tokens end their sessions too.
+    pub async fn principal_of_hash(&self, hash: Vec<u8>) -> Result<Principal, ApiError> {
         if self.bootstrap.as_ref() == Some(&hash) {
             return Ok(Principal::bootstrap());
         }
@@ -234,7 +240,7 @@ impl Authenticator {
         let lookup = match cached.filter(|l| l.at.elapsed() < FRESH_FOR) {
             Some(lookup) => lookup,
             None => {
-                let token = tokens::by_secret(&self.pool, secret.trim()).await?;
+                let token = tokens::by_hash(&self.pool, &hash).await?;
                 let lookup = Lookup {
                     token,
                     at: Instant::now(),
@@ -266,6 +272,12 @@ fn secret_of(authorization: &str) -> Option<String> {
     let (_, password) = credentials.split_once(':')?;
     Some(password.to_owned())
 }
+
+/// A caller the service itself vouches for: the dashboard's signed-in user, calling the API in
+/// process (`http::dashboard::api`). Only code can put it into a request's extensions; the
+/// route's policy still decides whether it is admitted.
+#[derive(Debug, Clone)]
+pub struct Vouched(pub Principal);
 
 /// Everything a handler knows of the request beyond its input: who calls, under which route
 /// template and request id.

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::auth::Policy;
+use crate::http::auth::{Policy, Vouched};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -29,13 +29,19 @@ pub async fn authenticate(
         Some(Policy::Roles(roles)) => roles,
         None => return ApiError::Forbidden.into_response(),
     };
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = match auth.principal(authorization).await {
-        Ok(principal) => principal,
-        Err(error) => return error.into_response(),
+    let vouched = request.extensions().get::<Vouched>().map(|v| v.0.clone());
+    let principal = match vouched {
+        Some(principal) => principal,
+        None => {
+            let authorization = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match auth.principal(authorization).await {
+                Ok(principal) => principal,
+                Err(error) => return error.into_response(),
+            }
+        }
     };
     if !roles.contains(&principal.role) {
         return ApiError::Forbidden.into_response();

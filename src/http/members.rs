@@ -10,7 +10,9 @@ use studyledger_aggregates::member::command::Transfer;
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rules::credit::QuarterTotals;
-use studyledger_aggregates::values::{local_date, Hours, MemberId, MemberNo, Name, OrgId};
+use studyledger_aggregates::values::{
+    local_date, EvaluationId, Hours, MemberId, MemberNo, Name, OrgId,
+};
 use studyledger_projections::fold::MemberFold;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -161,6 +163,9 @@ pub struct Profile {
     enrolled_on: NaiveDate,
     transfers: Vec<TransferAnswer>,
     credited_hours: CreditedHours,
+    /// The evaluations the member has a determination of, in the order first determined
+    /// (`GET /v1/members/{id}/eligibility/{evaluation_id}` for each).
+    evaluations: Vec<EvaluationId>,
     sequence: usize,
     /// The member's record holds an event the ledger could not apply and that no
     /// administrator set aside (`GET /v1/skipped-events`): what is shown may miss a fact.
@@ -211,6 +216,15 @@ async fn profile(
             })
             .collect(),
         credited_hours: fold.lifetime_totals().into(),
+        evaluations: member
+            .determinations()
+            .iter()
+            .fold(Vec::new(), |mut seen, d| {
+                if !seen.contains(&d.evaluation_id) {
+                    seen.push(d.evaluation_id.clone());
+                }
+                seen
+            }),
         sequence: member.version(),
         incomplete: skipped_events::incomplete(&state, member_id).await?,
     };

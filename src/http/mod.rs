@@ -20,6 +20,7 @@ pub mod auth;
 pub mod consistency;
 pub mod courses;
 pub mod csv;
+pub mod dashboard;
 pub mod determinations;
 pub mod eligibility;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod org_members;
+pub mod org_tree;
 pub mod orgs;
 pub mod replays;
 pub mod rulesets;
@@ -88,6 +90,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(metrics::router())
         .merge(orgs::router())
         .merge(org_members::router())
+        .merge(org_tree::router())
         .merge(courses::router())
         .merge(members::router())
         .merge(study::router())
@@ -129,13 +132,15 @@ pub fn router(ledger: Arc<Ledger>, access: &Access) -> Router {
     let json = document.to_json().unwrap_or_default();
     let state = AppState::new(ledger, authenticator, json);
     let request_id = HeaderName::from_static("x-request-id");
-    routes
+    let api = routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::authenticate,
         ))
         .layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state)
+        .with_state(state.clone());
+    api.clone()
+        .merge(dashboard::router(state, api))
         .merge(openapi::docs())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -29,6 +29,7 @@ pub mod imports;
 pub mod lock;
 pub mod mappings;
 pub mod record;
+pub mod sessions;
 pub mod skipped;
 pub mod statements;
 pub mod streams;

@@ -156,10 +156,18 @@ pub async fn by_secret(
     connection: impl PgExecutor<'_>,
     secret: &str,
 ) -> Result<Option<Token>, sqlx::Error> {
+    by_hash(connection, &secret_hash(secret)).await
+}
+
+/// The token whose secret has this SHA-256, valid or not.
+pub async fn by_hash(
+    connection: impl PgExecutor<'_>,
+    hash: &[u8],
+) -> Result<Option<Token>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM access_tokens WHERE secret_sha256 = $1"
     ))
-    .bind(secret_hash(secret))
+    .bind(hash)
     .fetch_optional(connection)
     .await
 }

@@ -25,6 +25,12 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("GET", "/favicon.ico", &[OPEN]),
     ("GET", "/metrics", &["auditor", "admin"]),
     ("POST", "/v1/orgs", &["admin"]),
+    ("GET", "/v1/orgs", &["auditor", "admin"]),
+    (
+        "GET",
+        "/v1/orgs/{org_id}",
+        &["org_admin", "auditor", "admin"],
+    ),
     (
         "GET",
         "/v1/orgs/{org_id}/compliance",

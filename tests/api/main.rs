@@ -9,6 +9,7 @@ mod audit;
 mod commands;
 mod counters;
 mod crash;
+mod dashboard;
 mod evaluations;
 mod helpers;
 mod history;

@@ -56,3 +56,71 @@ pub async fn subtree(
     .await?;
     Ok((!orgs.is_empty()).then_some(orgs))
 }
+
+/// An organisation as the tree holds it: its name, parent and path from the root.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Node {
+    pub org_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub path: Vec<String>,
+}
+
+/// The organisation, when registered.
+pub async fn node(
+    connection: impl PgExecutor<'_>,
+    org_id: &str,
+) -> Result<Option<Node>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT org_id, name, parent_id, path FROM ",
+        table!(org),
+        " WHERE org_id = $1"
+    ))
+    .bind(org_id)
+    .fetch_optional(connection)
+    .await
+}
+
+/// The names of these organisations, by id (unknown ids are left out).
+pub async fn names(
+    connection: impl PgExecutor<'_>,
+    org_ids: &[String],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT org_id, name FROM ",
+        table!(org),
+        " WHERE org_id = ANY($1)"
+    ))
+    .bind(org_ids)
+    .fetch_all(connection)
+    .await
+}
+
+/// The next `limit` children of `parent` (the roots when `None`) after `after`, in id order —
+/// one range of the `org_view_children` index.
+pub async fn children(
+    connection: impl PgExecutor<'_>,
+    parent: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let query = match parent {
+        Some(_) => concat!(
+            "SELECT org_id, name FROM ",
+            table!(org),
+            " WHERE parent_id = $1 AND org_id > coalesce($2, '') ORDER BY org_id LIMIT $3"
+        ),
+        None => concat!(
+            "SELECT org_id, name FROM ",
+            table!(org),
+            " WHERE parent_id IS NULL AND $1::text IS NULL AND org_id > coalesce($2, '')
+              ORDER BY org_id LIMIT $3"
+        ),
+    };
+    sqlx::query_as(query)
+        .bind(parent)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(connection)
+        .await
+}
