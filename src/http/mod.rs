@@ -31,6 +31,7 @@ pub mod gate;
 pub mod health;
 pub mod imports;
 pub mod in_flight;
+pub mod ledger_health;
 pub mod member_compliance;
 pub mod members;
 pub mod metrics;
@@ -86,6 +87,7 @@ pub struct Access {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
+        .merge(ledger_health::router())
         .merge(openapi::router())
         .merge(metrics::router())
         .merge(orgs::router())

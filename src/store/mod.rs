@@ -32,6 +32,7 @@ pub mod record;
 pub mod sessions;
 pub mod skipped;
 pub mod statements;
+pub mod status;
 pub mod streams;
 pub mod tokens;
 pub mod verifications;

@@ -24,6 +24,7 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("GET", "/docs", &[OPEN]),
     ("GET", "/favicon.ico", &[OPEN]),
     ("GET", "/metrics", &["auditor", "admin"]),
+    ("GET", "/v1/health", &["auditor", "admin"]),
     ("POST", "/v1/orgs", &["admin"]),
     ("GET", "/v1/orgs", &["auditor", "admin"]),
     (

@@ -33,6 +33,8 @@ fn enc(raw: &str) -> String {
 #[derive(Deserialize)]
 pub struct QueueQuery {
     cursor: Option<uuid::Uuid>,
+    /// Show the queue once the views hold the event at this position (after a resolution).
+    min_position: Option<i64>,
 }
 
 /// `GET /orgs/{org_id}/appeals`.
@@ -47,6 +49,9 @@ pub async fn queue(
     let mut uri = format!("/v1/orgs/{id}/appeals?limit={PER_PAGE}");
     if let Some(cursor) = query.cursor {
         uri.push_str(&format!("&cursor={cursor}"));
+    }
+    if let Some(position) = query.min_position {
+        uri.push_str(&format!("&min_position={position}"));
     }
     let (node, list) = futures::try_join!(
         api.get(&signed, format!("/v1/orgs/{id}?limit=1")),
@@ -166,7 +171,8 @@ pub async fn resolve(
 ) -> Result<Response, PageError> {
     signed.check_csrf(&form.csrf)?;
     let body = json!({ "outcome": form.outcome, "note": form.note });
-    dash.api
+    let resolved = dash
+        .api
         .json(
             &signed,
             Method::POST,
@@ -174,5 +180,10 @@ pub async fn resolve(
             Some(&body),
         )
         .await?;
-    Ok(Redirect::to(&format!("/orgs/{}/appeals", enc(&form.org_id))).into_response())
+    // Back to the queue as it stands once the views hold the resolution.
+    let mut back = format!("/orgs/{}/appeals", enc(&form.org_id));
+    if let Some(position) = resolved["position"].as_i64() {
+        back.push_str(&format!("?min_position={position}"));
+    }
+    Ok(Redirect::to(&back).into_response())
 }

@@ -98,6 +98,17 @@ impl Lang {
         }
     }
 
+    /// An appeal's status as people say it.
+    pub fn appeal(self, status: &str) -> &'static str {
+        match status {
+            "open" => self.t("待处理", "Open"),
+            "upheld" => self.t("维持原评定", "Upheld"),
+            "overturned" => self.t("改变原评定", "Overturned"),
+            "superseded" => self.t("已被新评定取代", "Superseded"),
+            _ => self.t("未知", "Unknown"),
+        }
+    }
+
     /// Whether something holds, as a word.
     pub fn yes_no(self, yes: bool) -> &'static str {
         if yes {

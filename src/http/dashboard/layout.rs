@@ -38,6 +38,7 @@ pub fn page(signed: &Signed, title: &str, content: Markup) -> Response {
                         }
                         _ => {
                             li { a href="/" { (lang.t("组织概览", "Organisations")) } }
+                            li { a href="/health" { (lang.t("运行状况", "Health")) } }
                         }
                     }
                     li { a href="/rules" { (lang.t("考核规则", "Rules")) } }

@@ -197,7 +197,7 @@ fn eligibilities(lang: Lang, tz: Tz, answers: &[Value]) -> Markup {
                 }
                 @if answer["appeal"].is_object() {
                     @let appeal = &answer["appeal"];
-                    p { (lang.t("申诉：", "Appeal: ")) (text(&appeal["reason"])) " · " (text(&appeal["status"]))
+                    p { (lang.t("申诉：", "Appeal: ")) (text(&appeal["reason"])) " · " (lang.appeal(text(&appeal["status"])))
                         @if let Some(note) = appeal["note"].as_str() { " · " (note) } }
                 }
             }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod appeals;
 pub mod chart;
 pub mod cookies;
+pub mod health;
 pub mod i18n;
 pub mod layout;
 pub mod members;
@@ -45,5 +46,6 @@ pub fn router(app: AppState, api: Router) -> Router {
         )
         .route("/members/{member_id}", get(members::member))
         .route("/rules", get(rules::rules))
+        .route("/health", get(health::health))
         .with_state(Dash { app, api: Api(api) })
 }

@@ -28,6 +28,7 @@ pub const PAGES: &[(&str, &[Role])] = &[
         "/members/{member_id}",
         &[Role::Admin, Role::Auditor, Role::OrgAdmin, Role::Member],
     ),
+    ("/health", &[Role::Admin, Role::Auditor]),
     (
         "/rules",
         &[Role::Admin, Role::Auditor, Role::OrgAdmin, Role::Member],
