@@ -45,6 +45,29 @@ where
     Ok(out)
 }
 
+/// A CSV body read page by page as the client takes it (memory holds one page):
+/// `page(after, first)` answers a page's bytes and the key the next page starts after (`None`
+/// after the last page); `first` is true for the page that carries the header.
+pub fn paged<K, F, Fut>(page: F) -> Body
+where
+    K: Send + 'static,
+    F: Fn(Option<K>, bool) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(Vec<u8>, Option<K>), ApiError>> + Send + 'static,
+{
+    let page = std::sync::Arc::new(page);
+    let pages = futures::stream::unfold((Some(None::<K>), true), move |(after, first)| {
+        let page = std::sync::Arc::clone(&page);
+        async move {
+            let after = after?;
+            match page(after, first).await {
+                Ok((bytes, next)) => Some((Ok(bytes), (next.map(Some), false))),
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, false))),
+            }
+        }
+    });
+    Body::from_stream(pages)
+}
+
 /// A CSV answer offered for download as `filename`.
 pub fn response(body: impl Into<Body>, filename: &str) -> Response {
     let mut response = body.into().into_response();

@@ -48,6 +48,7 @@ pub mod statement_mappings;
 pub mod study;
 pub mod transcript;
 pub mod verifications;
+pub mod what_ifs;
 pub mod xapi;
 pub mod xapi_attachments;
 pub mod xapi_objects;
@@ -115,6 +116,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(xapi_objects::router())
         .merge(statement_mappings::router())
         .merge(imports::router())
+        .merge(what_ifs::router())
 }
 
 /// The service's OpenAPI document.

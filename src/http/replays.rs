@@ -1,7 +1,6 @@
 //! `/v1/replays`: start a replay (rule 10: rebuild, or a dry run that lists who changes
 //! eligibility), follow it, and read its work list — as JSON pages, or as CSV for committees.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -266,32 +265,15 @@ fn csv_page(changes: &[Change], with_header: bool) -> Result<Vec<u8>, ApiError> 
 /// The whole work list, streamed page by page (memory holds one page), each page's reads
 /// logged before it goes.
 fn csv_response(state: AppState, caller: Caller, replay_id: Uuid) -> Response {
-    let pages = futures::stream::unfold(
-        (Some(None::<(Uuid, String)>), true),
-        move |(after, first)| {
-            let (state, caller) = (state.clone(), caller.clone());
-            async move {
-                let after = after?;
-                let page = match csv_changes(&state, &caller, replay_id, after).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        return Some((Err(std::io::Error::other(e.to_string())), (None, false)))
-                    }
-                };
-                let next = (i64::try_from(page.len()).unwrap_or(0) == CSV_PAGE)
-                    .then(|| {
-                        page.last()
-                            .map(|c| Some((c.member_id, c.evaluation_id.clone())))
-                    })
-                    .flatten();
-                let bytes =
-                    csv_page(&page, first).map_err(|e| std::io::Error::other(e.to_string()));
-                Some((bytes, (next, false)))
-            }
-        },
-    );
-    csv::response(
-        Body::from_stream(pages),
-        &format!("replay-{replay_id}-changes.csv"),
-    )
+    let body = csv::paged(move |after: Option<(Uuid, String)>, first| {
+        let (state, caller) = (state.clone(), caller.clone());
+        async move {
+            let page = csv_changes(&state, &caller, replay_id, after).await?;
+            let next = (i64::try_from(page.len()).unwrap_or(0) == CSV_PAGE)
+                .then(|| page.last().map(|c| (c.member_id, c.evaluation_id.clone())))
+                .flatten();
+            Ok((csv_page(&page, first)?, next))
+        }
+    });
+    csv::response(body, &format!("replay-{replay_id}-changes.csv"))
 }

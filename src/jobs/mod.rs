@@ -15,3 +15,4 @@ pub mod projector;
 pub mod read_log;
 pub mod replay;
 pub mod verify;
+pub mod what_if;

@@ -36,3 +36,4 @@ pub mod status;
 pub mod streams;
 pub mod tokens;
 pub mod verifications;
+pub mod what_ifs;

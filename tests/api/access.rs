@@ -191,6 +191,13 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
         "/v1/members/{member_id}/skipped-events/{sequence}/set-aside",
         &["admin"],
     ),
+    ("POST", "/v1/what-ifs", &["admin"]),
+    ("GET", "/v1/what-ifs/{what_if_id}", &["auditor", "admin"]),
+    (
+        "GET",
+        "/v1/what-ifs/{what_if_id}/changes.csv",
+        &["auditor", "admin"],
+    ),
 ];
 
 const ROLES: [&str; 5] = ["member", "ingest", "org_admin", "auditor", "admin"];
@@ -285,7 +292,8 @@ impl World {
             .replace("{verification_id}", &self.verification)
             .replace("{sequence}", "1")
             .replace("{course_id}", "ethics")
-            .replace("{import_id}", &Uuid::new_v4().to_string());
+            .replace("{import_id}", &Uuid::new_v4().to_string())
+            .replace("{what_if_id}", &Uuid::new_v4().to_string());
         if template.starts_with("/v1/orgs/{org_id}/") && !template.ends_with("/appeals") {
             format!("{path}?quarter=2018-Q2")
         } else if template == "/v1/access-log" {
@@ -339,6 +347,9 @@ impl World {
                 json!({"determination_id": id, "member_ids": [self.member]})
             }
             "/v1/replays" => json!({"dry_run": true}),
+            "/v1/what-ifs" => json!({"effective_from": "2018-Q1", "required_hours": 10,
+                "elective_hours": 3, "excess_required_counts_as_elective": false,
+                "enforce_min_study_time": true}),
             "/v1/courses/{course_id}/activities" => {
                 json!({"activity_id": format!("https://courses.example/ethics/{n}")})
             }

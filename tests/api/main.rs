@@ -27,6 +27,7 @@ mod rules;
 mod shutdown;
 mod store;
 mod transport;
+mod what_ifs;
 mod xapi;
 mod xapi_attachments;
 mod xapi_ledger;

@@ -137,6 +137,22 @@ function noConsoleErrors(s, role) {
   const rulesets = await api(T.admin, "/v1/rulesets");
   const versions = await s.page.$$eval("#rulesets tbody tr", (r) => r.map((e) => e.dataset.version));
   check(versions.length === rulesets.length, "every ruleset is listed");
+  // A what-if from the form on /rules: a stricter ruleset from the quarter shown.
+  await s.page.type("#effective_from", QUARTER);
+  await s.page.$eval("#required_hours", (e) => { e.value = "10"; });
+  await Promise.all([s.page.waitForNavigation(), s.page.click('form[action="/what-ifs"] button')]);
+  const whatIf = s.page.url().split("/what-ifs/")[1];
+  check(/^[0-9a-f-]{36}$/.test(whatIf), `the what-if's page (${s.page.url()})`);
+  let result = await api(T.admin, `/v1/what-ifs/${whatIf}`);
+  for (let i = 0; i < 100 && result.status === "running"; i += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+    result = await api(T.admin, `/v1/what-ifs/${whatIf}`);
+  }
+  check(result.status === "succeeded" && result.members_changed > 0, `the what-if finds changes (${result.status}, ${result.members_changed})`);
+  await visit(s, `/what-ifs/${whatIf}`, "what-if");
+  check((await text(s.page, '#what-if [data-field="members_changed"]')) === String(result.members_changed), "what-if count");
+  const published = await api(T.admin, "/v1/rulesets");
+  check(published.length === rulesets.length, "the what-if published nothing");
   await visit(s, "/health", "health");
   const health = await api(T.admin, "/v1/health");
   check((await text(s.page, '#skipped [data-field="open"]')) === String(health.skipped_events.open), "skipped events");

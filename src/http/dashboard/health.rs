@@ -36,7 +36,7 @@ pub async fn health(State(dash): State<Dash>, signed: Signed) -> Result<Response
         @if replay.is_object() {
             dl.facts #replay {
                 dt { (lang.t("编号", "Id")) } dd { code { (text(&replay["replay_id"])) } }
-                dt { (lang.t("状态", "Status")) } dd data-field="status" { (text(&replay["status"])) }
+                dt { (lang.t("状态", "Status")) } dd data-field="status" { (lang.job(text(&replay["status"]))) }
                 dt { (lang.t("仅预演", "Dry run")) } dd { (lang.yes_no(replay["dry_run"].as_bool() == Some(true))) }
                 dt { (lang.t("开始", "Started")) } dd { (local_time(text(&replay["started_at"]), tz)) }
                 dt { (lang.t("结束", "Finished")) } dd { (replay["finished_at"].as_str().map_or_else(|| "—".to_owned(), |t| local_time(t, tz))) }

@@ -109,6 +109,16 @@ impl Lang {
         }
     }
 
+    /// A job's status as people say it.
+    pub fn job(self, status: &str) -> &'static str {
+        match status {
+            "running" => self.t("进行中", "Running"),
+            "succeeded" => self.t("已完成", "Succeeded"),
+            "failed" => self.t("失败", "Failed"),
+            _ => self.t("未知", "Unknown"),
+        }
+    }
+
     /// Whether something holds, as a word.
     pub fn yes_no(self, yes: bool) -> &'static str {
         if yes {

@@ -21,6 +21,7 @@ pub mod session;
 pub mod shell;
 pub mod signed;
 pub mod state;
+pub mod what_ifs;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -47,5 +48,11 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/members/{member_id}", get(members::member))
         .route("/rules", get(rules::rules))
         .route("/health", get(health::health))
+        .route("/what-ifs", post(what_ifs::start))
+        .route("/what-ifs/{what_if_id}", get(what_ifs::show))
+        .route(
+            "/what-ifs/{what_if_id}/changes.csv",
+            get(what_ifs::changes_csv),
+        )
         .with_state(Dash { app, api: Api(api) })
 }

@@ -10,6 +10,8 @@ use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
 use crate::http::dashboard::signed::Signed;
 use crate::http::dashboard::state::Dash;
+use crate::http::dashboard::what_ifs::proposal_form;
+use crate::store::tokens::Role;
 
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
@@ -47,6 +49,12 @@ pub async fn rules(State(dash): State<Dash>, signed: Signed) -> Result<Response,
                     }
                 }
             }
+        }
+    };
+    let content = html! {
+        (content)
+        @if signed.principal.role == Role::Admin {
+            (proposal_form(lang, &signed.csrf))
         }
     };
     Ok(page(&signed, lang.t("考核规则", "Rules"), content))

@@ -29,6 +29,12 @@ pub const PAGES: &[(&str, &[Role])] = &[
         &[Role::Admin, Role::Auditor, Role::OrgAdmin, Role::Member],
     ),
     ("/health", &[Role::Admin, Role::Auditor]),
+    ("/what-ifs", &[Role::Admin]),
+    ("/what-ifs/{what_if_id}", &[Role::Admin, Role::Auditor]),
+    (
+        "/what-ifs/{what_if_id}/changes.csv",
+        &[Role::Admin, Role::Auditor],
+    ),
     (
         "/rules",
         &[Role::Admin, Role::Auditor, Role::OrgAdmin, Role::Member],
