@@ -470,7 +470,10 @@ fn print_welcome(address: std::net::SocketAddr, member: &str) {
     let base = format!("http://{address}");
     let auth = "-H \"Authorization: Bearer $ADMIN_TOKEN\"";
     println!(
-        "\nstudyledger is serving at {base} (API browser: {base}/docs)\n\nTry:\n  \
+        "\nstudyledger is serving at {base} (API browser: {base}/docs)\n\n\
+         Dashboard 管理看板: open {base}/ and sign in with a token (ADMIN_TOKEN for an \
+         administrator, MEMBER_TOKEN for a member, when the demo's tokens are printed above)\n\n\
+         Try:\n  \
          curl -s {base}/readyz\n  curl -s {auth} {base}/v1/members/{member}\n  \
          curl -s {auth} '{base}/v1/members/{member}/compliance'\n"
     );

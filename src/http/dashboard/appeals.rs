@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::dashboard::i18n::{local_time, Lang};
+use crate::http::dashboard::i18n::{hours, local_time, Lang};
 use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
 use crate::http::dashboard::signed::Signed;
@@ -109,7 +109,7 @@ fn side(lang: Lang, heading: &str, side: &Value) -> Markup {
             ul {
                 @for q in side["quarters"].as_array().into_iter().flatten() {
                     li { (text(&q["quarter"])) "：" (lang.status(text(&q["status"])))
-                        " (" (q["required_hours"]) " / " (q["elective_hours"]) ")" }
+                        " (" (hours(q["required_hours"].as_f64())) " / " (hours(q["elective_hours"].as_f64())) ")" }
                 }
             }
         }
