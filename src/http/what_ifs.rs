@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
-use studyledger_aggregates::values::Quarter;
+use studyledger_aggregates::values::{local_date, Quarter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -54,7 +54,8 @@ pub struct Started {
     status: &'static str,
 }
 
-/// `POST /v1/what-ifs`: judge every member under a proposed ruleset; 202 and `Location`.
+/// `POST /v1/what-ifs`: judge every member under a proposed ruleset; 202 and `Location`. The
+/// proposal must be one the rule book would publish now, from a quarter that has begun.
 #[utoipa::path(post, path = "/v1/what-ifs", operation_id = "start_what_if", tag = "rules",
     request_body = Proposal,
     responses((status = 202, body = Started), doc::CatalogRefusals),
@@ -82,6 +83,15 @@ async fn start(
         "excess_required_counts_as_elective": proposed.excess_required_counts_as_elective,
         "enforce_min_study_time": proposed.enforce_min_study_time,
     });
+    // It judges quarters that have begun: a proposal from a later quarter would judge none.
+    let now = Quarter::of_date(local_date(Utc::now(), ledger.tz()));
+    if proposed.effective_from > now {
+        return Err(ApiError::RuleViolation(format!(
+            "effective_from {} has not begun: a what-if judges the quarters up to {now}; \
+             propose it from an earlier quarter to see what it would do",
+            proposed.effective_from
+        )));
+    }
     book.decide(&RuleBookCommand::Publish(proposed.clone()))
         .map_err(|rejection| ApiError::rejected(&rejection))?;
     let what_if_id = Uuid::new_v4();

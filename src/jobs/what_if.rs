@@ -3,7 +3,8 @@
 //! how many per organisation.
 //!
 //! It reads the log in one read-only snapshot (member order, the primary key's order, as a
-//! replay does), folds each member twice — under the published rulesets, and under them with
+//! replay does; events listed as skipped or that cannot be read are passed over, as the views
+//! pass over them), folds each member twice — under the published rulesets, and under them with
 //! the proposal added as the next version — and writes only its own tables (`store::what_ifs`).
 //! Nothing the ledger serves is touched, so it may run beside a replay and the projector.
 
@@ -22,7 +23,7 @@ use studyledger_projections::fold::MemberFold;
 use uuid::Uuid;
 
 use crate::ledger::Ledger;
-use crate::store::{streams, what_ifs};
+use crate::store::{skipped, streams, what_ifs};
 use crate::JobError;
 
 /// Changes written per round trip.
@@ -128,8 +129,9 @@ impl Found {
 
 /// Runs the what-if whose record `what_ifs::start` made; the outcome goes into the record.
 pub async fn run(ledger: Arc<Ledger>, what_if_id: Uuid, proposed: Ruleset) -> Result<(), JobError> {
-    let outcome = judge_all(&ledger, what_if_id, &proposed).await;
     let pool = ledger.pool();
+    what_ifs::sweep(pool).await?;
+    let outcome = judge_all(&ledger, what_if_id, &proposed).await;
     match outcome {
         Ok(per_org) => {
             let orgs: Vec<(String, i64)> = per_org.into_iter().collect();
@@ -161,6 +163,8 @@ async fn judge_all(
         sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
             .fetch_one(&mut *snapshot)
             .await?;
+    // Events the projector or a replay passed over are passed over here too, as the views did.
+    let skips = skipped::positions(&mut *snapshot).await?;
     let mut found = Found::default();
     let mut current: Option<(String, Member)> = None;
     let mut last_progress = Instant::now();
@@ -177,9 +181,12 @@ async fn judge_all(
                 current = Some((event.aggregate_id.clone(), Member::default()));
             }
             if let Some((_, member)) = current.as_mut() {
-                match serde_json::from_str::<MemberEvent>(&event.payload) {
-                    Ok(read) => member.apply(read),
-                    Err(_) => member.pass_over(),
+                let read = (!skips.contains(&event.position))
+                    .then(|| serde_json::from_str::<MemberEvent>(&event.payload).ok())
+                    .flatten();
+                match read {
+                    Some(read) => member.apply(read),
+                    None => member.pass_over(),
                 }
             }
             if found.batch.len() >= BATCH || last_progress.elapsed() >= PROGRESS_EVERY {

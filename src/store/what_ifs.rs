@@ -33,16 +33,21 @@ pub struct Change {
     pub status_proposed: String,
 }
 
-/// Starts a what-if's record (and deletes those past their time).
+/// Deletes the what-ifs past their time, with their results.
+pub async fn sweep(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM what_ifs WHERE expires_at < now()")
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Starts a what-if's record.
 pub async fn start(
     pool: &PgPool,
     what_if_id: Uuid,
     proposed: &serde_json::Value,
     requested_by: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM what_ifs WHERE expires_at < now()")
-        .execute(pool)
-        .await?;
     sqlx::query(
         "INSERT INTO what_ifs (what_if_id, proposed, status, requested_by, expires_at)
          VALUES ($1, $2, 'running', $3, now() + $4 * interval '1 day')",

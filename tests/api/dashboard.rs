@@ -450,3 +450,57 @@ async fn the_org_tree_is_read_a_level_at_a_time_and_an_administrator_sees_no_hig
     assert_eq!(app.get("/v1/orgs/nowhere").await.0, 404);
     assert_eq!(app.get_as(&scoped, "/v1/orgs/nowhere").await.0, 403);
 }
+
+#[tokio::test]
+async fn sign_in_goes_back_only_to_a_page_of_the_service_and_every_form_needs_its_csrf_value() {
+    let app = TestApp::spawn().await;
+    app.seed_member("2018-01-01").await;
+    wait_until_projected(&app.pool).await;
+    let token = app.token(Role::Admin, None, None).await;
+    for (next, lands) in [
+        ("/rules", "/rules"),
+        ("//evil.example/", "/orgs/fz"),
+        ("/\\evil.example", "/orgs/fz"),
+        ("/\tevil", "/orgs/fz"),
+        ("/rules\r\nSet-Cookie: x=y", "/orgs/fz"),
+        ("https://evil.example/", "/orgs/fz"),
+    ] {
+        let mut browser = Browser::new(&app);
+        let form = browser.get("/").await;
+        let signed = browser
+            .post(
+                "/sign-in",
+                &[("token", &token), ("csrf", &form.csrf()), ("next", next)],
+            )
+            .await;
+        assert_eq!((signed.status, signed.location()), (303, lands), "{next:?}");
+    }
+
+    let mut admin = Browser::new(&app);
+    let rules = admin.sign_in(&token).await;
+    let rules = if rules.body.contains("action=\"/what-ifs\"") {
+        rules
+    } else {
+        admin.get("/rules").await
+    };
+    let proposal = [
+        ("effective_from", "2018-Q2"),
+        ("required_hours", "2"),
+        ("elective_hours", "1"),
+        ("enforce_min_study_time", "true"),
+    ];
+    let mut forged = vec![("csrf", "forged")];
+    forged.extend(proposal);
+    assert_eq!(admin.post("/what-ifs", &forged).await.status, 403);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM what_ifs")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0, "a forged form starts nothing");
+    let csrf = rules.csrf();
+    let mut sent = vec![("csrf", csrf.as_str())];
+    sent.extend(proposal);
+    let started = admin.post("/what-ifs", &sent).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    assert!(started.location().starts_with("/what-ifs/"));
+}

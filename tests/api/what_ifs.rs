@@ -139,6 +139,8 @@ async fn a_proposal_the_api_cannot_judge_is_refused_and_records_nothing() {
         ("required_hours", json!(1.234)),
         ("elective_hours", json!(-1)),
         ("effective_from", json!("2018-Q5")),
+        // A quarter that has not begun: nothing to judge yet.
+        ("effective_from", json!("2999-Q1")),
         ("surprise", json!(true)),
     ] {
         let mut body = proposal();

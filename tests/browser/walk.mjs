@@ -81,6 +81,16 @@ function noConsoleErrors(s, role) {
   check(s.errors.length === 0, `${role}: no console errors (${s.errors.join(" | ")})`);
 }
 
+// --- An auditor reads the queue (before the administrator resolves the appeal); its forms are not theirs.
+{
+  const s = await session("auditor");
+  await visit(s, `/orgs/${ROOT}/appeals`, "auditor-appeals");
+  check((await s.page.$(`section[data-appeal="${APPEAL}"]`)) !== null, "the auditor sees the open appeal");
+  check((await s.page.$("main form")) === null, "but no form to resolve it");
+  noConsoleErrors(s, "auditor");
+  await s.context.close();
+}
+
 // --- An administrator: the tree, the figures, the lists, an appeal resolved, rules, health.
 {
   const s = await session("admin");
@@ -182,15 +192,6 @@ function noConsoleErrors(s, role) {
   noConsoleErrors(s, "orgAdmin");
   const above = await visit(s, `/orgs/${ROOT}`);
   check(above.status() === 403, "the root is out of their reach");
-  await s.context.close();
-}
-
-// --- An auditor reads; the appeal forms are not theirs.
-{
-  const s = await session("auditor");
-  await visit(s, `/orgs/${ROOT}/appeals`, "auditor-appeals");
-  check((await s.page.$("main form")) === null, "no resolve form for an auditor");
-  noConsoleErrors(s, "auditor");
   await s.context.close();
 }
 

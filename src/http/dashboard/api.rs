@@ -17,6 +17,9 @@ use crate::http::dashboard::signed::Signed;
 /// Bodies the dashboard reads whole (CSV goes through as a stream).
 const ANSWER_LIMIT: usize = 16 * 1024 * 1024;
 
+/// API calls one page makes at once.
+const AT_ONCE: usize = 6;
+
 /// The API's routes, behind their gate.
 #[derive(Clone)]
 pub struct Api(pub Router);
@@ -93,8 +96,48 @@ impl Api {
         })
     }
 
+    /// A CSV answer of the API, streamed through to the browser; a refusal becomes the page's.
+    pub async fn csv(&self, signed: &Signed, uri: &str) -> Result<Response, PageError> {
+        let response = self
+            .send(signed, Method::GET, uri, None, "text/csv")
+            .await?;
+        match response.status() {
+            StatusCode::FORBIDDEN => Err(PageError::forbidden()),
+            status if !status.is_success() => Err(PageError::Refused(status, String::new())),
+            _ => Ok(response),
+        }
+    }
+
+    /// Several `GET`s as JSON, a few at a time (a page must not take the pool from the API's
+    /// other callers and the projector), answers in the order asked.
+    pub async fn get_all(
+        &self,
+        signed: &Signed,
+        uris: Vec<String>,
+    ) -> Result<Vec<Value>, PageError> {
+        use futures::StreamExt;
+        futures::stream::iter(uris.into_iter().map(|uri| self.get(signed, uri)))
+            .buffered(AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// `GET` as JSON.
     pub async fn get(&self, signed: &Signed, uri: String) -> Result<Value, PageError> {
         self.json(signed, Method::GET, uri, None).await
     }
+}
+
+/// A string of an answer (empty when absent).
+pub fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// A value for a path segment or query parameter of the API, percent-encoded.
+pub fn enc(raw: &str) -> String {
+    serde_urlencoded::to_string([("v", raw)])
+        .map(|s| s[2..].to_owned())
+        .unwrap_or_default()
 }

@@ -5,11 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use futures::future::try_join_all;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::dashboard::api::{enc, text};
 use crate::http::dashboard::i18n::{hours, local_time, Lang};
 use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
@@ -19,16 +19,6 @@ use crate::store::tokens::Role;
 
 /// Appeals per page (each is explained on the page).
 const PER_PAGE: usize = 20;
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
-
-fn enc(raw: &str) -> String {
-    serde_urlencoded::to_string([("v", raw)])
-        .map(|s| s[2..].to_owned())
-        .unwrap_or_default()
-}
 
 #[derive(Deserialize)]
 pub struct QueueQuery {
@@ -58,17 +48,17 @@ pub async fn queue(
         api.get(&signed, uri)
     )?;
     let appeals = list["appeals"].as_array().cloned().unwrap_or_default();
-    let explained = try_join_all(appeals.iter().map(|a| {
-        api.get(
-            &signed,
+    let explain_uris = appeals
+        .iter()
+        .map(|a| {
             format!(
                 "/v1/members/{}/eligibility/{}?explain=true",
                 text(&a["member_id"]),
                 enc(text(&a["evaluation_id"]))
-            ),
-        )
-    }))
-    .await?;
+            )
+        })
+        .collect();
+    let explained = api.get_all(&signed, explain_uris).await?;
     let lang = signed.lang;
     let tz = dash.app.ledger().tz();
     let may_resolve = matches!(signed.principal.role, Role::Admin | Role::OrgAdmin);

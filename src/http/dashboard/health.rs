@@ -4,17 +4,13 @@
 use axum::extract::State;
 use axum::response::Response;
 use maud::html;
-use serde_json::Value;
 
+use crate::http::dashboard::api::text;
 use crate::http::dashboard::i18n::local_time;
 use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
 use crate::http::dashboard::signed::Signed;
 use crate::http::dashboard::state::Dash;
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
 
 /// `GET /health`.
 pub async fn health(State(dash): State<Dash>, signed: Signed) -> Result<Response, PageError> {

@@ -5,19 +5,15 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono_tz::Tz;
-use futures::future::try_join_all;
 use maud::{html, Markup};
 use serde_json::Value;
 
+use crate::http::dashboard::api::text;
 use crate::http::dashboard::i18n::{hours, local_time, Lang};
 use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
 use crate::http::dashboard::signed::Signed;
 use crate::http::dashboard::state::Dash;
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
 
 /// `GET /members/{member_id}`.
 pub async fn member(
@@ -36,13 +32,15 @@ pub async fn member(
         .as_array()
         .map(|e| e.iter().map(|v| text(v).to_owned()).collect())
         .unwrap_or_default();
-    let eligibility = try_join_all(evaluations.iter().map(|evaluation| {
-        api.get(
+    let eligibility = api
+        .get_all(
             &signed,
-            format!("/v1/members/{member_id}/eligibility/{evaluation}"),
+            evaluations
+                .iter()
+                .map(|evaluation| format!("/v1/members/{member_id}/eligibility/{evaluation}"))
+                .collect(),
         )
-    }))
-    .await?;
+        .await?;
     let lang = signed.lang;
     let tz = dash.app.ledger().tz();
     let content = html! {

@@ -3,15 +3,14 @@
 //! who are not compliant or still in progress, paged, with the CSV download.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, Method};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{Days, Utc};
-use futures::future::try_join_all;
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 use serde_json::Value;
 use studyledger_aggregates::values::{local_date, Quarter};
 
+use crate::http::dashboard::api::{enc, text};
 use crate::http::dashboard::chart::{line_svg, Series};
 use crate::http::dashboard::i18n::{hours, percent, Lang};
 use crate::http::dashboard::layout::page;
@@ -65,12 +64,6 @@ fn quarters_to(last: Quarter, count: usize) -> Vec<Quarter> {
     quarters
 }
 
-fn enc(raw: &str) -> String {
-    serde_urlencoded::to_string([("v", raw)])
-        .map(|s| s[2..].to_owned())
-        .unwrap_or_default()
-}
-
 /// A quarter picker (a plain GET form).
 fn quarter_form(lang: Lang, action: &str, quarter: Quarter, extra: Markup) -> Markup {
     let choices = quarters_to(quarter_max(quarter), CHART_QUARTERS + 4);
@@ -120,30 +113,24 @@ pub async fn overview(
     }
     let node = dash.api.get(&signed, node_uri).await?;
     let quarters = quarters_to(quarter, CHART_QUARTERS);
-    let history = try_join_all(quarters.iter().map(|q| {
-        dash.api
-            .get(&signed, format!("/v1/orgs/{id}/compliance?quarter={q}"))
-    }))
-    .await?;
+    let history_uris = quarters
+        .iter()
+        .map(|q| format!("/v1/orgs/{id}/compliance?quarter={q}"))
+        .collect();
+    let history = dash.api.get_all(&signed, history_uris).await?;
     let children: Vec<(String, String)> = node["children"]
         .as_array()
         .map(|c| {
             c.iter()
-                .map(|o| {
-                    let id = o["org_id"].as_str().unwrap_or_default().to_owned();
-                    let name = o["name"].as_str().unwrap_or_default().to_owned();
-                    (id, name)
-                })
+                .map(|o| (text(&o["org_id"]).to_owned(), text(&o["name"]).to_owned()))
                 .collect()
         })
         .unwrap_or_default();
-    let child_rollups = try_join_all(children.iter().map(|(child, _)| {
-        dash.api.get(
-            &signed,
-            format!("/v1/orgs/{}/compliance?quarter={quarter}", enc(child)),
-        )
-    }))
-    .await?;
+    let child_uris = children
+        .iter()
+        .map(|(child, _)| format!("/v1/orgs/{}/compliance?quarter={quarter}", enc(child)))
+        .collect();
+    let child_rollups = dash.api.get_all(&signed, child_uris).await?;
     let current = history.last().cloned().unwrap_or(Value::Null);
     let name = node["name"].as_str().unwrap_or(&org_id).to_owned();
     let content = html! {
@@ -398,17 +385,5 @@ pub async fn behind_csv(
         "/v1/orgs/{}/members.csv?quarter={quarter}&status={status}",
         enc(&org_id)
     );
-    let response = dash
-        .api
-        .send(&signed, Method::GET, &uri, None, "text/csv")
-        .await?;
-    if response.status() == axum::http::StatusCode::FORBIDDEN {
-        return Err(PageError::forbidden());
-    }
-    let (mut parts, body) = response.into_parts();
-    parts.headers.insert(
-        header::CONTENT_DISPOSITION,
-        header::HeaderValue::from_static("attachment; filename=\"behind.csv\""),
-    );
-    Ok(Response::from_parts(parts, body).into_response())
+    dash.api.csv(&signed, &uri).await
 }

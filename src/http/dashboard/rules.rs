@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::response::Response;
 use maud::html;
-use serde_json::Value;
 
+use crate::http::dashboard::api::text;
 use crate::http::dashboard::i18n::{hours, local_time};
 use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
@@ -12,10 +12,6 @@ use crate::http::dashboard::signed::Signed;
 use crate::http::dashboard::state::Dash;
 use crate::http::dashboard::what_ifs::proposal_form;
 use crate::store::tokens::Role;
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
 
 /// `GET /rules`.
 pub async fn rules(State(dash): State<Dash>, signed: Signed) -> Result<Response, PageError> {

@@ -189,6 +189,16 @@ fn sign_in_form(lang: Lang, next: Option<&str>, refused: Option<&str>) -> Respon
     response
 }
 
+/// `next` when it is a path of this service: one `/`, then no second `/` or `\\` (which a
+/// browser reads as another host), and nothing but visible ASCII. Anything else: `None`.
+pub fn local_path(next: &str) -> Option<&str> {
+    let mut bytes = next.bytes();
+    let local = bytes.next() == Some(b'/')
+        && !matches!(bytes.next(), Some(b'/' | b'\\'))
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    local.then_some(next)
+}
+
 #[derive(Deserialize)]
 pub struct SignIn {
     token: String,
@@ -230,10 +240,9 @@ pub async fn sign_in(
     let secret = sessions::open(pool, &hash, Duration::hours(SESSION_HOURS))
         .await
         .map_err(PageError::store)?;
-    let next = if form.next.starts_with('/') && !form.next.starts_with("//") {
-        form.next.clone()
-    } else {
-        home_of(&dash, &principal).await?
+    let next = match local_path(&form.next) {
+        Some(path) => path.to_owned(),
+        None => home_of(&dash, &principal).await?,
     };
     let mut response = Redirect::to(&next).into_response();
     let lasts = cookie::time::Duration::hours(SESSION_HOURS);

@@ -3,22 +3,19 @@
 //! who — with the CSV download. Both through `/v1/what-ifs`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::dashboard::api::{enc, text};
 use crate::http::dashboard::i18n::{local_time, Lang};
 use crate::http::dashboard::layout::page;
 use crate::http::dashboard::refusal::PageError;
 use crate::http::dashboard::signed::Signed;
 use crate::http::dashboard::state::Dash;
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
 
 /// The form on `/rules` that proposes a ruleset.
 pub fn proposal_form(lang: Lang, csrf: &str) -> Markup {
@@ -101,7 +98,7 @@ pub async fn show(
 ) -> Result<Response, PageError> {
     let mut uri = format!("/v1/what-ifs/{what_if_id}?limit=50");
     if let Some(cursor) = &query.cursor {
-        uri.push_str(&format!("&cursor={}", cursor.replace('/', "%2F")));
+        uri.push_str(&format!("&cursor={}", enc(cursor)));
     }
     let found = dash.api.get(&signed, uri).await?;
     let lang = signed.lang;
@@ -150,7 +147,7 @@ pub async fn show(
             } }
         }
         @if let Some(next) = found["next_cursor"].as_str() {
-            p { a href=(format!("/what-ifs/{what_if_id}?cursor={}", next.replace('/', "%2F"))) { (lang.t("下一页", "Next page")) } }
+            p { a href=(format!("/what-ifs/{what_if_id}?cursor={}", enc(next))) { (lang.t("下一页", "Next page")) } }
         }
     };
     Ok(page(&signed, lang.t("假设分析", "What-if"), content))
@@ -163,14 +160,5 @@ pub async fn changes_csv(
     Path(what_if_id): Path<uuid::Uuid>,
 ) -> Result<Response, PageError> {
     let uri = format!("/v1/what-ifs/{what_if_id}/changes.csv");
-    let response = dash
-        .api
-        .send(&signed, Method::GET, &uri, None, "text/csv")
-        .await?;
-    if !response.status().is_success() {
-        return Err(PageError::Refused(response.status(), String::new()));
-    }
-    let (mut parts, body) = response.into_parts();
-    parts.headers.remove(header::SET_COOKIE);
-    Ok(Response::from_parts(parts, body))
+    dash.api.csv(&signed, &uri).await
 }
