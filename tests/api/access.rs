@@ -709,16 +709,7 @@ async fn the_token_that_decided_or_corrected_cannot_resolve_the_appeal_against_i
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let appeal = Uuid::new_v4();
-    let member_token = app.token(Role::Member, None, Some(member)).await;
-    let (status, _, body) = app
-        .post_as(
-            &member_token,
-            &format!("/v1/members/{member}/appeals"),
-            &json!({"appeal_id": appeal, "evaluation_id": "2018-q2", "reason": "线下学习未计入"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let (appeal, _) = app.file_appeal(member, "2018-q2", "线下学习未计入").await;
     let corrector = app.token(Role::OrgAdmin, Some("fz"), None).await;
     let (status, _, body) = app
         .post_as(

@@ -82,17 +82,9 @@ async fn every_role_walks_its_pages_in_chromium_and_sees_the_apis_figures() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let member_token = app.token(Role::Member, None, Some(members[0])).await;
-    let appeal = Uuid::new_v4();
-    let (status, _, body) = app
-        .post_as(
-            &member_token,
-            &format!("/v1/members/{}/appeals", members[0]),
-            &json!({"appeal_id": appeal, "evaluation_id": "browser-eval",
-                    "reason": "线下党课的签到表未录入"}),
-        )
+    let (appeal, member_token) = app
+        .file_appeal(members[0], "browser-eval", "线下党课的签到表未录入")
         .await;
-    assert_eq!(status, 201, "{body}");
     wait_until_projected(&app.pool).await;
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");

@@ -302,16 +302,7 @@ async fn pages_show_the_apis_figures_and_an_appeal_is_resolved_through_the_form(
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let appeal = Uuid::new_v4();
-    let member_token = app.token(Role::Member, None, Some(member)).await;
-    let (status, _, body) = app
-        .post_as(
-            &member_token,
-            &format!("/v1/members/{member}/appeals"),
-            &json!({"appeal_id": appeal, "evaluation_id": "2018-q2", "reason": "线下学习未计入"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let (appeal, _) = app.file_appeal(member, "2018-q2", "线下学习未计入").await;
 
     let mut admin = Browser::new(&app);
     admin

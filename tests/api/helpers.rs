@@ -432,6 +432,28 @@ impl TestApp {
         assert_eq!(status, 201, "{body}");
     }
 
+    /// The member appeals their latest determination of `evaluation` with their own token;
+    /// answers the appeal's id and that token.
+    pub async fn file_appeal(
+        &self,
+        member: Uuid,
+        evaluation: &str,
+        reason: &str,
+    ) -> (Uuid, String) {
+        let appeal = Uuid::new_v4();
+        let token = self.token(Role::Member, None, Some(member)).await;
+        let (status, _, body) = self
+            .post_as(
+                &token,
+                &format!("/v1/members/{member}/appeals"),
+                &serde_json::json!({"appeal_id": appeal, "evaluation_id": evaluation,
+                                    "reason": reason}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (appeal, token)
+    }
+
     /// Registers an organisation, a required and an elective course, and enrols a member
     /// on `enrolled_on`; returns the member id.
     pub async fn seed_member(&self, enrolled_on: &str) -> Uuid {
