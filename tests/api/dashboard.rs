@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::json;
 use studyledger::store::tokens::{self, Role};
+use studyledger_aggregates::values::{local_date, Quarter};
 use uuid::Uuid;
 
 use crate::helpers::{wait_until_projected, TestApp};
@@ -329,6 +330,11 @@ async fn pages_show_the_apis_figures_and_an_appeal_is_resolved_through_the_form(
         .map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0));
     assert_eq!(page.field("rollup", "compliance_rate"), rate);
     assert!(page.body.contains("<svg"), "the chart");
+    // The picker offers up to today's quarter in the ledger's time zone, and the one shown.
+    let today = local_date(chrono::Utc::now(), app.ledger().tz());
+    let current = format!("<option value=\"{}\"", Quarter::of_date(today));
+    assert!(page.body.contains(&current), "{current}");
+    assert!(page.body.contains("<option value=\"2018-Q2\" selected>"));
 
     let (_, profile) = app.get(&format!("/v1/members/{member}")).await;
     let mine = admin.get(&format!("/members/{member}")).await;

@@ -37,11 +37,13 @@ fn quarter_of(dash: &Dash, asked: Option<&str>) -> Result<Quarter, PageError> {
                 "季度格式应为 YYYY-Qn。 The quarter must be YYYY-Qn.",
             )
         }),
-        None => Ok(previous(Quarter::of_date(local_date(
-            Utc::now(),
-            dash.app.ledger().tz(),
-        )))),
+        None => Ok(previous(this_quarter(dash))),
     }
+}
+
+/// Today's quarter in the ledger's time zone.
+fn this_quarter(dash: &Dash) -> Quarter {
+    Quarter::of_date(local_date(Utc::now(), dash.app.ledger().tz()))
 }
 
 fn previous(quarter: Quarter) -> Quarter {
@@ -65,8 +67,19 @@ fn quarters_to(last: Quarter, count: usize) -> Vec<Quarter> {
 }
 
 /// A quarter picker (a plain GET form).
-fn quarter_form(lang: Lang, action: &str, quarter: Quarter, extra: Markup) -> Markup {
-    let choices = quarters_to(quarter_max(quarter), CHART_QUARTERS + 4);
+/// It offers the sixteen quarters up to the current one in the ledger's time zone (`now`), or
+/// up to the one shown when that is later, and the one shown when it is older.
+fn quarter_form(
+    lang: Lang,
+    action: &str,
+    (quarter, now): (Quarter, Quarter),
+    extra: Markup,
+) -> Markup {
+    let mut choices = quarters_to(quarter.max(now), CHART_QUARTERS + 4);
+    if !choices.contains(&quarter) {
+        // An older quarter asked for by its URL stays the one the form sends.
+        choices.insert(0, quarter);
+    }
     html! {
         form.inline method="get" action=(action) {
             div {
@@ -80,16 +93,6 @@ fn quarter_form(lang: Lang, action: &str, quarter: Quarter, extra: Markup) -> Ma
             (extra)
             button type="submit" { (lang.t("查看", "Show")) }
         }
-    }
-}
-
-/// The newest quarter a picker offers: the current one, or the one shown when later.
-fn quarter_max(shown: Quarter) -> Quarter {
-    let now = Quarter::of_date(Utc::now().date_naive());
-    if shown > now {
-        shown
-    } else {
-        now
     }
 }
 
@@ -135,7 +138,7 @@ pub async fn overview(
     let name = node["name"].as_str().unwrap_or(&org_id).to_owned();
     let content = html! {
         (crumbs(lang, &node, quarter))
-        (quarter_form(lang, &format!("/orgs/{id}"), quarter, html! {}))
+        (quarter_form(lang, &format!("/orgs/{id}"), (quarter, this_quarter(&dash)), html! {}))
         h2 { (quarter.to_string()) " " (lang.t("合规情况", "compliance")) }
         (rollup_facts(lang, &current))
         p {
@@ -334,7 +337,7 @@ pub async fn behind(
     };
     let content = html! {
         (crumbs(lang, &node, quarter))
-        (quarter_form(lang, &format!("/orgs/{id}/behind"), quarter, filter))
+        (quarter_form(lang, &format!("/orgs/{id}/behind"), (quarter, this_quarter(&dash)), filter))
         p { a href=(format!("/orgs/{id}/behind.csv?quarter={quarter}&status={status}")) download {
             (lang.t("下载 CSV", "Download CSV")) } }
         @if members.is_empty() {
