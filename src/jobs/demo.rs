@@ -285,9 +285,9 @@ impl DemoData {
         let current = Quarter::of_date(today);
         let mut first = current;
         for _ in 0..plan.quarters.max(1) {
-            first = previous(first);
+            first = first.previous();
         }
-        let last = previous(current);
+        let last = current.previous();
         let quarters: Vec<Quarter> = first.through(last).collect();
 
         let organisations = match plan.tree {
@@ -325,15 +325,6 @@ impl DemoData {
             + self.courses.len()
             + self.members.iter().map(|m| m.commands.len()).sum::<usize>()
     }
-}
-
-fn previous(quarter: Quarter) -> Quarter {
-    if quarter.number() == 1 {
-        Quarter::new(quarter.year() - 1, 4)
-    } else {
-        Quarter::new(quarter.year(), quarter.number() - 1)
-    }
-    .unwrap_or(quarter)
 }
 
 /// Each quarter's courses, as the catalogue says.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use futures::TryStreamExt;
 use sqlx::Connection;
@@ -49,9 +49,9 @@ pub fn with_proposal(rulesets: &[Ruleset], proposed: &Ruleset) -> Vec<Ruleset> {
 /// today's.
 pub fn changed_quarters(
     member: &Member,
-    rulesets: &[Ruleset],
-    proposal: &[Ruleset],
+    (rulesets, proposal): (&[Ruleset], &[Ruleset]),
     tz: chrono_tz::Tz,
+    today: NaiveDate,
 ) -> Vec<(Quarter, String, String, String)> {
     let Some(enrolment) = member.enrolment() else {
         return Vec::new();
@@ -59,7 +59,6 @@ pub fn changed_quarters(
     let Some(proposed) = proposal.last() else {
         return Vec::new();
     };
-    let today = local_date(Utc::now(), tz);
     let first = proposed
         .effective_from
         .max(Quarter::of_date(enrolment.enrolled_on));
@@ -87,26 +86,22 @@ pub fn changed_quarters(
         .collect()
 }
 
-/// What the run has found so far.
-#[derive(Default)]
-struct Found {
+/// What the run judges with (the rulesets in force, and with the proposal; the time zone and
+/// today, read once), and what it has found so far.
+struct Found<'a> {
+    rulesets: (&'a [Ruleset], &'a [Ruleset]),
+    tz: chrono_tz::Tz,
+    today: NaiveDate,
     examined: i64,
     changed: i64,
     batch: Vec<Change>,
     per_org: HashMap<String, i64>,
 }
 
-impl Found {
-    fn add(
-        &mut self,
-        member_id: &str,
-        member: &Member,
-        rulesets: &[Ruleset],
-        proposal: &[Ruleset],
-        tz: chrono_tz::Tz,
-    ) {
+impl Found<'_> {
+    fn add(&mut self, member_id: &str, member: &Member) {
         self.examined += 1;
-        let changed = changed_quarters(member, rulesets, proposal, tz);
+        let changed = changed_quarters(member, self.rulesets, self.tz, self.today);
         let Ok(id) = member_id.parse::<Uuid>() else {
             return;
         };
@@ -168,7 +163,15 @@ async fn judge_all(
             .await?;
     // Events the projector or a replay passed over are passed over here too, as the views did.
     let skips = skipped::positions(&mut *snapshot).await?;
-    let mut found = Found::default();
+    let mut found = Found {
+        rulesets: (&rulesets, &proposal),
+        tz,
+        today: local_date(Utc::now(), tz),
+        examined: 0,
+        changed: 0,
+        batch: Vec::new(),
+        per_org: HashMap::new(),
+    };
     let mut current: Option<(String, Member)> = None;
     let mut last_progress = Instant::now();
     {
@@ -179,7 +182,7 @@ async fn judge_all(
                 .is_none_or(|(id, _)| *id != event.aggregate_id)
             {
                 if let Some((id, member)) = current.take() {
-                    found.add(&id, &member, &rulesets, &proposal, tz);
+                    found.add(&id, &member);
                 }
                 current = Some((event.aggregate_id.clone(), Member::default()));
             }
@@ -200,7 +203,7 @@ async fn judge_all(
         }
     }
     if let Some((id, member)) = current.take() {
-        found.add(&id, &member, &rulesets, &proposal, tz);
+        found.add(&id, &member);
     }
     snapshot.commit().await?;
     let batch = std::mem::take(&mut found.batch);

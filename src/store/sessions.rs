@@ -2,7 +2,7 @@
 //! its SHA-256 here, with the SHA-256 of the token the session was opened with and the value
 //! its forms must send back.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use rand::Rng;
 use sqlx::PgExecutor;
 
@@ -14,7 +14,6 @@ pub struct Session {
     /// The SHA-256 of the token's secret: the token is checked again on every page.
     pub secret_sha256: Vec<u8>,
     pub csrf: String,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// 256 random bits, hex.
@@ -49,7 +48,7 @@ pub async fn find(
     secret: &str,
 ) -> Result<Option<Session>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT secret_sha256, csrf, expires_at FROM dashboard_sessions
+        "SELECT secret_sha256, csrf FROM dashboard_sessions
           WHERE session_sha256 = $1 AND ended_at IS NULL AND expires_at > now()",
     )
     .bind(secret_hash(secret))

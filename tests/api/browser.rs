@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use chrono::{Days, Utc};
+use chrono::Utc;
 use serde_json::json;
 use studyledger::jobs::demo::{self, DemoPlan};
 use studyledger::store::tokens::Role;
@@ -64,12 +64,7 @@ async fn every_role_walks_its_pages_in_chromium_and_sees_the_apis_figures() {
     .expect("a root with a child");
     let today = local_date(Utc::now(), app.ledger().tz());
     let this_quarter = Quarter::of_date(today);
-    let ended = Quarter::of_date(
-        this_quarter
-            .first_day()
-            .checked_sub_days(Days::new(1))
-            .expect("a day"),
-    );
+    let ended = this_quarter.previous();
 
     // An evaluation of the last ended quarter, decided by the bootstrap administrator, and the
     // member's appeal against it (the browser's administrator, another token, may resolve it).

@@ -322,6 +322,20 @@ impl Quarter {
         }
     }
 
+    pub fn previous(self) -> Quarter {
+        if self.number == 1 {
+            Quarter {
+                year: self.year - 1,
+                number: 4,
+            }
+        } else {
+            Quarter {
+                year: self.year,
+                number: self.number - 1,
+            }
+        }
+    }
+
     /// Every quarter from `self` to `last`, both included (empty when `last` comes first).
     pub fn through(self, last: Quarter) -> impl Iterator<Item = Quarter> {
         std::iter::successors(Some(self), |q| Some(q.next())).take_while(move |q| *q <= last)
@@ -437,6 +451,20 @@ mod tests {
             assert_eq!(
                 Hours::try_from_hundredths(hundredths).map(Hours::hundredths),
                 Ok(hundredths)
+            );
+        }
+    }
+
+    #[test]
+    fn the_quarter_before_crosses_the_year_and_undoes_next() {
+        let q = |y, n| Quarter::new(y, n).expect("a quarter");
+        assert_eq!(q(2025, 1).previous(), q(2024, 4));
+        assert_eq!(q(2025, 3).previous(), q(2025, 2));
+        for (y, n) in [(2024, 1), (2024, 2), (2024, 3), (2024, 4)] {
+            assert_eq!(q(y, n).next().previous(), q(y, n));
+            assert_eq!(
+                q(y, n).previous().last_day() + chrono::Days::new(1),
+                q(y, n).first_day()
             );
         }
     }

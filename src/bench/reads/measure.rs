@@ -90,8 +90,7 @@ impl Route {
 
 /// The last quarter that has ended: the one the roll-ups and the status page ask about.
 pub fn last_ended_quarter() -> Quarter {
-    let current = Quarter::of_date(local_date(Utc::now(), TZ));
-    Quarter::of_date(current.first_day() - chrono::Duration::days(1))
+    Quarter::of_date(local_date(Utc::now(), TZ)).previous()
 }
 
 /// A ledger served by a `studyledger serve` of its own, and the members reads choose from.

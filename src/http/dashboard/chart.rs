@@ -6,7 +6,6 @@ use plotters::prelude::*;
 
 /// One series over a run of quarters: labels and values (`None` where there is none).
 pub struct Series<'a> {
-    pub title: &'a str,
     pub labels: &'a [String],
     pub values: &'a [Option<f64>],
     /// The top of the value axis (values are not negative).

@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use chrono::{Days, Utc};
+use chrono::Utc;
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 use serde_json::Value;
@@ -37,7 +37,7 @@ fn quarter_of(dash: &Dash, asked: Option<&str>) -> Result<Quarter, PageError> {
                 "季度格式应为 YYYY-Qn。 The quarter must be YYYY-Qn.",
             )
         }),
-        None => Ok(previous(this_quarter(dash))),
+        None => Ok(this_quarter(dash).previous()),
     }
 }
 
@@ -46,20 +46,11 @@ fn this_quarter(dash: &Dash) -> Quarter {
     Quarter::of_date(local_date(Utc::now(), dash.app.ledger().tz()))
 }
 
-fn previous(quarter: Quarter) -> Quarter {
-    Quarter::of_date(
-        quarter
-            .first_day()
-            .checked_sub_days(Days::new(1))
-            .unwrap_or(quarter.first_day()),
-    )
-}
-
 /// The `count` quarters up to `last`, oldest first.
 fn quarters_to(last: Quarter, count: usize) -> Vec<Quarter> {
     let mut quarters = vec![last];
     while quarters.len() < count {
-        let before = previous(quarters[quarters.len() - 1]);
+        let before = quarters[quarters.len() - 1].previous();
         quarters.push(before);
     }
     quarters.reverse();
@@ -209,7 +200,6 @@ fn charts(lang: Lang, quarters: &[Quarter], history: &[Value]) -> Markup {
     let hours_title = lang.t("人均学时", "Hours per member");
     let rate_svg = line_svg(
         &Series {
-            title: rate_title,
             labels: &labels,
             values: &rates,
             top: 100.0,
@@ -219,7 +209,6 @@ fn charts(lang: Lang, quarters: &[Quarter], history: &[Value]) -> Markup {
     );
     let hours_svg = line_svg(
         &Series {
-            title: hours_title,
             labels: &labels,
             values: &per_member,
             top: top_hours.max(1.0),
@@ -295,12 +284,14 @@ fn children_table(
     }
 }
 
-/// The statuses the behind list shows, and the one it is filtered to.
-fn behind_status(asked: Option<&str>) -> &'static str {
-    match asked {
+/// The quarter and the status (non-compliant unless in progress is asked for) a behind list
+/// is about.
+fn behind_of(dash: &Dash, query: &OrgQuery) -> Result<(Quarter, &'static str), PageError> {
+    let status = match query.status.as_deref() {
         Some("in_progress") => "in_progress",
         _ => "non_compliant",
-    }
+    };
+    Ok((quarter_of(dash, query.quarter.as_deref())?, status))
 }
 
 /// `GET /orgs/{org_id}/behind?quarter=&status=&cursor=`.
@@ -310,8 +301,7 @@ pub async fn behind(
     Path(org_id): Path<String>,
     Query(query): Query<OrgQuery>,
 ) -> Result<Response, PageError> {
-    let quarter = quarter_of(&dash, query.quarter.as_deref())?;
-    let status = behind_status(query.status.as_deref());
+    let (quarter, status) = behind_of(&dash, &query)?;
     let lang = signed.lang;
     let id = enc(&org_id);
     let node = dash
@@ -382,8 +372,7 @@ pub async fn behind_csv(
     Path(org_id): Path<String>,
     Query(query): Query<OrgQuery>,
 ) -> Result<Response, PageError> {
-    let quarter = quarter_of(&dash, query.quarter.as_deref())?;
-    let status = behind_status(query.status.as_deref());
+    let (quarter, status) = behind_of(&dash, &query)?;
     let uri = format!(
         "/v1/orgs/{}/members.csv?quarter={quarter}&status={status}",
         enc(&org_id)
