@@ -31,7 +31,7 @@ use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::rules::status::QuarterStatus;
 use studyledger_aggregates::values::{Hours, Quarter};
 
-use crate::fold::quarter_compliance;
+use crate::fold::{quarter_compliance, quarter_shortfall};
 use crate::rollup::RollUp;
 
 /// What the counters need of a member: as the views hold it, or as a fold is about to write
@@ -235,14 +235,37 @@ impl Bucket {
     }
 }
 
-/// A member's place in the lists by status: (organisation counted in, quarter, bucket) for
-/// each quarter with figures — the members the counters count one by one.
-pub type Place = (String, Quarter, Bucket);
+/// A member's place in the lists by status: (organisation counted in, quarter, bucket, the
+/// hours short of the targets) for each quarter with figures — the members the counters count
+/// one by one. The shortfall orders the lists of members behind; it is zero outside `NotMet`.
+pub type Place = (String, Quarter, Bucket, Hours);
 
 pub fn places(standing: &Standing, rulesets: &[Ruleset]) -> BTreeSet<Place> {
+    let known = known(rulesets, standing.rules_version);
     figures(standing, rulesets)
-        .map(|(org, quarter, counts)| (org.to_owned(), quarter, Bucket::of_counts(&counts)))
+        .map(|(org, quarter, counts)| {
+            let bucket = Bucket::of_counts(&counts);
+            let shortfall = match bucket {
+                Bucket::NotMet => {
+                    let totals = standing.quarters.get(&quarter).copied().unwrap_or_default();
+                    quarter_shortfall(quarter, totals, standing.enrolled_on, known)
+                }
+                Bucket::Compliant | Bucket::Exempt => Hours::ZERO,
+            };
+            (org.to_owned(), quarter, bucket, shortfall)
+        })
         .collect()
+}
+
+/// The hours a member without figures for `quarter`, folded under `rules_version`, lacks.
+pub fn blank_shortfall(quarter: Quarter, rulesets: &[Ruleset], rules_version: u32) -> Hours {
+    let known = known(rulesets, rules_version);
+    quarter_shortfall(
+        quarter,
+        QuarterTotals::default(),
+        quarter.first_day(),
+        known,
+    )
 }
 
 /// The places the views keep (`member_status_view`): those of members not compliant — the
@@ -251,7 +274,7 @@ pub fn places(standing: &Standing, rulesets: &[Ruleset]) -> BTreeSet<Place> {
 /// the members with figures who hold no such place.
 pub fn kept_places(standing: &Standing, rulesets: &[Ruleset]) -> BTreeSet<Place> {
     let mut places = places(standing, rulesets);
-    places.retain(|(_, _, bucket)| *bucket != Bucket::Compliant);
+    places.retain(|(_, _, bucket, _)| *bucket != Bucket::Compliant);
     places
 }
 
@@ -578,7 +601,25 @@ mod tests {
         ) {
             let rulesets = rulesets();
             let mut tallied: BTreeMap<(String, Quarter), [i64; 4]> = BTreeMap::new();
-            for (org, quarter, bucket) in places(&member, &rulesets) {
+            for (org, quarter, bucket, shortfall) in places(&member, &rulesets) {
+                // The shortfall kept with a place is the one a read of the row computes.
+                let totals = member.quarters.get(&quarter).copied().unwrap_or_default();
+                let read = quarter_compliance(
+                    quarter,
+                    totals,
+                    0,
+                    member.enrolled_on,
+                    &rulesets,
+                    Some(member.rules_version),
+                    quarter.last_day() + Days::new(1),
+                );
+                match bucket {
+                    Bucket::NotMet => {
+                        prop_assert!(shortfall.is_positive());
+                        prop_assert_eq!(shortfall, read.shortfall);
+                    }
+                    Bucket::Compliant | Bucket::Exempt => prop_assert_eq!(shortfall, Hours::ZERO),
+                }
                 let t = tallied.entry((org, quarter)).or_default();
                 t[0] += 1;
                 match bucket {

@@ -10,7 +10,8 @@ use studyledger_aggregates::rules::credit::QuarterTotals;
 use studyledger_aggregates::rules::eligibility::{judge_quarter, QuarterJudgement};
 use studyledger_aggregates::rules::rulesets::{ruleset_for, Ruleset};
 use studyledger_aggregates::rules::sessions::session_minutes;
-use studyledger_aggregates::values::Quarter;
+use studyledger_aggregates::rules::status::{shortfall, QuarterStatus};
+use studyledger_aggregates::values::{Hours, Quarter};
 
 /// A member's standing in one quarter: the judgement (status, totals, targets, ruleset
 /// version), the minutes studied, and whether a newer ruleset governs the quarter now.
@@ -20,9 +21,28 @@ pub struct QuarterCompliance {
     #[serde(flatten)]
     pub judgement: QuarterJudgement,
     pub study_minutes: i64,
+    /// The class hours still missing to meet both targets (zero when compliant or exempt).
+    #[serde(rename = "shortfall_hours")]
+    pub shortfall: Hours,
     /// Whether the quarter was judged under other rules than the ones that govern it now. A
     /// fold always uses the current rulesets, so it is never stale; stored views can be.
     pub stale: bool,
+}
+
+/// The hours a quarter with `totals` lacks under the rulesets a member's rows know (`known`):
+/// nothing for a quarter that asks nothing (exempt, or before every ruleset). The views keep it
+/// with each place in the lists by status, and reads compute it the same way from the same
+/// rows, so a list sorted by it is the list a read would sort.
+pub fn quarter_shortfall(
+    quarter: Quarter,
+    totals: QuarterTotals,
+    enrolled_on: NaiveDate,
+    known: &[Ruleset],
+) -> Hours {
+    match ruleset_for(quarter, known) {
+        Some(ruleset) if enrolled_on <= quarter.first_day() => shortfall(&totals, ruleset),
+        _ => Hours::ZERO,
+    }
 }
 
 /// A member's row for one quarter from its totals (rules 5 and 6). `rules_version` is the
@@ -45,9 +65,14 @@ pub fn quarter_compliance(
     };
     let judgement = judge_quarter(quarter, totals, enrolled_on, known, today);
     let governing = ruleset_for(quarter, rulesets).map(|r| r.version);
+    let shortfall = match judgement.status {
+        QuarterStatus::Exempt => Hours::ZERO,
+        _ => quarter_shortfall(quarter, totals, enrolled_on, known),
+    };
     QuarterCompliance {
         judgement,
         study_minutes,
+        shortfall,
         stale: judgement.ruleset_version != governing
             || study_rule_moved_before(quarter, known, rulesets),
     }

@@ -43,11 +43,30 @@ pub struct MembersQuery {
     /// Only members of this status.
     #[param(value_type = Option<QuarterStatus>)]
     status: Option<String>,
+    /// `member_id` (the default) or `shortfall`: the members behind (`status` must be
+    /// `non_compliant` or `in_progress`), most class hours short first (pages only).
+    order: Option<String>,
     /// 1–500, default 50 (pages only).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    cursor: Option<Uuid>,
+    /// The `next_cursor` of the page before (a member id; by shortfall, `hundredths_memberid`).
+    cursor: Option<String>,
     min_position: Option<i64>,
+}
+
+/// Where a page starts: after a member, in one order or the other.
+enum PageStart {
+    ById(Option<Uuid>),
+    ByShortfall(Option<(Hours, Uuid)>),
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::Malformed("cursor must be a next_cursor this list gave".to_owned())
+}
+
+/// The cursor of a page by shortfall that ends with this member.
+fn shortfall_cursor(shortfall: Hours, member_id: Uuid) -> String {
+    format!("{}_{member_id}", shortfall.hundredths())
 }
 
 impl MembersQuery {
@@ -66,6 +85,43 @@ impl MembersQuery {
             })
             .transpose()
     }
+
+    /// The order asked for and where the page starts in it.
+    fn start(&self, status: Option<QuarterStatus>) -> Result<PageStart, ApiError> {
+        let cursor = self.cursor.as_deref();
+        match self.order.as_deref() {
+            None | Some("member_id") => cursor
+                .map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor()))
+                .transpose()
+                .map(PageStart::ById),
+            Some("shortfall") => {
+                if !matches!(
+                    status,
+                    Some(QuarterStatus::NonCompliant | QuarterStatus::InProgress)
+                ) {
+                    return Err(ApiError::Malformed(
+                        "order=shortfall lists members behind: status must be non_compliant or in_progress"
+                            .to_owned(),
+                    ));
+                }
+                let parse = |c: &str| {
+                    let (hundredths, member) = c.split_once('_')?;
+                    let hundredths = hundredths.parse::<i64>().ok().filter(|h| *h >= 0)?;
+                    Some((
+                        Hours::from_hundredths(hundredths),
+                        Uuid::parse_str(member).ok()?,
+                    ))
+                };
+                cursor
+                    .map(|c| parse(c).ok_or_else(bad_cursor))
+                    .transpose()
+                    .map(PageStart::ByShortfall)
+            }
+            Some(_) => Err(ApiError::Malformed(
+                "order must be member_id or shortfall".to_owned(),
+            )),
+        }
+    }
 }
 
 /// A member of a quarter's list with the figures behind their status.
@@ -81,6 +137,8 @@ pub struct MemberLine {
     study_minutes: i64,
     ruleset_version: Option<u32>,
     stale: bool,
+    /// The class hours still missing to meet both targets.
+    shortfall_hours: Hours,
 }
 
 impl MemberLine {
@@ -96,6 +154,7 @@ impl MemberLine {
             study_minutes: row.study_minutes,
             ruleset_version: row.judgement.ruleset_version,
             stale: row.stale,
+            shortfall_hours: row.shortfall,
         }
     }
 }
@@ -127,11 +186,12 @@ pub struct MembersPage {
     org_id: OrgId,
     quarter: Quarter,
     members: Vec<MemberLine>,
-    next_cursor: Option<Uuid>,
+    next_cursor: Option<String>,
 }
 
-/// `GET /v1/orgs/{id}/members?quarter=&status=&limit=&cursor=`: a page of the subtree's
-/// members in member id order, with their quarter status; `next_cursor` continues it. With
+/// `GET /v1/orgs/{id}/members?quarter=&status=&order=&limit=&cursor=`: a page of the
+/// subtree's members in member id order (or the members behind by shortfall), with their
+/// quarter status; `next_cursor` continues it. With
 /// `Accept: text/csv`, every member of the subtree (no pages) as CSV.
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "organisations",
     params(("org_id" = OrgId, Path), MembersQuery),
@@ -151,24 +211,33 @@ async fn members(
         return members_csv(State(state), caller, ApiPath(org_id), ApiQuery(query)).await;
     }
     let status = query.status()?;
+    let start = query.start(status)?;
     let limit = page_limit(query.limit, 50, 500)?;
     let quarter = required_quarter(query.quarter)?;
     let mut subtree =
         Subtree::open(&state, &caller, &org_id, quarter, query.min_position, true).await?;
-    let candidates = match status {
-        Some(status) => {
-            subtree
-                .bucket_after(Bucket::of(status), query.cursor, limit)
-                .await?
+    let (page, next_cursor) = match start {
+        PageStart::ByShortfall(after) => {
+            let behind = subtree.behind_after(after, limit).await?;
+            let counted: Vec<Counted> = behind.into_iter().map(|(counted, _)| counted).collect();
+            let page = matching(&subtree, &counted, status);
+            truncated(page, limit, |last| {
+                shortfall_cursor(last.shortfall_hours, last.member_id)
+            })
         }
-        None => subtree.page_after(query.cursor, limit).await?,
+        PageStart::ById(after) => {
+            let candidates = match status {
+                Some(status) => {
+                    subtree
+                        .bucket_after(Bucket::of(status), after, limit)
+                        .await?
+                }
+                None => subtree.page_after(after, limit).await?,
+            };
+            let page = matching(&subtree, &candidates, status);
+            truncated(page, limit, |last| last.member_id.to_string())
+        }
     };
-    let mut page = matching(&subtree, &candidates, status);
-    let mut next_cursor = None;
-    if i64::try_from(page.len()).unwrap_or(i64::MAX) > limit {
-        page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        next_cursor = page.last().map(|p| p.member_id);
-    }
     access::log_read(&state, &caller, page.iter().map(|m| m.member_id).collect()).await?;
     let answer = Json(MembersPage {
         org_id,
@@ -183,7 +252,21 @@ async fn members(
     .into_response())
 }
 
-const MEMBERS_CSV: [&str; 10] = [
+/// The first `limit` lines of a page, and the cursor after them when there were more.
+fn truncated(
+    mut page: Vec<MemberLine>,
+    limit: i64,
+    cursor: impl Fn(&MemberLine) -> String,
+) -> (Vec<MemberLine>, Option<String>) {
+    if i64::try_from(page.len()).unwrap_or(i64::MAX) <= limit {
+        return (page, None);
+    }
+    page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = page.last().map(cursor);
+    (page, next)
+}
+
+const MEMBERS_CSV: [&str; 11] = [
     "member_id",
     "member_no",
     "name",
@@ -194,6 +277,7 @@ const MEMBERS_CSV: [&str; 10] = [
     "study_minutes",
     "ruleset_version",
     "stale",
+    "shortfall_hours",
 ];
 
 /// `GET /v1/orgs/{id}/members.csv?quarter=&status=`: the subtree's quarter compliance list as

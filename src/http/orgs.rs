@@ -2,6 +2,8 @@
 //! quarter — members counted by rule 7 (where they belonged on the quarter's last day) from
 //! the views. Also the subtree scan the member lists share.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, OrganisationRecord};
 use studyledger_aggregates::rules::membership::counting_day;
 use studyledger_aggregates::rules::rulesets::Ruleset;
-use studyledger_aggregates::values::{local_date, Name, OrgId, Quarter};
-use studyledger_projections::counters::{rollup, Bucket, Correction, QuarterSums};
+use studyledger_aggregates::values::{local_date, Hours, Name, OrgId, Quarter};
+use studyledger_projections::counters::{blank_shortfall, rollup, Bucket, Correction, QuarterSums};
 use studyledger_projections::rollup::RollUp;
 use studyledger_projections::sql::counters;
 use studyledger_projections::sql::members::{self, members_of, MemberRow, PageOf, StoredQuarter};
@@ -224,33 +226,11 @@ impl Subtree {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Counted>, ApiError> {
-        let (quarter, today) = (self.quarter, self.today);
-        let rules_versions: Vec<i32> = std::iter::once(0)
-            .chain(self.rulesets.iter().map(|r| r.version))
-            .filter(|v| Bucket::blank(quarter, &self.rulesets, *v) == bucket)
-            .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
-            .collect();
-        let mut pooled;
-        let connection: &mut sqlx::PgConnection = match &mut self.reader {
-            Reader::Pinned(tx) => tx,
-            Reader::PerChunk(pool) => {
-                pooled = pool.acquire().await?;
-                &mut pooled
-            }
-        };
-        let mut moving = Vec::new();
-        if today < quarter.last_day() {
-            moving = counters::moving(&mut *connection, today, quarter.last_day()).await?;
-            moving.retain(|m| after.is_none_or(|a| *m > a));
-        }
-        let depth = limit + 1 + i64::try_from(moving.len()).unwrap_or(i64::MAX);
-        let page = PageOf {
-            ancestor: self.org_id.as_str(),
-            day: self.day,
-            quarter,
-            after,
-            limit: depth,
-        };
+        let quarter = self.quarter;
+        let rules_versions =
+            self.blank_versions(|v| Bucket::blank(quarter, &self.rulesets, v) == bucket);
+        let (mut connection, page, moving) = self.sources(after, limit).await?;
+        let connection = &mut *connection;
         let sums = counters::quarter_sums(&mut *connection, page.ancestor, quarter).await?;
         let mut ids = match bucket {
             Bucket::Compliant if sums.iter().any(|g| g.figures.compliant > 0) => {
@@ -268,6 +248,130 @@ impl Subtree {
         ids.sort_unstable();
         ids.dedup();
         Ok(members::members_by_id(&mut *connection, page, &ids).await?)
+    }
+
+    /// Members of the subtree behind (neither compliant nor exempt), most class hours short
+    /// first and, among those short by as many, in descending member id order: the first
+    /// `limit` + 1 after `after` (shortfall, member), each with their shortfall. Read as
+    /// [`Subtree::bucket_after`] reads, in this order: one backward range of the lists' shortfall
+    /// index; for each shortfall members without figures have (one per group of rules versions),
+    /// the members without figures in descending id order; and the members who move later in
+    /// the current quarter. Each source is sorted as the list is, so the first `limit` + 1 of
+    /// the list are among the first `limit` + 1 (past those who move) of each.
+    pub async fn behind_after(
+        &mut self,
+        after: Option<(Hours, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<(Counted, Hours)>, ApiError> {
+        let (quarter, today) = (self.quarter, self.today);
+        let versions =
+            self.blank_versions(|v| Bucket::blank(quarter, &self.rulesets, v) == Bucket::NotMet);
+        let mut blank: BTreeMap<Hours, Vec<i32>> = BTreeMap::new();
+        for v in versions {
+            let shortfall = blank_shortfall(quarter, &self.rulesets, u32::try_from(v).unwrap_or(0));
+            blank.entry(shortfall).or_default().push(v);
+        }
+        let rulesets = self.rulesets.clone();
+        let (mut connection, page, moving) = self.sources(None, limit).await?;
+        let connection = &mut *connection;
+        let sums = counters::quarter_sums(&mut *connection, page.ancestor, quarter).await?;
+        let mut ids = members::behind_places(&mut *connection, page, after).await?;
+        for (shortfall, versions) in &blank {
+            let bound = match after {
+                Some((s, _)) if *shortfall > s => continue,
+                Some((s, member)) if *shortfall == s => Some(member),
+                _ => None,
+            };
+            if without_figures_counted(&sums, versions) {
+                let from = PageOf {
+                    after: bound,
+                    ..page
+                };
+                ids.extend(members::without_figures_down(&mut *connection, from, versions).await?);
+            }
+        }
+        ids.extend(moving);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut behind: Vec<(Counted, Hours)> =
+            members::members_by_id(&mut *connection, page, &ids)
+                .await?
+                .into_iter()
+                .filter_map(|counted| {
+                    let row = counted
+                        .0
+                        .judge(quarter, counted.1.as_ref(), &rulesets, today);
+                    let key = (row.shortfall, counted.0.member_id);
+                    let wanted = Bucket::of(row.judgement.status) == Bucket::NotMet
+                        && after.is_none_or(|a| key < a);
+                    wanted.then_some((counted, row.shortfall))
+                })
+                .collect();
+        behind.sort_by(|(a, sa), (b, sb)| (sb, b.0.member_id).cmp(&(sa, a.0.member_id)));
+        behind.truncate(usize::try_from(limit + 1).unwrap_or(usize::MAX));
+        Ok(behind)
+    }
+
+    /// The rules versions (0: folded before any ruleset) whose members without figures `fits`.
+    fn blank_versions(&self, fits: impl Fn(u32) -> bool) -> Vec<i32> {
+        std::iter::once(0)
+            .chain(self.rulesets.iter().map(|r| r.version))
+            .filter(|v| fits(*v))
+            .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+            .collect()
+    }
+
+    /// What a list by status reads from: a connection (the pinned transaction's, or one from
+    /// the pool), the page to read `limit` + 1 deep past the members who move later in the
+    /// current quarter (after `after` in member id order), and those members.
+    async fn sources(
+        &mut self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<(Connection<'_>, PageOf<'_>, Vec<Uuid>), ApiError> {
+        let (quarter, today) = (self.quarter, self.today);
+        let mut connection = match &mut self.reader {
+            Reader::Pinned(tx) => Connection::Pinned(tx),
+            Reader::PerChunk(pool) => Connection::Pooled(pool.acquire().await?),
+        };
+        let mut moving = Vec::new();
+        if today < quarter.last_day() {
+            moving = counters::moving(&mut *connection, today, quarter.last_day()).await?;
+            moving.retain(|m| after.is_none_or(|a| *m > a));
+        }
+        let page = PageOf {
+            ancestor: self.org_id.as_str(),
+            day: self.day,
+            quarter,
+            after,
+            limit: limit + 1 + i64::try_from(moving.len()).unwrap_or(i64::MAX),
+        };
+        Ok((connection, page, moving))
+    }
+}
+
+/// The connection a list by status reads on.
+enum Connection<'a> {
+    Pinned(&'a mut sqlx::Transaction<'static, sqlx::Postgres>),
+    Pooled(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl std::ops::Deref for Connection<'_> {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &sqlx::PgConnection {
+        match self {
+            Connection::Pinned(tx) => tx,
+            Connection::Pooled(connection) => connection,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Connection<'_> {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            Connection::Pinned(tx) => tx,
+            Connection::Pooled(connection) => connection,
+        }
     }
 }
 

@@ -524,7 +524,7 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(lines.len(), 3, "{list}");
     assert!(
-        lines.contains(&format!("{prankster},'@1,\"'=HYPERLINK(\"\"http://x\"\")\",fz,non_compliant,0.0,0.0,0,1,false").as_str()),
+        lines.contains(&format!("{prankster},'@1,\"'=HYPERLINK(\"\"http://x\"\")\",fz,non_compliant,0.0,0.0,0,1,false,11.0").as_str()),
         "shown as text: {list}"
     );
     let none = csv(
@@ -541,10 +541,12 @@ async fn the_ledger_as_of_a_moment_and_its_exports() {
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(
         lines[0],
-        "\u{feff}member_id,member_no,name,org_id,status,required_hours,elective_hours,study_minutes,ruleset_version,stale"
+        "\u{feff}member_id,member_no,name,org_id,status,required_hours,elective_hours,study_minutes,ruleset_version,stale,shortfall_hours"
     );
     assert!(
-        lines.contains(&format!("{member},M-1,林晓,fz,non_compliant,2.5,0.0,0,1,false").as_str()),
+        lines.contains(
+            &format!("{member},M-1,林晓,fz,non_compliant,2.5,0.0,0,1,false,8.5").as_str()
+        ),
         "{list}"
     );
     assert_eq!(lines.len(), 3);

@@ -264,20 +264,14 @@ fn expected(rollup: &RollUp) -> Value {
     ])
 }
 
-/// Every member of the subtree's list (of one status, when given), page by page: member ids
-/// in list order with their status.
-async fn list(
-    app: &TestApp,
-    org: &str,
-    quarter: Quarter,
-    status: Option<&str>,
-) -> Vec<(String, String)> {
+/// A member of a list: id, status, and class hours short in hundredths.
+type Line = (String, String, i64);
+
+/// Every member of the subtree's list (with `filter` on the query), page by page: member ids in
+/// list order with their status and shortfall.
+async fn list(app: &TestApp, org: &str, quarter: Quarter, filter: &str, limit: usize) -> Vec<Line> {
     let mut lines = Vec::new();
     let mut cursor = String::new();
-    let (filter, limit) = match status {
-        Some(status) => (format!("&status={status}"), 2),
-        None => (String::new(), 7),
-    };
     loop {
         let (code, page) = app
             .get(&format!(
@@ -290,7 +284,8 @@ async fn list(
         for line in members {
             let id = line["member_id"].as_str().expect("id").to_owned();
             let status = line["status"].as_str().expect("status").to_owned();
-            lines.push((id, status));
+            let short = line["shortfall_hours"].as_f64().expect("shortfall") * 100.0;
+            lines.push((id, status, short.round() as i64));
         }
         match page["next_cursor"].as_str() {
             Some(next) => {
@@ -308,24 +303,35 @@ async fn list(
 }
 
 /// Every member of the subtree's list, tallied by status; each status's own list (read from
-/// the lists by status) holds exactly the members of that status in the whole list.
+/// the lists by status) holds exactly the members of that status in the whole list, and the
+/// lists of members behind by shortfall hold them most hours short first (then by descending
+/// member id).
 async fn list_tally(app: &TestApp, org: &str, quarter: Quarter) -> BTreeMap<String, u64> {
-    let everybody = list(app, org, quarter, None).await;
+    let everybody = list(app, org, quarter, "", 7).await;
     let mut tally = BTreeMap::new();
-    for (_, status) in &everybody {
+    for (_, status, _) in &everybody {
         *tally.entry(status.clone()).or_default() += 1;
     }
     for status in ["compliant", "non_compliant", "in_progress", "exempt"] {
-        let expected: Vec<(String, String)> = everybody
+        let mut expected: Vec<Line> = everybody
             .iter()
-            .filter(|(_, s)| s == status)
+            .filter(|(_, s, _)| s == status)
             .cloned()
             .collect();
+        let filter = format!("&status={status}");
         assert_eq!(
-            list(app, org, quarter, Some(status)).await,
+            list(app, org, quarter, &filter, 2).await,
             expected,
             "the {status} list of {org} {quarter}"
         );
+        if matches!(status, "non_compliant" | "in_progress") {
+            expected.sort_by(|(a, _, sa), (b, _, sb)| (sb, b).cmp(&(sa, a)));
+            assert_eq!(
+                list(app, org, quarter, &format!("{filter}&order=shortfall"), 2).await,
+                expected,
+                "the {status} list of {org} {quarter} by shortfall"
+            );
+        }
     }
     tally
 }

@@ -183,7 +183,18 @@ async fn a_subtree_lists_its_members_page_by_page_with_their_status() {
     expected_failing.sort();
     assert_eq!(failing, expected_failing);
 
-    for bad in ["status=done", "limit=0", "limit=501", "cursor=abc"] {
+    for bad in [
+        "status=done",
+        "limit=0",
+        "limit=501",
+        "cursor=abc",
+        "order=name",
+        "order=shortfall",
+        "order=shortfall&status=compliant",
+        "order=shortfall&status=non_compliant&cursor=abc",
+        "order=shortfall&status=non_compliant&cursor=-5_00000000-0000-0000-0000-000000000000",
+        "status=non_compliant&cursor=800_00000000-0000-0000-0000-000000000000",
+    ] {
         let (status, _) = app
             .get(&format!("/v1/orgs/city/members?quarter=2018-Q2&{bad}"))
             .await;

@@ -186,8 +186,9 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
            FROM generate_series(0, 99999) g, generate_series(1, 4) q
           -- One member in ten without figures for 2018-Q2.
           WHERE q <> 2 OR g % 10 <> 0",
-        "INSERT INTO member_status_view (ancestor, quarter, bucket, member_id)
-         SELECT a, '2018-Q2', 'not_met', md5(g::text)::uuid
+        "INSERT INTO member_status_view (ancestor, quarter, bucket, member_id,
+                                         shortfall_hundredths)
+         SELECT a, '2018-Q2', 'not_met', md5(g::text)::uuid, (g * 7) % 1100
            FROM generate_series(0, 99999) g, unnest(ARRAY['root', 'leaf-' || (g % 1000)]) a
           WHERE g % 10 = 1",
         "INSERT INTO member_placement_view (ancestor, member_id, effective_on, sequence, until,
@@ -295,6 +296,24 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
             format!("'root', '2018-06-30', '2018-Q2', '{MIDDLE}', 51, '2018-04-01', '{{0,1}}'"),
         ),
         (
+            "the next members behind in the root's list",
+            members::BEHIND_PLACES,
+            "text, text, bigint, uuid, bigint",
+            format!("'root', '2018-Q2', 550, '{MIDDLE}', 51"),
+        ),
+        (
+            "the first members behind in a leaf's list",
+            members::BEHIND_PLACES,
+            "text, text, bigint, uuid, bigint",
+            "'leaf-7', '2018-Q2', NULL, NULL, 51".to_owned(),
+        ),
+        (
+            "the root's next members without figures, going down",
+            members::WITHOUT_FIGURES_DOWN,
+            "text, date, text, uuid, bigint, date, int[]",
+            format!("'root', '2018-06-30', '2018-Q2', '{MIDDLE}', 51, '2018-04-01', '{{0,1}}'"),
+        ),
+        (
             "a page's members by id",
             members::MEMBERS_BY_ID,
             "text, date, text, uuid[]",
@@ -325,7 +344,9 @@ async fn the_statements_on_read_paths_never_scan_a_growing_table() {
         let bound = match *name {
             "a page of the root's members from the middle" => 3.0 * 50.0,
             "the next places of a status in the root's list" => 51.0,
-            "the root's next members without figures" => 4.0 * 10.0 * 51.0,
+            "the root's next members without figures"
+            | "the root's next members without figures, going down" => 4.0 * 10.0 * 51.0,
+            "the next members behind in the root's list" => 51.0,
             "the root's next compliant members" => 4.0 * 51.0 / 0.8,
             _ => continue,
         };

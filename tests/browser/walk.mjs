@@ -114,9 +114,12 @@ function noConsoleErrors(s, role) {
   check(s.page.url().includes(`/orgs/${node.children[0].org_id}`), "drill-down follows the child");
 
   await visit(s, `/orgs/${ROOT}/behind?quarter=${QUARTER}`, "behind");
-  const list = await api(T.admin, `/v1/orgs/${ROOT}/members?quarter=${QUARTER}&status=non_compliant&limit=50`);
+  const list = await api(T.admin, `/v1/orgs/${ROOT}/members?quarter=${QUARTER}&status=non_compliant&order=shortfall&limit=50`);
   const rows = await s.page.$$eval("#behind tbody tr", (r) => r.map((e) => e.dataset.member));
   check(JSON.stringify(rows) === JSON.stringify(list.members.map((m) => m.member_id)), "behind list = API list");
+  const short = await s.page.$$eval("#behind tbody tr td:last-child", (r) => r.map((e) => Number(e.textContent)));
+  check(short.length > 0 && short.every((h, i) => i === 0 || short[i - 1] >= h), "most hours short first");
+  check(short.every((h, i) => h.toFixed(2) === list.members[i].shortfall_hours.toFixed(2)), "hours short = API");
   // The download link, followed with the page's session cookie.
   const href = await s.page.$eval("a[download]", (a) => a.getAttribute("href"));
   const cookie = (await s.page.cookies()).map((c) => `${c.name}=${c.value}`).join("; ");

@@ -42,6 +42,21 @@ pub fn effective_elective(totals: &QuarterTotals, ruleset: &Ruleset) -> Hours {
     }
 }
 
+/// The class hours a member still lacks to meet `ruleset` with `totals`: what is missing of
+/// the required target plus what is missing of the elective one (counted as rule 6 counts it).
+/// Zero exactly when the totals meet both targets. The lists of members behind are sorted by it.
+pub fn shortfall(totals: &QuarterTotals, ruleset: &Ruleset) -> Hours {
+    let required = ruleset
+        .required_hours
+        .minus(totals.required)
+        .max(Hours::ZERO);
+    let elective = ruleset
+        .elective_hours
+        .minus(effective_elective(totals, ruleset))
+        .max(Hours::ZERO);
+    required.plus(elective)
+}
+
 /// Rule 6. `today` is the local date in the ledger's time zone.
 pub fn quarter_status(
     quarter: Quarter,
@@ -99,6 +114,25 @@ mod tests {
             quarter_status(q2(), &totals(800, 299), &v1, enrolled, after),
             QuarterStatus::NonCompliant
         );
+    }
+
+    #[test]
+    fn the_shortfall_is_what_is_missing_of_each_target_and_nothing_once_both_are_met() {
+        let v1 = Ruleset::version_1();
+        let short = |required, elective| shortfall(&totals(required, elective), &v1).hundredths();
+        assert_eq!(short(0, 0), 1100);
+        assert_eq!(short(800, 0), 300);
+        assert_eq!(short(250, 125), 725);
+        assert_eq!(short(800, 300), 0);
+        // Extra elective hours do not make up for missing required ones.
+        assert_eq!(short(0, 2000), 800);
+        let generous = Ruleset {
+            excess_required_counts_as_elective: true,
+            ..Ruleset::version_1()
+        };
+        assert_eq!(shortfall(&totals(1000, 0), &generous).hundredths(), 100);
+        assert_eq!(shortfall(&totals(1100, 0), &generous).hundredths(), 0);
+        assert_eq!(shortfall(&totals(1000, 0), &v1).hundredths(), 300);
     }
 
     #[test]

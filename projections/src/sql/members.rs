@@ -69,14 +69,16 @@ struct PlaceColumns {
     org: Vec<String>,
     quarter: Vec<String>,
     bucket: Vec<&'static str>,
+    shortfall: Vec<i64>,
 }
 
 impl PlaceColumns {
-    fn push(&mut self, member: Uuid, (org, quarter, bucket): &Place) {
+    fn push(&mut self, member: Uuid, (org, quarter, bucket, shortfall): &Place) {
         self.member.push(member);
         self.org.push(org.clone());
         self.quarter.push(quarter.to_string());
         self.bucket.push(bucket.as_str());
+        self.shortfall.push(shortfall.hundredths());
     }
 }
 
@@ -261,9 +263,10 @@ impl MemberRows {
         sqlx::query(concat!(
             "INSERT INTO ",
             table!(member_status),
-            " (ancestor, quarter, bucket, member_id)
-             SELECT a.ancestor, d.q, d.b, d.m
-               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS d(m, o, q, b)
+            " (ancestor, quarter, bucket, member_id, shortfall_hundredths)
+             SELECT a.ancestor, d.q, d.b, d.m, d.s
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+                    AS d(m, o, q, b, s)
               CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
             table!(org),
             " WHERE org_id = d.o), ARRAY[d.o])) AS a(ancestor)"
@@ -272,6 +275,7 @@ impl MemberRows {
         .bind(&added.org)
         .bind(&added.quarter)
         .bind(&added.bucket)
+        .bind(&added.shortfall)
         .execute(tx)
         .await?;
         Ok(())
@@ -699,24 +703,60 @@ pub const WITHOUT_PLACE: &str = concat!(
       LIMIT $5"
 );
 
+/// Members without figures (see [`WITHOUT_FIGURES`]), in member id order one way or the other:
+/// `$cmp` compares with the bound `$4` (`$from` when none), `$order` is the order.
+macro_rules! without_figures {
+    ($cmp:literal, $from:literal, $order:literal) => {
+        concat!(
+            "SELECT p.member_id FROM ",
+            table!(member_placement),
+            " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
+            table!(member),
+            " WHERE member_id = p.member_id LIMIT 1) m
+              WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
+                AND p.member_id ",
+            $cmp,
+            " COALESCE($4::uuid, '",
+            $from,
+            "')
+                AND m.enrolled_on < $6 AND m.rules_version = ANY($7)
+                -- A scalar subquery, probed by key for each member: as `NOT EXISTS` the planner
+                -- would be free to merge the quarter's rows of the whole ledger against the
+                -- placements.
+                AND NOT COALESCE((SELECT true FROM ",
+            table!(member_quarter),
+            " q WHERE q.member_id = p.member_id AND q.quarter = $3), false)
+              ORDER BY p.member_id ",
+            $order,
+            "
+              LIMIT $5"
+        )
+    };
+}
+
 /// The next members after `$4` (at most `$5`) who belong to `ancestor`'s subtree on `$2`, were
 /// enrolled before quarter `$3` began (`$6`), have no figures for it, and were folded under
 /// one of the rules versions `$7`: the placements' keyset range, each member probed by key.
-pub const WITHOUT_FIGURES: &str = concat!(
-    "SELECT p.member_id FROM ",
-    table!(member_placement),
-    " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
-    table!(member),
-    " WHERE member_id = p.member_id LIMIT 1) m
-      WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
-        AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
-        AND m.enrolled_on < $6 AND m.rules_version = ANY($7)
-        -- A scalar subquery, probed by key for each member: as `NOT EXISTS` the planner would
-        -- be free to merge the quarter's rows of the whole ledger against the placements.
-        AND NOT COALESCE((SELECT true FROM ",
-    table!(member_quarter),
-    " q WHERE q.member_id = p.member_id AND q.quarter = $3), false)
-      ORDER BY p.member_id
+pub const WITHOUT_FIGURES: &str =
+    without_figures!(">", "00000000-0000-0000-0000-000000000000", "ASC");
+
+/// [`WITHOUT_FIGURES`] the other way: the next members before `$4`, in descending member id
+/// order — the order of the lists of members behind among members short by as many hours.
+pub const WITHOUT_FIGURES_DOWN: &str =
+    without_figures!("<", "ffffffff-ffff-ffff-ffff-ffffffffffff", "DESC");
+
+/// The next members of the list of members behind (bucket `not_met`) of `ancestor`'s subtree
+/// for quarter `$2`, most hours short first (and among those short by as many, in descending
+/// member id order), after the member `$4` short by `$3` hundredths: one backward range of
+/// the lists' shortfall index, at most `$5` rows.
+pub const BEHIND_PLACES: &str = concat!(
+    "SELECT member_id FROM ",
+    table!(member_status),
+    " WHERE ancestor = $1 AND quarter = $2 AND bucket = 'not_met'
+        AND (shortfall_hundredths, member_id)
+            < (COALESCE($3::bigint, 9223372036854775807),
+               COALESCE($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+      ORDER BY shortfall_hundredths DESC, member_id DESC
       LIMIT $5"
 );
 
@@ -779,6 +819,34 @@ pub async fn without_figures(
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     probed_range(WITHOUT_FIGURES, page)
         .bind(rules_versions)
+        .fetch_all(connection)
+        .await
+}
+
+/// The members without figures before `page.after`, going down (see [`WITHOUT_FIGURES_DOWN`]).
+pub async fn without_figures_down(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+    rules_versions: &[i32],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    probed_range(WITHOUT_FIGURES_DOWN, page)
+        .bind(rules_versions)
+        .fetch_all(connection)
+        .await
+}
+
+/// The next members behind after (shortfall, member) `after` (see [`BEHIND_PLACES`]).
+pub async fn behind_places(
+    connection: impl PgExecutor<'_>,
+    page: PageOf<'_>,
+    after: Option<(Hours, Uuid)>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(BEHIND_PLACES)
+        .bind(page.ancestor)
+        .bind(page.quarter.to_string())
+        .bind(after.map(|(shortfall, _)| shortfall.hundredths()))
+        .bind(after.map(|(_, member)| member))
+        .bind(page.limit)
         .fetch_all(connection)
         .await
 }

@@ -294,7 +294,7 @@ fn behind_of(dash: &Dash, query: &OrgQuery) -> Result<(Quarter, &'static str), P
     Ok((quarter_of(dash, query.quarter.as_deref())?, status))
 }
 
-/// `GET /orgs/{org_id}/behind?quarter=&status=&cursor=`.
+/// `GET /orgs/{org_id}/behind?quarter=&status=&cursor=`: most hours short first.
 pub async fn behind(
     State(dash): State<Dash>,
     signed: Signed,
@@ -308,7 +308,8 @@ pub async fn behind(
         .api
         .get(&signed, format!("/v1/orgs/{id}?limit=1"))
         .await?;
-    let mut uri = format!("/v1/orgs/{id}/members?quarter={quarter}&status={status}&limit=50");
+    let mut uri =
+        format!("/v1/orgs/{id}/members?quarter={quarter}&status={status}&order=shortfall&limit=50");
     if let Some(cursor) = &query.cursor {
         uri.push_str(&format!("&cursor={}", enc(cursor)));
     }
@@ -334,6 +335,7 @@ pub async fn behind(
             p.muted { (lang.t("没有符合条件的人员。", "No members of this status.")) }
         } @else {
             table #behind {
+                caption.muted { (lang.t("按差额学时从多到少排列", "Most hours short first")) }
                 thead { tr {
                     th scope="col" { (lang.t("编号", "Number")) }
                     th scope="col" { (lang.t("姓名", "Name")) }
@@ -341,6 +343,7 @@ pub async fn behind(
                     th.num scope="col" { (lang.t("必修学时", "Required hours")) }
                     th.num scope="col" { (lang.t("选修学时", "Elective hours")) }
                     th.num scope="col" { (lang.t("学习分钟", "Study minutes")) }
+                    th.num scope="col" { (lang.t("差额学时", "Hours short")) }
                 } }
                 tbody {
                     @for m in &members {
@@ -352,13 +355,14 @@ pub async fn behind(
                             td.num { (hours(f(&m["required_hours"]))) }
                             td.num { (hours(f(&m["elective_hours"]))) }
                             td.num { (m["study_minutes"]) }
+                            td.num { (hours(f(&m["shortfall_hours"]))) }
                         }
                     }
                 }
             }
         }
         @if let Some(next) = list["next_cursor"].as_str() {
-            p { a href=(format!("/orgs/{id}/behind?quarter={quarter}&status={status}&cursor={next}")) { (lang.t("下一页", "Next page")) } }
+            p { a href=(format!("/orgs/{id}/behind?quarter={quarter}&status={status}&cursor={}", enc(next))) { (lang.t("下一页", "Next page")) } }
         }
     };
     let title = format!("{name} · {}", lang.t("未达标人员", "Members behind"));
