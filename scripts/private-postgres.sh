@@ -7,7 +7,13 @@
 #
 # Idempotent: reuses the cluster, starts it if stopped, does nothing if running.
 #
+#   scripts/private-postgres.sh stop            stops the cluster (when it runs)
+#   scripts/private-postgres.sh resetwal ARGS   freezes every database, stops the cluster and
+#                                               runs pg_resetwal ARGS on it (the next run starts
+#                                               it again): the README's restore runbook
+#
 # Environment:
+#   STUDYLEDGER_PG_DIR            the cluster's folder (default: <checkout>/.pgdata)
 #   STUDYLEDGER_PG_PORT           port to listen on (default: 55000 + cksum(checkout path) % 1000)
 #   STUDYLEDGER_PG_BINDIR         directory holding initdb/pg_ctl/postgres (default: auto-detect)
 #   STUDYLEDGER_PG_START_TIMEOUT  seconds to wait for the server to accept connections (default 60)
@@ -32,7 +38,10 @@ SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH
 ROOT_DIR="$(cd "$(dirname "$SCRIPT_PATH")/.." && pwd -P)"
 DB_NAME=studyledger
 DB_SUPERUSER=postgres
-LINK="$ROOT_DIR/.pgdata"
+LINK=${STUDYLEDGER_PG_DIR:-$ROOT_DIR/.pgdata}
+ACTION=${1:-start}
+case $ACTION in start | stop | resetwal) ;; *) die "unknown action '$ACTION' (start, stop, resetwal ARGS)" ;; esac
+[[ $# -gt 0 ]] && shift
 
 # Our own client calls must not be redirected by the caller's libpq environment.
 unset PGSERVICE PGOPTIONS PGSSLMODE PGHOSTADDR || true
@@ -151,15 +160,16 @@ if ((IS_ROOT)); then
     # A checkout under e.g. /root (mode 700) is not reachable by the service user.
     # Then keep the cluster under /var/tmp and make .pgdata a symlink to it, so it is
     # still "the checkout's git-ignored .pgdata" for the developer.
-    if [[ ! -L $LINK ]] && ! as_pg test -x "$ROOT_DIR" 2>/dev/null; then
+    if [[ ! -L $LINK ]] && ! as_pg test -x "$(dirname "$LINK")" 2>/dev/null; then
         if [[ -f $LINK/data/PG_VERSION ]]; then
             die "$LINK holds a cluster that user $PG_OS_USER cannot reach (a parent folder is not traversable); delete $LINK to recreate it"
         fi
         rm -rf "$LINK" # only leftovers of ours (no cluster inside)
-        hash=$(printf '%s' "$ROOT_DIR" | sha256sum | cut -c1-16)
+        hash=$(printf '%s' "$LINK" | sha256sum | cut -c1-16)
+        [[ $LINK == "$ROOT_DIR/.pgdata" ]] && hash=$(printf '%s' "$ROOT_DIR" | sha256sum | cut -c1-16)
         BASE=/var/tmp/studyledger-pg/$hash
         ln -sfn "$BASE" "$LINK"
-        log "$ROOT_DIR is not reachable by user $PG_OS_USER; cluster lives in $BASE (symlinked from $LINK)"
+        log "$(dirname "$LINK") is not reachable by user $PG_OS_USER; cluster lives in $BASE (symlinked from $LINK)"
     fi
 
     # Shared parent must be traversable by the service user (also when the symlink
@@ -251,6 +261,13 @@ PIDFILE=$PGDATA_DIR/postmaster.pid
 
 pg_ctl_status() { as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
 
+if [[ $ACTION == stop ]]; then
+    if [[ -f $PGDATA_DIR/PG_VERSION ]] && pg_ctl_status; then
+        as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >&2
+    fi
+    exit 0
+fi
+
 fail_with_log() {
     log "ERROR: $*"
     if [[ -f $LOG_FILE ]]; then
@@ -313,6 +330,18 @@ psql_super() {
 if [[ $(psql_super -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") != 1 ]]; then
     log "creating database $DB_NAME"
     psql_super -c "CREATE DATABASE $DB_NAME"
+fi
+
+if [[ $ACTION == resetwal ]]; then
+    # As pg_upgrade does before it moves a cluster's transaction ids: nothing left unfrozen.
+    while IFS= read -r db; do
+        "$PSQL" -X -w -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U "$DB_SUPERUSER" -d "$db" \
+            -c "VACUUM (FREEZE)" 3>&- 9>&-
+    done < <(psql_super -tAc "SELECT datname FROM pg_database WHERE datallowconn")
+    as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >&2
+    as_pg "$BINDIR/pg_resetwal" "$@" -D "$PGDATA_DIR" >&2
+    log "pg_resetwal $* done; the next run starts the cluster"
+    exit 0
 fi
 
 stop_cmd="$BINDIR/pg_ctl -D $PGDATA_DIR stop"

@@ -46,6 +46,7 @@ impl App {
     pub async fn build(database: &DatabaseArgs, ledger: &LedgerArgs) -> Result<App, JobError> {
         let pool = database::connect(&database.database_url, database.pool_size).await?;
         database::migrate(&pool).await?;
+        database::ensure_transaction_ids_ahead(&pool).await?;
         let settings = LedgerSettings {
             member_cache: ledger.member_cache,
             write_connections: ledger.write_connections,
@@ -205,6 +206,16 @@ pub async fn migrate(args: DatabaseArgs) -> Result<(), JobError> {
     let pool = database::connect(&args.database_url, 2).await?;
     database::migrate(&pool).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `studyledger xid-floor`: the `pg_resetwal` arguments a cluster needs before it may append
+/// to the log restored into it, or nothing when it needs none.
+pub async fn xid_floor(args: DatabaseArgs) -> Result<(), JobError> {
+    let pool = database::connect(&args.database_url, 2).await?;
+    if let Some(floor) = database::transaction_ids_behind(&pool).await? {
+        println!("-e {} -x {}", floor.epoch, floor.xid);
+    }
     Ok(())
 }
 

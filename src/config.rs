@@ -26,6 +26,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the SQL migrations and exit.
     Migrate(DatabaseArgs),
+    /// Print the `pg_resetwal` arguments (`-e EPOCH -x XID`) the PostgreSQL cluster needs before
+    /// it may append to the log restored into it (nothing when it needs none).
+    XidFloor(DatabaseArgs),
     /// Rebuild every view under the current rules and swap it in; with --dry-run, only list
     /// the (member, evaluation) pairs whose recorded eligibility differs under them.
     Replay(ReplayArgs),

@@ -17,6 +17,7 @@ async fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => app::serve(args).await,
         Command::Migrate(args) => app::migrate(args).await,
+        Command::XidFloor(args) => app::xid_floor(args).await,
         Command::Replay(args) => app::replay(args).await,
         Command::Verify(args) => jobs::verify::run(args).await,
         Command::DemoData(args) => app::demo_data(args).await,

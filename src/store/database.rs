@@ -60,6 +60,74 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
     Ok(usize::try_from(applied).unwrap_or(0) == MIGRATOR.iter().count())
 }
 
+/// The transaction ids a cluster must assign from before it appends to a log restored into it
+/// (see [`transaction_ids_behind`]): `pg_resetwal -e epoch -x xid` on the stopped cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XidFloor {
+    /// The log's highest transaction id.
+    pub log_max: u64,
+    pub epoch: u32,
+    pub xid: u32,
+}
+
+/// A xact status (`pg_xact`) segment holds this many transactions: starting the cluster's
+/// transaction ids at a segment's start lets PostgreSQL create that segment itself.
+const XACT_SEGMENT: u64 = 1_048_576;
+
+impl XidFloor {
+    /// The first segment start beyond `log_max`, as (epoch, xid): never xid 0, which
+    /// PostgreSQL does not assign.
+    pub fn above(log_max: u64) -> XidFloor {
+        let mut next = (log_max / XACT_SEGMENT + 1) * XACT_SEGMENT;
+        if next & 0xffff_ffff == 0 {
+            next += XACT_SEGMENT;
+        }
+        XidFloor {
+            log_max,
+            epoch: u32::try_from(next >> 32).unwrap_or(u32::MAX),
+            xid: u32::try_from(next & 0xffff_ffff).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The first transaction id the cluster assigns once reset.
+    pub fn next(&self) -> u64 {
+        (u64::from(self.epoch) << 32) | u64::from(self.xid)
+    }
+}
+
+/// Whether this cluster would hand out transaction ids at or below the log's highest: a log
+/// restored (`pg_dump`, `pg_restore`) into another cluster keeps the transaction ids it was
+/// written with, and events appended there with lower ones would sort before the restored ones
+/// in commit order, where the projector, which has passed them, would never read them. The
+/// service refuses to start on such a database; `studyledger xid-floor` prints the remedy.
+pub async fn transaction_ids_behind(pool: &PgPool) -> Result<Option<XidFloor>, sqlx::Error> {
+    let (log_max, next): (Option<String>, String) = sqlx::query_as(
+        "SELECT (SELECT max(transaction_id) FROM events)::text,
+                pg_snapshot_xmax(pg_current_snapshot())::text",
+    )
+    .fetch_one(pool)
+    .await?;
+    let log_max = log_max.and_then(|m| m.parse::<u64>().ok());
+    let next = next.parse::<u64>().unwrap_or(0);
+    Ok(log_max.filter(|m| *m >= next).map(XidFloor::above))
+}
+
+/// [`transaction_ids_behind`] as an error that says what to do.
+pub async fn ensure_transaction_ids_ahead(pool: &PgPool) -> Result<(), crate::JobError> {
+    match transaction_ids_behind(pool).await? {
+        None => Ok(()),
+        Some(floor) => Err(format!(
+            "this database holds events of transactions up to {} but its PostgreSQL cluster \
+             would assign lower transaction ids, so events appended now would never be projected \
+             (a log restored into another cluster): freeze the cluster's databases \
+             (`vacuumdb --all --freeze`), stop it and run `pg_resetwal -e {} -x {} -D <data \
+             folder>` before starting it again (README, \"Backup and restore\")",
+            floor.log_max, floor.epoch, floor.xid
+        )
+        .into()),
+    }
+}
+
 /// Lets the connection's transaction commit without waiting for the WAL flush. Only for
 /// writes of derived data (views and their checkpoint commit together, and are rebuilt from
 /// the log if the last of them is lost in a crash), never for events.
@@ -85,4 +153,24 @@ pub async fn lock_timeout(tx: &mut sqlx::PgConnection, seconds: u32) -> Result<(
         .execute(tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::XidFloor;
+
+    #[test]
+    fn the_floor_is_the_next_xact_segment_above_the_log() {
+        let floor = XidFloor::above(5_000_000);
+        assert_eq!((floor.epoch, floor.xid), (0, 5_242_880));
+        assert!(floor.next() > 5_000_000);
+        assert_eq!(XidFloor::above(1_048_575).xid, 1_048_576);
+        assert_eq!(XidFloor::above(1_048_576).xid, 2_097_152);
+        // Across an epoch: never xid 0.
+        let late = XidFloor::above((1 << 32) - 10);
+        assert_eq!((late.epoch, late.xid), (1, 1_048_576));
+        let later = XidFloor::above((3 << 32) + 7);
+        assert_eq!((later.epoch, later.xid), (3, 1_048_576));
+        assert!(later.next() > (3 << 32) + 7);
+    }
 }

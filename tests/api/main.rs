@@ -6,6 +6,7 @@ mod access;
 mod appeals;
 mod architecture;
 mod audit;
+mod backup;
 mod browser;
 mod commands;
 mod counters;
