@@ -18,6 +18,7 @@ pub mod answer;
 pub mod appeals;
 pub mod auth;
 pub mod consistency;
+pub mod course_registry;
 pub mod courses;
 pub mod csv;
 pub mod dashboard;
@@ -95,6 +96,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(org_members::router())
         .merge(org_tree::router())
         .merge(courses::router())
+        .merge(course_registry::router())
         .merge(members::router())
         .merge(study::router())
         .merge(member_compliance::router())

@@ -4,11 +4,12 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use studyledger_aggregates::course::{Course, CourseRecord};
 use studyledger_aggregates::facts::CourseTerms;
 use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession};
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::rules::sessions::session_minutes;
-use studyledger_aggregates::values::{Category, CourseId, Hours, MemberId, Quarter};
+use studyledger_aggregates::values::{local_date, Category, CourseId, Hours, MemberId, Quarter};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -29,18 +30,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(record_completion))
 }
 
-/// The terms of a registered course; when the course is unknown, 404 if the member is
-/// unknown too (the path is checked before the body), else 422.
-async fn course_terms(
+/// A registered course, as it stands now (terms change and courses retire, so never from a
+/// cache another instance's writes could leave behind), with its terms as registered; when the
+/// course is unknown, 404 if the member is unknown too (the path is checked before the body),
+/// else 422.
+async fn registered_course(
     ledger: &Ledger,
     member_id: MemberId,
     course_id: &CourseId,
-) -> Result<CourseTerms, ApiError> {
-    let course = ledger
-        .read_immutable::<studyledger_aggregates::course::Course>(course_id.as_str())
-        .await?;
-    if let Some(record) = course.record() {
-        return Ok(record.terms());
+) -> Result<(Course, CourseTerms), ApiError> {
+    let (course, _) = ledger.read::<Course>(course_id.as_str()).await?;
+    if let Some(terms) = course.record().map(CourseRecord::terms) {
+        return Ok((course, terms));
     }
     ensure_enrolled(ledger, member_id).await?;
     Err(ApiError::RuleViolation(format!(
@@ -87,7 +88,8 @@ async fn record_session(
 ) -> Result<Created<SessionRecorded>, ApiError> {
     let ledger = state.ledger();
     let (session_id, started_at, ended_at) = (body.session_id, body.started_at.0, body.ended_at.0);
-    let course = course_terms(ledger, member_id, &body.course_id).await?;
+    // A session only names its course: the terms of the day are the completion's to take.
+    let (_, course) = registered_course(ledger, member_id, &body.course_id).await?;
     let command = MemberCommand::RecordStudySession(RecordStudySession {
         session_id,
         course,
@@ -134,8 +136,9 @@ pub struct CompletionRecorded {
     position: Option<i64>,
 }
 
-/// `POST /v1/members/{id}/course-completions` (rule 2): recorded with the course's terms as
-/// they are now; whether it earns credit is judged when the ledger is read.
+/// `POST /v1/members/{id}/course-completions` (rule 2): recorded with the course's terms in
+/// force on the completion's day (422 once the course is retired); whether it earns credit is
+/// judged when the ledger is read.
 #[utoipa::path(post, path = "/v1/members/{member_id}/course-completions", tag = "study",
     params(("member_id" = MemberId, Path)),
     request_body = ReportCompletion,
@@ -152,7 +155,11 @@ async fn record_completion(
 ) -> Result<Created<CompletionRecorded>, ApiError> {
     let ledger = state.ledger();
     let (completion_id, completed_at) = (body.completion_id, body.completed_at.0);
-    let course = course_terms(ledger, member_id, &body.course_id).await?;
+    let course = registered_course(ledger, member_id, &body.course_id)
+        .await?
+        .0
+        .terms_on(local_date(completed_at, ledger.tz()))
+        .map_err(|rejection| ApiError::rejected(&rejection))?;
     let command = MemberCommand::RecordCompletion(RecordCompletion {
         completion_id,
         course,

@@ -24,6 +24,7 @@ use studyledger_aggregates::course::Course;
 use studyledger_aggregates::facts::CourseTerms;
 use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession, Withdraw};
 use studyledger_aggregates::member::{Clock, Member, MemberCommand, MemberEvent, MemberRejection};
+use studyledger_aggregates::values::local_date;
 use studyledger_xapi::attachments::Part;
 use studyledger_xapi::ledger::{
     completion_id, read, session_id, split, CompletionReading, Reading, SessionReading, Unreadable,
@@ -286,10 +287,11 @@ fn members_of(readings: &[Read]) -> Vec<Uuid> {
     members
 }
 
-/// The activities' links and their courses' terms, read before the transaction: a link never
-/// changes once made, nor do a course's terms.
+/// The activities' links and their courses, read before the transaction: a link never changes
+/// once made; a course is read as it stands (its terms change from a day on, and it may be
+/// retired), and a completion takes the terms of its day.
 struct Lookups {
-    courses: HashMap<String, (ActivityLink, CourseTerms)>,
+    courses: HashMap<String, (ActivityLink, Course)>,
 }
 
 impl Lookups {
@@ -310,11 +312,9 @@ impl Lookups {
             let Some(link) = linked.link() else {
                 continue;
             };
-            let course = ledger
-                .read_immutable::<Course>(link.course_id.as_str())
-                .await?;
-            if let Some(record) = course.record() {
-                courses.insert(activity.clone(), (link.clone(), record.terms()));
+            let (course, _) = ledger.read::<Course>(link.course_id.as_str()).await?;
+            if course.record().is_some() {
+                courses.insert(activity.clone(), (link.clone(), course));
             }
         }
         Ok(Lookups { courses })
@@ -435,7 +435,7 @@ impl<'a> Mapper<'a> {
     }
 
     /// The course an activity is linked to, or why the statement waits.
-    fn course_of(&self, activity_id: &str) -> Option<&(ActivityLink, CourseTerms)> {
+    fn course_of(&self, activity_id: &str) -> Option<&(ActivityLink, Course)> {
         self.lookups.courses.get(activity_id)
     }
 
@@ -473,7 +473,7 @@ impl<'a> Mapper<'a> {
         reading: &CompletionReading,
     ) -> Result<Mapped, FeedError> {
         let member_id = Some(reading.member_id);
-        let Some((link, terms)) = self.course_of(&reading.activity_id).cloned() else {
+        let Some((link, course)) = self.course_of(&reading.activity_id).cloned() else {
             return Ok(Mapped::new(
                 Outcome::UnknownActivity,
                 member_id,
@@ -481,6 +481,10 @@ impl<'a> Mapper<'a> {
             ));
         };
         let mapped = |outcome| Mapped::new(outcome, member_id, &reading.activity_id);
+        let terms = match course.terms_on(local_date(reading.completed_at, self.clock.tz)) {
+            Ok(terms) => terms,
+            Err(rejection) => return Ok(mapped(Outcome::Refused).because(rejection.to_string())),
+        };
         if link.pass_required && reading.success != Some(true) {
             return Ok(mapped(Outcome::Refused).because(format!(
                 "course {} needs a pass: result.success must be true",
@@ -518,7 +522,11 @@ impl<'a> Mapper<'a> {
     ) -> Result<Mapped, FeedError> {
         let member_id = Some(reading.member_id);
         let mapped = |outcome| Mapped::new(outcome, member_id, &reading.activity_id);
-        let Some((_, terms)) = self.course_of(&reading.activity_id).cloned() else {
+        let Some(terms) = self
+            .course_of(&reading.activity_id)
+            .and_then(|(_, course)| course.record())
+            .map(|record| record.terms())
+        else {
             return Ok(mapped(Outcome::UnknownActivity));
         };
         let cuts: Vec<DateTime<Utc>> = match self.member(reading.member_id).await? {

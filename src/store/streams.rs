@@ -8,6 +8,7 @@ use cqrs_es::Aggregate;
 use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use studyledger_aggregates::course::Course;
 use studyledger_aggregates::member::{Member, MemberEvent};
 use studyledger_aggregates::organisation::Organisation;
 
@@ -113,6 +114,25 @@ pub async fn first_member(pool: &PgPool) -> Result<Option<String>, sqlx::Error> 
     )
     .bind(Member::TYPE)
     .fetch_optional(pool)
+    .await
+}
+
+/// Course ids after `after`, in order, at most `limit`: the first event of each course
+/// stream, one range of the events' primary key.
+pub async fn course_ids_after(
+    pool: &PgPool,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT aggregate_id FROM events
+          WHERE aggregate_type = $1 AND aggregate_id > COALESCE($2, '') AND sequence = 1
+          ORDER BY aggregate_id LIMIT $3",
+    )
+    .bind(Course::TYPE)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
     .await
 }
 

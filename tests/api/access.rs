@@ -54,6 +54,14 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ),
     ("POST", "/v1/courses", &["admin"]),
     ("POST", "/v1/courses/{course_id}/activities", &["admin"]),
+    ("POST", "/v1/courses/{course_id}/terms", &["admin"]),
+    ("POST", "/v1/courses/{course_id}/retirements", &["admin"]),
+    ("GET", "/v1/courses", &["org_admin", "auditor", "admin"]),
+    (
+        "GET",
+        "/v1/courses/{course_id}",
+        &["org_admin", "auditor", "admin"],
+    ),
     ("POST", "/v1/members", &["org_admin", "admin"]),
     (
         "GET",
@@ -352,6 +360,11 @@ impl World {
                 "enforce_min_study_time": true}),
             "/v1/courses/{course_id}/activities" => {
                 json!({"activity_id": format!("https://courses.example/ethics/{n}")})
+            }
+            "/v1/courses/{course_id}/terms" => json!({"effective_from": "2990-01-01",
+                "title": "伦理", "category": "elective", "credit_hours": 2}),
+            "/v1/courses/{course_id}/retirements" => {
+                json!({"retired_from": "2995-01-01", "reason": "下线"})
             }
             "/v1/statement-mappings/remaps" => json!({}),
             // JSON is not a format an import takes: admitted, then refused with 400.

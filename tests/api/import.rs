@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::helpers::{wait_until_projected, TestApp};
 
 /// Sends `body` as an import; answers the job's record once it has ended.
-async fn import(app: &TestApp, content_type: &str, body: String) -> Value {
+pub async fn import(app: &TestApp, content_type: &str, body: String) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{}/v1/imports", app.address))
         .bearer_auth(&app.admin_token)

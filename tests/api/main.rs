@@ -10,6 +10,7 @@ mod backup;
 mod browser;
 mod commands;
 mod counters;
+mod course_terms;
 mod crash;
 mod dashboard;
 mod evaluations;

@@ -23,11 +23,10 @@ use lru::LruCache;
 use serde_json::Value;
 use sqlx::PgConnection;
 use studyledger_aggregates::course::Course;
-use studyledger_aggregates::facts::CourseTerms;
 use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession};
 use studyledger_aggregates::member::{Clock, Member, MemberCommand, MemberEvent};
 use studyledger_aggregates::organisation::Organisation;
-use studyledger_aggregates::values::{CourseId, OrgId};
+use studyledger_aggregates::values::{local_date, CourseId, OrgId};
 use uuid::Uuid;
 
 use crate::jobs::feed::{self, FeedError};
@@ -113,7 +112,7 @@ struct Batches<'a> {
     import_id: Uuid,
     authority: Value,
     members: LruCache<String, LedgerContext<Member>>,
-    courses: HashMap<CourseId, Option<CourseTerms>>,
+    courses: HashMap<CourseId, Option<Course>>,
     organisations: HashMap<OrgId, bool>,
 }
 
@@ -157,20 +156,18 @@ impl<'a> Batches<'a> {
         Err(BatchError::Contention)
     }
 
-    /// The terms of the batch's courses and whether its organisations exist, read once per
-    /// import (neither changes once registered).
+    /// The batch's courses, read for each batch as they stand (terms change from a day on and
+    /// courses retire), and whether its organisations exist, read once per import.
     async fn read_catalog(&mut self, rows: &[Parsed]) -> Result<(), StoreError> {
+        self.courses.clear();
         for parsed in rows {
             match &parsed.row {
                 Ok(Row::Session { course_id, .. } | Row::Completion { course_id, .. })
                     if !self.courses.contains_key(course_id) =>
                 {
-                    let course = self
-                        .ledger
-                        .read_immutable::<Course>(course_id.as_str())
-                        .await?;
-                    let terms = course.record().map(|r| r.terms());
-                    self.courses.insert(course_id.clone(), terms);
+                    let (course, _) = self.ledger.read::<Course>(course_id.as_str()).await?;
+                    let registered = course.record().is_some().then_some(course);
+                    self.courses.insert(course_id.clone(), registered);
                 }
                 Ok(Row::Enrol(enrolment))
                     if !self.organisations.contains_key(&enrolment.org_id) =>
@@ -299,12 +296,23 @@ impl<'a> Batches<'a> {
 
     /// The member command a row is, checked against the catalog as the API checks it.
     fn command(&self, row: Row, clock: Clock) -> Result<(String, MemberCommand), String> {
-        let terms = |course_id: &CourseId| {
+        let course = |course_id: &CourseId| {
             self.courses
                 .get(course_id)
-                .cloned()
-                .flatten()
+                .and_then(Option::as_ref)
                 .ok_or_else(|| format!("course {course_id} is not registered"))
+        };
+        // A session only names its course; a completion takes the terms of its day.
+        let terms = |course_id: &CourseId| {
+            course(course_id)?
+                .record()
+                .map(|r| r.terms())
+                .ok_or_else(|| format!("course {course_id} is not registered"))
+        };
+        let terms_on = |course_id: &CourseId, at: chrono::DateTime<chrono::Utc>| {
+            course(course_id)?
+                .terms_on(local_date(at, clock.tz))
+                .map_err(|rejection| rejection.to_string())
         };
         Ok(match row {
             Row::Enrol(enrolment) => {
@@ -345,7 +353,7 @@ impl<'a> Batches<'a> {
                 member_id.to_string(),
                 MemberCommand::RecordCompletion(RecordCompletion {
                     completion_id,
-                    course: terms(&course_id)?,
+                    course: terms_on(&course_id, completed_at)?,
                     completed_at,
                     source: None,
                     clock,
