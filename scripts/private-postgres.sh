@@ -39,6 +39,8 @@ ROOT_DIR="$(cd "$(dirname "$SCRIPT_PATH")/.." && pwd -P)"
 DB_NAME=studyledger
 DB_SUPERUSER=postgres
 LINK=${STUDYLEDGER_PG_DIR:-$ROOT_DIR/.pgdata}
+# Absolute (commands below may run from /), without resolving a symlink: .pgdata may be one.
+[[ $LINK == /* ]] || LINK=$PWD/$LINK
 ACTION=${1:-start}
 case $ACTION in start | stop | resetwal) ;; *) die "unknown action '$ACTION' (start, stop, resetwal ARGS)" ;; esac
 [[ $# -gt 0 ]] && shift
@@ -219,6 +221,16 @@ PSQL=$BINDIR/psql
 PG_ISREADY=$BINDIR/pg_isready
 [[ -x $PG_ISREADY ]] || PG_ISREADY=$(command -v pg_isready) || die "pg_isready not found"
 
+pg_ctl_status() { as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
+
+# Stopping never creates anything.
+if [[ $ACTION == stop ]]; then
+    if [[ -f $PGDATA_DIR/PG_VERSION ]] && pg_ctl_status; then
+        as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >&2
+    fi
+    exit 0
+fi
+
 # ---------------------------------------------------------------------------
 # Create the cluster once. initdb goes to a temp folder that is renamed when
 # complete, so an interrupted run never leaves a half-initialised cluster behind.
@@ -259,14 +271,6 @@ EOF
 # Start (or restart when the port changed).
 PIDFILE=$PGDATA_DIR/postmaster.pid
 
-pg_ctl_status() { as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
-
-if [[ $ACTION == stop ]]; then
-    if [[ -f $PGDATA_DIR/PG_VERSION ]] && pg_ctl_status; then
-        as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >&2
-    fi
-    exit 0
-fi
 
 fail_with_log() {
     log "ERROR: $*"

@@ -118,7 +118,11 @@ impl PassOver for Member {
         Member::pass_over(self);
     }
 }
-impl PassOver for Course {}
+impl PassOver for Course {
+    fn pass_over(&mut self) {
+        Course::pass_over(self);
+    }
+}
 impl PassOver for Organisation {}
 impl PassOver for Evaluation {}
 impl PassOver for DeterminationRun {}

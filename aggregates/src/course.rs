@@ -107,6 +107,8 @@ pub enum CourseRejection {
     NotAfterLastTerms(CourseId, NaiveDate),
     #[error("course {0} is retired from {1}")]
     Retired(CourseId, NaiveDate),
+    #[error("course {0} takes new terms from {1}: retire it after that day")]
+    TermsAfterRetirement(CourseId, NaiveDate),
     #[error("course {0} is already retired from {1}")]
     RetiredDifferently(CourseId, NaiveDate),
 }
@@ -163,6 +165,12 @@ impl Course {
     /// The retirement and the sequence of its event.
     pub fn retirement(&self) -> Option<(usize, &Retirement)> {
         self.retired.as_ref().map(|(sequence, r)| (*sequence, r))
+    }
+
+    /// An event of the stream passed over (one no current type can read): counted, so that
+    /// the sequences of later events stay right.
+    pub fn pass_over(&mut self) {
+        self.applied += 1;
     }
 
     fn retired(&self) -> Option<&Retirement> {
@@ -252,6 +260,14 @@ impl Course {
         }
         if retirement.retired_from < today {
             return Err(CourseRejection::InThePast(today));
+        }
+        if let Some((_, last)) = self.changes.last() {
+            if last.effective_from >= retirement.retired_from {
+                return Err(CourseRejection::TermsAfterRetirement(
+                    record.course_id.clone(),
+                    last.effective_from,
+                ));
+            }
         }
         Ok(vec![CourseEvent::CourseRetired(retirement.clone())])
     }
@@ -469,6 +485,16 @@ mod tests {
             .when(retire("2026-02-01"))
             .then_expect_error(CourseRejection::InThePast(today));
         TestFramework::<Course>::with(())
+            .given(vec![
+                CourseEvent::CourseRegistered(record()),
+                CourseEvent::CourseTermsChanged(change("2026-07-01", 4)),
+            ])
+            .when(retire("2026-07-01"))
+            .then_expect_error(CourseRejection::TermsAfterRetirement(
+                record().course_id,
+                day("2026-07-01"),
+            ));
+        TestFramework::<Course>::with(())
             .given(retired)
             .when(CourseCommand::ChangeTerms {
                 change: change("2026-07-01", 4),
@@ -478,5 +504,18 @@ mod tests {
                 record().course_id,
                 day("2026-07-01"),
             ));
+    }
+
+    #[test]
+    fn an_event_passed_over_still_counts_in_the_sequences_of_later_ones() {
+        let mut course = course(vec![CourseEvent::CourseRegistered(record())]);
+        course.pass_over();
+        course.apply(CourseEvent::CourseTermsChanged(change("2026-04-01", 4)));
+        course.apply(CourseEvent::CourseRetired(retirement("2026-10-01")));
+        assert_eq!(
+            course.changes().map(|(s, _)| s).collect::<Vec<_>>(),
+            vec![3]
+        );
+        assert_eq!(course.retirement().map(|(s, _)| s), Some(4));
     }
 }

@@ -105,9 +105,7 @@ async fn change_terms(
         title: extract::text("title", body.title)?,
         category: extract::category("category", &body.category)?,
         credit_hours: extract::hours("credit_hours", &body.credit_hours)?,
-        min_study_minutes: u32::try_from(body.min_study_minutes.unwrap_or(0)).map_err(|_| {
-            ApiError::RuleViolation("min_study_minutes must be a whole number from 0".to_owned())
-        })?,
+        min_study_minutes: extract::study_minutes("min_study_minutes", body.min_study_minutes)?,
     };
     let command = CourseCommand::ChangeTerms {
         change: change.clone(),

@@ -78,9 +78,7 @@ async fn register(
 ) -> Result<Created<Registered>, ApiError> {
     let category = extract::category("category", &body.category)?;
     let credit_hours = extract::hours("credit_hours", &body.credit_hours)?;
-    let min_study_minutes = u32::try_from(body.min_study_minutes.unwrap_or(0)).map_err(|_| {
-        ApiError::RuleViolation("min_study_minutes must be a whole number from 0".to_owned())
-    })?;
+    let min_study_minutes = extract::study_minutes("min_study_minutes", body.min_study_minutes)?;
     let record = CourseRecord {
         course_id: body.course_id,
         title: extract::text("title", body.title)?,

@@ -188,6 +188,13 @@ impl CalendarDate {
     }
 }
 
+/// A course's minimum study minutes: absent is 0; a negative or huge number is a rule
+/// violation (422) (the course checks the upper bound).
+pub fn study_minutes(field: &str, minutes: Option<i64>) -> Result<u32, ApiError> {
+    u32::try_from(minutes.unwrap_or(0))
+        .map_err(|_| ApiError::RuleViolation(format!("{field} must be a whole number from 0")))
+}
+
 /// A course category; another word is a rule violation (422).
 pub fn category(field: &str, raw: &str) -> Result<Category, ApiError> {
     raw.parse()

@@ -242,7 +242,9 @@ impl Subtree {
             }
         };
         if without_figures_counted(&sums, &rules_versions) {
-            ids.extend(members::without_figures(&mut *connection, page, &rules_versions).await?);
+            ids.extend(
+                members::without_figures(&mut *connection, page, &rules_versions, false).await?,
+            );
         }
         ids.extend(moving);
         ids.sort_unstable();
@@ -287,7 +289,7 @@ impl Subtree {
                     after: bound,
                     ..page
                 };
-                ids.extend(members::without_figures_down(&mut *connection, from, versions).await?);
+                ids.extend(members::without_figures(&mut *connection, from, versions, true).await?);
             }
         }
         ids.extend(moving);

@@ -155,11 +155,19 @@ async fn record_completion(
 ) -> Result<Created<CompletionRecorded>, ApiError> {
     let ledger = state.ledger();
     let (completion_id, completed_at) = (body.completion_id, body.completed_at.0);
-    let course = registered_course(ledger, member_id, &body.course_id)
-        .await?
-        .0
-        .terms_on(local_date(completed_at, ledger.tz()))
-        .map_err(|rejection| ApiError::rejected(&rejection))?;
+    let (course, _) = registered_course(ledger, member_id, &body.course_id).await?;
+    let course = match course.terms_on(local_date(completed_at, ledger.tz())) {
+        Ok(terms) => terms,
+        // A resend of a completion recorded before the course was retired answers as the
+        // first request did (the member's decision sees the resend); anything else is refused.
+        Err(rejection) => {
+            let (member, _) = ledger.read::<Member>(&member_id.to_string()).await?;
+            member
+                .completion(completion_id)
+                .map(|recorded| recorded.course.clone())
+                .ok_or_else(|| ApiError::rejected(&rejection))?
+        }
+    };
     let command = MemberCommand::RecordCompletion(RecordCompletion {
         completion_id,
         course,

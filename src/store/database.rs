@@ -101,8 +101,14 @@ impl XidFloor {
 /// in commit order, where the projector, which has passed them, would never read them. The
 /// service refuses to start on such a database; `studyledger xid-floor` prints the remedy.
 pub async fn transaction_ids_behind(pool: &PgPool) -> Result<Option<XidFloor>, sqlx::Error> {
+    // The checkpoint's transaction ids count too: a restored `covered` above the cluster's
+    // would have reads believe the views hold what they do not. `covered` is a horizon (every
+    // id below it had ended), so it may equal the next id, never exceed it.
     let (log_max, next): (Option<String>, String) = sqlx::query_as(
-        "SELECT (SELECT max(transaction_id) FROM events)::text,
+        "SELECT GREATEST((SELECT max(transaction_id)::text::numeric FROM events),
+                         (SELECT max(GREATEST(transaction_id::text::numeric,
+                                              covered::text::numeric - 1))
+                            FROM projector_checkpoints))::text,
                 pg_snapshot_xmax(pg_current_snapshot())::text",
     )
     .fetch_one(pool)
@@ -117,8 +123,8 @@ pub async fn ensure_transaction_ids_ahead(pool: &PgPool) -> Result<(), crate::Jo
     match transaction_ids_behind(pool).await? {
         None => Ok(()),
         Some(floor) => Err(format!(
-            "this database holds events of transactions up to {} but its PostgreSQL cluster \
-             would assign lower transaction ids, so events appended now would never be projected \
+            "this database holds transaction ids up to {} (its events and the projector's \
+             checkpoint) but its PostgreSQL cluster would assign lower ones, so events appended now would never be projected \
              (a log restored into another cluster): freeze the cluster's databases \
              (`vacuumdb --all --freeze`), stop it and run `pg_resetwal -e {} -x {} -D <data \
              folder>` before starting it again (README, \"Backup and restore\")",

@@ -23,10 +23,10 @@ fn at_ten(day: NaiveDate, minutes: i64) -> String {
         .to_rfc3339()
 }
 
-async fn complete(app: &TestApp, member: Uuid, completed_at: &str) -> (u16, Value) {
+async fn complete(app: &TestApp, member: Uuid, course: &str, completed_at: &str) -> (u16, Value) {
     app.post(
         &format!("/v1/members/{member}/course-completions"),
-        &json!({"completion_id": Uuid::new_v4(), "course_id": "party-history",
+        &json!({"completion_id": Uuid::new_v4(), "course_id": course,
                 "completed_at": completed_at}),
     )
     .await
@@ -81,14 +81,14 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
         &at_ten(yesterday, 90),
     )
     .await;
-    let (status, before) = complete(&app, early, &at_ten(yesterday, 100)).await;
+    let (status, before) = complete(&app, early, "party-history", &at_ten(yesterday, 100)).await;
     assert_eq!(status, 201, "{before}");
     assert_eq!(
         (before["category"].as_str(), before["credit_hours"].as_f64()),
         (Some("required"), Some(2.5))
     );
     // Today's takes the new ones: 4 elective hours, no study time asked.
-    let (status, after) = complete(&app, late, &now.to_rfc3339()).await;
+    let (status, after) = complete(&app, late, "party-history", &now.to_rfc3339()).await;
     assert_eq!(status, 201, "{after}");
     assert_eq!(
         (after["category"].as_str(), after["credit_hours"].as_f64()),
@@ -98,17 +98,37 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
     assert_eq!(credited(&app, early, &quarter(&before)).await, (2.5, 0.0));
     assert_eq!(credited(&app, late, &quarter(&after)).await, (0.0, 4.0));
 
-    // Retired from today: today's completions are refused and record nothing; yesterday's
-    // still count.
+    // The elective "ethics" (1.5 hours after 30 minutes of study), completed today, then
+    // retired from today: today's completions are refused and record nothing; yesterday's
+    // still count, and a completion recorded before the retirement may be resent.
+    let session_end = now - Duration::minutes(1);
+    let session = (session_end - Duration::minutes(40)).to_rfc3339();
+    app.study(late, "ethics", &session, &session_end.to_rfc3339())
+        .await;
+    let (status, ethics) = complete(&app, late, "ethics", &now.to_rfc3339()).await;
+    assert_eq!(status, 201, "{ethics}");
     let retirement = json!({"retired_from": today.to_string(), "reason": "课程下线"});
     let (status, retired) = app
-        .post("/v1/courses/party-history/retirements", &retirement)
+        .post("/v1/courses/ethics/retirements", &retirement)
         .await;
     assert_eq!(status, 201, "{retired}");
-    assert_eq!(retired["sequence"], 3);
+    assert_eq!(retired["sequence"], 2);
+    let (status, resent) = app
+        .post(
+            &format!("/v1/members/{late}/course-completions"),
+            &json!({"completion_id": ethics["completion_id"], "course_id": "ethics",
+                    "completed_at": ethics["completed_at"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, &resent["sequence"]),
+        (201, &ethics["sequence"]),
+        "{resent}"
+    );
+    assert_eq!(credited(&app, late, &quarter(&after)).await, (0.0, 5.5));
     let third = app.seed_member("2018-01-01").await;
     let events = app.total_events().await;
-    let (status, refused) = complete(&app, third, &now.to_rfc3339()).await;
+    let (status, refused) = complete(&app, third, "ethics", &now.to_rfc3339()).await;
     assert_eq!(status, 422, "{refused}");
     assert!(
         refused["detail"]
@@ -120,7 +140,7 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
     assert_eq!(app.total_events().await, events, "nothing recorded");
     // An import is held to the same rule: the row is refused, with the reason.
     let csv = format!(
-        "kind,member_id,completion_id,course_id,completed_at\ncompletion,{third},{},party-history,{}\n",
+        "kind,member_id,completion_id,course_id,completed_at\ncompletion,{third},{},ethics,{}\n",
         Uuid::new_v4(),
         now.to_rfc3339()
     );
@@ -147,18 +167,18 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
         .await
         .expect("text");
     assert!(
-        refusals.contains("2,course party-history is retired from"),
+        refusals.contains("2,course ethics is retired from"),
         "{refusals}"
     );
     assert_eq!(app.total_events().await, events, "nothing recorded");
     app.study(
         third,
-        "party-history",
+        "ethics",
         &at_ten(yesterday, 0),
-        &at_ten(yesterday, 90),
+        &at_ten(yesterday, 40),
     )
     .await;
-    let (status, earlier) = complete(&app, third, &at_ten(yesterday, 100)).await;
+    let (status, earlier) = complete(&app, third, "ethics", &at_ten(yesterday, 50)).await;
     assert_eq!(status, 201, "{earlier}");
 
     // The registry shows the terms over time.
@@ -171,7 +191,13 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
     assert_eq!(terms[0]["credit_hours"], 2.5);
     assert_eq!(terms[1]["effective_from"], today.to_string());
     assert_eq!(terms[1]["category"], "elective");
-    assert_eq!(course["retired"]["retired_from"], today.to_string());
+    assert_eq!(course["retired"], Value::Null);
+    let (_, ethics) = app.get("/v1/courses/ethics").await;
+    assert_eq!(
+        ethics["retired"]["retired_from"],
+        today.to_string(),
+        "{ethics}"
+    );
     let (status, page) = app.get("/v1/courses?limit=1").await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["courses"][0]["course_id"], "ethics");
@@ -194,12 +220,17 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
     free["credit_hours"] = json!(0);
     for (path, body, expected) in [
         ("/v1/courses/party-history/terms", past, 422),
-        ("/v1/courses/ethics/terms", free, 422),
+        ("/v1/courses/party-history/terms", free, 422),
         ("/v1/courses/nowhere/terms", new_terms.clone(), 404),
         (
-            "/v1/courses/party-history/retirements",
+            "/v1/courses/ethics/retirements",
             json!({"retired_from": (today + Days::new(9)).to_string(), "reason": "again"}),
             409,
+        ),
+        (
+            "/v1/courses/party-history/retirements",
+            json!({"retired_from": today.to_string(), "reason": "the day its new terms start"}),
+            422,
         ),
         (
             "/v1/courses/ethics/retirements",

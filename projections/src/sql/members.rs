@@ -811,25 +811,20 @@ pub async fn without_place(
         .await
 }
 
-/// The next members without figures for the quarter (see [`WITHOUT_FIGURES`]).
+/// The next members without figures for the quarter after `page.after` (see
+/// [`WITHOUT_FIGURES`]); with `down`, those before it, going down ([`WITHOUT_FIGURES_DOWN`]).
 pub async fn without_figures(
     connection: impl PgExecutor<'_>,
     page: PageOf<'_>,
     rules_versions: &[i32],
+    down: bool,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    probed_range(WITHOUT_FIGURES, page)
-        .bind(rules_versions)
-        .fetch_all(connection)
-        .await
-}
-
-/// The members without figures before `page.after`, going down (see [`WITHOUT_FIGURES_DOWN`]).
-pub async fn without_figures_down(
-    connection: impl PgExecutor<'_>,
-    page: PageOf<'_>,
-    rules_versions: &[i32],
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    probed_range(WITHOUT_FIGURES_DOWN, page)
+    let statement = if down {
+        WITHOUT_FIGURES_DOWN
+    } else {
+        WITHOUT_FIGURES
+    };
+    probed_range(statement, page)
         .bind(rules_versions)
         .fetch_all(connection)
         .await
