@@ -123,7 +123,11 @@ impl PassOver for Course {
         Course::pass_over(self);
     }
 }
-impl PassOver for Organisation {}
+impl PassOver for Organisation {
+    fn pass_over(&mut self) {
+        Organisation::pass_over(self);
+    }
+}
 impl PassOver for Evaluation {}
 impl PassOver for DeterminationRun {}
 impl PassOver for RuleBook {}

@@ -1,10 +1,11 @@
-//! The Organisation aggregate: a node of the organisation tree.
+//! The Organisation aggregate: a node of the organisation tree, and its names over time.
 //!
 //! A parent must exist before its children (the caller checks, since that is another
 //! aggregate), so the tree can never hold a cycle.
 
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::rejection::{Classify, RejectionKind};
 use crate::values::{Name, OrgId};
@@ -17,20 +18,31 @@ pub struct OrganisationRecord {
     pub parent_id: Option<OrgId>,
 }
 
+/// A new name, from when it is recorded on; `rename_id` makes a resend exact.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rename {
+    pub rename_id: Uuid,
+    pub name: Name,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrganisationCommand {
     Register(OrganisationRecord),
+    Rename(Rename),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrganisationEvent {
     OrganisationRegistered(OrganisationRecord),
+    OrganisationRenamed(Rename),
 }
 
 impl DomainEvent for OrganisationEvent {
     fn event_type(&self) -> String {
         match self {
             OrganisationEvent::OrganisationRegistered(_) => "OrganisationRegistered".to_owned(),
+            OrganisationEvent::OrganisationRenamed(_) => "OrganisationRenamed".to_owned(),
         }
     }
 
@@ -45,32 +57,90 @@ pub enum OrganisationRejection {
     RegisteredDifferently(OrgId),
     #[error("an organisation cannot be its own parent")]
     OwnParent,
+    #[error("the organisation is not registered")]
+    NotRegistered,
+    #[error("rename {0} was recorded with another name")]
+    RenamedDifferently(Uuid),
 }
 
 impl Classify for OrganisationRejection {
     fn kind(&self) -> RejectionKind {
         match self {
-            OrganisationRejection::RegisteredDifferently(_) => RejectionKind::Conflict,
-            _ => RejectionKind::RuleViolation,
+            OrganisationRejection::RegisteredDifferently(_)
+            | OrganisationRejection::RenamedDifferently(_) => RejectionKind::Conflict,
+            OrganisationRejection::NotRegistered => RejectionKind::NotFound,
+            OrganisationRejection::OwnParent => RejectionKind::RuleViolation,
         }
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Organisation {
+    /// As registered (a resend of the registration compares with it).
     record: Option<OrganisationRecord>,
+    /// The renames, in order, with the sequence of their events.
+    #[serde(default)]
+    renames: Vec<(usize, Rename)>,
+    /// Events applied: the sequence of the last.
+    #[serde(default)]
+    applied: usize,
 }
 
 impl Organisation {
+    /// The organisation as registered (its name then: see [`Organisation::name`]).
     pub fn record(&self) -> Option<&OrganisationRecord> {
         self.record.as_ref()
+    }
+
+    /// The name now: the last rename's, or the registered one.
+    pub fn name(&self) -> Option<&Name> {
+        match self.renames.last() {
+            Some((_, rename)) => Some(&rename.name),
+            None => self.record.as_ref().map(|r| &r.name),
+        }
+    }
+
+    /// The renames, in order, each with the sequence of its event.
+    pub fn renames(&self) -> impl Iterator<Item = (usize, &Rename)> {
+        self.renames
+            .iter()
+            .map(|(sequence, rename)| (*sequence, rename))
+    }
+
+    /// An event of the stream passed over: counted, so later sequences stay right.
+    pub fn pass_over(&mut self) {
+        self.applied += 1;
     }
 
     pub fn decide(
         &self,
         command: &OrganisationCommand,
     ) -> Result<Vec<OrganisationEvent>, OrganisationRejection> {
-        let OrganisationCommand::Register(record) = command;
+        match command {
+            OrganisationCommand::Register(record) => self.register(record),
+            OrganisationCommand::Rename(rename) => self.rename(rename),
+        }
+    }
+
+    fn rename(&self, rename: &Rename) -> Result<Vec<OrganisationEvent>, OrganisationRejection> {
+        if self.record.is_none() {
+            return Err(OrganisationRejection::NotRegistered);
+        }
+        match self
+            .renames
+            .iter()
+            .find(|(_, r)| r.rename_id == rename.rename_id)
+        {
+            Some((_, recorded)) if recorded == rename => Ok(vec![]),
+            Some(_) => Err(OrganisationRejection::RenamedDifferently(rename.rename_id)),
+            None => Ok(vec![OrganisationEvent::OrganisationRenamed(rename.clone())]),
+        }
+    }
+
+    fn register(
+        &self,
+        record: &OrganisationRecord,
+    ) -> Result<Vec<OrganisationEvent>, OrganisationRejection> {
         match &self.record {
             Some(existing) if existing == record => Ok(vec![]),
             Some(existing) => Err(OrganisationRejection::RegisteredDifferently(
@@ -96,8 +166,12 @@ impl Aggregate for Organisation {
     crate::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
+        self.applied += 1;
         match event {
             OrganisationEvent::OrganisationRegistered(record) => self.record = Some(record),
+            OrganisationEvent::OrganisationRenamed(rename) => {
+                self.renames.push((self.applied, rename));
+            }
         }
     }
 }
@@ -145,5 +219,48 @@ mod tests {
             .given_no_previous_events()
             .when(OrganisationCommand::Register(record("fz", Some("fz"))))
             .then_expect_error(OrganisationRejection::OwnParent);
+    }
+
+    #[test]
+    fn a_rename_is_recorded_once_by_its_id_and_the_registration_still_resends() {
+        let registered = OrganisationEvent::OrganisationRegistered(record("fz", None));
+        let rename = Rename {
+            rename_id: Uuid::from_u128(1),
+            name: "福州市委".parse().expect("text"),
+        };
+        TestFramework::<Organisation>::with(())
+            .given(vec![registered.clone()])
+            .when(OrganisationCommand::Rename(rename.clone()))
+            .then_expect_events(vec![OrganisationEvent::OrganisationRenamed(rename.clone())]);
+        let renamed = vec![
+            registered.clone(),
+            OrganisationEvent::OrganisationRenamed(rename.clone()),
+        ];
+        TestFramework::<Organisation>::with(())
+            .given(renamed.clone())
+            .when(OrganisationCommand::Rename(rename.clone()))
+            .then_expect_events(vec![]);
+        TestFramework::<Organisation>::with(())
+            .given(renamed.clone())
+            .when(OrganisationCommand::Register(record("fz", None)))
+            .then_expect_events(vec![]);
+        let other = Rename {
+            name: "别名".parse().expect("text"),
+            ..rename.clone()
+        };
+        TestFramework::<Organisation>::with(())
+            .given(renamed.clone())
+            .when(OrganisationCommand::Rename(other))
+            .then_expect_error(OrganisationRejection::RenamedDifferently(rename.rename_id));
+        TestFramework::<Organisation>::with(())
+            .given_no_previous_events()
+            .when(OrganisationCommand::Rename(rename.clone()))
+            .then_expect_error(OrganisationRejection::NotRegistered);
+        let mut org = Organisation::default();
+        for event in renamed {
+            org.apply(event);
+        }
+        assert_eq!(org.name().map(Name::as_str), Some("福州市委"));
+        assert_eq!(org.renames().map(|(s, _)| s).collect::<Vec<_>>(), vec![2]);
     }
 }

@@ -37,6 +37,7 @@ pub mod member_compliance;
 pub mod members;
 pub mod metrics;
 pub mod openapi;
+pub mod org_changes;
 pub mod org_members;
 pub mod org_tree;
 pub mod orgs;
@@ -93,6 +94,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(openapi::router())
         .merge(metrics::router())
         .merge(orgs::router())
+        .merge(org_changes::router())
         .merge(org_members::router())
         .merge(org_tree::router())
         .merge(courses::router())

@@ -30,16 +30,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(record_completion))
 }
 
-/// A registered course, as it stands now (terms change and courses retire, so never from a
-/// cache another instance's writes could leave behind), with its terms as registered; when the
-/// course is unknown, 404 if the member is unknown too (the path is checked before the body),
-/// else 422.
+/// A registered course with its terms as registered; when the course is unknown, 404 if the
+/// member is unknown too (the path is checked before the body), else 422. `as_it_stands`
+/// reads it from the store, never from a cache another instance's writes could leave behind
+/// (terms change and courses retire): a completion needs that; a session needs only to know
+/// that the course exists, which never changes once true.
 async fn registered_course(
     ledger: &Ledger,
     member_id: MemberId,
     course_id: &CourseId,
+    as_it_stands: bool,
 ) -> Result<(Course, CourseTerms), ApiError> {
-    let (course, _) = ledger.read::<Course>(course_id.as_str()).await?;
+    let course = if as_it_stands {
+        ledger.read::<Course>(course_id.as_str()).await?.0
+    } else {
+        ledger.read_immutable::<Course>(course_id.as_str()).await?
+    };
     if let Some(terms) = course.record().map(CourseRecord::terms) {
         return Ok((course, terms));
     }
@@ -89,7 +95,7 @@ async fn record_session(
     let ledger = state.ledger();
     let (session_id, started_at, ended_at) = (body.session_id, body.started_at.0, body.ended_at.0);
     // A session only names its course: the terms of the day are the completion's to take.
-    let (_, course) = registered_course(ledger, member_id, &body.course_id).await?;
+    let (_, course) = registered_course(ledger, member_id, &body.course_id, false).await?;
     let command = MemberCommand::RecordStudySession(RecordStudySession {
         session_id,
         course,
@@ -155,7 +161,7 @@ async fn record_completion(
 ) -> Result<Created<CompletionRecorded>, ApiError> {
     let ledger = state.ledger();
     let (completion_id, completed_at) = (body.completion_id, body.completed_at.0);
-    let (course, _) = registered_course(ledger, member_id, &body.course_id).await?;
+    let (course, _) = registered_course(ledger, member_id, &body.course_id, true).await?;
     let course = match course.terms_on(local_date(completed_at, ledger.tz())) {
         Ok(terms) => terms,
         // A resend of a completion recorded before the course was retired answers as the

@@ -36,7 +36,7 @@ use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
 use studyledger_projections::counters::{contributions, Deltas};
 use studyledger_projections::fold::MemberFold;
 use studyledger_projections::sql::members::MemberRows;
-use studyledger_projections::sql::orgs::upsert_organisation;
+use studyledger_projections::sql::orgs::OrgChange;
 use studyledger_projections::sql::replays::{self, ReplayChange};
 use studyledger_projections::sql::{counters, rebuild};
 use tokio::sync::mpsc;
@@ -266,8 +266,10 @@ async fn prepare_tables(
             continue;
         }
         match serde_json::from_str::<OrganisationEvent>(&event.payload) {
-            Ok(OrganisationEvent::OrganisationRegistered(record)) => {
-                upsert_organisation(writer, &record).await?;
+            Ok(org_event) => {
+                OrgChange::of(&event.aggregate_id, org_event)
+                    .write(writer)
+                    .await?;
             }
             Err(error) => unreadable.push(event.skip(Organisation::TYPE, &error)),
         }

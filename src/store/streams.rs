@@ -136,6 +136,21 @@ pub async fn course_ids_after(
     .await
 }
 
+/// One organisation's events: (sequence, payload, recorded at), in order.
+pub async fn organisation_stream(
+    pool: &PgPool,
+    org_id: &str,
+) -> Result<Vec<(i64, String, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sequence, payload::text, recorded_at FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+    )
+    .bind(Organisation::TYPE)
+    .bind(org_id)
+    .fetch_all(pool)
+    .await
+}
+
 /// Whether any member is enrolled.
 pub async fn has_members(pool: &PgPool) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1)")

@@ -52,6 +52,12 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
         "/v1/orgs/{org_id}/appeals",
         &["org_admin", "auditor", "admin"],
     ),
+    ("POST", "/v1/orgs/{org_id}/renames", &["admin"]),
+    (
+        "GET",
+        "/v1/orgs/{org_id}/names",
+        &["org_admin", "auditor", "admin"],
+    ),
     ("POST", "/v1/courses", &["admin"]),
     ("POST", "/v1/courses/{course_id}/activities", &["admin"]),
     ("POST", "/v1/courses/{course_id}/terms", &["admin"]),
@@ -360,6 +366,9 @@ impl World {
                 "enforce_min_study_time": true}),
             "/v1/courses/{course_id}/activities" => {
                 json!({"activity_id": format!("https://courses.example/ethics/{n}")})
+            }
+            "/v1/orgs/{org_id}/renames" => {
+                json!({"rename_id": id, "name": format!("组{n}")})
             }
             "/v1/courses/{course_id}/terms" => json!({"effective_from": "2990-01-01",
                 "title": "伦理", "category": "elective", "credit_hours": 2}),

@@ -18,6 +18,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod import;
+mod org_changes;
 mod orgs;
 mod outage;
 mod plans;

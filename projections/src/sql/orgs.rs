@@ -2,7 +2,34 @@
 //! subtree is one indexed lookup (`path @> ARRAY[org]`).
 
 use sqlx::{PgConnection, PgExecutor};
-use studyledger_aggregates::organisation::OrganisationRecord;
+use studyledger_aggregates::organisation::{OrganisationEvent, OrganisationRecord};
+
+/// What an organisation's event changes in the tree.
+pub enum OrgChange {
+    Registered(OrganisationRecord),
+    /// (organisation, its new name).
+    Renamed(String, String),
+}
+
+impl OrgChange {
+    /// The change an organisation's event makes in the views.
+    pub fn of(org_id: &str, event: OrganisationEvent) -> OrgChange {
+        match event {
+            OrganisationEvent::OrganisationRegistered(record) => OrgChange::Registered(record),
+            OrganisationEvent::OrganisationRenamed(rename) => {
+                OrgChange::Renamed(org_id.to_owned(), rename.name.into_string())
+            }
+        }
+    }
+
+    /// Writes it into the tree.
+    pub async fn write(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        match self {
+            OrgChange::Registered(record) => upsert_organisation(connection, record).await,
+            OrgChange::Renamed(org_id, name) => rename_organisation(connection, org_id, name).await,
+        }
+    }
+}
 
 /// Adds a node under its parent (already there: parents register first).
 pub async fn upsert_organisation(
@@ -21,6 +48,25 @@ pub async fn upsert_organisation(
     .bind(record.org_id.as_str())
     .bind(record.name.as_str())
     .bind(record.parent_id.as_ref().map(|p| p.as_str()))
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Gives a node its new name (roll-ups and lists show the name of today; the organisation's
+/// events keep each name with when it was given).
+pub async fn rename_organisation(
+    connection: &mut PgConnection,
+    org_id: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "UPDATE ",
+        table!(org),
+        " SET name = $2 WHERE org_id = $1"
+    ))
+    .bind(org_id)
+    .bind(name)
     .execute(connection)
     .await?;
     Ok(())

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 use studyledger_aggregates::member::{Member, MemberEvent};
-use studyledger_aggregates::organisation::{Organisation, OrganisationEvent, OrganisationRecord};
+use studyledger_aggregates::organisation::{Organisation, OrganisationEvent};
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_projections::fold::MemberFold;
 use studyledger_projections::sql::members::replace_members;
+use studyledger_projections::sql::orgs::OrgChange;
 
 use crate::ledger::Ledger;
 use crate::store::commit_order::{Committed, CommittedEvent};
@@ -64,8 +65,8 @@ fn read(event: &CommittedEvent) -> Read {
 
 /// A batch sorted by what its events change.
 pub(super) struct Sorted<'a> {
-    /// Organisations registered, in commit order (parents before children).
-    pub organisations: Vec<OrganisationRecord>,
+    /// Organisations' changes, in commit order (parents registered before children).
+    pub organisations: Vec<OrgChange>,
     /// Member events per member, in sequence order (commit order is sequence order within
     /// one stream: an append is decided on the committed state before it).
     pub members: BTreeMap<&'a str, Vec<MemberStep>>,
@@ -85,8 +86,9 @@ impl<'a> Sorted<'a> {
         };
         for (event, read) in batch.iter().zip(reads) {
             match read {
-                Read::Organisation(Ok(OrganisationEvent::OrganisationRegistered(record))) => {
-                    sorted.organisations.push(record);
+                Read::Organisation(Ok(org_event)) => {
+                    let change = OrgChange::of(&event.aggregate_id, org_event);
+                    sorted.organisations.push(change);
                 }
                 Read::Organisation(Err(error)) => sorted.unreadable.push(skip(event, &error)),
                 Read::Member(read) => sorted.add_member_event(event, read),

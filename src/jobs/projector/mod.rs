@@ -352,8 +352,8 @@ impl Projector {
         skips: &SkipMap,
     ) -> Result<Vec<Skip>, ProjectorError> {
         let mut sorted = batch::Sorted::of(batch, reads);
-        for record in &sorted.organisations {
-            studyledger_projections::sql::orgs::upsert_organisation(&mut *tx, record).await?;
+        for change in &sorted.organisations {
+            change.write(&mut *tx).await?;
         }
         if sorted.members.is_empty() {
             return Ok(sorted.unreadable);
