@@ -417,8 +417,10 @@ impl Ledger {
         Ok((context.aggregate, context.sequence))
     }
 
-    /// The aggregate from the cache when it is there, else from the database. Only for
-    /// aggregates that never change once created (courses, organisations, activity links).
+    /// The aggregate from the cache when it is there, else from the database. Only for what
+    /// never changes once recorded: an activity's link, whether a course or organisation is
+    /// registered and an organisation's parent (a course's terms and an organisation's name do
+    /// change: read those with [`Ledger::read`]).
     pub async fn read_immutable<A: Stored>(&self, aggregate_id: &str) -> Result<A, StoreError> {
         let store = A::store(self);
         if let Some(aggregate) = store.peek_cached(aggregate_id) {
@@ -449,8 +451,8 @@ impl Ledger {
     }
 
     /// Whether `org_id` is `ancestor` or lies below it in the organisation tree (an unknown
-    /// organisation lies nowhere). Organisations never change once registered, so their
-    /// records come from the cache when they can.
+    /// organisation lies nowhere). An organisation's parent never changes once registered, so
+    /// their records come from the cache when they can.
     pub async fn organisation_within(
         &self,
         org_id: &OrgId,
