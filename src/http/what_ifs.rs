@@ -26,6 +26,7 @@ use crate::http::extract::{self, page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::jobs::what_if;
+use crate::store::lock;
 use crate::store::what_ifs::{self, WhatIf};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,7 +56,8 @@ pub struct Started {
 }
 
 /// `POST /v1/what-ifs`: judge every member under a proposed ruleset; 202 and `Location`. The
-/// proposal must be one the rule book would publish now, from a quarter that has begun.
+/// proposal must be one the rule book would publish now, from a quarter that has begun. One
+/// what-if runs at a time (409 meanwhile); one its service left `running` is marked failed.
 #[utoipa::path(post, path = "/v1/what-ifs", operation_id = "start_what_if", tag = "rules",
     request_body = Proposal,
     responses((status = 202, body = Started), doc::CatalogRefusals),
@@ -94,11 +96,21 @@ async fn start(
     }
     book.decide(&RuleBookCommand::Publish(proposed.clone()))
         .map_err(|rejection| ApiError::rejected(&rejection))?;
+    // One what-if at a time, across instances: its lock is held by a connection of its own
+    // for as long as it runs (and let go if the process dies).
+    let mut lock = ledger.pool().acquire().await?.detach();
+    if !lock::try_lock(&mut lock, lock::WHAT_IF).await? {
+        return Err(ApiError::Conflict(
+            "a what-if is running: one runs at a time; ask again once it has ended".to_owned(),
+        ));
+    }
+    what_ifs::mark_interrupted(&mut lock).await?;
     let what_if_id = Uuid::new_v4();
     what_ifs::start(ledger.pool(), what_if_id, &record, &caller.principal.name).await?;
     tokio::spawn(async move {
-        // The outcome is recorded in the what-if's row.
+        // The outcome is recorded in the what-if's row; the lock goes with the connection.
         let _ = what_if::run(ledger, what_if_id, proposed).await;
+        drop(lock);
     });
     Ok(Accepted {
         answer: Started {

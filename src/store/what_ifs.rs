@@ -1,7 +1,7 @@
 //! What-ifs' records and results (migration 0019): nothing here is read by the ledger's views.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// How long a what-if's results are kept.
@@ -38,6 +38,20 @@ pub async fn sweep(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM what_ifs WHERE expires_at < now()")
         .execute(pool)
         .await?;
+    Ok(done.rows_affected())
+}
+
+/// Marks the what-ifs still `running` as failed: called by whoever holds the what-if lock, so
+/// none of them is running — their service stopped before they ended.
+pub async fn mark_interrupted(connection: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE what_ifs
+            SET status = 'failed', finished_at = now(),
+                error = 'interrupted: the service running it stopped before it ended'
+          WHERE status = 'running'",
+    )
+    .execute(connection)
+    .await?;
     Ok(done.rows_affected())
 }
 

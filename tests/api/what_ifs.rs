@@ -156,3 +156,52 @@ async fn a_proposal_the_api_cannot_judge_is_refused_and_records_nothing() {
     let (status, _) = app.get(&format!("/v1/what-ifs/{}", Uuid::new_v4())).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn one_what_if_runs_at_a_time_and_one_its_service_left_running_is_marked_failed() {
+    use sqlx::{Connection, PgConnection};
+    let app = TestApp::spawn().await;
+    studied_member(&app).await;
+    // A what-if whose service died while it ran: its row says running, nobody holds the lock.
+    let orphan = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO what_ifs (what_if_id, proposed, status, requested_by, expires_at)
+         VALUES ($1, '{}', 'running', 'gone', now() + interval '1 day')",
+    )
+    .bind(orphan)
+    .execute(&app.pool)
+    .await
+    .expect("a what-if left running");
+    // Another instance's what-if runs: it holds the lock.
+    let mut other = PgConnection::connect_with(&app.database.options)
+        .await
+        .expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(studyledger::store::lock::WHAT_IF)
+        .execute(&mut other)
+        .await
+        .expect("lock");
+    let (status, answer) = app.post("/v1/what-ifs", &proposal()).await;
+    assert_eq!(status, 409, "{answer}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM what_ifs")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 1, "nothing recorded");
+    other.close().await.expect("close");
+
+    let (status, started) = app.post("/v1/what-ifs", &proposal()).await;
+    assert_eq!(status, 202, "{started}");
+    let done = finished(&app, started["what_if_id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (status, left) = app.get(&format!("/v1/what-ifs/{orphan}")).await;
+    assert_eq!(status, 200, "{left}");
+    assert_eq!(left["status"], "failed", "{left}");
+    assert!(
+        left["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{left}"
+    );
+}
