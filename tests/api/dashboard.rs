@@ -178,6 +178,30 @@ async fn a_session_opens_with_a_token_and_ends_at_sign_out_or_with_its_token() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    // Over plain HTTP no cookie is `Secure` (a browser would drop it); behind a TLS proxy
+    // every one is.
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    for (header, value) in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=10.0.0.1;proto=https"),
+    ] {
+        let over_https = reqwest::Client::new()
+            .get(format!("{}/", app.address))
+            .header(header, value)
+            .send()
+            .await
+            .expect("request");
+        let set: Vec<&str> = over_https
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().expect("text"))
+            .collect();
+        assert!(
+            !set.is_empty() && set.iter().all(|c| c.ends_with("; Secure")),
+            "{header}: {set:?}"
+        );
+    }
     let own = browser.get(&format!("/members/{member}")).await;
     assert_eq!(own.status, 200);
     assert!(own.body.contains("林晓") && own.body.contains("M-1"));

@@ -54,5 +54,6 @@ pub fn router(app: AppState, api: Router) -> Router {
             "/what-ifs/{what_if_id}/changes.csv",
             get(what_ifs::changes_csv),
         )
+        .layer(axum::middleware::from_fn(cookies::secure_over_https))
         .with_state(Dash { app, api: Api(api) })
 }
