@@ -283,19 +283,16 @@ async fn list(
     let after = query.cursor.as_ref().map(CourseId::as_str);
     let ids = streams::course_ids_after(ledger.pool(), after, limit + 1).await?;
     let today = today(&state);
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut courses = Vec::with_capacity(ids.len());
-    for id in ids
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-    {
+    for id in ids.iter().take(page) {
         let (course, _) = ledger.read::<Course>(id).await?;
         courses.extend(CourseEntry::of(&course).map(|entry| entry.titled_on(today)));
     }
-    let next_cursor = if ids.len() > courses.len() {
-        courses.last().map(|c| c.course_id.clone())
-    } else {
-        None
-    };
+    // More ids than the page: the next page starts after its last course.
+    let next_cursor = (ids.len() > page)
+        .then(|| courses.last().map(|c| c.course_id.clone()))
+        .flatten();
     Ok(Json(CoursesPage {
         courses,
         next_cursor,

@@ -20,10 +20,13 @@ fn scripts() -> PathBuf {
 
 /// `pg_dump --format=custom` of the database at `url` into `file`.
 fn dump(url: &str, file: &Path) {
-    let pg_dump = ["/usr/lib/postgresql/15/bin/pg_dump", "pg_dump"]
-        .into_iter()
-        .find(|p| !p.starts_with('/') || Path::new(p).exists())
-        .unwrap_or("pg_dump");
+    // Debian keeps the server's own pg_dump off PATH.
+    let debian = "/usr/lib/postgresql/15/bin/pg_dump";
+    let pg_dump = if Path::new(debian).exists() {
+        debian
+    } else {
+        "pg_dump"
+    };
     let output = Command::new(pg_dump)
         .args(["--format=custom", "--file"])
         .arg(file)

@@ -678,18 +678,30 @@ pub const WITH_PLACE: &str = concat!(
       LIMIT $5"
 );
 
+/// The members who belong to `ancestor`'s subtree (`$1`) on day `$2`, each with their member
+/// row's enrolment and rules version (`m`): the placements' keyset range the probed lists
+/// continue with their own conditions and order.
+macro_rules! placed_members {
+    () => {
+        concat!(
+            "SELECT p.member_id FROM ",
+            table!(member_placement),
+            " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
+            table!(member),
+            " WHERE member_id = p.member_id LIMIT 1) m
+              WHERE p.ancestor = $1 AND p.effective_on <= $2
+                AND (p.until IS NULL OR p.until > $2)"
+        )
+    };
+}
+
 /// The next members after `$4` (at most `$5`) who belong to `ancestor`'s subtree on `$2`, have
 /// figures for quarter `$3` (a quarter row, or enrolled in it: `$6` is its first day) and hold
 /// no place in its lists: the compliant members, but for those who move later in the current
 /// quarter. The placements' keyset range, each member probed by key.
 pub const WITHOUT_PLACE: &str = concat!(
-    "SELECT p.member_id FROM ",
-    table!(member_placement),
-    " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
-    table!(member),
-    " WHERE member_id = p.member_id LIMIT 1) m
-      WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
-        AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
+    placed_members!(),
+    " AND p.member_id > COALESCE($4::uuid, '00000000-0000-0000-0000-000000000000')
         -- Scalar subqueries, probed by key for each member (see WITHOUT_FIGURES); the member
         -- row too (see `page_rows!`: as a join, it was merged from the ledger's first member).
         AND (m.enrolled_on >= $6 OR COALESCE((SELECT true FROM ",
@@ -708,13 +720,8 @@ pub const WITHOUT_PLACE: &str = concat!(
 macro_rules! without_figures {
     ($cmp:literal, $from:literal, $order:literal) => {
         concat!(
-            "SELECT p.member_id FROM ",
-            table!(member_placement),
-            " p CROSS JOIN LATERAL (SELECT enrolled_on, rules_version FROM ",
-            table!(member),
-            " WHERE member_id = p.member_id LIMIT 1) m
-              WHERE p.ancestor = $1 AND p.effective_on <= $2 AND (p.until IS NULL OR p.until > $2)
-                AND p.member_id ",
+            placed_members!(),
+            " AND p.member_id ",
             $cmp,
             " COALESCE($4::uuid, '",
             $from,
