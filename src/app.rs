@@ -23,7 +23,7 @@ use crate::config::{
 };
 use crate::http::server::{self, Timeouts};
 use crate::http::{in_flight, Access};
-use crate::jobs::demo::{self, DemoPlan};
+use crate::jobs::demo::{self, DemoPlan, Leavers};
 use crate::jobs::import::rows::Format;
 use crate::jobs::import::{self, Importer};
 use crate::jobs::progress::Progress;
@@ -225,6 +225,11 @@ pub async fn demo_data(args: DemoArgs) -> Result<(), JobError> {
     let plan = DemoPlan {
         members: args.members,
         concurrency: args.concurrency.max(1),
+        leavers: match args.leavers.as_str() {
+            "stay" => Leavers::Stay,
+            "none" => Leavers::None,
+            _ => Leavers::Leave,
+        },
         ..DemoPlan::default()
     };
     demo::load(app.ledger(), &plan).await

@@ -231,6 +231,11 @@ pub struct DemoArgs {
     /// Commands in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// What becomes of the members who stop studying (one in twenty-five): `leave` records
+    /// their departure (rule 12), `stay` records nothing (non-compliant from then on), `none`
+    /// has nobody stop.
+    #[arg(long, default_value = "leave", value_parser = ["leave", "stay", "none"])]
+    pub leavers: String,
 }
 
 #[derive(Debug, Clone, Args)]

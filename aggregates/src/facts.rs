@@ -70,6 +70,24 @@ pub struct Withdrawal {
     pub sequence: usize,
 }
 
+/// Rule 12: the member left on a local date (the first day away).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    pub departure_id: Uuid,
+    pub left_on: NaiveDate,
+    pub reason: Reason,
+    pub sequence: usize,
+}
+
+/// Rule 12: the member came back on a local date, to an organisation (rule 7 from that day).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejoining {
+    pub rejoining_id: Uuid,
+    pub rejoined_on: NaiveDate,
+    pub org_id: OrgId,
+    pub sequence: usize,
+}
+
 /// A move to another organisation from a local date on (rule 7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {

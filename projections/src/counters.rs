@@ -29,6 +29,7 @@ use studyledger_aggregates::rules::credit::QuarterTotals;
 use studyledger_aggregates::rules::eligibility::judge_quarter;
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::rules::status::QuarterStatus;
+use studyledger_aggregates::rules::tenure::Tenure;
 use studyledger_aggregates::values::{Hours, Quarter};
 
 use crate::fold::{quarter_compliance, quarter_shortfall};
@@ -38,9 +39,11 @@ use crate::rollup::RollUp;
 /// it (both from the same rows, so that the difference of the two is exact).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
-    pub enrolled_on: NaiveDate,
+    /// The enrolment and the periods away (rule 12).
+    pub tenure: Tenure,
     /// Where the member belongs from a day on, as (day, sequence, organisation), sorted: the
-    /// enrolment, then each transfer (rule 7: on one day, the later sequence wins).
+    /// enrolment, then each transfer and rejoining (rule 7: on one day, the later sequence
+    /// wins). The periods away cut them (see [`stays`]).
     pub placements: Vec<(NaiveDate, i64, String)>,
     pub rules_version: u32,
     /// The quarters with any credit or study, with their totals.
@@ -102,9 +105,10 @@ pub fn known(rulesets: &[Ruleset], rules_version: u32) -> &[Ruleset] {
     &rulesets[..rulesets.partition_point(|r| r.version <= rules_version)]
 }
 
-/// Where the member belongs on `day` (rule 7); `None` before the enrolment.
+/// Where the member belongs on `day` (rule 7); `None` before the enrolment and while away
+/// (rule 12).
 pub fn placement_on(standing: &Standing, day: NaiveDate) -> Option<&str> {
-    if day < standing.enrolled_on {
+    if day < standing.tenure.enrolled_on || standing.tenure.away_on(day) {
         return None;
     }
     standing
@@ -119,12 +123,16 @@ pub fn placement_on(standing: &Standing, day: NaiveDate) -> Option<&str> {
 pub fn quarter_counts(
     quarter: Quarter,
     totals: QuarterTotals,
-    enrolled_on: NaiveDate,
+    tenure: &Tenure,
     known: &[Ruleset],
 ) -> Counts {
     // Judged as if the quarter had ended: in progress and non-compliant share a bucket.
     let after = quarter.last_day() + Days::new(1);
-    let status = judge_quarter(quarter, totals, enrolled_on, known, after).status;
+    let status = judge_quarter(quarter, totals, tenure, known, after).status;
+    if status == QuarterStatus::Left {
+        // Not counted at all (rule 12); such a member is never placed on the last day.
+        return Counts::default();
+    }
     let mut counts = Counts {
         counted: 1,
         hundredths: totals.required.plus(totals.elective).hundredths(),
@@ -134,6 +142,7 @@ pub fn quarter_counts(
         QuarterStatus::Compliant => counts.compliant = 1,
         QuarterStatus::Exempt => counts.exempt = 1,
         QuarterStatus::NonCompliant | QuarterStatus::InProgress => counts.not_met = 1,
+        QuarterStatus::Left => {}
     }
     counts
 }
@@ -145,14 +154,14 @@ pub fn contributions(standing: &Standing, rulesets: &[Ruleset]) -> BTreeMap<Key,
     let mut add = |org: &str, quarter: Quarter, counts: Counts| {
         *parts.entry((org.to_owned(), quarter, v)).or_default() += counts;
     };
-    for (i, (from, _, org)) in standing.placements.iter().enumerate() {
+    for stay in stays(standing) {
         let joined = Counts {
             member_delta: 1,
             ..Counts::default()
         };
-        add(org, Quarter::of_date(*from), joined);
-        if let Some((until, _, _)) = standing.placements.get(i + 1) {
-            add(org, Quarter::of_date(*until), -joined);
+        add(stay.org, Quarter::of_date(stay.from), joined);
+        if let Some(until) = stay.until {
+            add(stay.org, Quarter::of_date(until), -joined);
         }
     }
     for (org, quarter, counts) in figures(standing, rulesets) {
@@ -162,6 +171,56 @@ pub fn contributions(standing: &Standing, rulesets: &[Ruleset]) -> BTreeMap<Key,
     parts
 }
 
+/// A stretch of days a member belongs to one organisation: from `from` until the day before
+/// `until` (for good while `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stay<'a> {
+    pub from: NaiveDate,
+    pub sequence: i64,
+    pub until: Option<NaiveDate>,
+    pub org: &'a str,
+}
+
+/// The member's placements cut by their periods away (rule 12): each placement runs until
+/// the next one, less the days away. The placements' view holds one row per stay, so the lists
+/// of a subtree's members on a day leave out those away that day.
+pub fn stays(standing: &Standing) -> Vec<Stay<'_>> {
+    let mut stays = Vec::new();
+    for (i, (from, sequence, org)) in standing.placements.iter().enumerate() {
+        let end = standing.placements.get(i + 1).map(|next| next.0);
+        let mut start = Some(*from);
+        for away in &standing.tenure.away {
+            let Some(begin) = start else { break };
+            if end.is_some_and(|end| away.left_on >= end) {
+                break;
+            }
+            if away.rejoined_on.is_some_and(|back| back <= begin) {
+                continue;
+            }
+            if away.left_on > begin {
+                stays.push(Stay {
+                    from: begin,
+                    sequence: *sequence,
+                    until: Some(away.left_on),
+                    org,
+                });
+            }
+            start = away
+                .rejoined_on
+                .filter(|back| end.is_none_or(|end| *back < end));
+        }
+        if let Some(begin) = start {
+            stays.push(Stay {
+                from: begin,
+                sequence: *sequence,
+                until: end,
+                org,
+            });
+        }
+    }
+    stays
+}
+
 /// The member's figures of each quarter that has any (credit, study, or the enrolment
 /// quarter), with the organisation they are counted in: where they belong on its last day.
 fn figures<'a>(
@@ -169,7 +228,7 @@ fn figures<'a>(
     rulesets: &'a [Ruleset],
 ) -> impl Iterator<Item = (&'a str, Quarter, Counts)> + 'a {
     let known = known(rulesets, standing.rules_version);
-    let enrolment_quarter = Quarter::of_date(standing.enrolled_on);
+    let enrolment_quarter = Quarter::of_date(standing.tenure.enrolled_on);
     let mut seen = BTreeSet::new();
     standing
         .quarters
@@ -180,7 +239,7 @@ fn figures<'a>(
         .filter_map(move |quarter| {
             let org = placement_on(standing, quarter.last_day())?;
             let totals = standing.quarters.get(&quarter).copied().unwrap_or_default();
-            let counts = quarter_counts(quarter, totals, standing.enrolled_on, known);
+            let counts = quarter_counts(quarter, totals, &standing.tenure, known);
             Some((org, quarter, counts))
         })
 }
@@ -207,7 +266,9 @@ impl Bucket {
     pub fn of(status: QuarterStatus) -> Bucket {
         match status {
             QuarterStatus::Compliant => Bucket::Compliant,
-            QuarterStatus::Exempt => Bucket::Exempt,
+            // Nobody away on the counting day is placed anywhere (rule 12): a read never
+            // asks for their bucket; judged like exempt, as rule 8 judges them.
+            QuarterStatus::Exempt | QuarterStatus::Left => Bucket::Exempt,
             QuarterStatus::NonCompliant | QuarterStatus::InProgress => Bucket::NotMet,
         }
     }
@@ -228,7 +289,7 @@ impl Bucket {
         let counts = quarter_counts(
             quarter,
             QuarterTotals::default(),
-            quarter.first_day(),
+            &Tenure::since(quarter.first_day()),
             known,
         );
         Bucket::of_counts(&counts)
@@ -248,7 +309,7 @@ pub fn places(standing: &Standing, rulesets: &[Ruleset]) -> BTreeSet<Place> {
             let shortfall = match bucket {
                 Bucket::NotMet => {
                     let totals = standing.quarters.get(&quarter).copied().unwrap_or_default();
-                    quarter_shortfall(quarter, totals, standing.enrolled_on, known)
+                    quarter_shortfall(quarter, totals, &standing.tenure, known)
                 }
                 Bucket::Compliant | Bucket::Exempt => Hours::ZERO,
             };
@@ -263,7 +324,7 @@ pub fn blank_shortfall(quarter: Quarter, rulesets: &[Ruleset], rules_version: u3
     quarter_shortfall(
         quarter,
         QuarterTotals::default(),
-        quarter.first_day(),
+        &Tenure::since(quarter.first_day()),
         known,
     )
 }
@@ -326,22 +387,18 @@ pub fn rollup(
         let known = known(rulesets, group.rules_version);
         // Judged on zero totals, enrolled before the quarter: a member without figures. Its
         // staleness is that of every member of the group.
+        let always = Tenure::since(quarter.first_day());
         let blank = quarter_compliance(
             quarter,
             QuarterTotals::default(),
             0,
-            quarter.first_day(),
+            &always,
             rulesets,
             Some(group.rules_version),
             today,
         );
         let without = group.members - group.figures.counted;
-        let mut blank_counts = quarter_counts(
-            quarter,
-            QuarterTotals::default(),
-            quarter.first_day(),
-            known,
-        );
+        let mut blank_counts = quarter_counts(quarter, QuarterTotals::default(), &always, known);
         blank_counts = scale(blank_counts, without);
         let mut all = group.figures;
         all += blank_counts;
@@ -407,13 +464,13 @@ impl Correction<'_> {
         let figures = match standing.quarters.get(&quarter) {
             Some(totals) => Some(*totals),
             // The enrolment quarter has figures even without credit.
-            None if Quarter::of_date(standing.enrolled_on) == quarter => {
+            None if Quarter::of_date(standing.tenure.enrolled_on) == quarter => {
                 Some(QuarterTotals::default())
             }
             None => None,
         };
         let known = known(self.rulesets, standing.rules_version);
-        let part = figures.map(|t| quarter_counts(quarter, t, standing.enrolled_on, known));
+        let part = figures.map(|t| quarter_counts(quarter, t, &standing.tenure, known));
         let sign = if belongs_today { 1 } else { -1 };
         let group = match sums
             .iter_mut()
@@ -441,6 +498,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use studyledger_aggregates::rules::membership::counting_day;
+    use studyledger_aggregates::rules::tenure::Away;
 
     const ORGS: [&str; 3] = ["a", "b", "c"];
 
@@ -461,17 +519,18 @@ mod tests {
         vec![Ruleset::version_1(), second, third]
     }
 
-    /// A member: enrolled on a day of 2018, moving between three organisations, with credit in
-    /// some quarters, folded under some rules version.
+    /// A member: enrolled on a day of 2018, moving between three organisations, perhaps
+    /// leaving after the last move and coming back (rule 12), with credit in some quarters,
+    /// folded under some rules version.
     fn standing() -> impl Strategy<Value = Standing> {
         (
-            0u32..365,
-            0usize..3,
+            (0u32..365, 0usize..3),
             prop::collection::vec((0u32..120, 0usize..3), 0..3),
+            prop::option::of((1u32..120, prop::option::of((1u32..120, 0usize..3)))),
             prop::collection::btree_map(0u8..4, (0i64..1200, 0i64..500), 0..4),
             1u32..4,
         )
-            .prop_map(|(enrolled, org, moves, credit, rules_version)| {
+            .prop_map(|((enrolled, org), moves, absence, credit, rules_version)| {
                 let enrolled_on = day(enrolled);
                 let mut placements = vec![(enrolled_on, 1, ORGS[org].to_owned())];
                 for (i, (after, to)) in moves.into_iter().enumerate() {
@@ -483,7 +542,21 @@ mod tests {
                     ));
                 }
                 placements.sort();
-                let quarters = credit
+                let mut tenure = Tenure::since(enrolled_on);
+                let last_move = placements.last().map_or(enrolled_on, |p| p.0);
+                if let Some((gone, back)) = absence {
+                    let left_on = last_move + Days::new(u64::from(gone));
+                    let rejoined_on = back.map(|(after, to)| {
+                        let on = left_on + Days::new(u64::from(after));
+                        placements.push((on, 9, ORGS[to].to_owned()));
+                        on
+                    });
+                    tenure.away.push(Away {
+                        left_on,
+                        rejoined_on,
+                    });
+                }
+                let mut quarters: BTreeMap<Quarter, QuarterTotals> = credit
                     .into_iter()
                     .map(|(q, (required, elective))| {
                         let quarter = Quarter::new(2018, q + 1).expect("quarter");
@@ -495,13 +568,44 @@ mod tests {
                     })
                     .filter(|(q, _)| q.last_day() >= enrolled_on)
                     .collect();
+                // As the fold keeps them: a row for each quarter of a rejoining.
+                for quarter in tenure.rejoining_quarters() {
+                    quarters.entry(quarter).or_default();
+                }
                 Standing {
-                    enrolled_on,
+                    tenure,
                     placements,
                     rules_version,
                     quarters,
                 }
             })
+    }
+
+    /// The member as the ledger can know them on `today`: departures and rejoinings are never
+    /// dated ahead, so those after `today` are not recorded yet.
+    fn known_on(member: &Standing, today: NaiveDate) -> Standing {
+        let mut known = member.clone();
+        known.tenure.away.retain(|a| a.left_on <= today);
+        for away in &mut known.tenure.away {
+            if away.rejoined_on.is_some_and(|back| back > today) {
+                away.rejoined_on = None;
+                known.placements.retain(|p| p.1 != 9);
+            }
+        }
+        if known.tenure.away.is_empty() {
+            known.placements.retain(|p| p.1 != 9);
+        }
+        let rejoined: Vec<Quarter> = member
+            .tenure
+            .rejoining_quarters()
+            .filter(|q| !known.tenure.rejoining_quarters().any(|k| k == *q))
+            .collect();
+        for quarter in rejoined {
+            if known.quarters.get(&quarter) == Some(&QuarterTotals::default()) {
+                known.quarters.remove(&quarter);
+            }
+        }
+        known
     }
 
     /// The roll-up as a request used to compute it: every member counted where they belong on
@@ -519,7 +623,7 @@ mod tests {
                 quarter,
                 totals,
                 0,
-                member.enrolled_on,
+                &member.tenure,
                 &rulesets,
                 Some(member.rules_version),
                 today,
@@ -587,6 +691,7 @@ mod tests {
         ) {
             let quarter = Quarter::new(2018, q + 1).expect("quarter");
             let today = day(today);
+            let members: Vec<Standing> = members.iter().map(|m| known_on(m, today)).collect();
             prop_assert_eq!(
                 from_counters(&members, ORGS[org], quarter, today),
                 recomputed(&members, ORGS[org], quarter, today)
@@ -608,7 +713,7 @@ mod tests {
                     quarter,
                     totals,
                     0,
-                    member.enrolled_on,
+                    &member.tenure,
                     &rulesets,
                     Some(member.rules_version),
                     quarter.last_day() + Days::new(1),
@@ -643,7 +748,7 @@ mod tests {
     #[test]
     fn a_transfer_moves_a_member_between_subtrees_from_its_quarter_on() {
         let member = Standing {
-            enrolled_on: day(10),
+            tenure: Tenure::since(day(10)),
             placements: vec![(day(10), 1, "a".to_owned()), (day(100), 3, "b".to_owned())],
             rules_version: 1,
             quarters: BTreeMap::new(),

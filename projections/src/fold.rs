@@ -11,6 +11,7 @@ use studyledger_aggregates::rules::eligibility::{judge_quarter, QuarterJudgement
 use studyledger_aggregates::rules::rulesets::{ruleset_for, Ruleset};
 use studyledger_aggregates::rules::sessions::session_minutes;
 use studyledger_aggregates::rules::status::{shortfall, QuarterStatus};
+use studyledger_aggregates::rules::tenure::Tenure;
 use studyledger_aggregates::values::{Hours, Quarter};
 
 /// A member's standing in one quarter: the judgement (status, totals, targets, ruleset
@@ -36,11 +37,11 @@ pub struct QuarterCompliance {
 pub fn quarter_shortfall(
     quarter: Quarter,
     totals: QuarterTotals,
-    enrolled_on: NaiveDate,
+    tenure: &Tenure,
     known: &[Ruleset],
 ) -> Hours {
     match ruleset_for(quarter, known) {
-        Some(ruleset) if enrolled_on <= quarter.first_day() => shortfall(&totals, ruleset),
+        Some(ruleset) if tenure.answerable_in(quarter) => shortfall(&totals, ruleset),
         _ => Hours::ZERO,
     }
 }
@@ -53,7 +54,7 @@ pub fn quarter_compliance(
     quarter: Quarter,
     totals: QuarterTotals,
     study_minutes: i64,
-    enrolled_on: NaiveDate,
+    tenure: &Tenure,
     rulesets: &[Ruleset],
     rules_version: Option<u32>,
     today: NaiveDate,
@@ -63,11 +64,11 @@ pub fn quarter_compliance(
         Some(v) => &rulesets[..rulesets.partition_point(|r| r.version <= v)],
         None => rulesets,
     };
-    let judgement = judge_quarter(quarter, totals, enrolled_on, known, today);
+    let judgement = judge_quarter(quarter, totals, tenure, known, today);
     let governing = ruleset_for(quarter, rulesets).map(|r| r.version);
     let shortfall = match judgement.status {
-        QuarterStatus::Exempt => Hours::ZERO,
-        _ => quarter_shortfall(quarter, totals, enrolled_on, known),
+        QuarterStatus::Exempt | QuarterStatus::Left => Hours::ZERO,
+        _ => quarter_shortfall(quarter, totals, tenure, known),
     };
     QuarterCompliance {
         judgement,
@@ -96,7 +97,7 @@ fn study_rule_moved_before(quarter: Quarter, before: &[Ruleset], now: &[Ruleset]
 /// Everything the per-quarter rows need, computed once per member.
 #[derive(Debug, Clone, Default)]
 pub struct MemberFold {
-    enrolled_on: Option<NaiveDate>,
+    tenure: Option<Tenure>,
     totals: BTreeMap<Quarter, QuarterTotals>,
     /// Session minutes per quarter of the session's local start date.
     minutes: BTreeMap<Quarter, i64>,
@@ -111,7 +112,7 @@ impl MemberFold {
                 .or_default() += session_minutes(session.started_at, session.ended_at);
         }
         MemberFold {
-            enrolled_on: member.enrolment().map(|e| e.enrolled_on),
+            tenure: member.tenure(),
             totals: member.quarter_totals(rulesets, tz),
             minutes,
         }
@@ -122,13 +123,22 @@ impl MemberFold {
         &self.totals
     }
 
-    /// The quarters with any credit or study, each with its totals and minutes.
+    /// Rule 12's record of the member's stays and absences; `None` when not enrolled.
+    pub fn tenure(&self) -> Option<&Tenure> {
+        self.tenure.as_ref()
+    }
+
+    /// The quarters with any credit or study, and those of rejoinings (exempt when the
+    /// rejoining falls after their first day, so never judged as a member without figures),
+    /// each with its totals and minutes.
     pub fn active_quarters(&self) -> Vec<(Quarter, QuarterTotals, i64)> {
+        let rejoined = self.tenure.iter().flat_map(Tenure::rejoining_quarters);
         let mut quarters: Vec<Quarter> = self
             .totals
             .keys()
             .chain(self.minutes.keys())
             .copied()
+            .chain(rejoined)
             .collect();
         quarters.sort_unstable();
         quarters.dedup();
@@ -165,7 +175,9 @@ impl MemberFold {
             quarter,
             self.totals.get(&quarter).copied().unwrap_or_default(),
             self.minutes.get(&quarter).copied().unwrap_or(0),
-            self.enrolled_on.unwrap_or(NaiveDate::MAX),
+            self.tenure
+                .as_ref()
+                .unwrap_or(&Tenure::since(NaiveDate::MAX)),
             rulesets,
             None,
             today,
@@ -308,7 +320,7 @@ mod tests {
         let enrolled = date(2018, 1, 1);
         let today = date(2020, 1, 1);
         let row = |q: Quarter, v: Option<u32>| {
-            quarter_compliance(q, totals, 0, enrolled, &rulesets, v, today)
+            quarter_compliance(q, totals, 0, &Tenure::since(enrolled), &rulesets, v, today)
         };
         let old = row(q3, Some(1));
         assert_eq!(old.judgement.status, QuarterStatus::Compliant);
@@ -350,7 +362,7 @@ mod tests {
                 Quarter::parse(q).expect("q"),
                 QuarterTotals::default(),
                 0,
-                date(2018, 1, 1),
+                &Tenure::since(date(2018, 1, 1)),
                 &rulesets,
                 v,
                 date(2020, 1, 1),

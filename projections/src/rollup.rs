@@ -28,15 +28,20 @@ pub struct RollUp {
 }
 
 impl RollUp {
-    /// Counts one member's judged quarter.
+    /// Counts one member's judged quarter; a quarter the member was away for counts nothing
+    /// (rule 12).
     pub fn add(&mut self, row: &QuarterCompliance) {
         let judgement = &row.judgement;
+        if judgement.status == QuarterStatus::Left {
+            return;
+        }
         self.members += 1;
         match judgement.status {
             QuarterStatus::Compliant => self.compliant += 1,
             QuarterStatus::NonCompliant => self.non_compliant += 1,
             QuarterStatus::InProgress => self.in_progress += 1,
             QuarterStatus::Exempt => self.exempt += 1,
+            QuarterStatus::Left => {}
         }
         self.stale += u64::from(row.stale);
         self.credit_hours_total = self
@@ -59,6 +64,7 @@ mod tests {
     use chrono::NaiveDate;
     use studyledger_aggregates::rules::credit::QuarterTotals;
     use studyledger_aggregates::rules::rulesets::Ruleset;
+    use studyledger_aggregates::rules::tenure::Tenure;
     use studyledger_aggregates::values::Quarter;
 
     use crate::fold::quarter_compliance;
@@ -71,7 +77,9 @@ mod tests {
                 elective: Hours::whole(elective),
             },
             0,
-            NaiveDate::from_ymd_opt(enrolled.0, enrolled.1, enrolled.2).expect("date"),
+            &Tenure::since(
+                NaiveDate::from_ymd_opt(enrolled.0, enrolled.1, enrolled.2).expect("date"),
+            ),
             &[Ruleset::version_1()],
             None,
             NaiveDate::from_ymd_opt(2019, 1, 1).expect("date"),

@@ -54,7 +54,7 @@ pub async fn reaches(
         Role::Member => Err(ApiError::Forbidden),
         Role::OrgAdmin => {
             let today = local_date(Utc::now(), state.ledger().tz());
-            within_subtree(state, caller, member.organisation_on(today)).await
+            within_subtree(state, caller, member.home_organisation(today)).await
         }
     }
 }

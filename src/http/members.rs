@@ -136,6 +136,22 @@ pub struct TransferAnswer {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct DepartureAnswer {
+    departure_id: Uuid,
+    left_on: NaiveDate,
+    reason: String,
+    sequence: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RejoiningAnswer {
+    rejoining_id: Uuid,
+    rejoined_on: NaiveDate,
+    org_id: OrgId,
+    sequence: usize,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct CreditedHours {
     required: Hours,
     elective: Hours,
@@ -162,6 +178,12 @@ pub struct Profile {
     enrolled_org_id: OrgId,
     enrolled_on: NaiveDate,
     transfers: Vec<TransferAnswer>,
+    /// Rule 12: the first day of the member's current absence, while they are away (they
+    /// count in no roll-up then; `org_id` is where they were last).
+    away_since: Option<NaiveDate>,
+    /// Every departure and rejoining, in the order recorded.
+    departures: Vec<DepartureAnswer>,
+    rejoinings: Vec<RejoiningAnswer>,
     credited_hours: CreditedHours,
     /// The evaluations the member has a determination of, in the order first determined
     /// (`GET /v1/members/{id}/eligibility/{evaluation_id}` for each).
@@ -200,7 +222,7 @@ async fn profile(
         member_no: enrolment.member_no.to_string(),
         name: enrolment.name.to_string(),
         org_id: member
-            .organisation_on(today)
+            .home_organisation(today)
             .unwrap_or(&enrolment.org_id)
             .clone(),
         enrolled_org_id: enrolment.org_id.clone(),
@@ -213,6 +235,29 @@ async fn profile(
                 to_org_id: t.to_org_id.clone(),
                 effective_on: t.effective_on,
                 sequence: t.sequence,
+            })
+            .collect(),
+        away_since: member
+            .tenure()
+            .and_then(|t| t.current_absence().map(|a| a.left_on)),
+        departures: member
+            .departures()
+            .iter()
+            .map(|d| DepartureAnswer {
+                departure_id: d.departure_id,
+                left_on: d.left_on,
+                reason: d.reason.to_string(),
+                sequence: d.sequence,
+            })
+            .collect(),
+        rejoinings: member
+            .rejoinings()
+            .iter()
+            .map(|r| RejoiningAnswer {
+                rejoining_id: r.rejoining_id,
+                rejoined_on: r.rejoined_on,
+                org_id: r.org_id.clone(),
+                sequence: r.sequence,
             })
             .collect(),
         credited_hours: fold.lifetime_totals().into(),

@@ -48,6 +48,7 @@ pub mod skipped_events;
 pub mod state;
 pub mod statement_mappings;
 pub mod study;
+pub mod tenure;
 pub mod transcript;
 pub mod verifications;
 pub mod what_ifs;
@@ -100,6 +101,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(courses::router())
         .merge(course_registry::router())
         .merge(members::router())
+        .merge(tenure::router())
         .merge(study::router())
         .merge(member_compliance::router())
         .merge(transcript::router())

@@ -29,7 +29,7 @@ use rand::{Rng, SeedableRng};
 use sqlx::postgres::PgConnectOptions;
 use studyledger_aggregates::course::{Course, CourseCommand, CourseRecord};
 use studyledger_aggregates::facts::{CourseTerms, Enrolment};
-use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySession};
+use studyledger_aggregates::member::command::{Depart, RecordCompletion, RecordStudySession};
 use studyledger_aggregates::member::{Clock, Member, MemberCommand};
 use studyledger_aggregates::organisation::{Organisation, OrganisationCommand, OrganisationRecord};
 use studyledger_aggregates::values::text::Text;
@@ -56,6 +56,20 @@ pub struct DemoPlan {
     /// second, …) rather than member by member: a member's events then lie far apart in the
     /// event table, as a year of real traffic leaves them, instead of side by side.
     pub interleaved: bool,
+    /// Members who stop studying one quarter (one in twenty-five), and whether they leave.
+    pub leavers: Leavers,
+}
+
+/// Members who stop studying, and what the ledger records of them (rule 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leavers {
+    /// Nobody stops (the read benchmark's ledger).
+    None,
+    /// They stop, and nothing says they left: non-compliant every quarter from then on, as
+    /// before rule 12.
+    Stay,
+    /// They stop, and a departure is recorded early in the next quarter.
+    Leave,
 }
 
 impl Default for DemoPlan {
@@ -68,6 +82,7 @@ impl Default for DemoPlan {
             tree: DemoTree::City,
             catalogue: Catalogue::DEMO,
             interleaved: false,
+            leavers: Leavers::Leave,
         }
     }
 }
@@ -84,6 +99,7 @@ impl DemoPlan {
             tree: DemoTree::Nation,
             catalogue: Catalogue::NATIONAL,
             interleaved: true,
+            leavers: Leavers::None,
             ..DemoPlan::default()
         }
     }
@@ -307,7 +323,13 @@ impl DemoData {
             .map(|index| {
                 let mut rng =
                     StdRng::seed_from_u64(plan.seed.wrapping_mul(1_000_003) + index as u64);
-                let member = demo_member(index, &mut rng, &quarters, &courses, &cells, tz);
+                let member = demo_member(
+                    index,
+                    &mut rng,
+                    (&quarters, &courses, &cells),
+                    plan.leavers,
+                    tz,
+                );
                 planned_hours = planned_hours.plus(member.1);
                 member.0
             })
@@ -474,9 +496,8 @@ fn demo_organisations() -> Vec<OrganisationRecord> {
 fn demo_member(
     index: usize,
     rng: &mut StdRng,
-    quarters: &[Quarter],
-    courses: &[CourseRecord],
-    cells: &[OrgId],
+    (quarters, courses, cells): (&[Quarter], &[CourseRecord], &[OrgId]),
+    leavers: Leavers,
     tz: Tz,
 ) -> (DemoMember, Hours) {
     let enrolment = demo_enrolment(index, rng, quarters, cells);
@@ -486,9 +507,27 @@ fn demo_member(
         now: Utc::now(),
         tz,
     };
+    // One in twenty-five stops studying from some quarter on (after the fourth), and may
+    // leave early in it (after its first day, so after the last session has ended): the same
+    // draws whether the departure is recorded or not.
+    let stop = (leavers != Leavers::None && rng.random_bool(0.04))
+        .then(|| rng.random_range(4..quarters.len().max(5)))
+        .and_then(|at| quarters.get(at).map(|q| (*q, rng.random_range(1..30))))
+        .filter(|(quarter, _)| quarter.first_day() > enrolment.enrolled_on);
     for quarter in quarters {
         if quarter.last_day() < enrolment.enrolled_on {
             continue;
+        }
+        if let Some((stopped, after)) = stop.filter(|(q, _)| q == quarter) {
+            if leavers == Leavers::Leave {
+                commands.push(MemberCommand::Depart(Depart {
+                    departure_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
+                    left_on: stopped.first_day() + Duration::days(after),
+                    reason: text("调离".to_owned()),
+                    clock,
+                }));
+            }
+            break;
         }
         let chosen = courses_studied(rng, *quarter, courses);
         // Distinct days inside the quarter, on or after enrolment: one course a day.
@@ -636,6 +675,7 @@ fn study_and_complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use studyledger_aggregates::values::local_date;
 
     #[test]
     fn the_demo_data_set_matches_the_origin_in_size() {
@@ -653,6 +693,56 @@ mod tests {
             again.planned_hours, data.planned_hours,
             "seeded: the same every time"
         );
+    }
+
+    #[test]
+    fn one_in_twenty_five_members_stops_studying_and_leaves_unless_told_to_stay() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).expect("date");
+        let tz = chrono_tz::Asia::Shanghai;
+        let leave = DemoData::generate(&DemoPlan::default(), tz, today);
+        let stay = DemoData::generate(
+            &DemoPlan {
+                leavers: Leavers::Stay,
+                ..DemoPlan::default()
+            },
+            tz,
+            today,
+        );
+        let departures = |data: &DemoData| {
+            data.members
+                .iter()
+                .filter(|m| {
+                    m.commands
+                        .iter()
+                        .any(|c| matches!(c, MemberCommand::Depart(_)))
+                })
+                .count()
+        };
+        let leaving = departures(&leave);
+        assert!((10..=35).contains(&leaving), "about 20 of 500, got {leaving}");
+        assert_eq!(departures(&stay), 0);
+        assert_eq!(
+            leave.planned_hours, stay.planned_hours,
+            "the same study either way"
+        );
+        for member in &leave.members {
+            let Some(MemberCommand::Depart(departure)) = member.commands.last() else {
+                continue;
+            };
+            let dated = |c: &MemberCommand| match c {
+                MemberCommand::RecordStudySession(s) => Some(local_date(s.ended_at, tz)),
+                MemberCommand::RecordCompletion(c) => Some(local_date(c.completed_at, tz)),
+                _ => None,
+            };
+            assert!(
+                member
+                    .commands
+                    .iter()
+                    .filter_map(dated)
+                    .all(|day| day < departure.left_on),
+                "nothing studied from the day they leave"
+            );
+        }
     }
 
     #[test]

@@ -81,6 +81,16 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ),
     (
         "POST",
+        "/v1/members/{member_id}/departures",
+        &["org_admin", "admin"],
+    ),
+    (
+        "POST",
+        "/v1/members/{member_id}/rejoinings",
+        &["org_admin", "admin"],
+    ),
+    (
+        "POST",
         "/v1/members/{member_id}/study-sessions",
         &["ingest", "admin"],
     ),
@@ -339,6 +349,10 @@ impl World {
                                     "name": "新", "org_id": "fz", "enrolled_on": "2018-01-01"}),
             "/v1/members/{member_id}/transfers" => json!({"transfer_id": id,
                 "to_org_id": "fz-sub", "effective_on": "2018-03-01"}),
+            "/v1/members/{member_id}/departures" => json!({"departure_id": id,
+                "left_on": "2018-06-01", "reason": "调离"}),
+            "/v1/members/{member_id}/rejoinings" => json!({"rejoining_id": id,
+                "rejoined_on": "2018-09-01", "org_id": "fz-sub"}),
             "/v1/members/{member_id}/study-sessions" => json!({"session_id": id,
                 "course_id": "ethics", "started_at": start,
                 "ended_at": start + chrono::Duration::minutes(30)}),

@@ -1,6 +1,6 @@
 //! Roll-ups from counters against a recomputation from the log: random enrolments (some dated
-//! ahead), transfers (some dated later in the current quarter), late completions, adjustments
-//! and a rule change, then every organisation of a four-level tree for every quarter — before
+//! ahead), transfers (some dated later in the current quarter), late completions, adjustments,
+//! a rule change, departures and rejoinings (rule 12), then every organisation of a four-level tree for every quarter — before
 //! and after a replay. The member lists of each subtree tally to the same figures.
 
 use std::collections::BTreeMap;
@@ -189,7 +189,68 @@ async fn random_ledger(app: &TestApp, today: NaiveDate) -> Vec<Uuid> {
             assert!(status == 201 || status == 422, "{body}");
         }
     }
+    leave_and_rejoin(app, &mut rng, &members, today).await;
     members.into_iter().map(|(m, _)| m).collect()
+}
+
+/// Rule 12: some members leave after their last move and study, half of them come back to a
+/// leaf at random later; while away, their study is refused.
+async fn leave_and_rejoin(
+    app: &TestApp,
+    rng: &mut StdRng,
+    members: &[(Uuid, NaiveDate)],
+    today: NaiveDate,
+) {
+    let ledger = app.ledger();
+    let tz = ledger.tz();
+    for (member_id, _) in members.iter().skip(2).step_by(5) {
+        let (member, _) = ledger
+            .read::<Member>(&member_id.to_string())
+            .await
+            .expect("member");
+        let studied = member
+            .completions()
+            .iter()
+            .map(|c| local_date(c.completed_at, tz))
+            .chain(member.sessions().iter().map(|s| local_date(s.ended_at, tz)));
+        let last = member
+            .placements()
+            .into_iter()
+            .map(|(day, _, _)| day)
+            .chain(studied)
+            .max()
+            .expect("enrolled");
+        if last >= today {
+            continue;
+        }
+        let left_on = (last + Days::new(rng.random_range(1..90))).min(today);
+        let base = format!("/v1/members/{member_id}");
+        ok(
+            app,
+            &format!("{base}/departures"),
+            json!({"departure_id": Uuid::new_v4(), "left_on": left_on, "reason": "离开"}),
+        )
+        .await;
+        let (status, body) = app
+            .post(
+                &format!("{base}/course-completions"),
+                &json!({"completion_id": Uuid::new_v4(), "course_id": "r8",
+                        "completed_at": format!("{left_on}T04:00:00Z")}),
+            )
+            .await;
+        assert_eq!(status, 422, "studied while away: {body}");
+        let rejoined_on = left_on + Days::new(rng.random_range(1..120));
+        if rng.random_bool(0.5) && rejoined_on <= today {
+            let org = LEAVES[rng.random_range(0..LEAVES.len())];
+            ok(
+                app,
+                &format!("{base}/rejoinings"),
+                json!({"rejoining_id": Uuid::new_v4(), "rejoined_on": rejoined_on,
+                       "org_id": org}),
+            )
+            .await;
+        }
+    }
 }
 
 /// The roll-up recomputed from the log: each member read from their stream, folded under the
@@ -226,12 +287,12 @@ async fn from_the_log(
         let version = u32::try_from(version).expect("a version");
         let fold = MemberFold::new(&member, known(&rulesets, version), ledger.tz());
         let totals = fold.totals().get(&quarter).copied().unwrap_or_default();
-        let enrolled_on = member.enrolment().expect("enrolled").enrolled_on;
+        let tenure = member.tenure().expect("enrolled");
         rollup.add(&quarter_compliance(
             quarter,
             totals,
             0,
-            enrolled_on,
+            &tenure,
             &rulesets,
             Some(version),
             today,

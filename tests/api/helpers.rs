@@ -617,16 +617,24 @@ pub async fn assert_views_match_the_log(pool: &PgPool) {
         .fetch_all(pool)
         .await
         .expect("org rows");
-        let enrolment = member.enrolment().expect("enrolled");
-        let expected: Vec<(chrono::NaiveDate, String)> =
-            std::iter::once((enrolment.enrolled_on, enrolment.org_id.to_string()))
-                .chain(
-                    member
-                        .transfers()
-                        .iter()
-                        .map(|t| (t.effective_on, t.to_org_id.to_string())),
-                )
-                .collect();
+        // The enrolment, each transfer and each rejoining, in the order recorded.
+        let mut placements = member.placements();
+        placements.sort_by_key(|(_, sequence, _)| *sequence);
+        let expected: Vec<(chrono::NaiveDate, String)> = placements
+            .into_iter()
+            .map(|(day, _, org)| (day, org.to_string()))
+            .collect();
+        let away: sqlx::types::Json<Vec<studyledger_aggregates::rules::tenure::Away>> =
+            sqlx::query_scalar("SELECT away FROM member_view WHERE member_id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .expect("member row");
+        assert_eq!(
+            away.0,
+            member.tenure().expect("enrolled").away,
+            "member {member_id}'s periods away"
+        );
         assert_eq!(orgs, expected, "member {member_id}'s organisations");
     }
     // Every stream's hash chain, as the database computed it, recomputed independently.

@@ -29,6 +29,7 @@ mod replay;
 mod rules;
 mod shutdown;
 mod store;
+mod tenure;
 mod transport;
 mod what_ifs;
 mod xapi;

@@ -2,8 +2,8 @@
 //! decides, so a stream replays to the same state whatever the rules say today.
 
 use crate::facts::{
-    Adjustment, Appeal, Completion, CourseTerms, Resolution, SetAside, StudySession, Transfer,
-    Withdrawal,
+    Adjustment, Appeal, Completion, CourseTerms, Departure, Rejoining, Resolution, SetAside,
+    StudySession, Transfer, Withdrawal,
 };
 use crate::member::event::MemberEvent;
 use crate::member::state::Member;
@@ -70,6 +70,9 @@ impl Member {
                 effective_on,
                 sequence,
             }),
+            tenure @ (MemberEvent::MemberDeparted { .. } | MemberEvent::MemberRejoined { .. }) => {
+                self.apply_tenure(tenure, sequence);
+            }
             withdrawal @ MemberEvent::FactWithdrawn { .. } => {
                 self.apply_withdrawal(withdrawal, sequence);
             }
@@ -145,7 +148,36 @@ impl Member {
             | MemberEvent::StudySessionRecorded { .. }
             | MemberEvent::CourseCompleted { .. }
             | MemberEvent::MemberTransferred { .. }
+            | MemberEvent::MemberDeparted { .. }
+            | MemberEvent::MemberRejoined { .. }
             | MemberEvent::FactWithdrawn { .. } => {}
+        }
+    }
+
+    /// Rule 12: a departure or a rejoining (they alternate, so each list is in time order).
+    fn apply_tenure(&mut self, event: MemberEvent, sequence: usize) {
+        match event {
+            MemberEvent::MemberDeparted {
+                departure_id,
+                left_on,
+                reason,
+            } => self.departures.push(Departure {
+                departure_id,
+                left_on,
+                reason,
+                sequence,
+            }),
+            MemberEvent::MemberRejoined {
+                rejoining_id,
+                rejoined_on,
+                org_id,
+            } => self.rejoinings.push(Rejoining {
+                rejoining_id,
+                rejoined_on,
+                org_id,
+                sequence,
+            }),
+            _ => {}
         }
     }
 

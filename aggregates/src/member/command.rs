@@ -23,6 +23,8 @@ pub enum MemberCommand {
     RecordStudySession(RecordStudySession),
     RecordCompletion(RecordCompletion),
     Transfer(Transfer),
+    Depart(Depart),
+    Rejoin(Rejoin),
     AdjustCredit(AdjustCredit),
     FileAppeal(FileAppeal),
     ResolveAppeal(ResolveAppeal),
@@ -69,6 +71,24 @@ pub struct Transfer {
     pub transfer_id: Uuid,
     pub to_org_id: OrgId,
     pub effective_on: NaiveDate,
+}
+
+/// Rule 12: the member leaves from a local date on (the first day away).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Depart {
+    pub departure_id: Uuid,
+    pub left_on: NaiveDate,
+    pub reason: Reason,
+    pub clock: Clock,
+}
+
+/// Rule 12: the member comes back, to an organisation known to exist (the caller checked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejoin {
+    pub rejoining_id: Uuid,
+    pub rejoined_on: NaiveDate,
+    pub org_id: OrgId,
+    pub clock: Clock,
 }
 
 /// Rule 3: an administrator's correction. `hours` is signed and not zero.

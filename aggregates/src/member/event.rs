@@ -41,6 +41,18 @@ pub enum MemberEvent {
         to_org_id: OrgId,
         effective_on: NaiveDate,
     },
+    /// Rule 12: the member left; from `left_on` on they are away.
+    MemberDeparted {
+        departure_id: Uuid,
+        left_on: NaiveDate,
+        reason: Reason,
+    },
+    /// Rule 12: the member came back to `org_id` on `rejoined_on`.
+    MemberRejoined {
+        rejoining_id: Uuid,
+        rejoined_on: NaiveDate,
+        org_id: OrgId,
+    },
     EligibilityDetermined(Determination),
     CreditAdjusted {
         adjustment_id: Uuid,
@@ -88,6 +100,8 @@ impl MemberEvent {
             MemberEvent::StudySessionRecorded { .. } => "StudySessionRecorded",
             MemberEvent::CourseCompleted { .. } => "CourseCompleted",
             MemberEvent::MemberTransferred { .. } => "MemberTransferred",
+            MemberEvent::MemberDeparted { .. } => "MemberDeparted",
+            MemberEvent::MemberRejoined { .. } => "MemberRejoined",
             MemberEvent::EligibilityDetermined(_) => "EligibilityDetermined",
             MemberEvent::CreditAdjusted { .. } => "CreditAdjusted",
             MemberEvent::AppealFiled { .. } => "AppealFiled",

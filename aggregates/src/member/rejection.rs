@@ -24,6 +24,25 @@ pub enum MemberRejection {
     TransferBeforeEnrolment,
     #[error("the member already belongs to {0} on that day")]
     TransferToSameOrganisation(OrgId),
+    #[error("a transfer cannot take effect while the member is away (rule 12: left on {0})")]
+    TransferWhileAway(chrono::NaiveDate),
+    #[error("the member has been away since {0}; record a rejoining first")]
+    AlreadyAway(chrono::NaiveDate),
+    #[error("the member is not away: there is nothing to rejoin from")]
+    NotAway,
+    #[error("{0} lies ahead of today: departures and rejoinings are recorded once they happen")]
+    DateAhead(chrono::NaiveDate),
+    #[error(
+        "left_on must fall after the member's last move (enrolment, transfer or rejoining) on {0}"
+    )]
+    DepartureBeforeLastMove(chrono::NaiveDate),
+    #[error(
+        "the member has study recorded on or after left_on ({0}); a departure starts after \
+         the member's last session or completion"
+    )]
+    StudiedAfterDeparture(Uuid),
+    #[error("rejoined_on must fall after the departure on {0}")]
+    RejoiningBeforeDeparture(chrono::NaiveDate),
     #[error("quarter {0} of the evaluation has not ended yet")]
     EvaluationNotOver(Quarter),
     #[error("an adjustment changes at least one hundredth of a class hour, at most 1000 hours")]
@@ -95,14 +114,21 @@ impl Classify for MemberRejection {
             | MemberRejection::AlreadyHeard(_)
             | MemberRejection::AppealSuperseded(_)
             | MemberRejection::RecordIncomplete(_)
-            | MemberRejection::AlreadySetAside(_) => RejectionKind::Conflict,
+            | MemberRejection::AlreadySetAside(_)
+            | MemberRejection::AlreadyAway(_)
+            | MemberRejection::NotAway
+            | MemberRejection::StudiedAfterDeparture(_) => RejectionKind::Conflict,
             MemberRejection::AdjustmentSize
             | MemberRejection::InvalidAdjustment(_)
             | MemberRejection::UnknownAppeal(_)
             | MemberRejection::InvalidSession(_)
             | MemberRejection::InvalidCompletion(_)
             | MemberRejection::TransferBeforeEnrolment
-            | MemberRejection::TransferToSameOrganisation(_) => RejectionKind::RuleViolation,
+            | MemberRejection::TransferToSameOrganisation(_)
+            | MemberRejection::TransferWhileAway(_)
+            | MemberRejection::DateAhead(_)
+            | MemberRejection::DepartureBeforeLastMove(_)
+            | MemberRejection::RejoiningBeforeDeparture(_) => RejectionKind::RuleViolation,
         }
     }
 }

@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::facts::{
-    Adjustment, Appeal, AppealStatus, Completion, Enrolment, SetAside, StudySession, Transfer,
+    Adjustment, Appeal, AppealStatus, Completion, Departure, Enrolment, Rejoining, SetAside,
+    StudySession, Transfer,
 };
 use crate::member::command::Clock;
 use crate::member::rejection::MemberRejection;
@@ -19,6 +20,8 @@ use crate::rules::credit::{credit_by_quarter, QuarterTotals};
 use crate::rules::eligibility::{judge_evaluation, Determination, QuarterJudgement};
 use crate::rules::membership::organisation_on;
 use crate::rules::rulesets::Ruleset;
+use crate::rules::sessions::TimeViolation;
+use crate::rules::tenure::{Away, Tenure};
 use crate::values::{local_date, EvaluationId, OrgId, Quarter};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +40,12 @@ pub struct Member {
     /// In the order recorded.
     #[serde(default)]
     pub(super) transfers: Vec<Transfer>,
+    /// Rule 12, in the order recorded (which is their order in time: each departure follows
+    /// the last rejoining, each rejoining the last departure).
+    #[serde(default)]
+    pub(super) departures: Vec<Departure>,
+    #[serde(default)]
+    pub(super) rejoinings: Vec<Rejoining>,
     /// In the order recorded.
     #[serde(default)]
     pub(super) determinations: Vec<Determination>,
@@ -135,9 +144,100 @@ impl Member {
         self.transfers.iter().find(|t| t.transfer_id == transfer_id)
     }
 
-    /// The organisation the member belongs to on a local date (rule 7).
+    pub fn departures(&self) -> &[Departure] {
+        &self.departures
+    }
+
+    pub fn departure(&self, departure_id: Uuid) -> Option<&Departure> {
+        self.departures
+            .iter()
+            .find(|d| d.departure_id == departure_id)
+    }
+
+    pub fn rejoinings(&self) -> &[Rejoining] {
+        &self.rejoinings
+    }
+
+    pub fn rejoining(&self, rejoining_id: Uuid) -> Option<&Rejoining> {
+        self.rejoinings
+            .iter()
+            .find(|r| r.rejoining_id == rejoining_id)
+    }
+
+    /// Rule 12: the enrolment day and the periods away; `None` when not enrolled.
+    pub fn tenure(&self) -> Option<Tenure> {
+        let enrolment = self.enrolment.as_ref()?;
+        let away = self
+            .departures
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Away {
+                left_on: d.left_on,
+                rejoined_on: self.rejoinings.get(i).map(|r| r.rejoined_on),
+            })
+            .collect();
+        Some(Tenure {
+            enrolled_on: enrolment.enrolled_on,
+            away,
+        })
+    }
+
+    /// Rule 12: a study fact from `from` to `to` must not fall on a day the member was away.
+    pub(crate) fn check_present(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<(), TimeViolation> {
+        let away = self.tenure().and_then(|t| {
+            t.away_between(local_date(from, tz), local_date(to, tz))
+                .copied()
+        });
+        match away {
+            Some(away) => Err(TimeViolation::WhileAway {
+                left_on: away.left_on,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Where the member belongs from a day on (rule 7): the enrolment, each transfer and each
+    /// rejoining, as (day, sequence, organisation), sorted. Rule 12's periods away cut it.
+    pub fn placements(&self) -> Vec<(NaiveDate, usize, &OrgId)> {
+        let Some(enrolment) = self.enrolment.as_ref() else {
+            return Vec::new();
+        };
+        let mut placements: Vec<(NaiveDate, usize, &OrgId)> =
+            std::iter::once((enrolment.enrolled_on, 1, &enrolment.org_id))
+                .chain(
+                    self.transfers
+                        .iter()
+                        .map(|t| (t.effective_on, t.sequence, &t.to_org_id)),
+                )
+                .chain(
+                    self.rejoinings
+                        .iter()
+                        .map(|r| (r.rejoined_on, r.sequence, &r.org_id)),
+                )
+                .collect();
+        placements.sort();
+        placements
+    }
+
+    /// The organisation the member belongs to on a local date (rules 7 and 12): `None` before
+    /// the enrolment and while away.
     pub fn organisation_on(&self, day: NaiveDate) -> Option<&OrgId> {
-        organisation_on(self.enrolment.as_ref()?, &self.transfers, day)
+        if self.tenure()?.away_on(day) {
+            return None;
+        }
+        organisation_on(&self.placements(), day)
+    }
+
+    /// The organisation whose administrators answer for the member on `day`: where they
+    /// belong, or while away where they were last, or before the enrolment where they enrol.
+    pub fn home_organisation(&self, day: NaiveDate) -> Option<&OrgId> {
+        let placements = self.placements();
+        organisation_on(&placements, day).or_else(|| placements.first().map(|(_, _, org)| *org))
     }
 
     pub fn adjustments(&self) -> &[Adjustment] {
@@ -228,14 +328,8 @@ impl Member {
         rulesets: &[Ruleset],
         clock: Clock,
     ) -> Option<(bool, Vec<QuarterJudgement>)> {
-        let enrolled_on = self.enrolment.as_ref()?.enrolled_on;
+        let tenure = self.tenure()?;
         let today = local_date(clock.now, clock.tz);
-        Some(judge_evaluation(
-            totals,
-            quarters,
-            enrolled_on,
-            rulesets,
-            today,
-        ))
+        Some(judge_evaluation(totals, quarters, &tenure, rulesets, today))
     }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::rules::credit::QuarterTotals;
 use crate::rules::rulesets::{ruleset_for, Ruleset};
 use crate::rules::status::{quarter_status, QuarterStatus};
+use crate::rules::tenure::{Presence, Tenure};
 use crate::values::{EvaluationId, Hours, Quarter};
 
 /// A quarter as judged: status, totals, and the targets and ruleset version behind the status.
@@ -33,16 +34,19 @@ pub struct QuarterJudgement {
 pub fn judge_quarter(
     quarter: Quarter,
     totals: QuarterTotals,
-    enrolled_on: NaiveDate,
+    tenure: &Tenure,
     rulesets: &[Ruleset],
     today: NaiveDate,
 ) -> QuarterJudgement {
     let ruleset = ruleset_for(quarter, rulesets);
+    let status = match (tenure.in_quarter(quarter), ruleset) {
+        (Presence::Left, _) => QuarterStatus::Left,
+        (_, None) => QuarterStatus::Exempt,
+        (_, Some(r)) => quarter_status(quarter, &totals, r, tenure, today),
+    };
     QuarterJudgement {
         quarter,
-        status: ruleset.map_or(QuarterStatus::Exempt, |r| {
-            quarter_status(quarter, &totals, r, enrolled_on, today)
-        }),
+        status,
         required_hours: totals.required,
         elective_hours: totals.elective,
         required_target: ruleset.map_or(Hours::ZERO, |r| r.required_hours),
@@ -56,7 +60,7 @@ pub fn judge_quarter(
 pub fn judge_evaluation(
     totals: &BTreeMap<Quarter, QuarterTotals>,
     quarters: &[Quarter],
-    enrolled_on: NaiveDate,
+    tenure: &Tenure,
     rulesets: &[Ruleset],
     today: NaiveDate,
 ) -> (bool, Vec<QuarterJudgement>) {
@@ -64,15 +68,18 @@ pub fn judge_evaluation(
         .iter()
         .map(|q| {
             let t = totals.get(q).copied().unwrap_or_default();
-            judge_quarter(*q, t, enrolled_on, rulesets, today)
+            judge_quarter(*q, t, tenure, rulesets, today)
         })
         .collect();
     (is_eligible(&judged), judged)
 }
 
-/// Rule 8: eligible iff at least one quarter is not exempt and none is non-compliant.
+/// Rule 8: eligible iff at least one quarter is not exempt and none is non-compliant; a
+/// quarter the member was away for is judged like an exempt one (rule 12).
 pub fn is_eligible(quarters: &[QuarterJudgement]) -> bool {
-    quarters.iter().any(|q| q.status != QuarterStatus::Exempt)
+    quarters
+        .iter()
+        .any(|q| !matches!(q.status, QuarterStatus::Exempt | QuarterStatus::Left))
         && quarters
             .iter()
             .all(|q| q.status != QuarterStatus::NonCompliant)
@@ -156,7 +163,7 @@ mod tests {
         judge_quarter(
             q(raw),
             t,
-            enrolled_on,
+            &Tenure::since(enrolled_on),
             &[Ruleset::version_1()],
             date(2020, 1, 1),
         )
@@ -176,6 +183,12 @@ mod tests {
         assert!(!is_eligible(&[pass, fail]));
         assert!(!is_eligible(&[exempt]), "nothing was asked: not eligible");
         assert!(!is_eligible(&[]));
+        let left = QuarterJudgement {
+            status: QuarterStatus::Left,
+            ..fail
+        };
+        assert!(!is_eligible(&[left]), "away throughout: nothing was asked");
+        assert!(is_eligible(&[left, pass]), "left is judged like exempt");
     }
 
     #[test]

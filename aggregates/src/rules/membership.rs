@@ -6,25 +6,21 @@
 
 use chrono::NaiveDate;
 
-use crate::facts::{Enrolment, Transfer};
 use crate::values::{Hours, OrgId, Quarter};
 
-/// The organisation a member belongs to on `day`: the enrolment's until the transfer with the
-/// latest `effective_on <= day` (on equal days, the one recorded last); `None` before enrolment.
+/// The organisation a member belongs to on `day`, from their placements as (day, sequence,
+/// organisation) — the enrolment (sequence 1), each transfer and each rejoining: the one with
+/// the latest day on or before `day` (on equal days, the one recorded last); `None` before
+/// the enrolment. Rule 12's periods away are the caller's to cut out.
 pub fn organisation_on<'a>(
-    enrolment: &'a Enrolment,
-    transfers: &'a [Transfer],
+    placements: &[(NaiveDate, usize, &'a OrgId)],
     day: NaiveDate,
 ) -> Option<&'a OrgId> {
-    if day < enrolment.enrolled_on {
-        return None;
-    }
-    transfers
+    placements
         .iter()
-        .filter(|t| t.effective_on <= day)
-        .max_by_key(|t| (t.effective_on, t.sequence))
-        .map(|t| &t.to_org_id)
-        .or(Some(&enrolment.org_id))
+        .filter(|(from, _, _)| *from <= day)
+        .max_by_key(|(from, sequence, _)| (*from, *sequence))
+        .map(|(_, _, org)| *org)
 }
 
 /// The day a quarter's roll-up counts members on: the quarter's last day, or today for the
@@ -54,37 +50,32 @@ pub fn hours_per_member(total: Hours, members: u64) -> Option<Hours> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     fn date(m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2018, m, d).expect("date")
     }
 
-    fn transfer(n: u128, to: &str, on: NaiveDate, sequence: usize) -> Transfer {
-        Transfer {
-            transfer_id: Uuid::from_u128(n),
-            to_org_id: to.parse().expect("slug"),
-            effective_on: on,
-            sequence,
-        }
+    fn org(slug: &str) -> OrgId {
+        slug.parse().expect("slug")
     }
 
     #[test]
     fn a_member_belongs_to_the_latest_transfer_on_or_before_the_day() {
-        let enrolment = Enrolment {
-            member_id: Uuid::from_u128(1),
-            member_no: "M-1".parse().expect("text"),
-            name: "林晓".parse().expect("text"),
-            org_id: "fz-branch-1".parse().expect("slug"),
-            enrolled_on: date(3, 1),
-        };
-        // Recorded out of order: the one dated May still counts from May.
-        let transfers = [
-            transfer(30, "fz-branch-2", date(7, 1), 2),
-            transfer(31, "fz-branch-3", date(5, 1), 3),
-            transfer(32, "fz-branch-4", date(7, 1), 4),
+        let orgs = [
+            org("fz-branch-1"),
+            org("fz-branch-2"),
+            org("fz-branch-3"),
+            org("fz-branch-4"),
         ];
-        let on = |d| organisation_on(&enrolment, &transfers, d).map(ToString::to_string);
+        // The enrolment, then transfers recorded out of order: the one dated May still
+        // counts from May.
+        let placements = [
+            (date(3, 1), 1, &orgs[0]),
+            (date(7, 1), 2, &orgs[1]),
+            (date(5, 1), 3, &orgs[2]),
+            (date(7, 1), 4, &orgs[3]),
+        ];
+        let on = |d| organisation_on(&placements, d).map(ToString::to_string);
         assert_eq!(on(date(2, 28)), None, "before enrolment");
         assert_eq!(on(date(3, 1)).as_deref(), Some("fz-branch-1"));
         assert_eq!(on(date(5, 1)).as_deref(), Some("fz-branch-3"));

@@ -29,6 +29,10 @@ pub enum TimeViolation {
     InTheFuture,
     #[error("it lies before the member's enrolment date (local date)")]
     BeforeEnrolment,
+    #[error(
+        "it lies in a period when the member had left (rule 12: from {left_on} until they rejoin)"
+    )]
+    WhileAway { left_on: chrono::NaiveDate },
 }
 
 /// The checks of rule 1 that need no other session: order, length, future, enrolment.

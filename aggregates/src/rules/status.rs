@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::credit::QuarterTotals;
 use crate::rules::rulesets::Ruleset;
+use crate::rules::tenure::{Presence, Tenure};
 use crate::values::{Hours, Quarter};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -15,6 +16,8 @@ pub enum QuarterStatus {
     Compliant,
     InProgress,
     NonCompliant,
+    /// Rule 12: away on the quarter's last day; judged like `exempt` by rule 8.
+    Left,
 }
 
 impl QuarterStatus {
@@ -24,6 +27,7 @@ impl QuarterStatus {
             QuarterStatus::Compliant => "compliant",
             QuarterStatus::InProgress => "in_progress",
             QuarterStatus::NonCompliant => "non_compliant",
+            QuarterStatus::Left => "left",
         }
     }
 }
@@ -57,15 +61,19 @@ pub fn shortfall(totals: &QuarterTotals, ruleset: &Ruleset) -> Hours {
     required.plus(elective)
 }
 
-/// Rule 6. `today` is the local date in the ledger's time zone.
+/// Rules 12 and 6. `today` is the local date in the ledger's time zone.
 pub fn quarter_status(
     quarter: Quarter,
     totals: &QuarterTotals,
     ruleset: &Ruleset,
-    enrolled_on: NaiveDate,
+    tenure: &Tenure,
     today: NaiveDate,
 ) -> QuarterStatus {
-    if enrolled_on > quarter.first_day() {
+    let joined = match tenure.in_quarter(quarter) {
+        Presence::Left => return QuarterStatus::Left,
+        Presence::Since(day) => day,
+    };
+    if joined > quarter.first_day() {
         QuarterStatus::Exempt
     } else if totals.required >= ruleset.required_hours
         && effective_elective(totals, ruleset) >= ruleset.elective_hours
@@ -103,15 +111,33 @@ mod tests {
         let after = date(2018, 7, 1);
         let enrolled = date(2018, 1, 1);
         assert_eq!(
-            quarter_status(q2(), &totals(800, 300), &v1, enrolled, after),
+            quarter_status(
+                q2(),
+                &totals(800, 300),
+                &v1,
+                &Tenure::since(enrolled),
+                after
+            ),
             QuarterStatus::Compliant
         );
         assert_eq!(
-            quarter_status(q2(), &totals(799, 300), &v1, enrolled, after),
+            quarter_status(
+                q2(),
+                &totals(799, 300),
+                &v1,
+                &Tenure::since(enrolled),
+                after
+            ),
             QuarterStatus::NonCompliant
         );
         assert_eq!(
-            quarter_status(q2(), &totals(800, 299), &v1, enrolled, after),
+            quarter_status(
+                q2(),
+                &totals(800, 299),
+                &v1,
+                &Tenure::since(enrolled),
+                after
+            ),
             QuarterStatus::NonCompliant
         );
     }
@@ -140,11 +166,23 @@ mod tests {
         let v1 = Ruleset::version_1();
         let enrolled = date(2018, 1, 1);
         assert_eq!(
-            quarter_status(q2(), &totals(0, 0), &v1, enrolled, date(2018, 6, 30)),
+            quarter_status(
+                q2(),
+                &totals(0, 0),
+                &v1,
+                &Tenure::since(enrolled),
+                date(2018, 6, 30)
+            ),
             QuarterStatus::InProgress
         );
         assert_eq!(
-            quarter_status(q2(), &totals(0, 0), &v1, enrolled, date(2018, 7, 1)),
+            quarter_status(
+                q2(),
+                &totals(0, 0),
+                &v1,
+                &Tenure::since(enrolled),
+                date(2018, 7, 1)
+            ),
             QuarterStatus::NonCompliant
         );
     }
@@ -154,18 +192,64 @@ mod tests {
         let v1 = Ruleset::version_1();
         let today = date(2019, 1, 1);
         assert_eq!(
-            quarter_status(q2(), &totals(0, 0), &v1, date(2018, 4, 2), today),
+            quarter_status(
+                q2(),
+                &totals(0, 0),
+                &v1,
+                &Tenure::since(date(2018, 4, 2)),
+                today
+            ),
             QuarterStatus::Exempt
         );
         assert_eq!(
-            quarter_status(q2(), &totals(0, 0), &v1, date(2018, 4, 1), today),
+            quarter_status(
+                q2(),
+                &totals(0, 0),
+                &v1,
+                &Tenure::since(date(2018, 4, 1)),
+                today
+            ),
             QuarterStatus::NonCompliant,
             "enrolled on the first day: not exempt"
         );
         assert_eq!(
-            quarter_status(q2(), &totals(900, 900), &v1, date(2018, 5, 1), today),
+            quarter_status(
+                q2(),
+                &totals(900, 900),
+                &v1,
+                &Tenure::since(date(2018, 5, 1)),
+                today
+            ),
             QuarterStatus::Exempt,
             "exemption comes first, whatever the hours"
+        );
+    }
+
+    #[test]
+    fn a_member_away_on_the_last_day_has_left_whatever_the_hours() {
+        let v1 = Ruleset::version_1();
+        let tenure = Tenure {
+            enrolled_on: date(2018, 1, 1),
+            away: vec![crate::rules::tenure::Away {
+                left_on: date(2018, 6, 30),
+                rejoined_on: Some(date(2018, 8, 2)),
+            }],
+        };
+        let today = date(2019, 1, 1);
+        let q3 = Quarter::parse("2018-Q3").expect("quarter");
+        assert_eq!(
+            quarter_status(q2(), &totals(900, 900), &v1, &tenure, today),
+            QuarterStatus::Left
+        );
+        assert_eq!(
+            quarter_status(q3, &totals(0, 0), &v1, &tenure, today),
+            QuarterStatus::Exempt,
+            "rejoined after the first day"
+        );
+        let q1 = Quarter::parse("2018-Q1").expect("quarter");
+        assert_eq!(
+            quarter_status(q1, &totals(0, 0), &v1, &tenure, today),
+            QuarterStatus::NonCompliant
         );
     }
 
@@ -181,11 +265,11 @@ mod tests {
         let enrolled = date(2018, 1, 1);
         let t = totals(1000, 100);
         assert_eq!(
-            quarter_status(q2(), &t, &v1, enrolled, today),
+            quarter_status(q2(), &t, &v1, &Tenure::since(enrolled), today),
             QuarterStatus::NonCompliant
         );
         assert_eq!(
-            quarter_status(q2(), &t, &generous, enrolled, today),
+            quarter_status(q2(), &t, &generous, &Tenure::since(enrolled), today),
             QuarterStatus::Compliant
         );
         assert_eq!(

@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use studyledger_aggregates::rules::credit::QuarterTotals;
+use studyledger_aggregates::rules::tenure::{Away, Tenure};
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
@@ -198,8 +200,8 @@ pub struct Held {
 
 /// What the views hold of these members now.
 pub async fn held(connection: &mut PgConnection, member_ids: &[Uuid]) -> Result<Held, sqlx::Error> {
-    let members: Vec<(Uuid, NaiveDate, i32)> = sqlx::query_as(concat!(
-        "SELECT member_id, enrolled_on, rules_version FROM ",
+    let members: Vec<(Uuid, NaiveDate, i32, Json<Vec<Away>>)> = sqlx::query_as(concat!(
+        "SELECT member_id, enrolled_on, rules_version, away FROM ",
         table!(member),
         " WHERE member_id = ANY($1)"
     ))
@@ -208,9 +210,12 @@ pub async fn held(connection: &mut PgConnection, member_ids: &[Uuid]) -> Result<
     .await?;
     let mut standings: HashMap<Uuid, Standing> = members
         .into_iter()
-        .map(|(id, enrolled_on, version)| {
+        .map(|(id, enrolled_on, version, away)| {
             let standing = Standing {
-                enrolled_on,
+                tenure: Tenure {
+                    enrolled_on,
+                    away: away.0,
+                },
                 placements: Vec::new(),
                 rules_version: u32::try_from(version).unwrap_or(0),
                 quarters: Default::default(),

@@ -6,14 +6,16 @@
 //! nothing, and an event changes only the rows it touches.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::rules::credit::QuarterTotals;
 use studyledger_aggregates::rules::rulesets::{latest_version, Ruleset};
+use studyledger_aggregates::rules::tenure::{Away, Tenure};
 use studyledger_aggregates::values::{Hours, Quarter};
 use uuid::Uuid;
 
-use crate::counters::{contributions, kept_places, Bucket, Deltas, Place, Standing};
+use crate::counters::{contributions, kept_places, stays, Bucket, Deltas, Place, Standing};
 use crate::fold::{quarter_compliance, MemberFold, QuarterCompliance};
 use crate::sql::counters::{add_counts, held, Held};
 
@@ -25,6 +27,7 @@ pub struct MemberRows {
     name: Vec<String>,
     enrolled_on: Vec<NaiveDate>,
     enrolled_org: Vec<String>,
+    away: Vec<Json<Vec<Away>>>,
     last_sequence: Vec<i64>,
     rules_version: Vec<i32>,
     org_member: Vec<Uuid>,
@@ -123,21 +126,22 @@ impl MemberRows {
         self.name.push(enrolment.name.to_string());
         self.enrolled_on.push(enrolment.enrolled_on);
         self.enrolled_org.push(enrolment.org_id.to_string());
+        let tenure = fold
+            .tenure()
+            .cloned()
+            .unwrap_or_else(|| Tenure::since(enrolment.enrolled_on));
+        self.away.push(Json(tenure.away.clone()));
         self.last_sequence.push(sequence);
         self.rules_version
             .push(i32::try_from(rules_version).unwrap_or(i32::MAX));
-        let moves = member
-            .transfers()
-            .iter()
-            .map(|t| (t.effective_on, to_i64(t.sequence), t.to_org_id.to_string()));
-        let start = (enrolment.enrolled_on, 1, enrolment.org_id.to_string());
-        let mut placements: Vec<(NaiveDate, i64, String)> =
-            std::iter::once(start).chain(moves).collect();
-        placements.sort();
+        let placements: Vec<(NaiveDate, i64, String)> = member
+            .placements()
+            .into_iter()
+            .map(|(day, sequence, org)| (day, to_i64(sequence), org.to_string()))
+            .collect();
         let held_standing = held.standings.get(&id);
-        self.add_placements(id, &placements, held_standing);
         let standing = Standing {
-            enrolled_on: enrolment.enrolled_on,
+            tenure,
             placements,
             rules_version,
             quarters: fold
@@ -146,6 +150,7 @@ impl MemberRows {
                 .map(|(quarter, totals, _)| (quarter, totals))
                 .collect(),
         };
+        self.add_placements(id, &standing, held_standing);
         self.add_places(id, &standing, held_standing, rulesets);
         self.standings.push((id, standing));
         for appeal in member.appeals() {
@@ -160,30 +165,29 @@ impl MemberRows {
         self.add_quarters(id, sequence, fold, held);
     }
 
-    /// A member's placements, when they differ from those the views hold (`held`).
-    fn add_placements(
-        &mut self,
-        id: Uuid,
-        placements: &[(NaiveDate, i64, String)],
-        held: Option<&Standing>,
-    ) {
-        let moved = held.is_none_or(|h| h.placements != placements);
+    /// A member's placements and stays, when they differ from those the views hold (`held`).
+    fn add_placements(&mut self, id: Uuid, standing: &Standing, held: Option<&Standing>) {
+        let moved = held.is_none_or(|h| {
+            h.placements != standing.placements || h.tenure.away != standing.tenure.away
+        });
         if !moved {
             return;
         }
         if held.is_some() {
             self.moved.push(id);
         }
-        for (i, (day, sequence, org_id)) in placements.iter().enumerate() {
+        for (day, sequence, org_id) in &standing.placements {
             self.org_member.push(id);
             self.org_day.push(*day);
             self.org_sequence.push(*sequence);
             self.org_id.push(org_id.clone());
+        }
+        for stay in stays(standing) {
             self.p_member.push(id);
-            self.p_day.push(*day);
-            self.p_sequence.push(*sequence);
-            self.p_until.push(placements.get(i + 1).map(|next| next.0));
-            self.p_org.push(org_id.clone());
+            self.p_day.push(stay.from);
+            self.p_sequence.push(stay.sequence);
+            self.p_until.push(stay.until);
+            self.p_org.push(stay.org.to_owned());
         }
     }
 
@@ -341,13 +345,14 @@ impl MemberRows {
             "INSERT INTO ",
             table!(member),
             " (member_id, member_no, name, enrolled_on, enrolled_org_id, last_sequence,
-               rules_version)
+               rules_version, away)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[],
-                                  $6::bigint[], $7::int[])
+                                  $6::bigint[], $7::int[], $8::jsonb[])
              ON CONFLICT (member_id) DO UPDATE
                 SET member_no = EXCLUDED.member_no, name = EXCLUDED.name,
                     enrolled_on = EXCLUDED.enrolled_on, enrolled_org_id = EXCLUDED.enrolled_org_id,
-                    last_sequence = EXCLUDED.last_sequence, rules_version = EXCLUDED.rules_version"
+                    last_sequence = EXCLUDED.last_sequence, rules_version = EXCLUDED.rules_version,
+                    away = EXCLUDED.away"
         ))
         .bind(&self.member_id)
         .bind(&self.member_no)
@@ -356,6 +361,7 @@ impl MemberRows {
         .bind(&self.enrolled_org)
         .bind(&self.last_sequence)
         .bind(&self.rules_version)
+        .bind(&self.away)
         .execute(tx)
         .await?;
         Ok(())
@@ -517,9 +523,18 @@ pub struct MemberRow {
     pub org_id: String,
     /// The highest ruleset version the member's rows were folded under.
     pub rules_version: u32,
+    /// Rule 12: the periods away.
+    pub away: Vec<Away>,
 }
 
 impl MemberRow {
+    pub fn tenure(&self) -> Tenure {
+        Tenure {
+            enrolled_on: self.enrolled_on,
+            away: self.away.clone(),
+        }
+    }
+
     /// A quarter of this member as read: its stored totals and minutes (none stored: nothing
     /// credited, nothing studied) judged under the rules known when the row was folded.
     pub fn judge(
@@ -533,7 +548,7 @@ impl MemberRow {
             quarter,
             stored.map(|s| s.totals).unwrap_or_default(),
             stored.map_or(0, |s| s.study_minutes),
-            self.enrolled_on,
+            &self.tenure(),
             rulesets,
             Some(self.rules_version),
             today,
@@ -550,6 +565,7 @@ struct MemberQuarterRecord {
     enrolled_on: NaiveDate,
     org_id: String,
     rules_version: i32,
+    away: Json<Vec<Away>>,
     quarter: Option<String>,
     required_hundredths: Option<i64>,
     elective_hundredths: Option<i64>,
@@ -565,6 +581,7 @@ impl MemberQuarterRecord {
             enrolled_on: self.enrolled_on,
             org_id: self.org_id.clone(),
             rules_version: u32::try_from(self.rules_version).unwrap_or(0),
+            away: self.away.0.clone(),
         }
     }
 
@@ -583,7 +600,7 @@ impl MemberQuarterRecord {
 /// A member and their stored quarters.
 pub const MEMBER: &str = concat!(
     "SELECT m.member_id, m.member_no, m.name, m.enrolled_on, m.enrolled_org_id AS org_id,
-            m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
+            m.rules_version, m.away, q.quarter, q.required_hundredths, q.elective_hundredths,
             q.study_minutes
        FROM ",
     table!(member),
@@ -624,7 +641,8 @@ macro_rules! page_rows {
     () => {
         concat!(
             " SELECT m.member_id, m.member_no, m.name, m.enrolled_on, page.org_id,
-                     m.rules_version, q.quarter, q.required_hundredths, q.elective_hundredths,
+                     m.rules_version, m.away, q.quarter, q.required_hundredths,
+                     q.elective_hundredths,
                      q.study_minutes
                 FROM page
                 CROSS JOIN LATERAL (SELECT * FROM ",

@@ -29,6 +29,9 @@ pub(super) fn decide(
     }
     check_completion_time(*completed_at, enrolment.enrolled_on, clock.now, clock.tz)
         .map_err(MemberRejection::InvalidCompletion)?;
+    member
+        .check_present(*completed_at, *completed_at, clock.tz)
+        .map_err(MemberRejection::InvalidCompletion)?;
     // The course's terms as they are now travel with the event (rule 2).
     Ok(vec![MemberEvent::CourseCompleted {
         completion_id: *completion_id,

@@ -12,6 +12,7 @@ mod determinations;
 mod enrol;
 mod sessions;
 mod skipped;
+mod tenure;
 mod transfers;
 mod withdrawals;
 
@@ -28,6 +29,8 @@ impl Member {
             MemberCommand::RecordStudySession(session) => sessions::decide(self, session),
             MemberCommand::RecordCompletion(completion) => completions::decide(self, completion),
             MemberCommand::Transfer(transfer) => transfers::decide(self, transfer),
+            MemberCommand::Depart(departure) => tenure::depart(self, departure),
+            MemberCommand::Rejoin(rejoining) => tenure::rejoin(self, rejoining),
             MemberCommand::AdjustCredit(adjustment) => adjustments::decide(self, adjustment),
             MemberCommand::FileAppeal(appeal) => appeals::file(self, appeal),
             MemberCommand::ResolveAppeal(resolution) => appeals::resolve(self, resolution),

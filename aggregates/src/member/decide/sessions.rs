@@ -37,6 +37,9 @@ pub(super) fn decide(
         clock.tz,
     )
     .map_err(MemberRejection::InvalidSession)?;
+    member
+        .check_present(*started_at, *ended_at, clock.tz)
+        .map_err(MemberRejection::InvalidSession)?;
     if let Some(other) = overlapping_session(member.sessions(), *started_at, *ended_at) {
         return Err(MemberRejection::SessionOverlaps {
             other: other.session_id,

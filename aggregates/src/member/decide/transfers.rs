@@ -25,6 +25,12 @@ pub(super) fn decide(
     if *effective_on < enrolment.enrolled_on {
         return Err(MemberRejection::TransferBeforeEnrolment);
     }
+    if let Some(away) = member
+        .tenure()
+        .and_then(|t| t.away_between(*effective_on, *effective_on).copied())
+    {
+        return Err(MemberRejection::TransferWhileAway(away.left_on));
+    }
     if member.organisation_on(*effective_on) == Some(to_org_id) {
         return Err(MemberRejection::TransferToSameOrganisation(
             to_org_id.clone(),
