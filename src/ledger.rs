@@ -7,6 +7,8 @@
 //! This is cqrs-es's `CqrsFramework::execute` loop, kept in our hands because callers need the
 //! appended positions and the state after the command to answer.
 
+mod numbers;
+
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;

@@ -70,6 +70,17 @@ pub struct Withdrawal {
     pub sequence: usize,
 }
 
+/// A correction of who the member is: a new name, a new member number, or both (`None`:
+/// unchanged). The enrolment stays as recorded; the member's current details are the latest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub correction_id: Uuid,
+    pub name: Option<Name>,
+    pub member_no: Option<MemberNo>,
+    pub reason: Reason,
+    pub sequence: usize,
+}
+
 /// Rule 12: the member left on a local date (the first day away).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Departure {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use studyledger_aggregates::facts::Enrolment;
+use studyledger_aggregates::facts::{self, Correction, Departure, Enrolment, Rejoining};
 use studyledger_aggregates::member::command::Transfer;
 use studyledger_aggregates::member::{Member, MemberCommand};
 use studyledger_aggregates::organisation::Organisation;
@@ -91,9 +91,14 @@ async fn enrol(
         )));
     }
     let command = MemberCommand::Enrol(enrolment.clone());
-    let id = enrolment.member_id.to_string();
     let fact = ledger
-        .record::<Member, _>(&id, command, &caller.metadata(), |_| Some((1, ())))
+        .record_numbered(
+            enrolment.member_id,
+            &enrolment.member_no,
+            command,
+            &caller.metadata(),
+            |_| Some((1, ())),
+        )
         .await?;
     // Statements about the member stored before the enrolment count from now on.
     statement_mappings::map_waiting(&state, &caller, Waiting::Member(enrolment.member_id)).await;
@@ -152,6 +157,60 @@ pub struct RejoiningAnswer {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct CorrectionAnswer {
+    correction_id: Uuid,
+    name: Option<String>,
+    member_no: Option<String>,
+    reason: String,
+    sequence: usize,
+}
+
+impl From<&facts::Transfer> for TransferAnswer {
+    fn from(t: &facts::Transfer) -> Self {
+        TransferAnswer {
+            transfer_id: t.transfer_id,
+            to_org_id: t.to_org_id.clone(),
+            effective_on: t.effective_on,
+            sequence: t.sequence,
+        }
+    }
+}
+
+impl From<&Departure> for DepartureAnswer {
+    fn from(d: &Departure) -> Self {
+        DepartureAnswer {
+            departure_id: d.departure_id,
+            left_on: d.left_on,
+            reason: d.reason.to_string(),
+            sequence: d.sequence,
+        }
+    }
+}
+
+impl From<&Rejoining> for RejoiningAnswer {
+    fn from(r: &Rejoining) -> Self {
+        RejoiningAnswer {
+            rejoining_id: r.rejoining_id,
+            rejoined_on: r.rejoined_on,
+            org_id: r.org_id.clone(),
+            sequence: r.sequence,
+        }
+    }
+}
+
+impl From<&Correction> for CorrectionAnswer {
+    fn from(c: &Correction) -> Self {
+        CorrectionAnswer {
+            correction_id: c.correction_id,
+            name: c.name.as_ref().map(ToString::to_string),
+            member_no: c.member_no.as_ref().map(ToString::to_string),
+            reason: c.reason.to_string(),
+            sequence: c.sequence,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct CreditedHours {
     required: Hours,
     elective: Hours,
@@ -184,6 +243,9 @@ pub struct Profile {
     /// Every departure and rejoining, in the order recorded.
     departures: Vec<DepartureAnswer>,
     rejoinings: Vec<RejoiningAnswer>,
+    /// Corrections of the name and number (`member_no` and `name` above are the current
+    /// ones; the enrolment's are in the events), in the order recorded.
+    corrections: Vec<CorrectionAnswer>,
     credited_hours: CreditedHours,
     /// The evaluations the member has a determination of, in the order first determined
     /// (`GET /v1/members/{id}/eligibility/{evaluation_id}` for each).
@@ -219,47 +281,24 @@ async fn profile(
     let today = local_date(Utc::now(), ledger.tz());
     let profile = Profile {
         member_id: enrolment.member_id,
-        member_no: enrolment.member_no.to_string(),
-        name: enrolment.name.to_string(),
+        member_no: member
+            .member_no()
+            .unwrap_or(&enrolment.member_no)
+            .to_string(),
+        name: member.name().unwrap_or(&enrolment.name).to_string(),
         org_id: member
             .home_organisation(today)
             .unwrap_or(&enrolment.org_id)
             .clone(),
         enrolled_org_id: enrolment.org_id.clone(),
         enrolled_on: enrolment.enrolled_on,
-        transfers: member
-            .transfers()
-            .iter()
-            .map(|t| TransferAnswer {
-                transfer_id: t.transfer_id,
-                to_org_id: t.to_org_id.clone(),
-                effective_on: t.effective_on,
-                sequence: t.sequence,
-            })
-            .collect(),
+        transfers: member.transfers().iter().map(Into::into).collect(),
         away_since: member
             .tenure()
             .and_then(|t| t.current_absence().map(|a| a.left_on)),
-        departures: member
-            .departures()
-            .iter()
-            .map(|d| DepartureAnswer {
-                departure_id: d.departure_id,
-                left_on: d.left_on,
-                reason: d.reason.to_string(),
-                sequence: d.sequence,
-            })
-            .collect(),
-        rejoinings: member
-            .rejoinings()
-            .iter()
-            .map(|r| RejoiningAnswer {
-                rejoining_id: r.rejoining_id,
-                rejoined_on: r.rejoined_on,
-                org_id: r.org_id.clone(),
-                sequence: r.sequence,
-            })
-            .collect(),
+        departures: member.departures().iter().map(Into::into).collect(),
+        rejoinings: member.rejoinings().iter().map(Into::into).collect(),
+        corrections: member.corrections().iter().map(Into::into).collect(),
         credited_hours: fold.lifetime_totals().into(),
         evaluations: member
             .determinations()

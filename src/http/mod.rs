@@ -18,6 +18,7 @@ pub mod answer;
 pub mod appeals;
 pub mod auth;
 pub mod consistency;
+pub mod corrections;
 pub mod course_registry;
 pub mod courses;
 pub mod csv;
@@ -102,6 +103,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(course_registry::router())
         .merge(members::router())
         .merge(tenure::router())
+        .merge(corrections::router())
         .merge(study::router())
         .merge(member_compliance::router())
         .merge(transcript::router())

@@ -38,6 +38,7 @@ use studyledger_aggregates::values::{Category, Hours, OrgId, Quarter, Slug};
 use crate::jobs::progress::Progress;
 use crate::ledger::{Ledger, LedgerSettings, Stored};
 use crate::store::database;
+use crate::store::member_numbers;
 use crate::store::record::Metadata;
 use crate::JobError;
 
@@ -213,6 +214,9 @@ pub async fn load(ledger: &Ledger, plan: &DemoPlan) -> Result<(), JobError> {
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
     }
     progress.finish();
+    // The demo's numbers are distinct by construction; each member now holds theirs.
+    let mut connection = demo_ledger.pool().acquire().await?;
+    member_numbers::claim_enrolled(&mut connection).await?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         commands,
@@ -719,7 +723,10 @@ mod tests {
                 .count()
         };
         let leaving = departures(&leave);
-        assert!((10..=35).contains(&leaving), "about 20 of 500, got {leaving}");
+        assert!(
+            (10..=35).contains(&leaving),
+            "about 20 of 500, got {leaving}"
+        );
         assert_eq!(departures(&stay), 0);
         assert_eq!(
             leave.planned_hours, stay.planned_hours,

@@ -13,7 +13,8 @@
 //! - beside the log: [`tokens`] (who may call), [`access_log`] (who read whose record),
 //!   [`verifications`] (chain checks asked for over HTTP), [`skipped`] (events the
 //!   projector and replay could not apply), [`statements`] and [`documents`] (the xAPI statements and
-//!   documents of `/xapi`), [`mappings`] (what each statement became on the ledger), [`imports`] (bulk imports' progress and refused rows).
+//!   documents of `/xapi`), [`mappings`] (what each statement became on the ledger), [`imports`] (bulk imports' progress and refused rows), [`member_numbers`] (who holds
+//!   each member number).
 
 pub mod access_log;
 pub mod attachments;
@@ -28,6 +29,7 @@ pub mod group_commit;
 pub mod imports;
 pub mod lock;
 pub mod mappings;
+pub mod member_numbers;
 pub mod record;
 pub mod sessions;
 pub mod skipped;

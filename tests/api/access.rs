@@ -81,6 +81,11 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ),
     (
         "POST",
+        "/v1/members/{member_id}/corrections",
+        &["org_admin", "admin"],
+    ),
+    (
+        "POST",
         "/v1/members/{member_id}/departures",
         &["org_admin", "admin"],
     ),
@@ -349,6 +354,8 @@ impl World {
                                     "name": "新", "org_id": "fz", "enrolled_on": "2018-01-01"}),
             "/v1/members/{member_id}/transfers" => json!({"transfer_id": id,
                 "to_org_id": "fz-sub", "effective_on": "2018-03-01"}),
+            "/v1/members/{member_id}/corrections" => json!({"correction_id": id,
+                "name": format!("名{n}"), "reason": "更正"}),
             "/v1/members/{member_id}/departures" => json!({"departure_id": id,
                 "left_on": "2018-06-01", "reason": "调离"}),
             "/v1/members/{member_id}/rejoinings" => json!({"rejoining_id": id,

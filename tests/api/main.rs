@@ -9,6 +9,7 @@ mod audit;
 mod backup;
 mod browser;
 mod commands;
+mod corrections;
 mod counters;
 mod course_terms;
 mod crash;

@@ -2,8 +2,8 @@
 //! decides, so a stream replays to the same state whatever the rules say today.
 
 use crate::facts::{
-    Adjustment, Appeal, Completion, CourseTerms, Departure, Rejoining, Resolution, SetAside,
-    StudySession, Transfer, Withdrawal,
+    Adjustment, Appeal, Completion, Correction, CourseTerms, Departure, Rejoining, Resolution,
+    SetAside, StudySession, Transfer, Withdrawal,
 };
 use crate::member::event::MemberEvent;
 use crate::member::state::Member;
@@ -70,8 +70,10 @@ impl Member {
                 effective_on,
                 sequence,
             }),
-            tenure @ (MemberEvent::MemberDeparted { .. } | MemberEvent::MemberRejoined { .. }) => {
-                self.apply_tenure(tenure, sequence);
+            tenure @ (MemberEvent::MemberDeparted { .. }
+            | MemberEvent::MemberRejoined { .. }
+            | MemberEvent::MemberCorrected { .. }) => {
+                self.apply_membership(tenure, sequence);
             }
             withdrawal @ MemberEvent::FactWithdrawn { .. } => {
                 self.apply_withdrawal(withdrawal, sequence);
@@ -150,13 +152,27 @@ impl Member {
             | MemberEvent::MemberTransferred { .. }
             | MemberEvent::MemberDeparted { .. }
             | MemberEvent::MemberRejoined { .. }
+            | MemberEvent::MemberCorrected { .. }
             | MemberEvent::FactWithdrawn { .. } => {}
         }
     }
 
-    /// Rule 12: a departure or a rejoining (they alternate, so each list is in time order).
-    fn apply_tenure(&mut self, event: MemberEvent, sequence: usize) {
+    /// Rule 12: a departure or a rejoining (they alternate, so each list is in time order),
+    /// and corrections of who the member is.
+    fn apply_membership(&mut self, event: MemberEvent, sequence: usize) {
         match event {
+            MemberEvent::MemberCorrected {
+                correction_id,
+                name,
+                member_no,
+                reason,
+            } => self.corrections.push(Correction {
+                correction_id,
+                name,
+                member_no,
+                reason,
+                sequence,
+            }),
             MemberEvent::MemberDeparted {
                 departure_id,
                 left_on,

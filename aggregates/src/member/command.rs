@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::facts::{AppealOutcome, CourseTerms, Enrolment};
 use crate::rules::rulesets::Ruleset;
-use crate::values::{Category, EvaluationId, Hours, OrgId, Quarter, Reason};
+use crate::values::{Category, EvaluationId, Hours, MemberNo, Name, OrgId, Quarter, Reason};
 
 /// "Now" and the ledger's time zone, as the caller saw them when the command arrived.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +23,7 @@ pub enum MemberCommand {
     RecordStudySession(RecordStudySession),
     RecordCompletion(RecordCompletion),
     Transfer(Transfer),
+    Correct(Correct),
     Depart(Depart),
     Rejoin(Rejoin),
     AdjustCredit(AdjustCredit),
@@ -71,6 +72,16 @@ pub struct Transfer {
     pub transfer_id: Uuid,
     pub to_org_id: OrgId,
     pub effective_on: NaiveDate,
+}
+
+/// A correction of the member's name or number (at least one). A new number must be free: the
+/// caller holds its claim (`member_numbers`) in the transaction that records the correction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Correct {
+    pub correction_id: Uuid,
+    pub name: Option<Name>,
+    pub member_no: Option<MemberNo>,
+    pub reason: Reason,
 }
 
 /// Rule 12: the member leaves from a local date on (the first day away).

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::facts::{AppealOutcome, Enrolment};
 use crate::rules::eligibility::Determination;
-use crate::values::{Category, CourseId, EvaluationId, Hours, OrgId, Reason};
+use crate::values::{Category, CourseId, EvaluationId, Hours, MemberNo, Name, OrgId, Reason};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MemberEvent {
@@ -40,6 +40,15 @@ pub enum MemberEvent {
         transfer_id: Uuid,
         to_org_id: OrgId,
         effective_on: NaiveDate,
+    },
+    /// Who the member is, corrected: a new name, a new member number, or both.
+    MemberCorrected {
+        correction_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member_no: Option<MemberNo>,
+        reason: Reason,
     },
     /// Rule 12: the member left; from `left_on` on they are away.
     MemberDeparted {
@@ -100,6 +109,7 @@ impl MemberEvent {
             MemberEvent::StudySessionRecorded { .. } => "StudySessionRecorded",
             MemberEvent::CourseCompleted { .. } => "CourseCompleted",
             MemberEvent::MemberTransferred { .. } => "MemberTransferred",
+            MemberEvent::MemberCorrected { .. } => "MemberCorrected",
             MemberEvent::MemberDeparted { .. } => "MemberDeparted",
             MemberEvent::MemberRejoined { .. } => "MemberRejoined",
             MemberEvent::EligibilityDetermined(_) => "EligibilityDetermined",

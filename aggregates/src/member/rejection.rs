@@ -24,6 +24,10 @@ pub enum MemberRejection {
     TransferBeforeEnrolment,
     #[error("the member already belongs to {0} on that day")]
     TransferToSameOrganisation(OrgId),
+    #[error("the correction changes nothing: give a new name or a new member_no")]
+    NothingToCorrect,
+    #[error("member_no {0} is held by another member")]
+    MemberNoHeld(crate::values::MemberNo),
     #[error("a transfer cannot take effect while the member is away (rule 12: left on {0})")]
     TransferWhileAway(chrono::NaiveDate),
     #[error("the member has been away since {0}; record a rejoining first")]
@@ -117,6 +121,7 @@ impl Classify for MemberRejection {
             | MemberRejection::AlreadySetAside(_)
             | MemberRejection::AlreadyAway(_)
             | MemberRejection::NotAway
+            | MemberRejection::MemberNoHeld(_)
             | MemberRejection::StudiedAfterDeparture(_) => RejectionKind::Conflict,
             MemberRejection::AdjustmentSize
             | MemberRejection::InvalidAdjustment(_)
@@ -127,6 +132,7 @@ impl Classify for MemberRejection {
             | MemberRejection::TransferToSameOrganisation(_)
             | MemberRejection::TransferWhileAway(_)
             | MemberRejection::DateAhead(_)
+            | MemberRejection::NothingToCorrect
             | MemberRejection::DepartureBeforeLastMove(_)
             | MemberRejection::RejoiningBeforeDeparture(_) => RejectionKind::RuleViolation,
         }

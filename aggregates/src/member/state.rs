@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::facts::{
-    Adjustment, Appeal, AppealStatus, Completion, Departure, Enrolment, Rejoining, SetAside,
-    StudySession, Transfer,
+    Adjustment, Appeal, AppealStatus, Completion, Correction, Departure, Enrolment, Rejoining,
+    SetAside, StudySession, Transfer,
 };
 use crate::member::command::Clock;
 use crate::member::rejection::MemberRejection;
@@ -22,7 +22,7 @@ use crate::rules::membership::organisation_on;
 use crate::rules::rulesets::Ruleset;
 use crate::rules::sessions::TimeViolation;
 use crate::rules::tenure::{Away, Tenure};
-use crate::values::{local_date, EvaluationId, OrgId, Quarter};
+use crate::values::{local_date, EvaluationId, MemberNo, Name, OrgId, Quarter};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -40,6 +40,9 @@ pub struct Member {
     /// In the order recorded.
     #[serde(default)]
     pub(super) transfers: Vec<Transfer>,
+    /// Corrections of the member's name and number, in the order recorded.
+    #[serde(default)]
+    pub(super) corrections: Vec<Correction>,
     /// Rule 12, in the order recorded (which is their order in time: each departure follows
     /// the last rejoining, each rejoining the last departure).
     #[serde(default)]
@@ -142,6 +145,34 @@ impl Member {
 
     pub fn transfer(&self, transfer_id: Uuid) -> Option<&Transfer> {
         self.transfers.iter().find(|t| t.transfer_id == transfer_id)
+    }
+
+    pub fn corrections(&self) -> &[Correction] {
+        &self.corrections
+    }
+
+    pub fn correction(&self, correction_id: Uuid) -> Option<&Correction> {
+        self.corrections
+            .iter()
+            .find(|c| c.correction_id == correction_id)
+    }
+
+    /// The member's name now: the latest correction's, else the enrolment's.
+    pub fn name(&self) -> Option<&Name> {
+        self.corrections
+            .iter()
+            .rev()
+            .find_map(|c| c.name.as_ref())
+            .or(self.enrolment.as_ref().map(|e| &e.name))
+    }
+
+    /// The member's number now: the latest correction's, else the enrolment's.
+    pub fn member_no(&self) -> Option<&MemberNo> {
+        self.corrections
+            .iter()
+            .rev()
+            .find_map(|c| c.member_no.as_ref())
+            .or(self.enrolment.as_ref().map(|e| &e.member_no))
     }
 
     pub fn departures(&self) -> &[Departure] {

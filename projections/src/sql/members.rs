@@ -122,8 +122,11 @@ impl MemberRows {
         let sequence = to_i64(member.version());
         let id = enrolment.member_id;
         self.member_id.push(id);
-        self.member_no.push(enrolment.member_no.to_string());
-        self.name.push(enrolment.name.to_string());
+        // Who the member is now: the latest corrections over the enrolment.
+        let member_no = member.member_no().unwrap_or(&enrolment.member_no);
+        self.member_no.push(member_no.to_string());
+        self.name
+            .push(member.name().unwrap_or(&enrolment.name).to_string());
         self.enrolled_on.push(enrolment.enrolled_on);
         self.enrolled_org.push(enrolment.org_id.to_string());
         let tenure = fold

@@ -34,6 +34,7 @@ use crate::ledger::Ledger;
 use crate::store::error::StoreError;
 use crate::store::event_store::LedgerContext;
 use crate::store::imports::{self, Counts, ImportRecord};
+use crate::store::member_numbers;
 use crate::store::record::Metadata;
 use crate::store::statements::StatementsError;
 use crate::JobError;
@@ -122,6 +123,8 @@ struct Decided {
     events: HashMap<String, Vec<MemberEvent>>,
     counts: Counts,
     refusals: Vec<(u64, String)>,
+    /// The member numbers the batch's enrolments take, with their members.
+    claims: (Vec<String>, Vec<Uuid>),
 }
 
 impl<'a> Batches<'a> {
@@ -190,7 +193,15 @@ impl<'a> Batches<'a> {
     async fn commit_rows(&mut self, rows: &[Parsed]) -> Result<(), BatchError> {
         let mut tx = self.ledger.pool().begin().await?;
         let mut members = self.members_of(&mut tx, rows).await?;
-        let decided = self.decide(&mut members, rows).await;
+        let numbers: Vec<String> = rows
+            .iter()
+            .filter_map(|p| match &p.row {
+                Ok(Row::Enrol(enrolment)) => Some(enrolment.member_no.to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut held = member_numbers::holders(&mut tx, &numbers).await?;
+        let decided = self.decide(&mut members, rows, &mut held).await;
         let metadata = Metadata {
             recorded_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
             ..self.importer.metadata.clone()
@@ -206,6 +217,11 @@ impl<'a> Batches<'a> {
             .append_members_on(&mut tx, &mut appends, &metadata)
             .await?;
         drop(appends);
+        let (numbers, holders) = &decided.claims;
+        if !member_numbers::claim_all(&mut tx, numbers, holders).await? {
+            // Another writer claimed one of them since it was read: decided again.
+            return Err(BatchError::Store(StoreError::Conflict));
+        }
         imports::count(&mut tx, self.import_id, decided.counts, &decided.refusals).await?;
         tx.commit().await?;
         for (id, context) in members {
@@ -257,6 +273,7 @@ impl<'a> Batches<'a> {
         &self,
         members: &mut HashMap<String, LedgerContext<Member>>,
         rows: &[Parsed],
+        held: &mut HashMap<String, Uuid>,
     ) -> Decided {
         let clock = self.ledger.clock();
         let mut decided = Decided::default();
@@ -274,6 +291,21 @@ impl<'a> Batches<'a> {
             let Some(context) = members.get_mut(&member_id) else {
                 continue;
             };
+            // Member numbers are unique among members: one held by another is refused.
+            let number = match &command {
+                MemberCommand::Enrol(e) => Some((e.member_no.to_string(), e.member_id)),
+                _ => None,
+            };
+            if let Some((no, id)) = &number {
+                if held.get(no).is_some_and(|holder| holder != id) {
+                    decided.counts.refused += 1;
+                    decided.refusals.push((
+                        parsed.line,
+                        format!("member_no {no} is held by another member"),
+                    ));
+                    continue;
+                }
+            }
             let sink = EventSink::<Member>::default();
             match context.aggregate.handle(command, &(), &sink).await {
                 Ok(()) => {
@@ -281,6 +313,11 @@ impl<'a> Batches<'a> {
                     if events.is_empty() {
                         decided.counts.unchanged += 1;
                     } else {
+                        if let Some((no, id)) = number {
+                            held.insert(no.clone(), id);
+                            decided.claims.0.push(no);
+                            decided.claims.1.push(id);
+                        }
                         decided.counts.recorded += 1;
                         decided.events.entry(member_id).or_default().extend(events);
                     }

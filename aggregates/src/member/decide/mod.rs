@@ -8,6 +8,7 @@
 mod adjustments;
 mod appeals;
 mod completions;
+mod corrections;
 mod determinations;
 mod enrol;
 mod sessions;
@@ -29,6 +30,7 @@ impl Member {
             MemberCommand::RecordStudySession(session) => sessions::decide(self, session),
             MemberCommand::RecordCompletion(completion) => completions::decide(self, completion),
             MemberCommand::Transfer(transfer) => transfers::decide(self, transfer),
+            MemberCommand::Correct(correction) => corrections::decide(self, correction),
             MemberCommand::Depart(departure) => tenure::depart(self, departure),
             MemberCommand::Rejoin(rejoining) => tenure::rejoin(self, rejoining),
             MemberCommand::AdjustCredit(adjustment) => adjustments::decide(self, adjustment),
