@@ -237,7 +237,7 @@ async fn ledger_sessions(
             let response = http
                 .post(format!("{base}/v1/members"))
                 .json(
-                    &json!({"member_id": member_id, "member_no": format!("B{run}-{client}-{n}"),
+                    &json!({"member_id": member_id, "member_no": format!("B{clients}-{run}-{client}-{n}"),
                               "name": "Bench", "org_id": "bench", "enrolled_on": "2020-01-01"}),
                 )
                 .send()

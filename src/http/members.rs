@@ -113,6 +113,22 @@ async fn enrol(
     }))
 }
 
+/// For a command that moves a member to `org_id`: a 404 for a member not enrolled, else a
+/// 422 when the organisation is not registered.
+pub async fn moving_to(
+    ledger: &Ledger,
+    member_id: MemberId,
+    org_id: &OrgId,
+) -> Result<(), ApiError> {
+    if organisation_exists(ledger, org_id).await? {
+        return Ok(());
+    }
+    ensure_enrolled(ledger, member_id).await?;
+    Err(ApiError::RuleViolation(format!(
+        "organisation {org_id} is not registered"
+    )))
+}
+
 pub async fn organisation_exists(ledger: &Ledger, org_id: &OrgId) -> Result<bool, ApiError> {
     let org = ledger
         .read_immutable::<Organisation>(org_id.as_str())
@@ -354,13 +370,7 @@ async fn record_transfer(
     access::member(&state, &caller, member_id).await?;
     access::organisation(&state, &caller, &body.to_org_id).await?;
     let ledger = state.ledger();
-    if !organisation_exists(ledger, &body.to_org_id).await? {
-        ensure_enrolled(ledger, member_id).await?;
-        return Err(ApiError::RuleViolation(format!(
-            "organisation {} is not registered",
-            body.to_org_id
-        )));
-    }
+    moving_to(ledger, member_id, &body.to_org_id).await?;
     let transfer_id = body.transfer_id;
     let command = MemberCommand::Transfer(Transfer {
         transfer_id,

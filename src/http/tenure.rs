@@ -19,7 +19,7 @@ use crate::http::answer::Created;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::{text, ApiJson, ApiPath, CalendarDate};
-use crate::http::members::{ensure_enrolled, organisation_exists};
+use crate::http::members::moving_to;
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
 
@@ -133,13 +133,7 @@ async fn record_rejoining(
     access::member(&state, &caller, member_id).await?;
     access::organisation(&state, &caller, &body.org_id).await?;
     let ledger = state.ledger();
-    if !organisation_exists(ledger, &body.org_id).await? {
-        ensure_enrolled(ledger, member_id).await?;
-        return Err(ApiError::RuleViolation(format!(
-            "organisation {} is not registered",
-            body.org_id
-        )));
-    }
+    moving_to(ledger, member_id, &body.org_id).await?;
     let rejoining_id = body.rejoining_id;
     let command = MemberCommand::Rejoin(Rejoin {
         rejoining_id,

@@ -16,7 +16,8 @@ use crate::store::record::Metadata;
 
 impl Ledger {
     /// Records a member command that gives the member `member_no`, as [`Ledger::record`]
-    /// does, with the number's claim committed together with the event: refused with
+    /// does, with the number's claim (when the number is new to the member) committed together
+    /// with the event: refused with
     /// [`MemberRejection::MemberNoHeld`] (nothing recorded) when another member holds it.
     pub async fn record_numbered<T>(
         &self,
@@ -30,6 +31,7 @@ impl Ledger {
         let _locks = self.lock_members(std::slice::from_ref(&id)).await;
         for attempt in 0..MAX_ATTEMPTS {
             let mut context = self.take::<Member>(&id).await?;
+            let number_before = context.aggregate.member_no().cloned();
             let sink = EventSink::<Member>::default();
             if let Err(rejection) = context.aggregate.handle(command.clone(), &(), &sink).await {
                 self.keep(context);
@@ -39,7 +41,11 @@ impl Ledger {
             let mut metadata = metadata.clone();
             metadata.recorded_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
             let mut tx = self.pool().begin().await.map_err(StoreError::from)?;
-            if !events.is_empty() {
+            // Only a number the member did not have is claimed: a rename that repeats the
+            // current number claims nothing (a member enrolled before numbers were claimed
+            // may share theirs).
+            let renumbered = context.aggregate.member_no() != number_before.as_ref();
+            if !events.is_empty() && renumbered {
                 let holder = member_numbers::claim(&mut tx, member_no.as_str(), member_id)
                     .await
                     .map_err(StoreError::from)?;

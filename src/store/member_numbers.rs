@@ -64,7 +64,9 @@ pub async fn claim_all(
     }
     let holders: Vec<(String, Uuid)> = sqlx::query_as(
         "INSERT INTO member_numbers (member_no, member_id)
-         SELECT * FROM UNNEST($1::text[], $2::uuid[])
+         SELECT * FROM UNNEST($1::text[], $2::uuid[]) AS c(member_no, member_id)
+          -- In one order, so two imports claiming overlapping numbers never deadlock.
+          ORDER BY c.member_no
          ON CONFLICT (member_no) DO UPDATE SET member_id = member_numbers.member_id
          RETURNING member_no, member_id",
     )

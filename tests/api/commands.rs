@@ -537,7 +537,7 @@ async fn concurrent_sessions_of_many_members_are_each_recorded_once_at_their_ans
     for n in 0..15 {
         let member = Uuid::new_v4();
         let (status, _) = app
-            .post("/v1/members", &json!({"member_id": member, "member_no": format!("M-{n}"),
+            .post("/v1/members", &json!({"member_id": member, "member_no": format!("C-{n}"),
                                          "name": "王芳", "org_id": "fz", "enrolled_on": "2018-01-01"}))
             .await;
         assert_eq!(status, 201);

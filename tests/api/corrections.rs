@@ -6,7 +6,9 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{assert_views_match_the_log, wait_until_projected, TestApp};
+use crate::helpers::{
+    assert_views_match_the_log, behind_the_services_back, wait_until_projected, TestApp,
+};
 use crate::import::import;
 
 async fn enrol(app: &TestApp, member: Uuid, number: &str) -> (u16, Value) {
@@ -100,6 +102,28 @@ async fn a_corrected_member_shows_the_new_name_and_number_and_numbers_stay_uniqu
     assert_eq!(enrol(&app, Uuid::new_v4(), "M-100").await.0, 409);
     let third = Uuid::new_v4();
     assert_eq!(enrol(&app, third, "M-2").await.0, 201);
+
+    // A member enrolled before numbers were claimed may share theirs with one who holds it:
+    // a rename repeating their number claims nothing, so it is not refused.
+    behind_the_services_back(
+        &app.pool,
+        &[
+            &format!("DELETE FROM member_numbers WHERE member_id = '{third}'"),
+            &format!(
+                "INSERT INTO member_numbers VALUES ('M-2', '{}')",
+                Uuid::new_v4()
+            ),
+        ],
+    )
+    .await;
+    let (status, body) = correct(
+        &app,
+        third,
+        json!({"correction_id": Uuid::new_v4(), "name": "王芳", "member_no": "M-2",
+               "reason": "改名"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
 
     // A bulk import takes no number another member holds, nor one twice.
     let (fourth, fifth) = (Uuid::new_v4(), Uuid::new_v4());

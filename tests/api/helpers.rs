@@ -478,10 +478,16 @@ impl TestApp {
             assert_eq!(status, 201, "{body}");
         }
         let member_id = Uuid::new_v4();
+        // Numbers are unique among members: M-1 for the first, M-2 for the next, …
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM member_numbers")
+            .fetch_one(&self.pool)
+            .await
+            .expect("member numbers");
+        let number = format!("M-{}", held + 1);
         let (status, body) = self
             .post(
                 "/v1/members",
-                &serde_json::json!({"member_id": member_id, "member_no": "M-1", "name": "林晓",
+                &serde_json::json!({"member_id": member_id, "member_no": number, "name": "林晓",
                                     "org_id": "fz", "enrolled_on": enrolled_on}),
             )
             .await;

@@ -292,8 +292,12 @@ impl<'a> Batches<'a> {
                 continue;
             };
             // Member numbers are unique among members: one held by another is refused.
+            // An enrolment of a member enrolled already is the aggregate's to judge (a resend,
+            // or a conflict): it claims nothing.
             let number = match &command {
-                MemberCommand::Enrol(e) => Some((e.member_no.to_string(), e.member_id)),
+                MemberCommand::Enrol(e) if context.aggregate.enrolment().is_none() => {
+                    Some((e.member_no.to_string(), e.member_id))
+                }
                 _ => None,
             };
             if let Some((no, id)) = &number {
