@@ -909,3 +909,138 @@ fn a_withdrawn_completion_stops_counting_and_the_next_one_is_credited() {
         "the same hours, now from the second completion"
     );
 }
+
+fn date(m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2018, m, d).expect("date")
+}
+
+fn depart(n: u128, left_on: NaiveDate) -> MemberCommand {
+    MemberCommand::Depart(command::Depart {
+        departure_id: id(n),
+        left_on,
+        reason: "调离".parse().expect("text"),
+        clock: clock(),
+    })
+}
+
+fn departed(n: u128, left_on: NaiveDate) -> MemberEvent {
+    MemberEvent::MemberDeparted {
+        departure_id: id(n),
+        left_on,
+        reason: "调离".parse().expect("text"),
+    }
+}
+
+fn rejoin(n: u128, rejoined_on: NaiveDate) -> MemberCommand {
+    MemberCommand::Rejoin(command::Rejoin {
+        rejoining_id: id(n),
+        rejoined_on,
+        org_id: "fz-branch-2".parse().expect("slug"),
+        clock: clock(),
+    })
+}
+
+fn rejoined(n: u128, rejoined_on: NaiveDate) -> MemberEvent {
+    MemberEvent::MemberRejoined {
+        rejoining_id: id(n),
+        rejoined_on,
+        org_id: "fz-branch-2".parse().expect("slug"),
+    }
+}
+
+#[test]
+fn a_departure_and_a_rejoining_alternate_and_each_is_recorded_once() {
+    let enrolled = || MemberEvent::MemberEnrolled(enrolment());
+    MemberTest::with(())
+        .given(vec![enrolled()])
+        .when(depart(40, date(6, 1)))
+        .then_expect_events(vec![departed(40, date(6, 1))]);
+    MemberTest::with(())
+        .given(vec![enrolled(), departed(40, date(6, 1))])
+        .when(depart(40, date(6, 1)))
+        .then_expect_events(vec![]);
+    MemberTest::with(())
+        .given(vec![enrolled(), departed(40, date(6, 1))])
+        .when(depart(41, date(7, 1)))
+        .then_expect_error(MemberRejection::AlreadyAway(date(6, 1)));
+    MemberTest::with(())
+        .given(vec![enrolled(), departed(40, date(6, 1))])
+        .when(rejoin(50, date(8, 10)))
+        .then_expect_events(vec![rejoined(50, date(8, 10))]);
+    MemberTest::with(())
+        .given(vec![enrolled()])
+        .when(rejoin(50, date(8, 10)))
+        .then_expect_error(MemberRejection::NotAway);
+    MemberTest::with(())
+        .given(vec![enrolled(), departed(40, date(6, 1))])
+        .when(rejoin(50, date(6, 1)))
+        .then_expect_error(MemberRejection::RejoiningBeforeDeparture(date(6, 1)));
+    MemberTest::with(())
+        .given(vec![enrolled()])
+        .when(depart(40, date(12, 2)))
+        .then_expect_error(MemberRejection::DateAhead(date(12, 2)));
+    MemberTest::with(())
+        .given(vec![
+            enrolled(),
+            transferred(30, "fz-branch-2", (2018, 7, 1)),
+        ])
+        .when(depart(40, date(7, 1)))
+        .then_expect_error(MemberRejection::DepartureBeforeLastMove(date(7, 1)));
+    MemberTest::with(())
+        .given(vec![
+            enrolled(),
+            session_recorded(10, at(6, 2, 1, 0), at(6, 2, 2, 0)),
+        ])
+        .when(depart(40, date(6, 2)))
+        .then_expect_error(MemberRejection::StudiedAfterDeparture(id(10)));
+}
+
+#[test]
+fn while_away_study_and_transfers_are_refused_and_the_member_belongs_nowhere() {
+    let given = || {
+        vec![
+            MemberEvent::MemberEnrolled(enrolment()),
+            departed(40, date(6, 1)),
+            rejoined(50, date(8, 10)),
+        ]
+    };
+    MemberTest::with(())
+        .given(given())
+        .when(record_session(10, at(7, 1, 1, 0), at(7, 1, 2, 0)))
+        .then_expect_error(MemberRejection::InvalidSession(TimeViolation::WhileAway {
+            left_on: date(6, 1),
+        }));
+    // 8 August 23:30 in Shanghai is the 9th: still away.
+    MemberTest::with(())
+        .given(given())
+        .when(record_completion(11, at(8, 9, 15, 30)))
+        .then_expect_error(MemberRejection::InvalidCompletion(
+            TimeViolation::WhileAway {
+                left_on: date(6, 1),
+            },
+        ));
+    MemberTest::with(())
+        .given(given())
+        .when(transfer(30, "fz-branch-3", (2018, 7, 1)))
+        .then_expect_error(MemberRejection::TransferWhileAway(date(6, 1)));
+    MemberTest::with(())
+        .given(given())
+        .when(record_session(10, at(8, 10, 1, 0), at(8, 10, 2, 0)))
+        .then_expect_events(vec![session_recorded(10, at(8, 10, 1, 0), at(8, 10, 2, 0))]);
+    let mut member = Member::default();
+    for event in given() {
+        member.apply(event);
+    }
+    let org = |d| member.organisation_on(d).map(ToString::to_string);
+    assert_eq!(org(date(5, 31)).as_deref(), Some("fz-branch-1"));
+    assert_eq!(org(date(6, 1)), None, "away");
+    assert_eq!(org(date(8, 10)).as_deref(), Some("fz-branch-2"));
+    assert_eq!(
+        member
+            .home_organisation(date(7, 1))
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("fz-branch-1"),
+        "while away, answered for where they were last"
+    );
+}
