@@ -40,35 +40,38 @@ impl Ledger {
             let events = sink.collect().await;
             let mut metadata = metadata.clone();
             metadata.recorded_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
-            let mut tx = self.pool().begin().await.map_err(StoreError::from)?;
-            // Only a number the member did not have is claimed: a rename that repeats the
-            // current number claims nothing (a member enrolled before numbers were claimed
-            // may share theirs).
-            let renumbered = context.aggregate.member_no() != number_before.as_ref();
-            if !events.is_empty() && renumbered {
-                let holder = member_numbers::claim(&mut tx, member_no.as_str(), member_id)
+            // An exact resend appends nothing and claims nothing.
+            let mut appended = Vec::new();
+            if !events.is_empty() {
+                let mut tx = self.pool().begin().await.map_err(StoreError::from)?;
+                // Only a number the member did not have is claimed: a rename that repeats
+                // the current number claims nothing (a member enrolled before numbers were
+                // claimed may share theirs).
+                if context.aggregate.member_no() != number_before.as_ref() {
+                    let holder = member_numbers::claim(&mut tx, member_no.as_str(), member_id)
+                        .await
+                        .map_err(StoreError::from)?;
+                    if holder != member_id {
+                        // The state applied the refused events: it goes, and is read again.
+                        return Err(CommandError::Rejected(MemberRejection::MemberNoHeld(
+                            member_no.clone(),
+                        )));
+                    }
+                }
+                match self
+                    .append_on::<Member>(&mut tx, &events, &mut context, &metadata)
                     .await
-                    .map_err(StoreError::from)?;
-                if holder != member_id {
-                    // The state applied the refused events: it goes, and is read again.
-                    return Err(CommandError::Rejected(MemberRejection::MemberNoHeld(
-                        member_no.clone(),
-                    )));
+                {
+                    Ok(done) => appended = done,
+                    Err(StoreError::Conflict) => {
+                        let pause = rand::rng().random_range(1..=5u64 << attempt.min(6));
+                        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                        continue;
+                    }
+                    Err(other) => return Err(other.into()),
                 }
+                tx.commit().await.map_err(StoreError::from)?;
             }
-            let appended = match self
-                .append_on::<Member>(&mut tx, &events, &mut context, &metadata)
-                .await
-            {
-                Ok(appended) => appended,
-                Err(StoreError::Conflict) => {
-                    let pause = rand::rng().random_range(1..=5u64 << attempt.min(6));
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                    continue;
-                }
-                Err(other) => return Err(other.into()),
-            };
-            tx.commit().await.map_err(StoreError::from)?;
             let Some((sequence, value)) = find(&context.aggregate) else {
                 return Err(CommandError::Vanished);
             };

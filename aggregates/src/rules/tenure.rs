@@ -103,11 +103,6 @@ impl Tenure {
             .filter_map(|a| a.rejoined_on)
             .map(Quarter::of_date)
     }
-
-    /// The last day that starts a stay (the enrolment or a rejoining).
-    pub fn last_joined(&self) -> NaiveDate {
-        self.joined_by(NaiveDate::MAX)
-    }
 }
 
 #[cfg(test)]
@@ -192,7 +187,7 @@ mod tests {
             t.current_absence().map(|a| a.left_on),
             Some(date(2019, 4, 1))
         );
-        assert_eq!(t.last_joined(), date(2018, 11, 3));
+        assert_eq!(t.joined_by(date(2030, 1, 1)), date(2018, 11, 3));
         let quarters: Vec<Quarter> = t.rejoining_quarters().collect();
         assert_eq!(quarters, vec![q("2018-Q4")]);
     }
