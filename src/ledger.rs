@@ -7,7 +7,8 @@
 //! This is cqrs-es's `CqrsFramework::execute` loop, kept in our hands because callers need the
 //! appended positions and the state after the command to answer.
 
-mod numbers;
+pub mod closures;
+pub mod holds;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;

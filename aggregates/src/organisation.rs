@@ -1,14 +1,19 @@
-//! The Organisation aggregate: a node of the organisation tree, and its names over time.
+//! The Organisation aggregate: a node of the organisation tree, its names over time, and its
+//! closing.
 //!
 //! A parent must exist before its children (the caller checks, since that is another
-//! aggregate), so the tree can never hold a cycle.
+//! aggregate), so the tree can never hold a cycle. What a closing needs of other streams (no
+//! member belongs from the closing day on, no open child) is the caller's to hold: it checks
+//! under the organisation's lock, which every move into the organisation shares
+//! (`src/ledger/closures.rs`).
 
+use chrono::NaiveDate;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::rejection::{Classify, RejectionKind};
-use crate::values::{Name, OrgId};
+use crate::values::{Name, OrgId, Reason};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,16 +31,32 @@ pub struct Rename {
     pub name: Name,
 }
 
+/// The organisation closes from `closed_on` on: nobody belongs to it from that day, and it takes
+/// no new members, transfers, rejoinings or children. `merged_into` names the organisation its
+/// members were transferred to when the closing ends a merge.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    pub closure_id: Uuid,
+    pub closed_on: NaiveDate,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub reason: Reason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<OrgId>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrganisationCommand {
     Register(OrganisationRecord),
     Rename(Rename),
+    Close(Closure),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrganisationEvent {
     OrganisationRegistered(OrganisationRecord),
     OrganisationRenamed(Rename),
+    OrganisationClosed(Closure),
 }
 
 impl DomainEvent for OrganisationEvent {
@@ -43,6 +64,7 @@ impl DomainEvent for OrganisationEvent {
         match self {
             OrganisationEvent::OrganisationRegistered(_) => "OrganisationRegistered".to_owned(),
             OrganisationEvent::OrganisationRenamed(_) => "OrganisationRenamed".to_owned(),
+            OrganisationEvent::OrganisationClosed(_) => "OrganisationClosed".to_owned(),
         }
     }
 
@@ -61,15 +83,26 @@ pub enum OrganisationRejection {
     NotRegistered,
     #[error("rename {0} was recorded with another name")]
     RenamedDifferently(Uuid),
+    #[error("the organisation was closed on {0} (closure {1})")]
+    Closed(NaiveDate, Uuid),
+    #[error("an organisation cannot be merged into itself")]
+    MergedIntoItself,
+    /// Held by the caller: the organisation the command places someone in is closed.
+    #[error("organisation {0} is closed")]
+    ParentClosed(OrgId),
 }
 
 impl Classify for OrganisationRejection {
     fn kind(&self) -> RejectionKind {
         match self {
             OrganisationRejection::RegisteredDifferently(_)
-            | OrganisationRejection::RenamedDifferently(_) => RejectionKind::Conflict,
+            | OrganisationRejection::RenamedDifferently(_)
+            | OrganisationRejection::Closed(..)
+            | OrganisationRejection::ParentClosed(_) => RejectionKind::Conflict,
             OrganisationRejection::NotRegistered => RejectionKind::NotFound,
-            OrganisationRejection::OwnParent => RejectionKind::RuleViolation,
+            OrganisationRejection::OwnParent | OrganisationRejection::MergedIntoItself => {
+                RejectionKind::RuleViolation
+            }
         }
     }
 }
@@ -81,6 +114,9 @@ pub struct Organisation {
     /// The renames, in order, with the sequence of their events.
     #[serde(default)]
     renames: Vec<(usize, Rename)>,
+    /// The closing, with the sequence of its event.
+    #[serde(default)]
+    closure: Option<(usize, Closure)>,
     /// Events applied: the sequence of the last.
     #[serde(default)]
     applied: usize,
@@ -107,6 +143,11 @@ impl Organisation {
             .map(|(sequence, rename)| (*sequence, rename))
     }
 
+    /// The closing, with the sequence of its event, once recorded.
+    pub fn closure(&self) -> Option<(usize, &Closure)> {
+        self.closure.as_ref().map(|(sequence, c)| (*sequence, c))
+    }
+
     /// An event of the stream passed over: counted, so later sequences stay right.
     pub fn pass_over(&mut self) {
         self.applied += 1;
@@ -119,6 +160,25 @@ impl Organisation {
         match command {
             OrganisationCommand::Register(record) => self.register(record),
             OrganisationCommand::Rename(rename) => self.rename(rename),
+            OrganisationCommand::Close(closure) => self.close(closure),
+        }
+    }
+
+    /// A closing is recorded once; a resend of it records nothing, any other is refused.
+    fn close(&self, closure: &Closure) -> Result<Vec<OrganisationEvent>, OrganisationRejection> {
+        let Some(record) = &self.record else {
+            return Err(OrganisationRejection::NotRegistered);
+        };
+        match &self.closure {
+            Some((_, recorded)) if recorded == closure => Ok(vec![]),
+            Some((_, recorded)) => Err(OrganisationRejection::Closed(
+                recorded.closed_on,
+                recorded.closure_id,
+            )),
+            None if closure.merged_into.as_ref() == Some(&record.org_id) => {
+                Err(OrganisationRejection::MergedIntoItself)
+            }
+            None => Ok(vec![OrganisationEvent::OrganisationClosed(closure.clone())]),
         }
     }
 
@@ -171,6 +231,9 @@ impl Aggregate for Organisation {
             OrganisationEvent::OrganisationRegistered(record) => self.record = Some(record),
             OrganisationEvent::OrganisationRenamed(rename) => {
                 self.renames.push((self.applied, rename));
+            }
+            OrganisationEvent::OrganisationClosed(closure) => {
+                self.closure = Some((self.applied, closure));
             }
         }
     }
@@ -262,5 +325,56 @@ mod tests {
         }
         assert_eq!(org.name().map(Name::as_str), Some("福州市委"));
         assert_eq!(org.renames().map(|(s, _)| s).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn a_closing_is_recorded_once_and_a_closed_organisation_says_when() {
+        let registered = OrganisationEvent::OrganisationRegistered(record("fz", None));
+        let closure = Closure {
+            closure_id: Uuid::from_u128(7),
+            closed_on: NaiveDate::from_ymd_opt(2026, 7, 1).expect("date"),
+            reason: "撤并".parse().expect("text"),
+            merged_into: None,
+        };
+        TestFramework::<Organisation>::with(())
+            .given(vec![registered.clone()])
+            .when(OrganisationCommand::Close(closure.clone()))
+            .then_expect_events(vec![OrganisationEvent::OrganisationClosed(closure.clone())]);
+        let closed = vec![
+            registered.clone(),
+            OrganisationEvent::OrganisationClosed(closure.clone()),
+        ];
+        TestFramework::<Organisation>::with(())
+            .given(closed.clone())
+            .when(OrganisationCommand::Close(closure.clone()))
+            .then_expect_events(vec![]);
+        let again = Closure {
+            closure_id: Uuid::from_u128(8),
+            ..closure.clone()
+        };
+        TestFramework::<Organisation>::with(())
+            .given(closed.clone())
+            .when(OrganisationCommand::Close(again))
+            .then_expect_error(OrganisationRejection::Closed(
+                closure.closed_on,
+                closure.closure_id,
+            ));
+        let into_itself = Closure {
+            merged_into: Some("fz".parse().expect("slug")),
+            ..closure.clone()
+        };
+        TestFramework::<Organisation>::with(())
+            .given(vec![registered])
+            .when(OrganisationCommand::Close(into_itself))
+            .then_expect_error(OrganisationRejection::MergedIntoItself);
+        TestFramework::<Organisation>::with(())
+            .given_no_previous_events()
+            .when(OrganisationCommand::Close(closure.clone()))
+            .then_expect_error(OrganisationRejection::NotRegistered);
+        let mut org = Organisation::default();
+        for event in closed {
+            org.apply(event);
+        }
+        assert_eq!(org.closure(), Some((2, &closure)));
     }
 }

@@ -20,6 +20,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{text, ApiJson, ApiPath};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
+use crate::ledger::holds::Hold;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record_correction))
@@ -82,18 +83,18 @@ async fn record_correction(
         m.correction(correction_id).map(|c| (c.sequence, current))
     };
     let id = member_id.uuid();
-    let fact = match &member_no {
-        Some(number) => {
-            ledger
-                .record_numbered(id, number, command, &caller.metadata(), find)
-                .await?
-        }
-        None => {
-            ledger
-                .record::<Member, _>(&id.to_string(), command, &caller.metadata(), find)
-                .await?
-        }
+    // A number the member has already claims nothing (a member enrolled before numbers were
+    // claimed may share theirs, and can still be renamed).
+    let holds = |m: &Member| -> Vec<Hold> {
+        member_no
+            .iter()
+            .filter(|n| m.member_no() != Some(*n))
+            .map(|n| Hold::Number(id, n.clone()))
+            .collect()
     };
+    let fact = ledger
+        .record_held::<Member, _>(&id.to_string(), command, &caller.metadata(), holds, find)
+        .await?;
     let (name, member_no) = fact.value;
     Ok(Created(Corrected {
         member_id,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use studyledger_aggregates::rejection::{Classify, RejectionKind};
 
 use crate::jobs::replay::ReplayError;
+use crate::ledger::closures::CloseError;
 use crate::ledger::CommandError;
 use crate::store::error::StoreError;
 
@@ -177,6 +178,21 @@ impl<E: std::error::Error + Classify> From<CommandError<E>> for ApiError {
             CommandError::Contention => ApiError::Busy,
             CommandError::Store(store) => store.into(),
             CommandError::Vanished => ApiError::Internal,
+        }
+    }
+}
+
+impl From<CloseError> for ApiError {
+    fn from(error: CloseError) -> Self {
+        match error {
+            CloseError::Command(command) => command.into(),
+            CloseError::Occupied { .. }
+            | CloseError::OpenChildren { .. }
+            | CloseError::TransferRefused { .. } => ApiError::Conflict(error.to_string()),
+            CloseError::IntoOwnSubtree { .. } | CloseError::IntoUnknown(_) => {
+                ApiError::RuleViolation(error.to_string())
+            }
+            CloseError::ViewsBehind => ApiError::Busy,
         }
     }
 }

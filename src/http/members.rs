@@ -28,6 +28,7 @@ use crate::http::openapi as doc;
 use crate::http::skipped_events;
 use crate::http::state::AppState;
 use crate::http::statement_mappings;
+use crate::ledger::holds::Hold;
 use crate::ledger::Ledger;
 use crate::store::mappings::Waiting;
 
@@ -91,12 +92,18 @@ async fn enrol(
         )));
     }
     let command = MemberCommand::Enrol(enrolment.clone());
+    let holds = |_: &Member| {
+        vec![
+            Hold::Open(enrolment.org_id.clone()),
+            Hold::Number(enrolment.member_id, enrolment.member_no.clone()),
+        ]
+    };
     let fact = ledger
-        .record_numbered(
-            enrolment.member_id,
-            &enrolment.member_no,
+        .record_held::<Member, _>(
+            &enrolment.member_id.to_string(),
             command,
             &caller.metadata(),
+            holds,
             |_| Some((1, ())),
         )
         .await?;
@@ -378,9 +385,13 @@ async fn record_transfer(
         effective_on,
     });
     let fact = ledger
-        .record::<Member, _>(&member_id.to_string(), command, &caller.metadata(), |m| {
-            m.transfer(transfer_id).map(|t| (t.sequence, ()))
-        })
+        .record_held::<Member, _>(
+            &member_id.to_string(),
+            command,
+            &caller.metadata(),
+            |_| vec![Hold::Open(body.to_org_id.clone())],
+            |m| m.transfer(transfer_id).map(|t| (t.sequence, ())),
+        )
         .await?;
     Ok(Created(Transferred {
         member_id,

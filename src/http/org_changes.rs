@@ -1,12 +1,13 @@
-//! Changes to an organisation of the tree: `POST /v1/orgs/{org_id}/renames`. Roll-ups and lists
-//! show the name of today; `GET /v1/orgs/{org_id}/names` shows every name and since when.
+//! Changes to an organisation of the tree: `POST /v1/orgs/{org_id}/renames` (roll-ups and lists
+//! show the name of today; `GET /v1/orgs/{org_id}/names` shows every name and since when),
+//! `POST /v1/orgs/{org_id}/closures` and `POST /v1/orgs/{org_id}/merges`.
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::organisation::{
-    Organisation, OrganisationCommand, OrganisationEvent, Rename,
+    Closure, Organisation, OrganisationCommand, OrganisationEvent, Rename,
 };
 use studyledger_aggregates::values::{Name, OrgId};
 use utoipa::ToSchema;
@@ -18,7 +19,7 @@ use crate::http::access;
 use crate::http::answer::Created;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::extract::{text, ApiJson, ApiPath};
+use crate::http::extract::{text, ApiJson, ApiPath, CalendarDate};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
 use crate::store::streams;
@@ -27,6 +28,119 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(rename))
         .routes(routes!(names))
+        .routes(routes!(close))
+        .routes(routes!(merge))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseOrg {
+    /// The client's id of this closing: a resend records nothing.
+    closure_id: Uuid,
+    /// The first day nobody belongs to the organisation.
+    #[schema(value_type = String, format = Date)]
+    closed_on: CalendarDate,
+    reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeOrg {
+    /// The client's id of this merge: a resend transfers nobody twice and records nothing new.
+    merge_id: Uuid,
+    /// Where the members go.
+    into_org_id: OrgId,
+    /// The first day they belong there, and the organisation's closing day.
+    #[schema(value_type = String, format = Date)]
+    merged_on: CalendarDate,
+    reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgClosed {
+    org_id: OrgId,
+    closure_id: Uuid,
+    closed_on: NaiveDate,
+    reason: String,
+    merged_into: Option<OrgId>,
+    /// Members a merge transferred by this request (0 for a closing, or a resend).
+    transferred: usize,
+    sequence: usize,
+    position: Option<i64>,
+}
+
+/// `POST /v1/orgs/{org_id}/closures`: the organisation closes from `closed_on` on. Refused
+/// (409) while anyone belongs to it on that day or later, or a child of it is open; once
+/// closed, it takes no new members, transfers, rejoinings or children (409).
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/closures", tag = "organisations",
+    params(("org_id" = OrgId, Path)),
+    request_body = CloseOrg,
+    responses(
+        (status = 201, body = OrgClosed),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
+async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(org_id): ApiPath<OrgId>,
+    ApiJson(body): ApiJson<CloseOrg>,
+) -> Result<Created<OrgClosed>, ApiError> {
+    let closure = Closure {
+        closure_id: body.closure_id,
+        closed_on: body.closed_on.within_ledger_years("closed_on")?,
+        reason: text("reason", body.reason)?,
+        merged_into: None,
+    };
+    closing(&state, &caller, org_id, closure).await
+}
+
+/// `POST /v1/orgs/{org_id}/merges`: everyone who belongs to the organisation on `merged_on`
+/// or later is transferred to `into_org_id` from that day (or from the day they arrive, when
+/// later), then the organisation closes on `merged_on`. Refused while a child of it is open.
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/merges", tag = "organisations",
+    params(("org_id" = OrgId, Path)),
+    request_body = MergeOrg,
+    responses(
+        (status = 201, body = OrgClosed),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
+async fn merge(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(org_id): ApiPath<OrgId>,
+    ApiJson(body): ApiJson<MergeOrg>,
+) -> Result<Created<OrgClosed>, ApiError> {
+    let closure = Closure {
+        closure_id: body.merge_id,
+        closed_on: body.merged_on.within_ledger_years("merged_on")?,
+        reason: text("reason", body.reason)?,
+        merged_into: Some(body.into_org_id),
+    };
+    closing(&state, &caller, org_id, closure).await
+}
+
+async fn closing(
+    state: &AppState,
+    caller: &Caller,
+    org_id: OrgId,
+    closure: Closure,
+) -> Result<Created<OrgClosed>, ApiError> {
+    let closed = state
+        .ledger()
+        .close_organisation(&org_id, closure.clone(), &caller.metadata())
+        .await?;
+    Ok(Created(OrgClosed {
+        org_id,
+        closure_id: closure.closure_id,
+        closed_on: closure.closed_on,
+        reason: closure.reason.to_string(),
+        merged_into: closure.merged_into,
+        transferred: closed.transferred,
+        sequence: closed.fact.sequence,
+        position: closed.fact.position,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -114,6 +228,7 @@ async fn names(
             let name = match serde_json::from_str(&payload).ok()? {
                 OrganisationEvent::OrganisationRegistered(record) => record.name,
                 OrganisationEvent::OrganisationRenamed(rename) => rename.name,
+                OrganisationEvent::OrganisationClosed(_) => return None,
             };
             Some(OrgName {
                 name,

@@ -53,6 +53,10 @@ pub struct OrgNode {
     org_id: String,
     name: String,
     parent_id: Option<String>,
+    /// The first day nobody belongs to it, once closed.
+    closed_on: Option<chrono::NaiveDate>,
+    /// Where a merge sent its members.
+    merged_into: Option<String>,
     /// From the root (or, for an organisation's administrator, from the top of their
     /// subtree) down to the organisation itself.
     path: Vec<OrgName>,
@@ -124,6 +128,8 @@ async fn organisation(
         org_id: found.org_id,
         name: found.name,
         parent_id: found.parent_id,
+        closed_on: found.closed_on,
+        merged_into: found.merged_into,
         path: named
             .into_iter()
             .map(|(org_id, name)| OrgName { org_id, name })

@@ -32,6 +32,7 @@ use crate::http::extract::{text, ApiJson, ApiPath, ApiQuery};
 use crate::http::members::organisation_exists;
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
+use crate::ledger::holds::Hold;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -86,8 +87,15 @@ async fn register(
     }
     let id = record.org_id.to_string();
     let command = OrganisationCommand::Register(record.clone());
+    let parent = record.parent_id.clone();
     let fact = ledger
-        .record::<Organisation, _>(&id, command, &caller.metadata(), |_| Some((1, ())))
+        .record_held::<Organisation, _>(
+            &id,
+            command,
+            &caller.metadata(),
+            |_| parent.iter().cloned().map(Hold::Open).collect(),
+            |_| Some((1, ())),
+        )
         .await?;
     Ok(Created(Registered {
         organisation: record,

@@ -22,6 +22,7 @@ use crate::http::extract::{text, ApiJson, ApiPath, CalendarDate};
 use crate::http::members::moving_to;
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
+use crate::ledger::holds::Hold;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -142,9 +143,13 @@ async fn record_rejoining(
         clock: ledger.clock(),
     });
     let fact = ledger
-        .record::<Member, _>(&member_id.to_string(), command, &caller.metadata(), |m| {
-            m.rejoining(rejoining_id).map(|r| (r.sequence, ()))
-        })
+        .record_held::<Member, _>(
+            &member_id.to_string(),
+            command,
+            &caller.metadata(),
+            |_| vec![Hold::Open(body.org_id.clone())],
+            |m| m.rejoining(rejoining_id).map(|r| (r.sequence, ())),
+        )
         .await?;
     Ok(Created(Rejoined {
         member_id,

@@ -14,7 +14,8 @@
 //!   [`verifications`] (chain checks asked for over HTTP), [`skipped`] (events the
 //!   projector and replay could not apply), [`statements`] and [`documents`] (the xAPI statements and
 //!   documents of `/xapi`), [`mappings`] (what each statement became on the ledger), [`imports`] (bulk imports' progress and refused rows), [`member_numbers`] (who holds
-//!   each member number).
+//!   each member number), [`organisations`] (the locks between an organisation's closing and
+//!   the moves into it).
 
 pub mod access_log;
 pub mod attachments;
@@ -30,6 +31,7 @@ pub mod imports;
 pub mod lock;
 pub mod mappings;
 pub mod member_numbers;
+pub mod organisations;
 pub mod record;
 pub mod sessions;
 pub mod skipped;

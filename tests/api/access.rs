@@ -53,6 +53,8 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
         &["org_admin", "auditor", "admin"],
     ),
     ("POST", "/v1/orgs/{org_id}/renames", &["admin"]),
+    ("POST", "/v1/orgs/{org_id}/closures", &["admin"]),
+    ("POST", "/v1/orgs/{org_id}/merges", &["admin"]),
     (
         "GET",
         "/v1/orgs/{org_id}/names",
@@ -391,6 +393,13 @@ impl World {
             "/v1/orgs/{org_id}/renames" => {
                 json!({"rename_id": id, "name": format!("组{n}")})
             }
+            // Members belong to the organisation: an admin's closing is admitted, then 409.
+            "/v1/orgs/{org_id}/closures" => {
+                json!({"closure_id": id, "closed_on": "2018-01-01", "reason": "撤销"})
+            }
+            // Into an organisation never registered: admitted, then 422, nobody moved.
+            "/v1/orgs/{org_id}/merges" => json!({"merge_id": id, "into_org_id": "nowhere",
+                "merged_on": "2018-01-01", "reason": "合并"}),
             "/v1/courses/{course_id}/terms" => json!({"effective_from": "2990-01-01",
                 "title": "伦理", "category": "elective", "credit_hours": 2}),
             "/v1/courses/{course_id}/retirements" => {

@@ -1,6 +1,6 @@
 //! Roll-ups from counters against a recomputation from the log: random enrolments (some dated
 //! ahead), transfers (some dated later in the current quarter), late completions, adjustments,
-//! a rule change, departures and rejoinings (rule 12), then every organisation of a four-level tree for every quarter — before
+//! a rule change, departures and rejoinings (rule 12), a merge of one leaf into another, then every organisation of a four-level tree for every quarter — before
 //! and after a replay. The member lists of each subtree tally to the same figures.
 
 use std::collections::BTreeMap;
@@ -444,6 +444,19 @@ async fn counters_equal_a_recomputation_from_the_log_across_transfers_late_facts
     let today = local_date(Utc::now(), chrono_tz::Asia::Shanghai);
     let members = random_ledger(&app, today).await;
     compare_everything(&app, &members, today, "as projected").await;
+    // A leaf merges into the other city's leaf on a day of 2018: its members count there
+    // from the quarters that end on or after it.
+    let merged_on = day_in_2018(&mut StdRng::seed_from_u64(18), date("2018-01-01"));
+    let (status, merged) = app
+        .post(
+            "/v1/orgs/fz-b/merges",
+            &json!({"merge_id": Uuid::new_v4(), "into_org_id": "xm-a",
+                    "merged_on": merged_on, "reason": "合并"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{merged}");
+    assert!(merged["transferred"].as_u64() > Some(0), "{merged}");
+    compare_everything(&app, &members, today, "after a merge").await;
     let replay = app.start_replay(false).await;
     assert_eq!(app.replay_outcome(&replay).await["status"], "succeeded");
     compare_everything(&app, &members, today, "after a replay").await;

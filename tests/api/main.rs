@@ -20,6 +20,7 @@ mod history;
 mod hostile;
 mod import;
 mod org_changes;
+mod org_closures;
 mod orgs;
 mod outage;
 mod plans;

@@ -28,6 +28,9 @@ pub enum MemberRejection {
     NothingToCorrect,
     #[error("member_no {0} is held by another member")]
     MemberNoHeld(crate::values::MemberNo),
+    /// Held by the caller: the organisation the command places the member in is closed.
+    #[error("organisation {0} is closed: it takes no new members, transfers or rejoinings")]
+    OrganisationClosed(OrgId),
     #[error("a transfer cannot take effect while the member is away (rule 12: left on {0})")]
     TransferWhileAway(chrono::NaiveDate),
     #[error("the member has been away since {0}; record a rejoining first")]
@@ -122,6 +125,7 @@ impl Classify for MemberRejection {
             | MemberRejection::AlreadyAway(_)
             | MemberRejection::NotAway
             | MemberRejection::MemberNoHeld(_)
+            | MemberRejection::OrganisationClosed(_)
             | MemberRejection::StudiedAfterDeparture(_) => RejectionKind::Conflict,
             MemberRejection::AdjustmentSize
             | MemberRejection::InvalidAdjustment(_)

@@ -2,13 +2,15 @@
 //! subtree is one indexed lookup (`path @> ARRAY[org]`).
 
 use sqlx::{PgConnection, PgExecutor};
-use studyledger_aggregates::organisation::{OrganisationEvent, OrganisationRecord};
+use studyledger_aggregates::organisation::{Closure, OrganisationEvent, OrganisationRecord};
 
 /// What an organisation's event changes in the tree.
 pub enum OrgChange {
     Registered(OrganisationRecord),
     /// (organisation, its new name).
     Renamed(String, String),
+    /// (organisation, its closing).
+    Closed(String, Closure),
 }
 
 impl OrgChange {
@@ -19,6 +21,9 @@ impl OrgChange {
             OrganisationEvent::OrganisationRenamed(rename) => {
                 OrgChange::Renamed(org_id.to_owned(), rename.name.into_string())
             }
+            OrganisationEvent::OrganisationClosed(closure) => {
+                OrgChange::Closed(org_id.to_owned(), closure)
+            }
         }
     }
 
@@ -27,8 +32,30 @@ impl OrgChange {
         match self {
             OrgChange::Registered(record) => upsert_organisation(connection, record).await,
             OrgChange::Renamed(org_id, name) => rename_organisation(connection, org_id, name).await,
+            OrgChange::Closed(org_id, closure) => {
+                close_organisation(connection, org_id, closure).await
+            }
         }
     }
+}
+
+/// Marks a node closed from its closing day (and, after a merge, where its members went).
+pub async fn close_organisation(
+    connection: &mut PgConnection,
+    org_id: &str,
+    closure: &Closure,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "UPDATE ",
+        table!(org),
+        " SET closed_on = $2, merged_into = $3 WHERE org_id = $1"
+    ))
+    .bind(org_id)
+    .bind(closure.closed_on)
+    .bind(closure.merged_into.as_ref().map(|o| o.as_str()))
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// Adds a node under its parent (already there: parents register first).
@@ -110,6 +137,8 @@ pub struct Node {
     pub name: String,
     pub parent_id: Option<String>,
     pub path: Vec<String>,
+    pub closed_on: Option<chrono::NaiveDate>,
+    pub merged_into: Option<String>,
 }
 
 /// The organisation, when registered.
@@ -118,7 +147,7 @@ pub async fn node(
     org_id: &str,
 ) -> Result<Option<Node>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "SELECT org_id, name, parent_id, path FROM ",
+        "SELECT org_id, name, parent_id, path, closed_on, merged_into FROM ",
         table!(org),
         " WHERE org_id = $1"
     ))
@@ -169,4 +198,40 @@ pub async fn children(
         .bind(limit)
         .fetch_all(connection)
         .await
+}
+
+/// The children of `parent` that are not closed, in id order.
+pub async fn open_children(
+    connection: impl PgExecutor<'_>,
+    parent: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT org_id FROM ",
+        table!(org),
+        " WHERE parent_id = $1 AND closed_on IS NULL ORDER BY org_id"
+    ))
+    .bind(parent)
+    .fetch_all(connection)
+    .await
+}
+
+/// The stays in the organisation itself (not its subtree) that reach `day` or later, as
+/// (member, the stay's first day), in member order: who would still belong to it from `day` on.
+/// A stay that ends the day it begins (a move the same day after it) holds nobody.
+pub async fn staying_from(
+    connection: impl PgExecutor<'_>,
+    org_id: &str,
+    day: chrono::NaiveDate,
+) -> Result<Vec<(uuid::Uuid, chrono::NaiveDate)>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT member_id, effective_on FROM ",
+        table!(member_placement),
+        " WHERE ancestor = $1 AND org_id = $1
+            AND (until IS NULL OR (until > $2 AND until > effective_on))
+          ORDER BY member_id, effective_on"
+    ))
+    .bind(org_id)
+    .bind(day)
+    .fetch_all(connection)
+    .await
 }

@@ -12,7 +12,7 @@
 
 pub mod rows;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -34,9 +34,9 @@ use crate::ledger::Ledger;
 use crate::store::error::StoreError;
 use crate::store::event_store::LedgerContext;
 use crate::store::imports::{self, Counts, ImportRecord};
-use crate::store::member_numbers;
 use crate::store::record::Metadata;
 use crate::store::statements::StatementsError;
+use crate::store::{member_numbers, organisations};
 use crate::JobError;
 use rows::{Format, Parsed, Row};
 
@@ -201,7 +201,19 @@ impl<'a> Batches<'a> {
             })
             .collect();
         let mut held = member_numbers::holders(&mut tx, &numbers).await?;
-        let decided = self.decide(&mut members, rows, &mut held).await;
+        // The enrolments' organisations stay open until this batch commits.
+        let orgs: Vec<&str> = rows
+            .iter()
+            .filter_map(|p| match &p.row {
+                Ok(Row::Enrol(enrolment)) => Some(enrolment.org_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let closed: HashSet<String> = organisations::share(&mut tx, &orgs)
+            .await?
+            .into_iter()
+            .collect();
+        let decided = self.decide(&mut members, rows, &mut held, &closed).await;
         let metadata = Metadata {
             recorded_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
             ..self.importer.metadata.clone()
@@ -274,6 +286,7 @@ impl<'a> Batches<'a> {
         members: &mut HashMap<String, LedgerContext<Member>>,
         rows: &[Parsed],
         held: &mut HashMap<String, Uuid>,
+        closed: &HashSet<String>,
     ) -> Decided {
         let clock = self.ledger.clock();
         let mut decided = Decided::default();
@@ -300,6 +313,15 @@ impl<'a> Batches<'a> {
                 }
                 _ => None,
             };
+            if let MemberCommand::Enrol(e) = &command {
+                if number.is_some() && closed.contains(e.org_id.as_str()) {
+                    decided.counts.refused += 1;
+                    decided
+                        .refusals
+                        .push((parsed.line, format!("organisation {} is closed", e.org_id)));
+                    continue;
+                }
+            }
             if let Some((no, id)) = &number {
                 if held.get(no).is_some_and(|holder| holder != id) {
                     decided.counts.refused += 1;
