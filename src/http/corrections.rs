@@ -20,7 +20,6 @@ use crate::http::error::ApiError;
 use crate::http::extract::{text, ApiJson, ApiPath};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
-use crate::ledger::holds::Hold;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record_correction))
@@ -85,15 +84,21 @@ async fn record_correction(
     let id = member_id.uuid();
     // A number the member has already claims nothing (a member enrolled before numbers were
     // claimed may share theirs, and can still be renamed).
-    let holds = |m: &Member| -> Vec<Hold> {
+    let claim = |m: &Member| {
         member_no
-            .iter()
-            .filter(|n| m.member_no() != Some(*n))
-            .map(|n| Hold::Number(id, n.clone()))
-            .collect()
+            .clone()
+            .filter(|n| m.member_no() != Some(n))
+            .map(|n| (id, n))
     };
     let fact = ledger
-        .record_held::<Member, _>(&id.to_string(), command, &caller.metadata(), holds, find)
+        .record_held::<Member, _>(
+            &id.to_string(),
+            command,
+            &caller.metadata(),
+            None,
+            claim,
+            find,
+        )
         .await?;
     let (name, member_no) = fact.value;
     Ok(Created(Corrected {

@@ -28,7 +28,6 @@ use crate::http::openapi as doc;
 use crate::http::skipped_events;
 use crate::http::state::AppState;
 use crate::http::statement_mappings;
-use crate::ledger::holds::Hold;
 use crate::ledger::Ledger;
 use crate::store::mappings::Waiting;
 
@@ -92,18 +91,13 @@ async fn enrol(
         )));
     }
     let command = MemberCommand::Enrol(enrolment.clone());
-    let holds = |_: &Member| {
-        vec![
-            Hold::Open(enrolment.org_id.clone()),
-            Hold::Number(enrolment.member_id, enrolment.member_no.clone()),
-        ]
-    };
     let fact = ledger
         .record_held::<Member, _>(
             &enrolment.member_id.to_string(),
             command,
             &caller.metadata(),
-            holds,
+            Some(&enrolment.org_id),
+            |_: &Member| Some((enrolment.member_id, enrolment.member_no.clone())),
             |_| Some((1, ())),
         )
         .await?;
@@ -389,7 +383,8 @@ async fn record_transfer(
             &member_id.to_string(),
             command,
             &caller.metadata(),
-            |_| vec![Hold::Open(body.to_org_id.clone())],
+            Some(&body.to_org_id),
+            |_| None,
             |m| m.transfer(transfer_id).map(|t| (t.sequence, ())),
         )
         .await?;

@@ -32,7 +32,6 @@ use crate::http::extract::{text, ApiJson, ApiPath, ApiQuery};
 use crate::http::members::organisation_exists;
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
-use crate::ledger::holds::Hold;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -93,7 +92,8 @@ async fn register(
             &id,
             command,
             &caller.metadata(),
-            |_| parent.iter().cloned().map(Hold::Open).collect(),
+            parent.as_ref(),
+            |_| None,
             |_| Some((1, ())),
         )
         .await?;

@@ -22,7 +22,6 @@ use crate::http::extract::{text, ApiJson, ApiPath, CalendarDate};
 use crate::http::members::moving_to;
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
-use crate::ledger::holds::Hold;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -147,7 +146,8 @@ async fn record_rejoining(
             &member_id.to_string(),
             command,
             &caller.metadata(),
-            |_| vec![Hold::Open(body.org_id.clone())],
+            Some(&body.org_id),
+            |_| None,
             |m| m.rejoining(rejoining_id).map(|r| (r.sequence, ())),
         )
         .await?;

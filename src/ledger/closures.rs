@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
+use futures::{StreamExt, TryStreamExt};
 use studyledger_aggregates::member::command::Transfer;
 use studyledger_aggregates::member::{Member, MemberCommand, MemberRejection};
 use studyledger_aggregates::organisation::{
@@ -22,7 +23,6 @@ use studyledger_aggregates::values::OrgId;
 use studyledger_projections::sql::orgs;
 use uuid::Uuid;
 
-use super::holds::Hold;
 use super::{CommandError, Fact, Ledger};
 use crate::store::commit_order;
 use crate::store::error::StoreError;
@@ -34,6 +34,8 @@ const VIEWS_WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(10);
 /// Members named in a refusal (the count says how many there are).
 const NAMED: usize = 5;
+/// A merge's transfers in flight at once (each on a connection of the pool).
+const TRANSFERS_AT_ONCE: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloseError {
@@ -95,7 +97,6 @@ impl Ledger {
         closure: Closure,
         metadata: &Metadata,
     ) -> Result<Closed, CloseError> {
-        let _guard = self.lock_for::<Organisation>(org_id.as_str()).lock().await;
         let into = closure.merged_into.clone();
         if let Some(into) = &into {
             if into != org_id && self.organisation_within(into, org_id).await? {
@@ -108,16 +109,15 @@ impl Ledger {
         let mut tx = self.pool().begin().await?;
         organisations::take_alone(&mut tx, org_id.as_str(), into.as_ref().map(OrgId::as_str))
             .await?;
-        let mut context = self.take::<Organisation>(org_id.as_str()).await?;
+        // Under the lock no other closing of it runs, in any instance.
         let command = OrganisationCommand::Close(closure.clone());
-        let sink = EventSink::<Organisation>::default();
-        if let Err(rejection) = context.aggregate.handle(command, &(), &sink).await {
-            self.keep(context);
-            return Err(CommandError::Rejected(rejection).into());
-        }
-        let events = sink.collect().await;
-        if events.is_empty() {
-            return self.closed_before(context).await;
+        let (current, _) = self.read::<Organisation>(org_id.as_str()).await?;
+        if current
+            .decide(&command)
+            .map_err(CommandError::Rejected)?
+            .is_empty()
+        {
+            return self.closed_before(org_id, &current).await;
         }
         if let Some(into) = &into {
             self.check_into(&mut tx, into).await?;
@@ -135,6 +135,28 @@ impl Ledger {
             None => 0,
         };
         self.check_empty(org_id, closure.closed_on).await?;
+        let fact = self.record_closing(tx, org_id, command, metadata).await?;
+        Ok(Closed { fact, transferred })
+    }
+
+    /// Records the closing in the transaction that holds the organisation's lock, under the
+    /// aggregate's lock in this process (taken only now: a merge's transfers take members'
+    /// locks, which may share its stripe).
+    async fn record_closing(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        org_id: &OrgId,
+        command: OrganisationCommand,
+        metadata: &Metadata,
+    ) -> Result<Fact<()>, CloseError> {
+        let _guard = self.lock_for::<Organisation>(org_id.as_str()).lock().await;
+        let mut context = self.take::<Organisation>(org_id.as_str()).await?;
+        let sink = EventSink::<Organisation>::default();
+        if let Err(rejection) = context.aggregate.handle(command, &(), &sink).await {
+            self.keep(context);
+            return Err(CommandError::Rejected(rejection).into());
+        }
+        let events = sink.collect().await;
         let mut metadata = metadata.clone();
         metadata.recorded_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
         let appended = match self
@@ -152,28 +174,24 @@ impl Ledger {
             .closure()
             .map_or(0, |(sequence, _)| sequence);
         self.keep(context);
-        Ok(Closed {
-            fact: Fact {
-                sequence,
-                position: appended.last().map(|a| a.position),
-                value: (),
-            },
-            transferred,
+        Ok(Fact {
+            sequence,
+            position: appended.last().map(|a| a.position),
+            value: (),
         })
     }
 
     /// The answer to an exact resend: the closing recorded before.
     async fn closed_before(
         &self,
-        context: crate::store::event_store::LedgerContext<Organisation>,
+        org_id: &OrgId,
+        current: &Organisation,
     ) -> Result<Closed, CloseError> {
-        let Some((sequence, _)) = context.aggregate.closure() else {
+        let Some((sequence, _)) = current.closure() else {
             return Err(CommandError::Vanished.into());
         };
-        let org_id = context.aggregate_id.clone();
-        self.keep(context);
         let position = self
-            .position_after::<Organisation>(&org_id, &[], sequence)
+            .position_after::<Organisation>(org_id.as_str(), &[], sequence)
             .await?;
         Ok(Closed {
             fact: Fact {
@@ -204,9 +222,8 @@ impl Ledger {
             .await?
             .is_empty()
         {
-            return Err(
-                CommandError::Rejected(OrganisationRejection::ParentClosed(into.clone())).into(),
-            );
+            let closed = OrganisationRejection::ParentClosed(into.clone());
+            return Err(CommandError::Rejected(closed).into());
         }
         Ok(())
     }
@@ -253,8 +270,8 @@ impl Ledger {
         })
     }
 
-    /// Transfers each stay in `org_id` that reaches the closing day to `into`, from the later
-    /// of the closing day and the stay's first day; answers how many transfers it recorded.
+    /// Transfers each stay in `org_id` that reaches the closing day to `into`, a few at a time,
+    /// and answers how many transfers it recorded; the first refusal ends it.
     async fn transfer_stays(
         &self,
         org_id: &OrgId,
@@ -263,38 +280,51 @@ impl Ledger {
         metadata: &Metadata,
     ) -> Result<usize, CloseError> {
         let staying = orgs::staying_from(self.pool(), org_id.as_str(), closure.closed_on).await?;
-        let mut transferred = 0;
-        for (member_id, arrived_on) in staying {
-            let effective_on = arrived_on.max(closure.closed_on);
-            let name = format!("{member_id}/{arrived_on}");
-            let transfer_id = Uuid::new_v5(&closure.closure_id, name.as_bytes());
-            let command = MemberCommand::Transfer(Transfer {
-                transfer_id,
-                to_org_id: into.clone(),
-                effective_on,
-            });
-            let recorded = self
-                .record_held::<Member, _>(
-                    &member_id.to_string(),
-                    command,
-                    metadata,
-                    |_| vec![Hold::Open(into.clone())],
-                    |m| m.transfer(transfer_id).map(|t| (t.sequence, ())),
-                )
-                .await;
-            match recorded {
-                Ok(_) => transferred += 1,
-                Err(CommandError::Rejected(rejection)) => {
-                    return Err(CloseError::TransferRefused {
-                        member_id,
-                        rejection,
-                    })
-                }
-                Err(CommandError::Store(error)) => return Err(error.into()),
-                Err(CommandError::Contention) => return Err(CommandError::Contention.into()),
-                Err(CommandError::Vanished) => return Err(CommandError::Vanished.into()),
-            }
+        futures::stream::iter(staying)
+            .map(|(member_id, arrived_on)| {
+                self.transfer_stay(member_id, arrived_on, closure, into, metadata)
+            })
+            .buffer_unordered(TRANSFERS_AT_ONCE)
+            .try_fold(0, |transferred, ()| async move { Ok(transferred + 1) })
+            .await
+    }
+
+    /// Ends one stay in a merge: a transfer to `into` from the later of the closing day and the
+    /// stay's first day, its id derived from the merge's and the stay's.
+    async fn transfer_stay(
+        &self,
+        member_id: Uuid,
+        arrived_on: NaiveDate,
+        closure: &Closure,
+        into: &OrgId,
+        metadata: &Metadata,
+    ) -> Result<(), CloseError> {
+        let name = format!("{member_id}/{arrived_on}");
+        let transfer_id = Uuid::new_v5(&closure.closure_id, name.as_bytes());
+        let command = MemberCommand::Transfer(Transfer {
+            transfer_id,
+            to_org_id: into.clone(),
+            effective_on: arrived_on.max(closure.closed_on),
+        });
+        let recorded = self
+            .record_held::<Member, _>(
+                &member_id.to_string(),
+                command,
+                metadata,
+                Some(into),
+                |_| None,
+                |m| m.transfer(transfer_id).map(|t| (t.sequence, ())),
+            )
+            .await;
+        match recorded {
+            Ok(_) => Ok(()),
+            Err(CommandError::Rejected(rejection)) => Err(CloseError::TransferRefused {
+                member_id,
+                rejection,
+            }),
+            Err(CommandError::Store(error)) => Err(error.into()),
+            Err(CommandError::Contention) => Err(CommandError::Contention.into()),
+            Err(CommandError::Vanished) => Err(CommandError::Vanished.into()),
         }
-        Ok(transferred)
     }
 }

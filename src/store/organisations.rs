@@ -55,16 +55,21 @@ pub async fn take_alone(
     Ok(())
 }
 
-/// Those of these organisations whose closing is in the log (read by key).
+/// Those of these organisations whose closing is in the log: one probe of each stream by key
+/// (a filter on `aggregate_id = ANY(…)` would read every organisation's events, since the
+/// planner cannot tell how few there are of one kind).
 pub async fn closed_among(
     tx: &mut PgConnection,
     org_ids: &[&str],
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT aggregate_id FROM events
-          WHERE aggregate_type = 'organisation' AND aggregate_id = ANY($1)
-            AND event_type = 'OrganisationClosed'
-          ORDER BY aggregate_id",
+        "SELECT o.org_id FROM unnest($1::text[]) AS o (org_id)
+          CROSS JOIN LATERAL (SELECT 1 FROM events e
+                               WHERE e.aggregate_type = 'organisation'
+                                 AND e.aggregate_id = o.org_id
+                                 AND e.event_type = 'OrganisationClosed'
+                               LIMIT 1) AS closing
+          ORDER BY o.org_id",
     )
     .bind(org_ids)
     .fetch_all(&mut *tx)
