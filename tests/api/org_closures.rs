@@ -10,12 +10,7 @@ use uuid::Uuid;
 
 use crate::helpers::{assert_views_match_the_log, wait_until_projected, TestApp};
 use crate::import::import;
-
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
-    let (status, answer) = app.post(path, &body).await;
-    assert_eq!(status, 201, "{path} {body}: {answer}");
-    answer
-}
+use crate::tenure::{comply, ok};
 
 async fn refused(app: &TestApp, path: &str, body: Value, expected: u16) -> Value {
     let before = app.total_events().await;
@@ -35,19 +30,6 @@ async fn enrol(app: &TestApp, org: &str, number: &str) -> Uuid {
     )
     .await;
     member
-}
-
-/// Meets 8 + 3 in the quarter of `day` by adjustments.
-async fn comply(app: &TestApp, member: Uuid, day: &str) {
-    for (category, hours) in [("required", 8), ("elective", 3)] {
-        ok(
-            app,
-            &format!("/v1/members/{member}/credit-adjustments"),
-            json!({"adjustment_id": Uuid::new_v4(), "category": category, "hours": hours,
-                   "effective_at": format!("{day}T04:00:00Z"), "reason": "补录"}),
-        )
-        .await;
-    }
 }
 
 /// [members, compliant, non_compliant, compliance_rate] of a roll-up.

@@ -9,14 +9,14 @@ use uuid::Uuid;
 
 use crate::helpers::{assert_views_match_the_log, wait_until_projected, TestApp};
 
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
+pub async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
     let (status, answer) = app.post(path, &body).await;
     assert_eq!(status, 201, "{path} {body}: {answer}");
     answer
 }
 
 /// Meets 8 + 3 in the quarter of `day` by adjustments.
-async fn comply(app: &TestApp, member: Uuid, day: &str) {
+pub async fn comply(app: &TestApp, member: Uuid, day: &str) {
     for (category, hours) in [("required", 8), ("elective", 3)] {
         ok(
             app,
