@@ -9,6 +9,7 @@
 
 pub mod closures;
 pub mod holds;
+pub mod moves;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::rulebook::{RuleBook, RuleBookCommand, RULEBOOK_ID};
 use studyledger_aggregates::rules::rulesets::Ruleset;
 use studyledger_aggregates::values::OrgId;
+use studyledger_projections::sql::orgs;
 
 use crate::store::connections::WriteConnections;
 use crate::store::error::StoreError;
@@ -422,8 +424,8 @@ impl Ledger {
 
     /// The aggregate from the cache when it is there, else from the database. Only for what
     /// never changes once recorded: an activity's link, whether a course or organisation is
-    /// registered and an organisation's parent (a course's terms and an organisation's name do
-    /// change: read those with [`Ledger::read`]).
+    /// registered (a course's terms, an organisation's name and parent do change: read those
+    /// with [`Ledger::read`]).
     pub async fn read_immutable<A: Stored>(&self, aggregate_id: &str) -> Result<A, StoreError> {
         let store = A::store(self);
         if let Some(aggregate) = store.peek_cached(aggregate_id) {
@@ -453,25 +455,28 @@ impl Ledger {
         }
     }
 
-    /// Whether `org_id` is `ancestor` or lies below it in the organisation tree (an unknown
-    /// organisation lies nowhere). An organisation's parent never changes once registered, so
-    /// their records come from the cache when they can.
+    /// Whether `org_id` is `ancestor` or lies below it in the organisation tree of today (an
+    /// unknown organisation lies nowhere). The tree as the views hold it answers (one indexed
+    /// read); an organisation registered so recently that the views do not hold it yet is
+    /// walked up in the log (its parent, their parents: moves change parents, so none of it
+    /// comes from the cache).
     pub async fn organisation_within(
         &self,
         org_id: &OrgId,
         ancestor: &OrgId,
     ) -> Result<bool, StoreError> {
+        if let Some(within) = orgs::within(self.pool(), org_id.as_str(), ancestor.as_str()).await? {
+            return Ok(within);
+        }
         let mut current = org_id.clone();
         // A tree deeper than this is not one the registry could have built.
         for _ in 0..MAX_TREE_DEPTH {
             if &current == ancestor {
                 return Ok(true);
             }
-            let organisation = self
-                .read_immutable::<Organisation>(current.as_str())
-                .await?;
-            match organisation.record().and_then(|r| r.parent_id.clone()) {
-                Some(parent) => current = parent,
+            let (organisation, _) = self.read::<Organisation>(current.as_str()).await?;
+            match organisation.parent() {
+                Some(parent) => current = parent.clone(),
                 None => return Ok(false),
             }
         }

@@ -1,11 +1,14 @@
-//! The Organisation aggregate: a node of the organisation tree, its names over time, and its
-//! closing.
+//! The Organisation aggregate: a node of the organisation tree, its names over time, its moves
+//! under other parents, and its closing.
 //!
 //! A parent must exist before its children (the caller checks, since that is another
 //! aggregate), so the tree can never hold a cycle. What a closing needs of other streams (no
 //! member belongs from the closing day on, no open child) is the caller's to hold: it checks
 //! under the organisation's lock, which every move into the organisation shares
-//! (`src/ledger/closures.rs`).
+//! (`src/ledger/closures.rs`). A move under another parent is decided here on what the stream
+//! knows (registered, open, not under itself, from a quarter's first day, never before its
+//! last move); that the new parent is registered, open and outside the subtree is the
+//! caller's to check, under the tree's lock (`src/ledger/moves.rs`).
 
 use chrono::NaiveDate;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -13,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::rejection::{Classify, RejectionKind};
-use crate::values::{Name, OrgId, Reason};
+use crate::values::{Name, OrgId, Quarter, Reason};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,11 +48,25 @@ pub struct Closure {
     pub merged_into: Option<OrgId>,
 }
 
+/// The organisation, with its whole subtree, lies under `parent_id` from `moved_on` (a
+/// quarter's first day) on: roll-ups of quarters before it keep counting where members
+/// belonged then (rule 7).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    pub move_id: Uuid,
+    pub parent_id: OrgId,
+    pub moved_on: NaiveDate,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub reason: Reason,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrganisationCommand {
     Register(OrganisationRecord),
     Rename(Rename),
     Close(Closure),
+    Move(Move),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +74,7 @@ pub enum OrganisationEvent {
     OrganisationRegistered(OrganisationRecord),
     OrganisationRenamed(Rename),
     OrganisationClosed(Closure),
+    OrganisationMoved(Move),
 }
 
 impl DomainEvent for OrganisationEvent {
@@ -65,6 +83,7 @@ impl DomainEvent for OrganisationEvent {
             OrganisationEvent::OrganisationRegistered(_) => "OrganisationRegistered".to_owned(),
             OrganisationEvent::OrganisationRenamed(_) => "OrganisationRenamed".to_owned(),
             OrganisationEvent::OrganisationClosed(_) => "OrganisationClosed".to_owned(),
+            OrganisationEvent::OrganisationMoved(_) => "OrganisationMoved".to_owned(),
         }
     }
 
@@ -90,6 +109,14 @@ pub enum OrganisationRejection {
     /// Held by the caller: the organisation the command places someone in is closed.
     #[error("organisation {0} is closed")]
     ParentClosed(OrgId),
+    #[error("move {0} was recorded with other details")]
+    MovedDifferently(Uuid),
+    #[error("the organisation already lies under {0}")]
+    AlreadyUnder(OrgId),
+    #[error("a move takes effect from a quarter's first day, not {0}")]
+    NotQuarterStart(NaiveDate),
+    #[error("the organisation moved on {0}: a later move cannot take effect before it")]
+    BeforeEarlierMove(NaiveDate),
 }
 
 impl Classify for OrganisationRejection {
@@ -98,11 +125,14 @@ impl Classify for OrganisationRejection {
             OrganisationRejection::RegisteredDifferently(_)
             | OrganisationRejection::RenamedDifferently(_)
             | OrganisationRejection::Closed(..)
-            | OrganisationRejection::ParentClosed(_) => RejectionKind::Conflict,
+            | OrganisationRejection::ParentClosed(_)
+            | OrganisationRejection::MovedDifferently(_)
+            | OrganisationRejection::AlreadyUnder(_)
+            | OrganisationRejection::BeforeEarlierMove(_) => RejectionKind::Conflict,
             OrganisationRejection::NotRegistered => RejectionKind::NotFound,
-            OrganisationRejection::OwnParent | OrganisationRejection::MergedIntoItself => {
-                RejectionKind::RuleViolation
-            }
+            OrganisationRejection::OwnParent
+            | OrganisationRejection::MergedIntoItself
+            | OrganisationRejection::NotQuarterStart(_) => RejectionKind::RuleViolation,
         }
     }
 }
@@ -117,6 +147,9 @@ pub struct Organisation {
     /// The closing, with the sequence of its event.
     #[serde(default)]
     closure: Option<(usize, Closure)>,
+    /// The moves under other parents, in order, with the sequence of their events.
+    #[serde(default)]
+    moves: Vec<(usize, Move)>,
     /// Events applied: the sequence of the last.
     #[serde(default)]
     applied: usize,
@@ -143,6 +176,19 @@ impl Organisation {
             .map(|(sequence, rename)| (*sequence, rename))
     }
 
+    /// The parent now: the last move's, or the registered one.
+    pub fn parent(&self) -> Option<&OrgId> {
+        match self.moves.last() {
+            Some((_, last)) => Some(&last.parent_id),
+            None => self.record.as_ref().and_then(|r| r.parent_id.as_ref()),
+        }
+    }
+
+    /// The moves under other parents, in order, each with the sequence of its event.
+    pub fn moves(&self) -> impl Iterator<Item = (usize, &Move)> {
+        self.moves.iter().map(|(sequence, m)| (*sequence, m))
+    }
+
     /// The closing, with the sequence of its event, once recorded.
     pub fn closure(&self) -> Option<(usize, &Closure)> {
         self.closure.as_ref().map(|(sequence, c)| (*sequence, c))
@@ -161,6 +207,43 @@ impl Organisation {
             OrganisationCommand::Register(record) => self.register(record),
             OrganisationCommand::Rename(rename) => self.rename(rename),
             OrganisationCommand::Close(closure) => self.close(closure),
+            OrganisationCommand::Move(to) => self.move_under(to),
+        }
+    }
+
+    /// A move is recorded once by its id; an open organisation moves under another parent
+    /// from a quarter's first day, never before its last move.
+    fn move_under(&self, to: &Move) -> Result<Vec<OrganisationEvent>, OrganisationRejection> {
+        let Some(record) = &self.record else {
+            return Err(OrganisationRejection::NotRegistered);
+        };
+        if let Some((_, recorded)) = self.moves.iter().find(|(_, m)| m.move_id == to.move_id) {
+            return if recorded == to {
+                Ok(vec![])
+            } else {
+                Err(OrganisationRejection::MovedDifferently(to.move_id))
+            };
+        }
+        if let Some((_, closure)) = &self.closure {
+            return Err(OrganisationRejection::Closed(
+                closure.closed_on,
+                closure.closure_id,
+            ));
+        }
+        if to.parent_id == record.org_id {
+            return Err(OrganisationRejection::OwnParent);
+        }
+        if self.parent() == Some(&to.parent_id) {
+            return Err(OrganisationRejection::AlreadyUnder(to.parent_id.clone()));
+        }
+        if Quarter::of_date(to.moved_on).first_day() != to.moved_on {
+            return Err(OrganisationRejection::NotQuarterStart(to.moved_on));
+        }
+        match self.moves.last() {
+            Some((_, last)) if to.moved_on < last.moved_on => {
+                Err(OrganisationRejection::BeforeEarlierMove(last.moved_on))
+            }
+            _ => Ok(vec![OrganisationEvent::OrganisationMoved(to.clone())]),
         }
     }
 
@@ -235,6 +318,7 @@ impl Aggregate for Organisation {
             OrganisationEvent::OrganisationClosed(closure) => {
                 self.closure = Some((self.applied, closure));
             }
+            OrganisationEvent::OrganisationMoved(to) => self.moves.push((self.applied, to)),
         }
     }
 }
@@ -376,5 +460,89 @@ mod tests {
             org.apply(event);
         }
         assert_eq!(org.closure(), Some((2, &closure)));
+    }
+
+    #[test]
+    fn a_move_is_recorded_once_from_a_quarter_start_and_never_before_the_last() {
+        let registered = OrganisationEvent::OrganisationRegistered(record("fz-a", Some("fz")));
+        let day = |m| NaiveDate::from_ymd_opt(2026, m, 1).expect("date");
+        let to = Move {
+            move_id: Uuid::from_u128(9),
+            parent_id: "xm".parse().expect("slug"),
+            moved_on: day(7),
+            reason: "改隶".parse().expect("text"),
+        };
+        let moved = vec![
+            registered.clone(),
+            OrganisationEvent::OrganisationMoved(to.clone()),
+        ];
+        let refused = |given: Vec<OrganisationEvent>, to: Move, error| {
+            TestFramework::<Organisation>::with(())
+                .given(given)
+                .when(OrganisationCommand::Move(to))
+                .then_expect_error(error);
+        };
+        TestFramework::<Organisation>::with(())
+            .given(vec![registered.clone()])
+            .when(OrganisationCommand::Move(to.clone()))
+            .then_expect_events(vec![OrganisationEvent::OrganisationMoved(to.clone())]);
+        TestFramework::<Organisation>::with(())
+            .given(moved.clone())
+            .when(OrganisationCommand::Move(to.clone()))
+            .then_expect_events(vec![]);
+        let back = |moved_on| Move {
+            move_id: Uuid::from_u128(10),
+            parent_id: "fz".parse().expect("slug"),
+            moved_on,
+            ..to.clone()
+        };
+        refused(
+            moved.clone(),
+            back(day(4)),
+            OrganisationRejection::BeforeEarlierMove(day(7)),
+        );
+        refused(
+            moved.clone(),
+            back(day(8)),
+            OrganisationRejection::NotQuarterStart(day(8)),
+        );
+        let other = Move {
+            moved_on: day(10),
+            ..to.clone()
+        };
+        refused(
+            moved.clone(),
+            other,
+            OrganisationRejection::MovedDifferently(to.move_id),
+        );
+        let again = Move {
+            move_id: Uuid::from_u128(11),
+            moved_on: day(10),
+            ..to.clone()
+        };
+        refused(
+            moved.clone(),
+            again,
+            OrganisationRejection::AlreadyUnder(to.parent_id.clone()),
+        );
+        let under_itself = Move {
+            parent_id: "fz-a".parse().expect("slug"),
+            ..to.clone()
+        };
+        refused(
+            vec![registered.clone()],
+            under_itself,
+            OrganisationRejection::OwnParent,
+        );
+        refused(vec![], to.clone(), OrganisationRejection::NotRegistered);
+        let mut org = Organisation::default();
+        for event in moved.iter().cloned() {
+            org.apply(event);
+        }
+        assert_eq!(org.parent().map(OrgId::as_str), Some("xm"));
+        TestFramework::<Organisation>::with(())
+            .given(moved)
+            .when(OrganisationCommand::Move(back(day(10))))
+            .then_expect_events(vec![OrganisationEvent::OrganisationMoved(back(day(10)))]);
     }
 }

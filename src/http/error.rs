@@ -7,7 +7,7 @@ use serde::Serialize;
 use studyledger_aggregates::rejection::{Classify, RejectionKind};
 
 use crate::jobs::replay::ReplayError;
-use crate::ledger::closures::CloseError;
+use crate::ledger::closures::TreeError;
 use crate::ledger::CommandError;
 use crate::store::error::StoreError;
 
@@ -182,17 +182,20 @@ impl<E: std::error::Error + Classify> From<CommandError<E>> for ApiError {
     }
 }
 
-impl From<CloseError> for ApiError {
-    fn from(error: CloseError) -> Self {
+impl From<TreeError> for ApiError {
+    fn from(error: TreeError) -> Self {
         match error {
-            CloseError::Command(command) => command.into(),
-            CloseError::Occupied { .. }
-            | CloseError::OpenChildren { .. }
-            | CloseError::TransferRefused { .. } => ApiError::Conflict(error.to_string()),
-            CloseError::IntoOwnSubtree { .. } | CloseError::IntoUnknown(_) => {
-                ApiError::RuleViolation(error.to_string())
-            }
-            CloseError::ViewsBehind => ApiError::Busy,
+            TreeError::Command(command) => command.into(),
+            TreeError::Occupied { .. }
+            | TreeError::OpenChildren { .. }
+            | TreeError::TransferRefused { .. } => ApiError::Conflict(error.to_string()),
+            TreeError::BeforeEarlierMove { .. } => ApiError::Conflict(error.to_string()),
+            TreeError::IntoOwnSubtree { .. }
+            | TreeError::IntoUnknown(_)
+            | TreeError::UnderOwnSubtree { .. }
+            | TreeError::ParentUnknown(_)
+            | TreeError::AheadOfQuarter(_) => ApiError::RuleViolation(error.to_string()),
+            TreeError::ViewsBehind => ApiError::Busy,
         }
     }
 }

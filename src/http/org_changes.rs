@@ -1,13 +1,14 @@
 //! Changes to an organisation of the tree: `POST /v1/orgs/{org_id}/renames` (roll-ups and lists
 //! show the name of today; `GET /v1/orgs/{org_id}/names` shows every name and since when),
-//! `POST /v1/orgs/{org_id}/closures` and `POST /v1/orgs/{org_id}/merges`.
+//! `POST /v1/orgs/{org_id}/closures`, `POST /v1/orgs/{org_id}/merges` and
+//! `POST /v1/orgs/{org_id}/moves`.
 
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use studyledger_aggregates::organisation::{
-    Closure, Organisation, OrganisationCommand, OrganisationEvent, Rename,
+    Closure, Move, Organisation, OrganisationCommand, OrganisationEvent, Rename,
 };
 use studyledger_aggregates::values::{Name, OrgId};
 use utoipa::ToSchema;
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(names))
         .routes(routes!(close))
         .routes(routes!(merge))
+        .routes(routes!(move_under))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -145,6 +147,66 @@ async fn closing(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct MoveOrg {
+    /// The client's id of this move: a resend records nothing.
+    move_id: Uuid,
+    /// The organisation the subtree lies under from `moved_on` on.
+    parent_id: OrgId,
+    /// A quarter's first day, no later than the current quarter's.
+    #[schema(value_type = String, format = Date)]
+    moved_on: CalendarDate,
+    reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgMoved {
+    org_id: OrgId,
+    #[serde(flatten)]
+    to: Move,
+    sequence: usize,
+    position: Option<i64>,
+}
+
+/// `POST /v1/orgs/{org_id}/moves`: the organisation, with its whole subtree, lies under
+/// `parent_id` from `moved_on` (a quarter's first day, no later than the current quarter's)
+/// on. Roll-ups and lists of quarters before it keep counting members where they belonged
+/// then (rule 7); from that quarter on they count under the new parent. Refused when the new
+/// parent is unknown or lies inside the subtree (422), is closed, or when a move of the
+/// subtree or above the new parent takes effect after `moved_on` (409).
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/moves", tag = "organisations",
+    params(("org_id" = OrgId, Path)),
+    request_body = MoveOrg,
+    responses(
+        (status = 201, body = OrgMoved),
+        doc::CommandRefusals,
+    ),
+    security(("bearer" = ["admin"])))]
+async fn move_under(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(org_id): ApiPath<OrgId>,
+    ApiJson(body): ApiJson<MoveOrg>,
+) -> Result<Created<OrgMoved>, ApiError> {
+    let to = Move {
+        move_id: body.move_id,
+        parent_id: body.parent_id,
+        moved_on: body.moved_on.within_ledger_years("moved_on")?,
+        reason: text("reason", body.reason)?,
+    };
+    let fact = state
+        .ledger()
+        .move_organisation(&org_id, to.clone(), &caller.metadata())
+        .await?;
+    Ok(Created(OrgMoved {
+        org_id,
+        to,
+        sequence: fact.sequence,
+        position: fact.position,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RenameOrg {
     /// The client's id of this rename: a resend records nothing.
     rename_id: Uuid,
@@ -228,7 +290,8 @@ async fn names(
             let name = match serde_json::from_str(&payload).ok()? {
                 OrganisationEvent::OrganisationRegistered(record) => record.name,
                 OrganisationEvent::OrganisationRenamed(rename) => rename.name,
-                OrganisationEvent::OrganisationClosed(_) => return None,
+                OrganisationEvent::OrganisationClosed(_)
+                | OrganisationEvent::OrganisationMoved(_) => return None,
             };
             Some(OrgName {
                 name,

@@ -37,8 +37,9 @@ const NAMED: usize = 5;
 /// A merge's transfers in flight at once (each on a connection of the pool).
 const TRANSFERS_AT_ONCE: usize = 4;
 
+/// Why a change to the tree (a closing, a merge, a move) was not recorded.
 #[derive(Debug, thiserror::Error)]
-pub enum CloseError {
+pub enum TreeError {
     #[error(transparent)]
     Command(#[from] CommandError<OrganisationRejection>),
     #[error(
@@ -62,17 +63,34 @@ pub enum CloseError {
         member_id: Uuid,
         rejection: MemberRejection,
     },
+    #[error(
+        "{parent} lies inside the subtree of {org_id}: move it under an organisation outside it"
+    )]
+    UnderOwnSubtree { org_id: OrgId, parent: OrgId },
+    #[error("organisation {0} to move under is not registered")]
+    ParentUnknown(OrgId),
+    #[error("a move takes effect no later than the current quarter's first day ({0})")]
+    AheadOfQuarter(NaiveDate),
+    #[error(
+        "{org_id} moved on {day}, and its subtree or {parent} with it: \
+         a later move cannot take effect before that"
+    )]
+    BeforeEarlierMove {
+        org_id: OrgId,
+        parent: OrgId,
+        day: NaiveDate,
+    },
     #[error("the views have not caught up with the log yet; retry shortly")]
     ViewsBehind,
 }
 
-impl From<StoreError> for CloseError {
+impl From<StoreError> for TreeError {
     fn from(error: StoreError) -> Self {
-        CloseError::Command(CommandError::Store(error))
+        TreeError::Command(CommandError::Store(error))
     }
 }
 
-impl From<sqlx::Error> for CloseError {
+impl From<sqlx::Error> for TreeError {
     fn from(error: sqlx::Error) -> Self {
         StoreError::from(error).into()
     }
@@ -96,11 +114,11 @@ impl Ledger {
         org_id: &OrgId,
         closure: Closure,
         metadata: &Metadata,
-    ) -> Result<Closed, CloseError> {
+    ) -> Result<Closed, TreeError> {
         let into = closure.merged_into.clone();
         if let Some(into) = &into {
             if into != org_id && self.organisation_within(into, org_id).await? {
-                return Err(CloseError::IntoOwnSubtree {
+                return Err(TreeError::IntoOwnSubtree {
                     org_id: org_id.clone(),
                     into: into.clone(),
                 });
@@ -135,20 +153,25 @@ impl Ledger {
             None => 0,
         };
         self.check_empty(org_id, closure.closed_on).await?;
-        let fact = self.record_closing(tx, org_id, command, metadata).await?;
+        let fact = self
+            .record_tree_change(tx, org_id, command, metadata, |org| {
+                org.closure().map_or(0, |(sequence, _)| sequence)
+            })
+            .await?;
         Ok(Closed { fact, transferred })
     }
 
-    /// Records the closing in the transaction that holds the organisation's lock, under the
+    /// Records a change of the tree in the transaction that holds its locks, under the
     /// aggregate's lock in this process (taken only now: a merge's transfers take members'
-    /// locks, which may share its stripe).
-    async fn record_closing(
+    /// locks, which may share its stripe); `sequence_of` finds the change's event.
+    pub(super) async fn record_tree_change(
         &self,
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
         org_id: &OrgId,
         command: OrganisationCommand,
         metadata: &Metadata,
-    ) -> Result<Fact<()>, CloseError> {
+        sequence_of: impl Fn(&Organisation) -> usize,
+    ) -> Result<Fact<()>, TreeError> {
         let _guard = self.lock_for::<Organisation>(org_id.as_str()).lock().await;
         let mut context = self.take::<Organisation>(org_id.as_str()).await?;
         let sink = EventSink::<Organisation>::default();
@@ -169,10 +192,7 @@ impl Ledger {
             Err(other) => return Err(other.into()),
         };
         tx.commit().await?;
-        let sequence = context
-            .aggregate
-            .closure()
-            .map_or(0, |(sequence, _)| sequence);
+        let sequence = sequence_of(&context.aggregate);
         self.keep(context);
         Ok(Fact {
             sequence,
@@ -186,7 +206,7 @@ impl Ledger {
         &self,
         org_id: &OrgId,
         current: &Organisation,
-    ) -> Result<Closed, CloseError> {
+    ) -> Result<Closed, TreeError> {
         let Some((sequence, _)) = current.closure() else {
             return Err(CommandError::Vanished.into());
         };
@@ -205,18 +225,14 @@ impl Ledger {
 
     /// The organisation a merge sends members to must be registered and open (its lock is
     /// shared by the caller's transaction, so it stays open until the merge commits).
-    async fn check_into(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        into: &OrgId,
-    ) -> Result<(), CloseError> {
+    async fn check_into(&self, tx: &mut sqlx::PgConnection, into: &OrgId) -> Result<(), TreeError> {
         let registered = self
             .read_immutable::<Organisation>(into.as_str())
             .await?
             .record()
             .is_some();
         if !registered {
-            return Err(CloseError::IntoUnknown(into.clone()));
+            return Err(TreeError::IntoUnknown(into.clone()));
         }
         if !organisations::closed_among(tx, &[into.as_str()])
             .await?
@@ -229,13 +245,13 @@ impl Ledger {
     }
 
     /// Waits until the views hold every event committed before now.
-    async fn views_hold_the_log(&self) -> Result<(), CloseError> {
+    pub(super) async fn views_hold_the_log(&self) -> Result<(), TreeError> {
         let (horizon, fresh) = commit_order::fresh_now(self.pool()).await?;
         let deadline = Instant::now() + VIEWS_WAIT;
         let mut caught_up = fresh;
         while !caught_up {
             if Instant::now() >= deadline {
-                return Err(CloseError::ViewsBehind);
+                return Err(TreeError::ViewsBehind);
             }
             tokio::time::sleep(POLL).await;
             caught_up = commit_order::caught_up_to(self.pool(), horizon).await?;
@@ -243,18 +259,18 @@ impl Ledger {
         Ok(())
     }
 
-    async fn check_children(&self, org_id: &OrgId) -> Result<(), CloseError> {
+    async fn check_children(&self, org_id: &OrgId) -> Result<(), TreeError> {
         let children = orgs::open_children(self.pool(), org_id.as_str()).await?;
         if children.is_empty() {
             return Ok(());
         }
-        Err(CloseError::OpenChildren {
+        Err(TreeError::OpenChildren {
             org_id: org_id.clone(),
             children: children.join(", "),
         })
     }
 
-    async fn check_empty(&self, org_id: &OrgId, day: NaiveDate) -> Result<(), CloseError> {
+    async fn check_empty(&self, org_id: &OrgId, day: NaiveDate) -> Result<(), TreeError> {
         let staying = orgs::staying_from(self.pool(), org_id.as_str(), day).await?;
         if staying.is_empty() {
             return Ok(());
@@ -262,7 +278,7 @@ impl Ledger {
         let mut members: Vec<Uuid> = staying.iter().map(|(member, _)| *member).collect();
         members.dedup();
         let named: Vec<String> = members.iter().take(NAMED).map(Uuid::to_string).collect();
-        Err(CloseError::Occupied {
+        Err(TreeError::Occupied {
             org_id: org_id.clone(),
             day,
             count: members.len(),
@@ -278,7 +294,7 @@ impl Ledger {
         closure: &Closure,
         into: &OrgId,
         metadata: &Metadata,
-    ) -> Result<usize, CloseError> {
+    ) -> Result<usize, TreeError> {
         let staying = orgs::staying_from(self.pool(), org_id.as_str(), closure.closed_on).await?;
         futures::stream::iter(staying)
             .map(|(member_id, arrived_on)| {
@@ -298,7 +314,7 @@ impl Ledger {
         closure: &Closure,
         into: &OrgId,
         metadata: &Metadata,
-    ) -> Result<(), CloseError> {
+    ) -> Result<(), TreeError> {
         let name = format!("{member_id}/{arrived_on}");
         let transfer_id = Uuid::new_v5(&closure.closure_id, name.as_bytes());
         let command = MemberCommand::Transfer(Transfer {
@@ -318,7 +334,7 @@ impl Ledger {
             .await;
         match recorded {
             Ok(_) => Ok(()),
-            Err(CommandError::Rejected(rejection)) => Err(CloseError::TransferRefused {
+            Err(CommandError::Rejected(rejection)) => Err(TreeError::TransferRefused {
                 member_id,
                 rejection,
             }),

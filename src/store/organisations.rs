@@ -1,4 +1,5 @@
-//! The locks that keep an organisation's closing apart from every move into it.
+//! The locks that keep an organisation's closing apart from every move into it, and moves of
+//! subtrees apart from each other.
 //!
 //! A command that places someone in an organisation (an enrolment, a transfer, a rejoining, a
 //! child organisation's registration) shares the organisation's advisory lock inside the
@@ -52,6 +53,15 @@ pub async fn take_alone(
         .execute(&mut *tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Takes the tree's lock alone until the caller's transaction ends: moves under another
+/// parent take it, one at a time, before any organisation's lock.
+pub async fn take_tree(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('organisation tree', 0))")
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

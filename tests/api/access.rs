@@ -55,6 +55,7 @@ pub const MATRIX: &[(&str, &str, &[&str])] = &[
     ("POST", "/v1/orgs/{org_id}/renames", &["admin"]),
     ("POST", "/v1/orgs/{org_id}/closures", &["admin"]),
     ("POST", "/v1/orgs/{org_id}/merges", &["admin"]),
+    ("POST", "/v1/orgs/{org_id}/moves", &["admin"]),
     (
         "GET",
         "/v1/orgs/{org_id}/names",
@@ -400,6 +401,9 @@ impl World {
             // Into an organisation never registered: admitted, then 422, nobody moved.
             "/v1/orgs/{org_id}/merges" => json!({"merge_id": id, "into_org_id": "nowhere",
                 "merged_on": "2018-01-01", "reason": "合并"}),
+            // Under an organisation never registered: admitted, then 422, nothing moved.
+            "/v1/orgs/{org_id}/moves" => json!({"move_id": id, "parent_id": "nowhere",
+                "moved_on": "2018-01-01", "reason": "改隶"}),
             "/v1/courses/{course_id}/terms" => json!({"effective_from": "2990-01-01",
                 "title": "伦理", "category": "elective", "credit_hours": 2}),
             "/v1/courses/{course_id}/retirements" => {

@@ -1,6 +1,8 @@
 //! Roll-ups from counters against a recomputation from the log: random enrolments (some dated
 //! ahead), transfers (some dated later in the current quarter), late completions, adjustments,
-//! a rule change, departures and rejoinings (rule 12), a merge of one leaf into another, then every organisation of a four-level tree for every quarter — before
+//! a rule change, departures and rejoinings (rule 12), a merge of one leaf into another, a city
+//! moved under the other from one quarter and under the country from the next, with facts
+//! recorded after it, then every organisation of a four-level tree for every quarter — before
 //! and after a replay. The member lists of each subtree tally to the same figures.
 
 use std::collections::BTreeMap;
@@ -30,13 +32,24 @@ const TREE: [(&str, Option<&str>); 7] = [
     ("xm-a", Some("xm")),
 ];
 const LEAVES: [&str; 3] = ["fz-a", "fz-b", "xm-a"];
+/// (organisation, new parent, from): xm goes under fz, then under cn.
+const MOVES: [(&str, &str, &str); 2] = [("xm", "fz", "2018-07-01"), ("xm", "cn", "2018-10-01")];
 
-fn ancestors(org: &str) -> Vec<&'static str> {
+/// The organisation and those above it in `quarter`, once the first `moved` moves are made.
+fn ancestors(org: &str, quarter: Quarter, moved: usize) -> Vec<&'static str> {
+    let parent_of = |o: &str| {
+        let moved_to = MOVES[..moved]
+            .iter()
+            .filter(|(m, _, from)| *m == o && date(from) <= quarter.first_day())
+            .map(|(_, to, _)| Some(*to))
+            .next_back();
+        moved_to.unwrap_or_else(|| TREE.iter().find(|(t, _)| *t == o).and_then(|(_, p)| *p))
+    };
     let mut path = Vec::new();
-    let mut at = TREE.iter().find(|(o, _)| *o == org);
-    while let Some((o, parent)) = at {
-        path.push(*o);
-        at = parent.and_then(|p| TREE.iter().find(|(o, _)| *o == p));
+    let mut at = TREE.iter().find(|(o, _)| *o == org).map(|(o, _)| *o);
+    while let Some(o) = at {
+        path.push(o);
+        at = parent_of(o);
     }
     path
 }
@@ -193,6 +206,30 @@ async fn random_ledger(app: &TestApp, today: NaiveDate) -> Vec<Uuid> {
     members.into_iter().map(|(m, _)| m).collect()
 }
 
+/// Facts recorded after the moves, dated before, between and after them: completions, and
+/// transfers into the moved city's leaf (refusals, for members away or already there, are
+/// fine).
+async fn after_the_moves(app: &TestApp, members: &[Uuid]) {
+    for (i, member) in members.iter().enumerate().step_by(4) {
+        let day = ["2018-05-15", "2018-08-15", "2018-11-15"][i % 3];
+        let base = format!("/v1/members/{member}");
+        for (path, body) in [
+            (
+                "course-completions",
+                json!({"completion_id": Uuid::new_v4(), "course_id": "e3",
+                       "completed_at": format!("{day}T04:00:00Z")}),
+            ),
+            (
+                "transfers",
+                json!({"transfer_id": Uuid::new_v4(), "to_org_id": "xm-a", "effective_on": day}),
+            ),
+        ] {
+            let (status, answer) = app.post(&format!("{base}/{path}"), &body).await;
+            assert!(matches!(status, 201 | 409 | 422), "{path} {body}: {answer}");
+        }
+    }
+}
+
 /// Rule 12: some members leave after their last move and study, half of them come back to a
 /// leaf at random later; while away, their study is refused.
 async fn leave_and_rejoin(
@@ -259,7 +296,7 @@ async fn leave_and_rejoin(
 async fn from_the_log(
     app: &TestApp,
     members: &[Uuid],
-    org: &str,
+    (org, moved): (&str, usize),
     quarter: Quarter,
     today: NaiveDate,
 ) -> RollUp {
@@ -275,7 +312,7 @@ async fn from_the_log(
         let Some(at) = member.organisation_on(day) else {
             continue;
         };
-        if !ancestors(at.as_str()).contains(&org) {
+        if !ancestors(at.as_str(), quarter, moved).contains(&org) {
             continue;
         }
         let version: i32 =
@@ -397,7 +434,13 @@ async fn list_tally(app: &TestApp, org: &str, quarter: Quarter) -> BTreeMap<Stri
     tally
 }
 
-async fn compare_everything(app: &TestApp, members: &[Uuid], today: NaiveDate, when: &str) {
+async fn compare_everything(
+    app: &TestApp,
+    members: &[Uuid],
+    today: NaiveDate,
+    moved: usize,
+    when: &str,
+) {
     wait_until_projected(&app.pool).await;
     let current = Quarter::of_date(today);
     let quarters = ["2018-Q1", "2018-Q2", "2018-Q3", "2018-Q4"]
@@ -410,7 +453,7 @@ async fn compare_everything(app: &TestApp, members: &[Uuid], today: NaiveDate, w
                 .get(&format!("/v1/orgs/{org}/compliance?quarter={quarter}"))
                 .await;
             assert_eq!(status, 200, "{body}");
-            let recomputed = from_the_log(app, members, org, quarter, today).await;
+            let recomputed = from_the_log(app, members, (org, moved), quarter, today).await;
             assert_eq!(
                 figures(&body),
                 expected(&recomputed),
@@ -443,7 +486,7 @@ async fn counters_equal_a_recomputation_from_the_log_across_transfers_late_facts
     let app = TestApp::spawn().await;
     let today = local_date(Utc::now(), chrono_tz::Asia::Shanghai);
     let members = random_ledger(&app, today).await;
-    compare_everything(&app, &members, today, "as projected").await;
+    compare_everything(&app, &members, today, 0, "as projected").await;
     // A leaf merges into the other city's leaf on a day of 2018: its members count there
     // from the quarters that end on or after it.
     let merged_on = day_in_2018(&mut StdRng::seed_from_u64(18), date("2018-01-01"));
@@ -456,8 +499,29 @@ async fn counters_equal_a_recomputation_from_the_log_across_transfers_late_facts
         .await;
     assert_eq!(status, 201, "{merged}");
     assert!(merged["transferred"].as_u64() > Some(0), "{merged}");
-    compare_everything(&app, &members, today, "after a merge").await;
+    compare_everything(&app, &members, today, 0, "after a merge").await;
+    // The other city moves, with its leaf, under fz from 2018-Q3, then under the country from
+    // 2018-Q4; facts recorded afterwards count in the tree of their quarter.
+    for (i, (org, parent, from)) in MOVES.into_iter().enumerate() {
+        ok(
+            &app,
+            &format!("/v1/orgs/{org}/moves"),
+            json!({"move_id": Uuid::new_v4(), "parent_id": parent, "moved_on": from,
+                   "reason": "改隶"}),
+        )
+        .await;
+        compare_everything(&app, &members, today, i + 1, "after a move").await;
+    }
+    after_the_moves(&app, &members).await;
+    compare_everything(
+        &app,
+        &members,
+        today,
+        MOVES.len(),
+        "after facts across the moves",
+    )
+    .await;
     let replay = app.start_replay(false).await;
     assert_eq!(app.replay_outcome(&replay).await["status"], "succeeded");
-    compare_everything(&app, &members, today, "after a replay").await;
+    compare_everything(&app, &members, today, MOVES.len(), "after a replay").await;
 }

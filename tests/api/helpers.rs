@@ -656,19 +656,24 @@ pub async fn assert_views_match_the_log(pool: &PgPool) {
     .fetch_all(pool)
     .await
     .expect("organisations");
-    let mut paths: std::collections::HashMap<String, Vec<String>> = Default::default();
+    // Each organisation under its parent of today (its last move's, or the registered one).
+    let mut parents: std::collections::HashMap<String, Option<String>> = Default::default();
     for org_id in &registered {
         let (org, _) = ledger
             .read::<studyledger_aggregates::organisation::Organisation>(org_id)
             .await
             .expect("organisation");
-        let record = org.record().expect("registered");
-        let mut path = record
-            .parent_id
-            .as_ref()
-            .and_then(|p| paths.get(p.as_str()).cloned())
-            .unwrap_or_default();
-        path.push(org_id.clone());
+        assert!(org.record().is_some(), "{org_id} registered");
+        parents.insert(org_id.clone(), org.parent().map(|p| p.to_string()));
+    }
+    let mut paths: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for org_id in parents.keys() {
+        let mut path = vec![org_id.clone()];
+        while let Some(Some(parent)) = parents.get(path.last().expect("one")) {
+            assert!(path.len() < 64, "the tree holds no cycle");
+            path.push(parent.clone());
+        }
+        path.reverse();
         paths.insert(org_id.clone(), path);
     }
     let stored: Vec<(String, Vec<String>)> =

@@ -21,6 +21,7 @@ mod hostile;
 mod import;
 mod org_changes;
 mod org_closures;
+mod org_moves;
 mod orgs;
 mod outage;
 mod plans;

@@ -12,7 +12,7 @@ use crate::helpers::{assert_views_match_the_log, wait_until_projected, TestApp};
 use crate::import::import;
 use crate::tenure::{comply, ok};
 
-async fn refused(app: &TestApp, path: &str, body: Value, expected: u16) -> Value {
+pub async fn refused(app: &TestApp, path: &str, body: Value, expected: u16) -> Value {
     let before = app.total_events().await;
     let (status, answer) = app.post(path, &body).await;
     assert_eq!(status, expected, "{path} {body}: {answer}");
@@ -20,7 +20,7 @@ async fn refused(app: &TestApp, path: &str, body: Value, expected: u16) -> Value
     answer
 }
 
-async fn enrol(app: &TestApp, org: &str, number: &str) -> Uuid {
+pub async fn enrol(app: &TestApp, org: &str, number: &str) -> Uuid {
     let member = Uuid::new_v4();
     ok(
         app,
@@ -33,7 +33,7 @@ async fn enrol(app: &TestApp, org: &str, number: &str) -> Uuid {
 }
 
 /// [members, compliant, non_compliant, compliance_rate] of a roll-up.
-async fn rollup(app: &TestApp, org: &str, quarter: &str) -> Value {
+pub async fn rollup(app: &TestApp, org: &str, quarter: &str) -> Value {
     let (status, body) = app
         .get(&format!("/v1/orgs/{org}/compliance?quarter={quarter}"))
         .await;

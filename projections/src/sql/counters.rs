@@ -1,7 +1,8 @@
 //! The roll-up counters (`org_quarter_view`) and the placements by ancestor
 //! (`member_placement_view`): written with the member rows, read by roll-ups and by pages of
 //! a subtree's members. Every organisation a change concerns is expanded to itself and all
-//! above it from the tree's paths, in the statement.
+//! above it in the tree of the quarter or days it concerns (`org_ancestry_view`), in the
+//! statement.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,11 @@ use uuid::Uuid;
 use crate::counters::{Counts, Key, QuarterSums, Standing};
 
 /// Adds changes to the counters of the organisation each is counted in and of every one above
-/// it, in one statement.
+/// it, in one statement. The figures of a quarter go to the organisations above in that
+/// quarter; a change of members from a quarter on goes to each organisation above from that
+/// quarter (or from when it came above, if later) and, should it stop lying above, is taken
+/// back in the quarter it stops (sums up to any quarter then count the members where the tree
+/// of that quarter puts them).
 pub async fn add_counts(
     tx: &mut PgConnection,
     changes: impl IntoIterator<Item = (Key, Counts)>,
@@ -33,15 +38,23 @@ pub async fn add_counts(
         table!(org_quarter),
         " AS c (org_id, quarter, rules_version, member_delta, counted, compliant, not_met,
                 exempt, hundredths)
-         SELECT a.ancestor, d.quarter, d.v, sum(d.md), sum(d.ct), sum(d.co), sum(d.nm),
-                sum(d.ex), sum(d.hu)
+         SELECT a.ancestor, e.quarter, d.v, sum(e.md), sum(e.f * d.ct), sum(e.f * d.co),
+                sum(e.f * d.nm), sum(e.f * d.ex), sum(e.f * d.hu)
            FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[],
                        $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
                 AS d(org, quarter, v, md, ct, co, nm, ex, hu)
-          CROSS JOIN LATERAL unnest(COALESCE((SELECT o.path FROM ",
-        table!(org),
-        " o WHERE o.org_id = d.org), ARRAY[d.org])) AS a(ancestor)
-          GROUP BY a.ancestor, d.quarter, d.v
+          CROSS JOIN LATERAL ",
+        ancestry!("d.org"),
+        " AS a
+          CROSS JOIN LATERAL (SELECT GREATEST(d.quarter, ",
+        quarter_of!("a.since"),
+        ") AS sq, ",
+        quarter_of!("a.until"),
+        " AS uq) AS q
+          CROSS JOIN LATERAL (VALUES (q.sq, d.md, (q.sq = d.quarter)::int),
+                                     (q.uq, -d.md, 0)) AS e(quarter, md, f)
+          WHERE (q.uq IS NULL OR q.sq < q.uq) AND e.quarter IS NOT NULL
+          GROUP BY a.ancestor, e.quarter, d.v
          ON CONFLICT (org_id, quarter, rules_version) DO UPDATE
             SET member_delta = c.member_delta + EXCLUDED.member_delta,
                 counted = c.counted + EXCLUDED.counted,

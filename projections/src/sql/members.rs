@@ -264,7 +264,8 @@ impl MemberRows {
         Ok(())
     }
 
-    /// Each place once for the organisation it is counted in and once for every one above.
+    /// Each place once for the organisation it is counted in and once for every one above it
+    /// in the quarter (the tree of the quarter's first day: moves take effect from one).
     async fn insert_places(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         let added = &self.places_added;
         sqlx::query(concat!(
@@ -274,9 +275,14 @@ impl MemberRows {
              SELECT a.ancestor, d.q, d.b, d.m, d.s
                FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
                     AS d(m, o, q, b, s)
-              CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
-            table!(org),
-            " WHERE org_id = d.o), ARRAY[d.o])) AS a(ancestor)"
+              CROSS JOIN LATERAL ",
+            ancestry!("d.o"),
+            " AS a
+              WHERE (a.since IS NULL OR ",
+            quarter_of!("a.since"),
+            " <= d.q) AND (a.until IS NULL OR ",
+            quarter_of!("a.until"),
+            " > d.q)"
         ))
         .bind(&added.member)
         .bind(&added.org)
@@ -300,9 +306,14 @@ impl MemberRows {
             " s USING (SELECT a.ancestor, d.q, d.b, d.m
                          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[])
                               AS d(m, o, q, b)
-                        CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
-            table!(org),
-            " WHERE org_id = d.o), ARRAY[d.o])) AS a(ancestor)) AS x
+                        CROSS JOIN LATERAL ",
+            ancestry!("d.o"),
+            " AS a
+                        WHERE (a.since IS NULL OR ",
+            quarter_of!("a.since"),
+            " <= d.q) AND (a.until IS NULL OR ",
+            quarter_of!("a.until"),
+            " > d.q)) AS x
               WHERE s.ancestor = x.ancestor AND s.quarter = x.q AND s.bucket = x.b
                 AND s.member_id = x.m"
         ))
@@ -320,18 +331,22 @@ impl MemberRows {
         &self.standings
     }
 
-    /// Each placement once for the organisation and once for every one above it.
+    /// Each placement once for the organisation and once for every one above it, for the days
+    /// it lies above (a placement across a move is cut at the move for the ancestors that
+    /// change; `GREATEST` and `LEAST` pass over nulls, so an open end stays open).
     async fn insert_placements(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(concat!(
             "INSERT INTO ",
             table!(member_placement),
             " (ancestor, member_id, effective_on, sequence, until, org_id)
-             SELECT a.ancestor, p.m, p.d, p.s, p.u, p.o
+             SELECT a.ancestor, p.m, GREATEST(p.d, a.since), p.s, LEAST(p.u, a.until), p.o
                FROM UNNEST($1::uuid[], $2::date[], $3::bigint[], $4::date[], $5::text[])
                     AS p(m, d, s, u, o)
-              CROSS JOIN LATERAL unnest(COALESCE((SELECT path FROM ",
-            table!(org),
-            " WHERE org_id = p.o), ARRAY[p.o])) AS a(ancestor)"
+              CROSS JOIN LATERAL ",
+            ancestry!("p.o"),
+            " AS a
+              WHERE (a.since IS NULL OR p.u IS NULL OR a.since < p.u)
+                AND (a.until IS NULL OR a.until > p.d)"
         ))
         .bind(&self.p_member)
         .bind(&self.p_day)

@@ -10,6 +10,9 @@ macro_rules! table {
     (org) => {
         "org_view"
     };
+    (org_ancestry) => {
+        "org_ancestry_view"
+    };
     (member) => {
         "member_view"
     };
@@ -39,16 +42,47 @@ macro_rules! table {
     };
 }
 
+/// The ancestors of an organisation (an SQL expression naming it), itself included, with the
+/// days each lies above it, `[since, until)` (null: always, until further notice), as a
+/// subquery of rows `(ancestor, since, until)`. An organisation the tree does not hold is its
+/// own only ancestor.
+macro_rules! ancestry {
+    ($org:literal) => {
+        concat!(
+            "(SELECT x.ancestor, x.since, x.until FROM ",
+            table!(org_ancestry),
+            " x WHERE x.org_id = ",
+            $org,
+            " UNION ALL SELECT ",
+            $org,
+            ", NULL::date, NULL::date WHERE NOT EXISTS (SELECT FROM ",
+            table!(org_ancestry),
+            " y WHERE y.org_id = ",
+            $org,
+            "))"
+        )
+    };
+}
+
+/// The quarter (`2026-Q3`) of a date, as an SQL expression (null for null).
+macro_rules! quarter_of {
+    ($day:literal) => {
+        concat!("to_char(", $day, ", 'YYYY-\"Q\"Q')")
+    };
+}
+
 pub mod appeals;
 pub mod counters;
 pub mod members;
+pub mod moves;
 pub mod orgs;
 pub mod rebuild;
 pub mod replays;
 
 /// The view tables the projector keeps and a replay rebuilds, parents first.
-pub const VIEW_TABLES: [&str; 8] = [
+pub const VIEW_TABLES: [&str; 9] = [
     table!(org),
+    table!(org_ancestry),
     table!(member),
     table!(member_org),
     table!(member_quarter),

@@ -2,7 +2,9 @@
 //! subtree is one indexed lookup (`path @> ARRAY[org]`).
 
 use sqlx::{PgConnection, PgExecutor};
-use studyledger_aggregates::organisation::{Closure, OrganisationEvent, OrganisationRecord};
+use studyledger_aggregates::organisation::{Closure, Move, OrganisationEvent, OrganisationRecord};
+
+use crate::sql::moves;
 
 /// What an organisation's event changes in the tree.
 pub enum OrgChange {
@@ -11,6 +13,8 @@ pub enum OrgChange {
     Renamed(String, String),
     /// (organisation, its closing).
     Closed(String, Closure),
+    /// (organisation, its move with its subtree under another parent).
+    Moved(String, Move),
 }
 
 impl OrgChange {
@@ -24,6 +28,7 @@ impl OrgChange {
             OrganisationEvent::OrganisationClosed(closure) => {
                 OrgChange::Closed(org_id.to_owned(), closure)
             }
+            OrganisationEvent::OrganisationMoved(to) => OrgChange::Moved(org_id.to_owned(), to),
         }
     }
 
@@ -34,6 +39,9 @@ impl OrgChange {
             OrgChange::Renamed(org_id, name) => rename_organisation(connection, org_id, name).await,
             OrgChange::Closed(org_id, closure) => {
                 close_organisation(connection, org_id, closure).await
+            }
+            OrgChange::Moved(org_id, to) => {
+                moves::move_subtree(connection, org_id, to.parent_id.as_str(), to.moved_on).await
             }
         }
     }
@@ -58,12 +66,13 @@ pub async fn close_organisation(
     Ok(())
 }
 
-/// Adds a node under its parent (already there: parents register first).
+/// Adds a node under its parent (already there: parents register first), with its ancestors
+/// over time: its parent's, and itself.
 pub async fn upsert_organisation(
     connection: &mut PgConnection,
     record: &OrganisationRecord,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
+    let added = sqlx::query(concat!(
         "INSERT INTO ",
         table!(org),
         " (org_id, name, parent_id, path)
@@ -74,6 +83,22 @@ pub async fn upsert_organisation(
     ))
     .bind(record.org_id.as_str())
     .bind(record.name.as_str())
+    .bind(record.parent_id.as_ref().map(|p| p.as_str()))
+    .execute(&mut *connection)
+    .await?;
+    if added.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query(concat!(
+        "INSERT INTO ",
+        table!(org_ancestry),
+        " (org_id, ancestor, since, until)
+         SELECT $1, ancestor, since, until FROM ",
+        table!(org_ancestry),
+        " WHERE org_id = $2
+         UNION ALL SELECT $1, $1, NULL, NULL"
+    ))
+    .bind(record.org_id.as_str())
     .bind(record.parent_id.as_ref().map(|p| p.as_str()))
     .execute(connection)
     .await?;
@@ -111,6 +136,24 @@ pub async fn is_registered(
     ))
     .bind(org_id)
     .fetch_one(connection)
+    .await
+}
+
+/// Whether `org_id` is `ancestor` or lies below it in the tree of today; `None` when the tree
+/// does not hold it (yet).
+pub async fn within(
+    connection: impl PgExecutor<'_>,
+    org_id: &str,
+    ancestor: &str,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT path @> ARRAY[$2] FROM ",
+        table!(org),
+        " WHERE org_id = $1"
+    ))
+    .bind(org_id)
+    .bind(ancestor)
+    .fetch_optional(connection)
     .await
 }
 
@@ -198,6 +241,26 @@ pub async fn children(
         .bind(limit)
         .fetch_all(connection)
         .await
+}
+
+/// The day of the last move that changed what lies above the organisation, anything in its
+/// subtree, or `parent`: a move of any of them cannot take effect before it.
+pub async fn last_move(
+    connection: impl PgExecutor<'_>,
+    org_id: &str,
+    parent: &str,
+) -> Result<Option<chrono::NaiveDate>, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT GREATEST(max(since), max(until)) FROM ",
+        table!(org_ancestry),
+        " WHERE org_id = ANY(ARRAY(SELECT org_id FROM ",
+        table!(org),
+        " WHERE path @> ARRAY[$1]) || $2)"
+    ))
+    .bind(org_id)
+    .bind(parent)
+    .fetch_one(connection)
+    .await
 }
 
 /// The children of `parent` that are not closed, in id order.
