@@ -51,10 +51,9 @@ pub async fn move_subtree(
         .filter(|a| !old_above.contains(a))
         .cloned()
         .collect();
-    let subtree = rehome_tree(tx, org_id, parent_id, above, &left, &joined, day).await?;
+    rehome_tree(tx, org_id, parent_id, above, &left, &joined, day).await?;
     let change = Rehoming {
         org_id,
-        subtree: &subtree,
         left: &left,
         joined: &joined,
         day,
@@ -64,7 +63,7 @@ pub async fn move_subtree(
     change.counters(tx).await
 }
 
-/// The tree of today and the ancestors over time; answers the subtree's organisations.
+/// The tree of today, and the ancestors over time of every organisation in the subtree.
 async fn rehome_tree(
     tx: &mut PgConnection,
     org_id: &str,
@@ -73,7 +72,7 @@ async fn rehome_tree(
     left: &[String],
     joined: &[String],
     day: NaiveDate,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     let subtree: Vec<String> = sqlx::query_scalar(concat!(
         "UPDATE ",
         table!(org),
@@ -119,13 +118,12 @@ async fn rehome_tree(
     .bind(day)
     .execute(&mut *tx)
     .await?;
-    Ok(subtree)
+    Ok(())
 }
 
 /// The member rows of a subtree to re-home from a day on.
 struct Rehoming<'a> {
     org_id: &'a str,
-    subtree: &'a [String],
     /// The ancestors the subtree leaves, and those it joins.
     left: &'a [String],
     joined: &'a [String],
@@ -135,26 +133,38 @@ struct Rehoming<'a> {
 impl Rehoming<'_> {
     /// Placements under the ancestors left end on the day (or go, when they start on it or
     /// later); the subtree root's placements reaching past the day are copied under those
-    /// joined, from the day.
+    /// joined, from the day. Every statement starts from the subtree root's placements (a
+    /// stay reaching past the day in the subtree has one) and finds the same stay under an
+    /// ancestor by its key, so a move costs what the subtree holds, not what its ancestors do.
     async fn placements(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(concat!(
             "DELETE FROM ",
             table!(member_placement),
-            " WHERE ancestor = ANY($1) AND org_id = ANY($2) AND effective_on >= $3"
+            " p USING ",
+            table!(member_placement),
+            " r
+              WHERE r.ancestor = $1 AND (r.until IS NULL OR r.until > $3 OR r.effective_on >= $3)
+                AND p.ancestor = ANY($2) AND p.member_id = r.member_id
+                AND p.sequence = r.sequence AND p.org_id = r.org_id AND p.effective_on >= $3"
         ))
+        .bind(self.org_id)
         .bind(self.left)
-        .bind(self.subtree)
         .bind(self.day)
         .execute(&mut *tx)
         .await?;
         sqlx::query(concat!(
             "UPDATE ",
             table!(member_placement),
-            " SET until = $3
-              WHERE ancestor = ANY($1) AND org_id = ANY($2) AND (until IS NULL OR until > $3)"
+            " p SET until = $3 FROM ",
+            table!(member_placement),
+            " r
+              WHERE r.ancestor = $1 AND (r.until IS NULL OR r.until > $3)
+                AND p.ancestor = ANY($2) AND p.member_id = r.member_id
+                AND p.sequence = r.sequence AND p.org_id = r.org_id
+                AND (p.until IS NULL OR p.until > $3)"
         ))
+        .bind(self.org_id)
         .bind(self.left)
-        .bind(self.subtree)
         .bind(self.day)
         .execute(&mut *tx)
         .await?;
@@ -187,7 +197,7 @@ impl Rehoming<'_> {
             table!(member_status),
             " r
               WHERE r.ancestor = $1 AND r.quarter >= $3 AND s.ancestor = ANY($2)
-                AND s.quarter = r.quarter AND s.bucket = r.bucket AND s.member_id = r.member_id"
+                AND s.quarter >= $3 AND s.quarter = r.quarter AND s.bucket = r.bucket AND s.member_id = r.member_id"
         ))
         .bind(self.org_id)
         .bind(self.left)
