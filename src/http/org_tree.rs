@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use studyledger_aggregates::organisation::{Move, OrganisationEvent};
 use studyledger_aggregates::values::OrgId;
 use studyledger_projections::sql::orgs::{children, names, node};
 use utoipa::{IntoParams, ToSchema};
@@ -17,6 +18,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{page_limit, ApiPath, ApiQuery};
 use crate::http::openapi as doc;
 use crate::http::state::AppState;
+use crate::store::streams;
 use crate::store::tokens::Role;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,6 +59,10 @@ pub struct OrgNode {
     closed_on: Option<chrono::NaiveDate>,
     /// Where a merge sent its members.
     merged_into: Option<String>,
+    /// Its moves under other parents, oldest first (the parent before the first is the one it
+    /// was registered under). Empty for an organisation's administrator, who sees nothing
+    /// above their subtree.
+    moves: Vec<Move>,
     /// From the root (or, for an organisation's administrator, from the top of their
     /// subtree) down to the organisation itself.
     path: Vec<OrgName>,
@@ -119,6 +125,10 @@ async fn organisation(
             .unwrap_or(0);
         path.drain(..start);
     }
+    let moves = match caller.role() {
+        Role::OrgAdmin => Vec::new(),
+        _ => moves_of(&state, &org_id).await?,
+    };
     let mut named = names(pool, &path).await?;
     named.sort_by_key(|(id, _)| path.iter().position(|p| p == id));
     let after = query.cursor.as_ref().map(OrgId::as_str);
@@ -130,6 +140,7 @@ async fn organisation(
         parent_id: found.parent_id,
         closed_on: found.closed_on,
         merged_into: found.merged_into,
+        moves,
         path: named
             .into_iter()
             .map(|(org_id, name)| OrgName { org_id, name })
@@ -137,4 +148,18 @@ async fn organisation(
         children,
         next_cursor,
     }))
+}
+
+/// The organisation's moves, from its stream.
+async fn moves_of(state: &AppState, org_id: &OrgId) -> Result<Vec<Move>, ApiError> {
+    let events = streams::organisation_stream(state.ledger().pool(), org_id.as_str()).await?;
+    Ok(events
+        .into_iter()
+        .filter_map(
+            |(_, payload, _)| match serde_json::from_str(&payload).ok()? {
+                OrganisationEvent::OrganisationMoved(to) => Some(to),
+                _ => None,
+            },
+        )
+        .collect())
 }

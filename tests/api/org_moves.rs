@@ -102,7 +102,7 @@ async fn a_moved_subtree_counts_under_its_new_parent_from_the_move_and_where_it_
         (&json!("xm"), &json!("2018-04-01"))
     );
     let events = app.total_events().await;
-    assert_eq!(ok(&app, "/v1/orgs/fz-a/moves", moving).await, moved);
+    assert_eq!(ok(&app, "/v1/orgs/fz-a/moves", moving.clone()).await, moved);
     assert_eq!(app.total_events().await, events, "a resend records nothing");
 
     // Recorded after the move, dated inside the moved quarter: the member leaves the moved
@@ -156,6 +156,11 @@ async fn a_moved_subtree_counts_under_its_new_parent_from_the_move_and_where_it_
         assert_views_match_the_log(&app.pool).await;
     }
 
+    // The node shows its moves (to the ledger's administrators; an organisation's own
+    // administrator sees nothing above their subtree, so none).
+    let (_, node) = app.get("/v1/orgs/fz-a").await;
+    assert_eq!(node["moves"][0]["move_id"], moving["move_id"], "{node}");
+    assert_eq!(node["moves"][0]["parent_id"], "xm", "{node}");
     // Scope follows the tree of today.
     let fz_admin = app.token(Role::OrgAdmin, Some("fz"), None).await;
     let xm_admin = app.token(Role::OrgAdmin, Some("xm"), None).await;
@@ -163,6 +168,8 @@ async fn a_moved_subtree_counts_under_its_new_parent_from_the_move_and_where_it_
     assert_eq!(status, 403);
     let (status, _, body) = app.get_as(&xm_admin, "/v1/orgs/fz-a-1").await;
     assert_eq!(status, 200, "{body}");
+    let (status, _, body) = app.get_as(&xm_admin, "/v1/orgs/fz-a").await;
+    assert_eq!((status, &body["moves"]), (200, &json!([])), "{body}");
 }
 
 #[tokio::test]

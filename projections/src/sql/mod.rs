@@ -49,17 +49,13 @@ macro_rules! table {
 macro_rules! ancestry {
     ($org:literal) => {
         concat!(
-            "(SELECT x.ancestor, x.since, x.until FROM ",
+            "(SELECT COALESCE(x.ancestor, ",
+            $org,
+            ") AS ancestor, x.since, x.until FROM (SELECT) AS one LEFT JOIN ",
             table!(org_ancestry),
-            " x WHERE x.org_id = ",
+            " x ON x.org_id = ",
             $org,
-            " UNION ALL SELECT ",
-            $org,
-            ", NULL::date, NULL::date WHERE NOT EXISTS (SELECT FROM ",
-            table!(org_ancestry),
-            " y WHERE y.org_id = ",
-            $org,
-            "))"
+            ")"
         )
     };
 }
