@@ -54,14 +54,8 @@ pub async fn add_counts(
           CROSS JOIN LATERAL (VALUES (q.sq, d.md, (q.sq = d.quarter)::int),
                                      (q.uq, -d.md, 0)) AS e(quarter, md, f)
           WHERE (q.uq IS NULL OR q.sq < q.uq) AND e.quarter IS NOT NULL
-          GROUP BY a.ancestor, e.quarter, d.v
-         ON CONFLICT (org_id, quarter, rules_version) DO UPDATE
-            SET member_delta = c.member_delta + EXCLUDED.member_delta,
-                counted = c.counted + EXCLUDED.counted,
-                compliant = c.compliant + EXCLUDED.compliant,
-                not_met = c.not_met + EXCLUDED.not_met,
-                exempt = c.exempt + EXCLUDED.exempt,
-                hundredths = c.hundredths + EXCLUDED.hundredths"
+          GROUP BY a.ancestor, e.quarter, d.v",
+        add_to_counters!()
     ))
     .bind(&columns.org)
     .bind(&columns.quarter)

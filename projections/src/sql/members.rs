@@ -276,13 +276,8 @@ impl MemberRows {
                FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
                     AS d(m, o, q, b, s)
               CROSS JOIN LATERAL ",
-            ancestry!("d.o"),
-            " AS a
-              WHERE (a.since IS NULL OR ",
-            quarter_of!("a.since"),
-            " <= d.q) AND (a.until IS NULL OR ",
-            quarter_of!("a.until"),
-            " > d.q)"
+            ancestors_in_quarter!("d.o", "d.q"),
+            " AS a"
         ))
         .bind(&added.member)
         .bind(&added.org)
@@ -307,13 +302,8 @@ impl MemberRows {
                          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[])
                               AS d(m, o, q, b)
                         CROSS JOIN LATERAL ",
-            ancestry!("d.o"),
-            " AS a
-                        WHERE (a.since IS NULL OR ",
-            quarter_of!("a.since"),
-            " <= d.q) AND (a.until IS NULL OR ",
-            quarter_of!("a.until"),
-            " > d.q)) AS x
+            ancestors_in_quarter!("d.o", "d.q"),
+            " AS a) AS x
               WHERE s.ancestor = x.ancestor AND s.quarter = x.q AND s.bucket = x.b
                 AND s.member_id = x.m"
         ))

@@ -67,6 +67,40 @@ macro_rules! quarter_of {
     };
 }
 
+/// The ancestors of an organisation in a quarter (SQL expressions naming both), itself
+/// included, as a subquery of rows `(ancestor)`: the tree of the quarter's first day (moves
+/// take effect from one).
+macro_rules! ancestors_in_quarter {
+    ($org:literal, $quarter:literal) => {
+        concat!(
+            "(SELECT t.ancestor FROM ",
+            ancestry!($org),
+            " AS t WHERE (t.since IS NULL OR ",
+            quarter_of!("t.since"),
+            " <= ",
+            $quarter,
+            ") AND (t.until IS NULL OR ",
+            quarter_of!("t.until"),
+            " > ",
+            $quarter,
+            "))"
+        )
+    };
+}
+
+/// Adds the new row of `org_quarter_view AS c` to the one it meets, column by column.
+macro_rules! add_to_counters {
+    () => {
+        " ON CONFLICT (org_id, quarter, rules_version) DO UPDATE
+            SET member_delta = c.member_delta + EXCLUDED.member_delta,
+                counted = c.counted + EXCLUDED.counted,
+                compliant = c.compliant + EXCLUDED.compliant,
+                not_met = c.not_met + EXCLUDED.not_met,
+                exempt = c.exempt + EXCLUDED.exempt,
+                hundredths = c.hundredths + EXCLUDED.hundredths"
+    };
+}
+
 pub mod appeals;
 pub mod counters;
 pub mod members;

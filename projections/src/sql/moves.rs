@@ -252,14 +252,8 @@ impl Rehoming<'_> {
                     exempt, hundredths)
              SELECT a.ancestor, m.quarter, m.rules_version, a.sign * m.md, a.sign * m.ct,
                     a.sign * m.co, a.sign * m.nm, a.sign * m.ex, a.sign * m.hu
-               FROM moved m CROSS JOIN unnest($3::text[], $4::bigint[]) AS a(ancestor, sign)
-             ON CONFLICT (org_id, quarter, rules_version) DO UPDATE
-                SET member_delta = c.member_delta + EXCLUDED.member_delta,
-                    counted = c.counted + EXCLUDED.counted,
-                    compliant = c.compliant + EXCLUDED.compliant,
-                    not_met = c.not_met + EXCLUDED.not_met,
-                    exempt = c.exempt + EXCLUDED.exempt,
-                    hundredths = c.hundredths + EXCLUDED.hundredths"
+               FROM moved m CROSS JOIN unnest($3::text[], $4::bigint[]) AS a(ancestor, sign)",
+            add_to_counters!()
         ))
         .bind(self.org_id)
         .bind(&from)
