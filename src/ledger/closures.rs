@@ -116,15 +116,12 @@ impl Ledger {
         metadata: &Metadata,
     ) -> Result<Closed, TreeError> {
         let into = closure.merged_into.clone();
-        if let Some(into) = &into {
-            if into != org_id && self.organisation_within(into, org_id).await? {
-                return Err(TreeError::IntoOwnSubtree {
-                    org_id: org_id.clone(),
-                    into: into.clone(),
-                });
-            }
-        }
         let mut tx = self.pool().begin().await?;
+        if into.is_some() {
+            // No move runs while a merge decides and transfers (moves take the tree's lock
+            // alone): the organisation it merges into stays outside its subtree.
+            organisations::share_tree(&mut tx).await?;
+        }
         organisations::take_alone(&mut tx, org_id.as_str(), into.as_ref().map(OrgId::as_str))
             .await?;
         // Under the lock no other closing of it runs, in any instance.
@@ -141,6 +138,14 @@ impl Ledger {
             self.check_into(&mut tx, into).await?;
         }
         self.views_hold_the_log().await?;
+        if let Some(into) = &into {
+            if into != org_id && self.organisation_within(into, org_id).await? {
+                return Err(TreeError::IntoOwnSubtree {
+                    org_id: org_id.clone(),
+                    into: into.clone(),
+                });
+            }
+        }
         self.check_children(org_id).await?;
         let transferred = match &into {
             Some(into) => {

@@ -2,7 +2,8 @@
 //!
 //! Whether the move makes a cycle, or cuts into the tree of an earlier move, depends on the
 //! whole tree, which no one stream holds. So every move holds the tree's lock alone in the
-//! transaction that records it (moves are rare; nothing else waits on that lock), shares the
+//! transaction that records it (moves are rare; only merges share that lock, so that the
+//! organisation a merge goes into stays outside the subtree it closes), shares the
 //! locks of the organisation and its new parent (a closing of either waits, and a closed one
 //! is refused), waits for the views to hold the log, and only then reads the tree of today and
 //! the ancestors over time (`org_ancestry_view`) to decide.

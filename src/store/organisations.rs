@@ -56,10 +56,22 @@ pub async fn take_alone(
     Ok(())
 }
 
+/// The tree's lock: a key apart from every organisation's (theirs hash `organisation:…`).
+const TREE: &str = "hashtextextended('organisation tree', 0)";
+
 /// Takes the tree's lock alone until the caller's transaction ends: moves under another
 /// parent take it, one at a time, before any organisation's lock.
 pub async fn take_tree(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('organisation tree', 0))")
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({TREE})"))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Shares the tree's lock until the caller's transaction ends, before any organisation's
+/// lock: a merge, which must find its target outside the subtree it closes until it commits.
+pub async fn share_tree(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock_shared({TREE})"))
         .execute(&mut *tx)
         .await?;
     Ok(())
