@@ -358,6 +358,16 @@ impl TestApp {
     }
 
     /// Waits for a replay to finish; answers its final state (first page of changes).
+    /// Brings the views to the state `when` names: "as projected" waits for the projector;
+    /// "after a replay" first rebuilds them from the log (and asserts the replay succeeded).
+    pub async fn views(&self, when: &str) {
+        if when == "after a replay" {
+            let replay = self.start_replay(false).await;
+            assert_eq!(self.replay_outcome(&replay).await["status"], "succeeded");
+        }
+        wait_until_projected(&self.pool).await;
+    }
+
     pub async fn replay_outcome(&self, id: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
