@@ -1,8 +1,9 @@
 //! Each stream's hash chain, recomputed from the stored events to verify it.
 //!
 //! The chain is computed by the database as events are inserted (migrations/0004_hash_chain.sql,
-//! with the content of 0006_hash_chain_identity.sql); [`link`] computes it independently, from
-//! the same definition. Each link is checked on its own (the stored hash of the event before,
+//! with the content of 0006_hash_chain_identity.sql), except for bulk appends, which compute
+//! their links with [`link`] (0025_writer_links.sql); [`link`] also recomputes every link here,
+//! from the same definition. Each link is checked on its own (the stored hash of the event before,
 //! and this event's content), so an event changed behind the service's back is named itself
 //! when only its content changed; someone who also recomputes its stored hash moves the break to
 //! the next event, and only recomputing every later hash of the stream hides it (the chain has
@@ -28,9 +29,39 @@ pub struct Content {
     pub payload: String,
 }
 
+/// The fields of one event that its link covers, borrowed: from a stored row ([`Content`]) or
+/// from an append being written (a bulk append computes its links itself, from this same
+/// definition, so that the database need not compute them row by row).
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+    pub sequence: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub metadata: &'a str,
+    pub payload: &'a str,
+}
+
+impl Content {
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+            sequence: self.sequence,
+            recorded_at: self.recorded_at,
+            metadata: &self.metadata,
+            payload: &self.payload,
+        }
+    }
+}
+
 /// One event's link: `sha256(previous || type \n id \n event type \n version \n sequence \n
 /// recorded_at \n len(metadata) \n metadata payload)`.
-pub fn link(previous: &[u8], content: &Content) -> Vec<u8> {
+pub fn link(previous: &[u8], content: &Fields<'_>) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(previous);
     hasher.update(
@@ -108,7 +139,7 @@ impl<F: FnMut(&Head) -> std::io::Result<()>> Walk<F> {
             _ if content.sequence == 1 => &[],
             _ => &[0xff],
         };
-        if link(before, content) != event.hash {
+        if link(before, &content.fields()) != event.hash {
             self.found.broken.push(BrokenLink {
                 aggregate_type: content.aggregate_type.clone(),
                 aggregate_id: content.aggregate_id.clone(),

@@ -23,6 +23,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use lru::LruCache;
 use sqlx::{PgConnection, PgPool};
 
+use crate::store::chain;
 use crate::store::error::StoreError;
 use crate::store::group_commit::{EventRow, GroupCommit};
 use crate::store::record::{Appended, Metadata, Recorded};
@@ -43,6 +44,9 @@ pub struct LedgerContext<A> {
     pub sequence: usize,
     /// Number of the last snapshot written (postgres-es's `current_snapshot`).
     pub snapshot: usize,
+    /// The last event's link of the stream's hash chain, when this context knows it (a bulk
+    /// append computes the links after it; [`LedgerStore::append_many_on`] keeps it).
+    pub link: Option<Vec<u8>>,
 }
 
 struct Cached<A> {
@@ -136,11 +140,18 @@ SELECT sequence, position FROM appended";
 
 const APPEND_MANY: &str = "
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload, metadata, recorded_at)
+                    payload, metadata, recorded_at, hash)
 SELECT $1, u.aggregate_id, u.sequence, u.event_type, u.event_version, u.payload::json,
-       $7::json, $8
-  FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
-       AS u(aggregate_id, sequence, event_type, event_version, payload)";
+       $7::json, $8, u.hash
+  FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $9::bytea[])
+       AS u(aggregate_id, sequence, event_type, event_version, payload, hash)";
+
+/// The links of the events that bulk appends follow, for streams whose context lacks it.
+const LAST_LINKS: &str = "
+SELECT e.aggregate_id, e.hash
+  FROM UNNEST($2::text[], $3::bigint[]) AS u(aggregate_id, sequence)
+  JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = u.aggregate_id
+               AND e.sequence = u.sequence";
 
 const SNAPSHOT_MANY: &str = "
 INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
@@ -161,6 +172,7 @@ struct ManyRows {
     types: Vec<String>,
     versions: Vec<String>,
     payloads: Vec<String>,
+    hashes: Vec<Vec<u8>>,
     snapshot_ids: Vec<String>,
     snapshot_last: Vec<i64>,
     snapshot_numbers: Vec<i64>,
@@ -168,7 +180,32 @@ struct ManyRows {
 }
 
 impl ManyRows {
-    fn add(&mut self, aggregate_id: &str, events: Serialised) {
+    /// Adds a stream's events with their links, chained from `previous` (the link of the event
+    /// before them; empty for a new stream). Answers the last one.
+    fn add(
+        &mut self,
+        (aggregate_type, aggregate_id): (&str, &str),
+        metadata: &str,
+        previous: Vec<u8>,
+        events: Serialised,
+    ) -> Vec<u8> {
+        let mut link = previous;
+        for (i, sequence) in events.sequences.iter().enumerate() {
+            link = chain::link(
+                &link,
+                &chain::Fields {
+                    aggregate_type,
+                    aggregate_id,
+                    event_type: &events.types[i],
+                    event_version: &events.versions[i],
+                    sequence: *sequence,
+                    recorded_at: events.recorded_at,
+                    metadata,
+                    payload: &events.payloads[i],
+                },
+            );
+            self.hashes.push(link.clone());
+        }
         self.ids.extend(std::iter::repeat_n(
             aggregate_id.to_owned(),
             events.sequences.len(),
@@ -183,6 +220,7 @@ impl ManyRows {
             self.snapshot_numbers.push(number);
             self.snapshot_payloads.push(payload);
         }
+        link
     }
 }
 
@@ -270,6 +308,7 @@ where
                 aggregate: cached.aggregate,
                 sequence: cached.sequence,
                 snapshot: cached.snapshot,
+                link: None,
             });
         }
         let mut lease = self.writer.connections().lease().await?;
@@ -356,6 +395,7 @@ where
             aggregate: A::default(),
             sequence: 0,
             snapshot: 0,
+            link: None,
         };
         // Rows come in sequence order.
         for row in rows {
@@ -392,6 +432,7 @@ where
             aggregate: A::default(),
             sequence: 0,
             snapshot: 0,
+            link: None,
         };
         let mut rows = rows.into_iter().peekable();
         if let Some(row) = rows.next_if(|r| r.part == 0) {
@@ -431,6 +472,7 @@ where
             aggregate: A::default(),
             sequence: 0,
             snapshot,
+            link: None,
         };
         apply_rows(&mut context, rows);
         Ok(context)
@@ -468,6 +510,8 @@ where
             context.snapshot += 1;
         }
         context.sequence = last;
+        // The database computed the new links: this context no longer knows its last one.
+        context.link = None;
     }
 
     /// Whether an append from `from` to `last` crosses a multiple of `snapshot_every`.
@@ -566,22 +610,36 @@ where
 
     /// Appends what was decided on many aggregates in one statement inside the caller's
     /// transaction (bulk import): each `(context, events)` after its context's sequence, with
-    /// the snapshots that fall due. On success the contexts are advanced; on
-    /// [`StoreError::Conflict`] (another writer took a sequence) the transaction failed and
-    /// the contexts are stale.
+    /// the snapshots that fall due and the links of the hash chain computed here (from each
+    /// context's last link, read in one statement for contexts that lack it). On success the
+    /// contexts are advanced and hold their new last link; on [`StoreError::Conflict`] (another
+    /// writer took a sequence) the transaction failed and the contexts are stale.
     pub async fn append_many_on(
         &self,
         connection: &mut PgConnection,
         appends: &mut [(&mut LedgerContext<A>, Vec<A::Event>)],
         metadata: &Metadata,
     ) -> Result<usize, StoreError> {
+        // The column keeps microseconds, and the link covers the time as stored.
+        let metadata = &Metadata {
+            recorded_at: chrono::SubsecRound::trunc_subsecs(metadata.recorded_at, 6),
+            ..metadata.clone()
+        };
+        self.read_last_links(connection, appends).await?;
+        // Serialised once: the links cover the metadata exactly as stored.
+        let metadata_text = serde_json::to_string(&metadata.as_map())?;
         let mut rows = ManyRows::default();
+        let mut last_links = Vec::with_capacity(appends.len());
         for (context, events) in appends.iter() {
             if events.is_empty() {
+                last_links.push(None);
                 continue;
             }
             let serialised = self.serialise(events, context, metadata)?;
-            rows.add(&context.aggregate_id, serialised);
+            let previous = context.link.clone().unwrap_or_default();
+            let stream = (A::TYPE, context.aggregate_id.as_str());
+            let last = rows.add(stream, &metadata_text, previous, serialised);
+            last_links.push(Some(last));
         }
         if rows.ids.is_empty() {
             return Ok(0);
@@ -593,8 +651,9 @@ where
             .bind(&rows.types)
             .bind(&rows.versions)
             .bind(&rows.payloads)
-            .bind(serde_json::to_string(&metadata.as_map())?)
+            .bind(&metadata_text)
             .bind(metadata.recorded_at)
+            .bind(&rows.hashes)
             .execute(&mut *connection)
             .await
             .map_err(append_error)?;
@@ -608,10 +667,57 @@ where
                 .execute(&mut *connection)
                 .await?;
         }
-        for (context, events) in appends.iter_mut() {
-            self.advance(context, events.len());
+        for ((context, events), last) in appends.iter_mut().zip(last_links) {
+            if let Some(last) = last {
+                self.advance(context, events.len());
+                context.link = Some(last);
+            }
         }
         Ok(rows.ids.len())
+    }
+
+    /// Fills in the last link of each context about to be appended to that does not know it
+    /// (a new stream's is empty), in one statement.
+    async fn read_last_links(
+        &self,
+        connection: &mut PgConnection,
+        appends: &mut [(&mut LedgerContext<A>, Vec<A::Event>)],
+    ) -> Result<(), StoreError> {
+        let mut ids = Vec::new();
+        let mut sequences = Vec::new();
+        for (context, events) in appends.iter_mut() {
+            if events.is_empty() || context.link.is_some() {
+                continue;
+            }
+            if context.sequence == 0 {
+                context.link = Some(Vec::new());
+            } else {
+                ids.push(context.aggregate_id.clone());
+                sequences.push(to_i64(context.sequence));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<(String, Vec<u8>)> = sqlx::query_as(LAST_LINKS)
+            .bind(A::TYPE)
+            .bind(&ids)
+            .bind(&sequences)
+            .fetch_all(&mut *connection)
+            .await?;
+        let mut found: std::collections::HashMap<String, Vec<u8>> = found.into_iter().collect();
+        for (context, events) in appends.iter_mut() {
+            if !events.is_empty() && context.link.is_none() {
+                // A context ahead of the store (it cannot be: contexts come from the store)
+                // would chain from nothing; the append's conflict check refuses it anyway.
+                context.link = Some(
+                    found
+                        .remove(&context.aggregate_id)
+                        .ok_or(StoreError::Conflict)?,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The stream as stored, in sequence order; with `as_of`, only the events recorded by then.

@@ -2,10 +2,14 @@
 //! `studyledger verify` names exactly the event changed behind the service's back.
 
 use crate::helpers::{behind_the_services_back, TestApp, TestDatabase};
+use chrono::SubsecRound;
 use sqlx::PgPool;
+use studyledger::store::chain::{link, Fields};
 use uuid::Uuid;
 
-fn verify(app: &TestApp, member: Option<&str>) -> (bool, String) {
+/// Runs `studyledger verify` on the app's database (or one member's stream): whether it passed,
+/// and its report.
+pub fn verify(app: &TestApp, member: Option<&str>) -> (bool, String) {
     verify_with(app, member.map(|m| vec!["--member", m]).unwrap_or_default())
 }
 
@@ -362,4 +366,86 @@ async fn saved_heads_find_events_removed_from_the_end_of_a_stream() {
         "the header is what is missing: {report}"
     );
     std::fs::remove_file(&heads).ok();
+}
+
+/// Appends an event by SQL with the link a bulk writer supplies; answers the stored link.
+async fn append_linked(
+    pool: &PgPool,
+    member: &str,
+    sequence: i64,
+    hash: &[u8],
+) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata, recorded_at, hash)
+         VALUES ('member', $1, $2, 'Noted', '1', $3::json, '{\"actor\": \"system\"}',
+                 '2026-01-02T03:04:05.123456Z', $4)
+         RETURNING hash",
+    )
+    .bind(member)
+    .bind(sequence)
+    .bind(format!("{{\"Noted\": {{\"n\": {sequence}}}}}"))
+    .bind(hash)
+    .fetch_one(pool)
+    .await
+}
+
+#[tokio::test]
+async fn links_a_writer_supplies_are_kept_and_verified_like_the_databases_own() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await.to_string();
+    let (sequence, previous): (i64, Vec<u8>) = sqlx::query_as(
+        "SELECT sequence, hash FROM events WHERE aggregate_type = 'member'
+            AND aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(&member)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the stream's head");
+    // The next link computed as a bulk import computes it, from the database's last one.
+    let recorded_at = "2026-01-02T03:04:05.123456Z"
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .expect("time")
+        .trunc_subsecs(6);
+    let payload = format!("{{\"Noted\": {{\"n\": {}}}}}", sequence + 1);
+    let computed = link(
+        &previous,
+        &Fields {
+            aggregate_type: "member",
+            aggregate_id: &member,
+            event_type: "Noted",
+            event_version: "1",
+            sequence: sequence + 1,
+            recorded_at,
+            metadata: "{\"actor\": \"system\"}",
+            payload: &payload,
+        },
+    );
+    let stored = append_linked(&app.pool, &member, sequence + 1, &computed)
+        .await
+        .expect("append");
+    assert_eq!(stored, computed, "a supplied link is stored as given");
+    let (clean, report) = verify(&app, None);
+    assert!(
+        clean,
+        "the writer's link is the database's definition: {report}"
+    );
+
+    // A wrong link is stored too (anyone who can insert could compute any hash), and verify
+    // names exactly that event; the database chains the next event on from it.
+    append_linked(&app.pool, &member, sequence + 2, &[0; 32])
+        .await
+        .expect("append");
+    note(&app.pool, &member, sequence + 3)
+        .await
+        .expect("append");
+    let (clean, report) = verify(&app, None);
+    assert!(!clean, "verify fails: {report}");
+    assert_eq!(
+        broken_links(&report),
+        [format!(
+            "broken link: member {member} sequence {}",
+            sequence + 2
+        )]
+    );
 }

@@ -186,6 +186,33 @@ async fn a_csv_history_is_imported_once_through_the_rules_with_its_refusals_list
     assert_eq!(again["rows_unchanged"], rows as i64);
     assert_eq!(again["rows_refused"], 4);
     assert_eq!(app.total_events().await, events);
+
+    // The links the import computed hold, and so do those chained after them: by the
+    // database (a session through the API), then by a new import, which reads each stream's
+    // last link from the store.
+    let (clean, report) = crate::audit::verify(&app, None);
+    assert!(clean, "{report}");
+    let (status, body) = app
+        .post(
+            &format!("/v1/members/{m}/study-sessions"),
+            &json!({"session_id": Uuid::new_v4(), "course_id": "party",
+                    "started_at": "2025-06-01T08:00:00+08:00",
+                    "ended_at": "2025-06-01T08:30:00+08:00"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut later = String::from("kind,member_id,session_id,course_id,started_at,ended_at\n");
+    for member in &members {
+        later.push_str(&format!(
+            "session,{member},{},party,2025-06-02T08:00:00+08:00,2025-06-02T08:30:00+08:00\n",
+            Uuid::new_v4()
+        ));
+    }
+    let record = import(&app, "text/csv", later).await;
+    assert_eq!(record["rows_recorded"], 3, "{record}");
+    assert_eq!(app.total_events().await, events + 4);
+    let (clean, report) = crate::audit::verify(&app, None);
+    assert!(clean, "{report}");
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! The file is parsed on a thread of its own ([`rows`]) and handed on in batches. A batch's
 //! rows are decided on their members' aggregates — loaded in one statement, and kept in a
 //! bounded cache across batches — and the events of the whole batch are appended in one
-//! statement, in one transaction with the batch's counts and refused rows. A batch that loses
+//! statement (with their hash-chain links computed here), in one transaction with the batch's
+//! counts and refused rows. A batch that loses
 //! a race for a member's next sequence is decided again on fresh state. Rows carry client ids
 //! (`session_id`, `completion_id`, `member_id`), so importing a file again records nothing new:
 //! each row is an exact resend. xAPI statements go through the Learning Record Store's own
@@ -215,7 +216,7 @@ impl<'a> Batches<'a> {
             .collect();
         let decided = self.decide(&mut members, rows, &mut held, &closed).await;
         let metadata = Metadata {
-            recorded_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+            recorded_at: chrono::Utc::now(),
             ..self.importer.metadata.clone()
         };
         let mut appends: Vec<(&mut LedgerContext<Member>, Vec<MemberEvent>)> = Vec::new();
@@ -275,6 +276,7 @@ impl<'a> Batches<'a> {
                 aggregate: Member::default(),
                 sequence: 0,
                 snapshot: 0,
+                link: None,
             });
         }
         Ok(members)
