@@ -277,3 +277,67 @@ async fn an_ndjson_file_carries_statements_through_the_record_store() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn members_on_different_workers_never_both_take_one_member_number() {
+    use studyledger::jobs::import::WORKERS;
+    let app = TestApp::spawn().await;
+    catalog(&app).await;
+    // Two new members whose rows go to different workers, both enrolling with number N-7,
+    // in the same batch: the workers decide at once, and only one may take it.
+    let first = Uuid::new_v4();
+    let second = loop {
+        let candidate = Uuid::new_v4();
+        if WORKERS > 1
+            && candidate.as_u128() % WORKERS as u128 != first.as_u128() % WORKERS as u128
+        {
+            break candidate;
+        }
+    };
+    let csv = format!(
+        "kind,member_id,member_no,name,org_id,enrolled_on\n\
+         enrolment,{first},N-7,甲,fz,2019-01-01\n\
+         enrolment,{second},N-7,乙,fz,2019-01-01\n"
+    );
+    let record = import(&app, "text/csv", csv.clone()).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["rows_recorded"], 1, "{record}");
+    assert_eq!(record["rows_refused"], 1, "{record}");
+    let holder: Uuid =
+        sqlx::query_scalar("SELECT member_id FROM member_numbers WHERE member_no = 'N-7'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the number's holder");
+    let (refused_line, refused_member) = if holder == first {
+        (3, second)
+    } else {
+        (2, first)
+    };
+    assert!(holder == first || holder == second);
+    let (status, _) = app.get(&format!("/v1/members/{refused_member}")).await;
+    assert_eq!(status, 404, "the refused enrolment recorded nothing");
+    let import_id = record["import_id"].as_str().expect("id");
+    let text = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/imports/{import_id}/refused.csv",
+            app.address
+        ))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[1].starts_with(&format!("{refused_line},"))
+            && lines[1].contains("member_no N-7 is held by another member"),
+        "{text}"
+    );
+    // Again: the holder's row is a resend, the other is refused the same way.
+    let again = import(&app, "text/csv", csv).await;
+    assert_eq!(again["rows_unchanged"], 1, "{again}");
+    assert_eq!(again["rows_refused"], 1, "{again}");
+}

@@ -1,21 +1,25 @@
 //! Bulk import of history: enrolments, study sessions, course completions and xAPI statements
 //! from a CSV or NDJSON file, every row through the same rules as the API, exactly once.
 //!
-//! The file is parsed on a thread of its own ([`rows`]) and handed on in batches. A batch's
-//! rows are decided on their members' aggregates — loaded in one statement, and kept in a
-//! bounded cache across batches — and the events of the whole batch are appended in one
-//! statement (with their hash-chain links computed here), in one transaction with the batch's
-//! counts and refused rows. A batch that loses
-//! a race for a member's next sequence is decided again on fresh state. Rows carry client ids
+//! The file is parsed on a thread of its own ([`rows`]) and handed on in batches. Each batch's
+//! member rows are split by member among [`WORKERS`] workers, each with a connection and a
+//! bounded cache of members of its own, so that PostgreSQL appends on several cores at once
+//! and a member's rows stay in file order on one worker. A worker decides its share of a batch
+//! on the members' aggregates (loaded in one statement when not cached) and appends the
+//! share's events in one statement, with their hash-chain links computed here, in one
+//! transaction with the share's counts and refused rows. A share that loses a race for a
+//! member's next sequence is decided again on fresh state. Rows carry client ids
 //! (`session_id`, `completion_id`, `member_id`), so importing a file again records nothing new:
 //! each row is an exact resend. xAPI statements go through the Learning Record Store's own
-//! path (`feed`), one by one, so each is stored and mapped like any statement sent.
+//! path (`feed`), one by one, once the rows before them are committed, so each is stored and
+//! mapped like any statement sent.
 
 pub mod rows;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
@@ -28,6 +32,7 @@ use studyledger_aggregates::member::command::{RecordCompletion, RecordStudySessi
 use studyledger_aggregates::member::{Clock, Member, MemberCommand, MemberEvent};
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::values::{local_date, CourseId, OrgId};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::jobs::feed::{self, FeedError};
@@ -41,12 +46,15 @@ use crate::store::{member_numbers, organisations};
 use crate::JobError;
 use rows::{Format, Parsed, Row};
 
-/// Rows per batch: one transaction, one INSERT of their events.
+/// Rows per batch, split among the workers: one transaction and one INSERT of events each.
 pub const BATCH: usize = 5_000;
-/// Members kept between batches (a file of one organisation's history touches each member
-/// many times; a national one is bounded all the same).
+/// Workers appending at once, each on its own connection (measured on two cores: two to
+/// three times one worker's rate with links computed here; see the README's import figures).
+pub const WORKERS: usize = 3;
+/// Members kept between batches, over all workers (a file of one organisation's history
+/// touches each member many times; a national one is bounded all the same).
 const MEMBER_CACHE: usize = 100_000;
-/// How often a batch is decided again after losing a race for a member's stream.
+/// How often a share is decided again after losing a race for a member's stream.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// Who imports: the token (or the command line), recorded in every event's metadata and the
@@ -57,29 +65,26 @@ pub struct Importer {
 }
 
 /// Imports `reader` as `format` under `import_id` (recorded first, so `GET /v1/imports/{id}`
-/// shows its progress); `progress` hears of each batch's rows. Answers the import's record;
-/// an import that cannot go on is recorded as failed, with everything committed before it.
+/// shows its progress); `progress` hears of the rows of each committed share. Answers the
+/// import's record; an import that cannot go on is recorded as failed, with everything
+/// committed before it.
 pub async fn run(
-    ledger: &Ledger,
+    ledger: &Arc<Ledger>,
     importer: &Importer,
     import_id: Uuid,
     format: Format,
     reader: Box<dyn Read + Send>,
     progress: impl Fn(u64),
 ) -> Result<ImportRecord, JobError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Parsed>>(2);
+    let (tx, rx) = mpsc::channel::<Vec<Parsed>>(2);
     let parser = tokio::task::spawn_blocking(move || rows::parse(reader, format, BATCH, &tx));
-    let mut batches = Batches::new(ledger, importer, import_id);
-    let mut failure = None;
-    while let Some(batch) = rx.recv().await {
-        let n = batch.len() as u64;
-        if let Err(error) = batches.import(batch).await {
-            failure = Some(error.to_string());
-            break;
-        }
-        progress(n);
-    }
-    drop(rx);
+    let job = Arc::new(Job {
+        ledger: Arc::clone(ledger),
+        importer: importer.clone(),
+        import_id,
+        authority: feed::authority(&importer.metadata.actor, &importer.metadata.token_id),
+    });
+    let mut failure = job.import(rx, &progress).await.err().map(|e| e.to_string());
     if failure.is_none() {
         failure = match parser.await {
             Ok(Ok(_)) => None,
@@ -99,6 +104,8 @@ enum BatchError {
     Store(#[from] StoreError),
     #[error("members changed under the import too often; import the file again")]
     Contention,
+    #[error("an import worker stopped")]
+    Stopped,
 }
 
 impl From<sqlx::Error> for BatchError {
@@ -107,77 +114,155 @@ impl From<sqlx::Error> for BatchError {
     }
 }
 
-/// The import's state across batches: members, courses and organisations already read.
-struct Batches<'a> {
-    ledger: &'a Ledger,
-    importer: &'a Importer,
+/// One import: who, under which id.
+struct Job {
+    ledger: Arc<Ledger>,
+    importer: Importer,
     import_id: Uuid,
     authority: Value,
-    members: LruCache<String, LedgerContext<Member>>,
+}
+
+/// A worker's share of a batch: its rows, the catalog they are decided against, and whom to
+/// tell once they are committed.
+struct Share {
+    rows: Vec<Parsed>,
+    catalog: Arc<Catalog>,
+    committed: oneshot::Sender<()>,
+}
+
+/// The courses a batch names, read for each batch as they stand (terms change from a day on
+/// and courses retire), and whether the organisations its enrolments name exist (read once
+/// per import).
+#[derive(Default, Clone)]
+struct Catalog {
     courses: HashMap<CourseId, Option<Course>>,
     organisations: HashMap<OrgId, bool>,
 }
 
-/// What deciding a batch's member rows came to, before it is committed.
+/// A worker, a task of its own (so that its deciding runs beside the others' on another
+/// core): its share of the members, kept between batches.
+struct Worker {
+    job: Arc<Job>,
+    members: LruCache<String, LedgerContext<Member>>,
+}
+
+/// What deciding a share's rows came to, before it is committed.
 #[derive(Default)]
 struct Decided {
     events: HashMap<String, Vec<MemberEvent>>,
     counts: Counts,
     refusals: Vec<(u64, String)>,
-    /// The member numbers the batch's enrolments take, with their members.
+    /// The member numbers the share's enrolments take, with their members.
     claims: (Vec<String>, Vec<Uuid>),
 }
 
-impl<'a> Batches<'a> {
-    fn new(ledger: &'a Ledger, importer: &'a Importer, import_id: Uuid) -> Batches<'a> {
-        let metadata = &importer.metadata;
-        Batches {
-            ledger,
-            importer,
-            import_id,
-            authority: feed::authority(&metadata.actor, &metadata.token_id),
-            members: LruCache::new(NonZeroUsize::new(MEMBER_CACHE).unwrap_or(NonZeroUsize::MIN)),
-            courses: HashMap::new(),
-            organisations: HashMap::new(),
-        }
-    }
+/// The worker whose share a row is: by its member, so a member's rows stay in order on one.
+fn worker_of(parsed: &Parsed) -> usize {
+    let member = parsed.row.as_ref().ok().and_then(Row::member_id);
+    member.map_or(0, |id| (id.as_u128() % WORKERS as u128) as usize)
+}
 
-    async fn import(&mut self, batch: Vec<Parsed>) -> Result<(), BatchError> {
-        let (statements, rows): (Vec<Parsed>, Vec<Parsed>) = batch
-            .into_iter()
-            .partition(|p| matches!(p.row, Ok(Row::Statement(_))));
-        self.read_catalog(&rows).await?;
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.commit_rows(&rows).await {
-                Err(BatchError::Store(StoreError::Conflict)) => {
-                    tracing::debug!(attempt, "an import batch lost a race; deciding again");
-                    tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
-                }
-                Ok(()) => return self.import_statements(statements).await,
-                Err(other) => return Err(other),
+impl Job {
+    /// Hands the batches' member rows to the workers and imports their statements, each once
+    /// the rows before it are committed; ends when the batches do or anything fails.
+    async fn import(
+        self: &Arc<Self>,
+        mut batches: mpsc::Receiver<Vec<Parsed>>,
+        progress: &impl Fn(u64),
+    ) -> Result<(), BatchError> {
+        let (counted, mut committed_rows) = mpsc::unbounded_channel::<u64>();
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        for _ in 0..WORKERS {
+            let (queue, shares) = mpsc::channel::<Share>(1);
+            queues.push(queue);
+            let cache = NonZeroUsize::new(MEMBER_CACHE / WORKERS).unwrap_or(NonZeroUsize::MIN);
+            let worker = Worker {
+                job: Arc::clone(self),
+                members: LruCache::new(cache),
+            };
+            workers.push(tokio::spawn(worker.run(shares, counted.clone())));
+        }
+        drop(counted);
+        // Ends once every worker has: when the queues close, or one fails.
+        let report = async {
+            while let Some(rows) = committed_rows.recv().await {
+                progress(rows);
             }
+        };
+        let dispatch = async move {
+            let mut catalog = Catalog::default();
+            while let Some(batch) = batches.recv().await {
+                let (statements, rows): (Vec<Parsed>, Vec<Parsed>) = batch
+                    .into_iter()
+                    .partition(|p| matches!(p.row, Ok(Row::Statement(_))));
+                catalog.read(&self.ledger, &rows).await?;
+                let committed = self.share_out(&queues, rows, &catalog).await?;
+                if !statements.is_empty() {
+                    for share in committed {
+                        share.await.map_err(|_| BatchError::Stopped)?;
+                    }
+                    self.import_statements(statements, progress).await?;
+                }
+            }
+            Ok::<(), BatchError>(())
+        };
+        let (dispatched, ()) = tokio::join!(dispatch, report);
+        // A worker's own failure says more than the dispatcher's finding it stopped.
+        for worker in workers {
+            worker.await.map_err(|_| BatchError::Stopped)??;
         }
-        Err(BatchError::Contention)
+        dispatched
     }
 
-    /// The batch's courses, read for each batch as they stand (terms change from a day on and
-    /// courses retire), and whether its organisations exist, read once per import.
-    async fn read_catalog(&mut self, rows: &[Parsed]) -> Result<(), StoreError> {
+    /// Splits a batch's member rows among the workers' queues; answers when each share is
+    /// committed.
+    async fn share_out(
+        &self,
+        queues: &[mpsc::Sender<Share>],
+        rows: Vec<Parsed>,
+        catalog: &Catalog,
+    ) -> Result<Vec<oneshot::Receiver<()>>, BatchError> {
+        let catalog = Arc::new(catalog.clone());
+        let mut shares: Vec<Vec<Parsed>> = (0..queues.len()).map(|_| Vec::new()).collect();
+        for parsed in rows {
+            shares[worker_of(&parsed)].push(parsed);
+        }
+        let mut committed = Vec::new();
+        for (queue, rows) in queues.iter().zip(shares) {
+            if rows.is_empty() {
+                continue;
+            }
+            let (done, ack) = oneshot::channel();
+            let share = Share {
+                rows,
+                catalog: Arc::clone(&catalog),
+                committed: done,
+            };
+            queue.send(share).await.map_err(|_| BatchError::Stopped)?;
+            committed.push(ack);
+        }
+        Ok(committed)
+    }
+}
+
+impl Catalog {
+    /// The batch's courses as they stand now, and its organisations not read before.
+    async fn read(&mut self, ledger: &Ledger, rows: &[Parsed]) -> Result<(), StoreError> {
         self.courses.clear();
         for parsed in rows {
             match &parsed.row {
                 Ok(Row::Session { course_id, .. } | Row::Completion { course_id, .. })
                     if !self.courses.contains_key(course_id) =>
                 {
-                    let (course, _) = self.ledger.read::<Course>(course_id.as_str()).await?;
+                    let (course, _) = ledger.read::<Course>(course_id.as_str()).await?;
                     let registered = course.record().is_some().then_some(course);
                     self.courses.insert(course_id.clone(), registered);
                 }
                 Ok(Row::Enrol(enrolment))
                     if !self.organisations.contains_key(&enrolment.org_id) =>
                 {
-                    let org = self
-                        .ledger
+                    let org = ledger
                         .read_immutable::<Organisation>(enrolment.org_id.as_str())
                         .await?;
                     self.organisations
@@ -188,11 +273,45 @@ impl<'a> Batches<'a> {
         }
         Ok(())
     }
+}
 
-    /// Decides the batch's member rows and commits their events, counts and refusals in one
+impl Worker {
+    /// Imports the shares handed to this worker, in order, counting each one's rows to
+    /// `committed` once it is.
+    async fn run(
+        mut self,
+        mut shares: mpsc::Receiver<Share>,
+        committed: mpsc::UnboundedSender<u64>,
+    ) -> Result<(), BatchError> {
+        while let Some(share) = shares.recv().await {
+            self.import(&share.rows, &share.catalog).await?;
+            let _ = committed.send(share.rows.len() as u64);
+            // The dispatcher waits for this only before statements; it may have moved on.
+            let _ = share.committed.send(());
+        }
+        Ok(())
+    }
+
+    /// Commits a share, deciding it again on fresh state while it loses races for members.
+    async fn import(&mut self, rows: &[Parsed], catalog: &Catalog) -> Result<(), BatchError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.commit_rows(rows, catalog).await {
+                Err(BatchError::Store(StoreError::Conflict)) => {
+                    tracing::debug!(attempt, "an import share lost a race; deciding again");
+                    tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+                }
+                outcome => return outcome,
+            }
+        }
+        Err(BatchError::Contention)
+    }
+
+    /// Decides the share's rows and commits their events, counts and refusals in one
     /// transaction; the members go back to the cache only once committed.
-    async fn commit_rows(&mut self, rows: &[Parsed]) -> Result<(), BatchError> {
-        let mut tx = self.ledger.pool().begin().await?;
+    async fn commit_rows(&mut self, rows: &[Parsed], catalog: &Catalog) -> Result<(), BatchError> {
+        let job = Arc::clone(&self.job);
+        let ledger = &*job.ledger;
+        let mut tx = ledger.pool().begin().await?;
         let mut members = self.members_of(&mut tx, rows).await?;
         let numbers: Vec<String> = rows
             .iter()
@@ -214,10 +333,10 @@ impl<'a> Batches<'a> {
             .await?
             .into_iter()
             .collect();
-        let decided = self.decide(&mut members, rows, &mut held, &closed).await;
+        let decided = decide(ledger, catalog, &mut members, rows, &mut held, &closed).await;
         let metadata = Metadata {
             recorded_at: chrono::Utc::now(),
-            ..self.importer.metadata.clone()
+            ..self.job.importer.metadata.clone()
         };
         let mut appends: Vec<(&mut LedgerContext<Member>, Vec<MemberEvent>)> = Vec::new();
         let mut events = decided.events;
@@ -226,7 +345,7 @@ impl<'a> Batches<'a> {
                 appends.push((context, decided));
             }
         }
-        self.ledger
+        ledger
             .append_members_on(&mut tx, &mut appends, &metadata)
             .await?;
         drop(appends);
@@ -235,7 +354,8 @@ impl<'a> Batches<'a> {
             // Another writer claimed one of them since it was read: decided again.
             return Err(BatchError::Store(StoreError::Conflict));
         }
-        imports::count(&mut tx, self.import_id, decided.counts, &decided.refusals).await?;
+        let import_id = self.job.import_id;
+        imports::count(&mut tx, import_id, decided.counts, &decided.refusals).await?;
         tx.commit().await?;
         for (id, context) in members {
             if context.sequence > 0 {
@@ -267,7 +387,12 @@ impl<'a> Batches<'a> {
             }
         }
         let through = vec![i64::MAX; missing.len()];
-        for context in self.ledger.load_members_on(tx, &missing, &through).await? {
+        for context in self
+            .job
+            .ledger
+            .load_members_on(tx, &missing, &through)
+            .await?
+        {
             members.insert(context.aggregate_id.clone(), context);
         }
         for id in missing {
@@ -281,84 +406,90 @@ impl<'a> Batches<'a> {
         }
         Ok(members)
     }
+}
 
-    /// Each row decided in file order on its member as the rows before left it.
-    async fn decide(
-        &self,
-        members: &mut HashMap<String, LedgerContext<Member>>,
-        rows: &[Parsed],
-        held: &mut HashMap<String, Uuid>,
-        closed: &HashSet<String>,
-    ) -> Decided {
-        let clock = self.ledger.clock();
-        let mut decided = Decided::default();
-        for parsed in rows {
-            decided.counts.read += 1;
-            let command = parsed.row.clone().and_then(|row| self.command(row, clock));
-            let (member_id, command) = match command {
-                Ok(found) => found,
-                Err(reason) => {
-                    decided.counts.refused += 1;
-                    decided.refusals.push((parsed.line, reason));
-                    continue;
-                }
-            };
-            let Some(context) = members.get_mut(&member_id) else {
+/// Each row decided in file order on its member as the rows before left it.
+async fn decide(
+    ledger: &Ledger,
+    catalog: &Catalog,
+    members: &mut HashMap<String, LedgerContext<Member>>,
+    rows: &[Parsed],
+    held: &mut HashMap<String, Uuid>,
+    closed: &HashSet<String>,
+) -> Decided {
+    let clock = ledger.clock();
+    let mut decided = Decided::default();
+    for parsed in rows {
+        decided.counts.read += 1;
+        let command = parsed
+            .row
+            .clone()
+            .and_then(|row| catalog.command(row, clock));
+        let (member_id, command) = match command {
+            Ok(found) => found,
+            Err(reason) => {
+                decided.counts.refused += 1;
+                decided.refusals.push((parsed.line, reason));
                 continue;
-            };
-            // Member numbers are unique among members: one held by another is refused.
-            // An enrolment of a member enrolled already is the aggregate's to judge (a resend,
-            // or a conflict): it claims nothing.
-            let number = match &command {
-                MemberCommand::Enrol(e) if context.aggregate.enrolment().is_none() => {
-                    Some((e.member_no.to_string(), e.member_id))
-                }
-                _ => None,
-            };
-            if let MemberCommand::Enrol(e) = &command {
-                if number.is_some() && closed.contains(e.org_id.as_str()) {
-                    decided.counts.refused += 1;
-                    decided
-                        .refusals
-                        .push((parsed.line, format!("organisation {} is closed", e.org_id)));
-                    continue;
-                }
             }
-            if let Some((no, id)) = &number {
-                if held.get(no).is_some_and(|holder| holder != id) {
-                    decided.counts.refused += 1;
-                    decided.refusals.push((
-                        parsed.line,
-                        format!("member_no {no} is held by another member"),
-                    ));
-                    continue;
-                }
+        };
+        let Some(context) = members.get_mut(&member_id) else {
+            continue;
+        };
+        // Member numbers are unique among members: one held by another is refused.
+        // An enrolment of a member enrolled already is the aggregate's to judge (a resend,
+        // or a conflict): it claims nothing.
+        let number = match &command {
+            MemberCommand::Enrol(e) if context.aggregate.enrolment().is_none() => {
+                Some((e.member_no.to_string(), e.member_id))
             }
-            let sink = EventSink::<Member>::default();
-            match context.aggregate.handle(command, &(), &sink).await {
-                Ok(()) => {
-                    let events = sink.collect().await;
-                    if events.is_empty() {
-                        decided.counts.unchanged += 1;
-                    } else {
-                        if let Some((no, id)) = number {
-                            held.insert(no.clone(), id);
-                            decided.claims.0.push(no);
-                            decided.claims.1.push(id);
-                        }
-                        decided.counts.recorded += 1;
-                        decided.events.entry(member_id).or_default().extend(events);
-                    }
-                }
-                Err(rejection) => {
-                    decided.counts.refused += 1;
-                    decided.refusals.push((parsed.line, rejection.to_string()));
-                }
+            _ => None,
+        };
+        if let MemberCommand::Enrol(e) = &command {
+            if number.is_some() && closed.contains(e.org_id.as_str()) {
+                decided.counts.refused += 1;
+                decided
+                    .refusals
+                    .push((parsed.line, format!("organisation {} is closed", e.org_id)));
+                continue;
             }
         }
-        decided
+        if let Some((no, id)) = &number {
+            if held.get(no).is_some_and(|holder| holder != id) {
+                decided.counts.refused += 1;
+                decided.refusals.push((
+                    parsed.line,
+                    format!("member_no {no} is held by another member"),
+                ));
+                continue;
+            }
+        }
+        let sink = EventSink::<Member>::default();
+        match context.aggregate.handle(command, &(), &sink).await {
+            Ok(()) => {
+                let events = sink.collect().await;
+                if events.is_empty() {
+                    decided.counts.unchanged += 1;
+                } else {
+                    if let Some((no, id)) = number {
+                        held.insert(no.clone(), id);
+                        decided.claims.0.push(no);
+                        decided.claims.1.push(id);
+                    }
+                    decided.counts.recorded += 1;
+                    decided.events.entry(member_id).or_default().extend(events);
+                }
+            }
+            Err(rejection) => {
+                decided.counts.refused += 1;
+                decided.refusals.push((parsed.line, rejection.to_string()));
+            }
+        }
     }
+    decided
+}
 
+impl Catalog {
     /// The member command a row is, checked against the catalog as the API checks it.
     fn command(&self, row: Row, clock: Clock) -> Result<(String, MemberCommand), String> {
         let course = |course_id: &CourseId| {
@@ -427,13 +558,16 @@ impl<'a> Batches<'a> {
             Row::Statement(_) => return Err("a statement is not a member row".to_owned()),
         })
     }
+}
 
+impl Job {
     /// The batch's statements, each stored and mapped as if sent to `/xapi/statements`; one
     /// the LRS refuses is a refused row.
-    async fn import_statements(&mut self, statements: Vec<Parsed>) -> Result<(), BatchError> {
-        if statements.is_empty() {
-            return Ok(());
-        }
+    async fn import_statements(
+        &self,
+        statements: Vec<Parsed>,
+        progress: &impl Fn(u64),
+    ) -> Result<(), BatchError> {
         let mut counts = Counts::default();
         let mut refusals = Vec::new();
         let stored = chrono::Utc::now();
@@ -452,7 +586,7 @@ impl<'a> Batches<'a> {
                 Ok(statement) => {
                     let batch = [statement];
                     let metadata = &self.importer.metadata;
-                    feed::store_statements(self.ledger, metadata, &metadata.token_id, &batch, &[])
+                    feed::store_statements(&self.ledger, metadata, &metadata.token_id, &batch, &[])
                         .await
                         .map_err(|e| match e {
                             FeedError::Statements(StatementsError::Database(e)) => {
@@ -474,9 +608,11 @@ impl<'a> Batches<'a> {
                 Err(Err(error)) => return Err(error),
             }
         }
+        let read = counts.read;
         let mut tx = self.ledger.pool().begin().await?;
         imports::count(&mut tx, self.import_id, counts, &refusals).await?;
         tx.commit().await?;
+        progress(u64::try_from(read).unwrap_or(0));
         Ok(())
     }
 }
