@@ -128,6 +128,16 @@ async fn a_long_member_stream_is_snapshotted_and_reloads_to_the_same_state() {
         serde_json::from_str(&payload).expect("a snapshot is a Member");
     assert_eq!(state.version(), 100);
     assert_eq!(state.sessions().len(), 99, "enrolment + 99 sessions");
+    // Large enough to be compressed, and compressed with lz4 (migration 0026).
+    let compression: Option<String> = sqlx::query_scalar(
+        "SELECT pg_column_compression(payload) FROM snapshots
+          WHERE aggregate_type = 'member' AND aggregate_id = $1",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("compression");
+    assert_eq!(compression.as_deref(), Some("lz4"));
 
     // A fresh instance has no cache: it loads snapshot + 21 events, and must still see every
     // session (an overlap with the first one is refused) and count all the minutes.
