@@ -8,7 +8,7 @@ use studyledger_aggregates::values::local_date;
 use uuid::Uuid;
 
 use crate::helpers::{wait_until_projected, TestApp};
-use crate::import::import;
+use crate::import::{import, refused_rows};
 
 const TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
@@ -153,19 +153,7 @@ async fn completions_take_the_terms_of_their_day_and_none_is_taken_once_the_cour
         (Some(0), Some(1)),
         "{imported}"
     );
-    let refusals = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/imports/{}/refused.csv",
-            app.address,
-            imported["import_id"].as_str().expect("an id")
-        ))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let refusals = refused_rows(&app, &imported).await;
     assert!(
         refusals.contains("2,course ethics is retired from"),
         "{refusals}"

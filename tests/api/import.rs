@@ -36,6 +36,24 @@ pub async fn import(app: &TestApp, content_type: &str, body: String) -> Value {
     panic!("the import did not end");
 }
 
+/// The refused rows of an ended import, as `GET /v1/imports/{id}/refused.csv` answers them
+/// (without the byte order mark).
+pub async fn refused_rows(app: &TestApp, record: &Value) -> String {
+    let import_id = record["import_id"].as_str().expect("an import id");
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/imports/{import_id}/refused.csv",
+            app.address
+        ))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("text");
+    text.trim_start_matches('\u{feff}').to_owned()
+}
+
 async fn catalog(app: &TestApp) {
     let (status, _) = app
         .post("/v1/orgs", &json!({"org_id": "fz", "name": "福州"}))
@@ -130,21 +148,10 @@ async fn a_csv_history_is_imported_once_through_the_rules_with_its_refusals_list
     assert_eq!(record["rows_read"], rows as i64 + 4);
     assert_eq!(record["rows_recorded"], rows as i64);
     assert_eq!(record["rows_refused"], 4);
-    let import_id = record["import_id"].as_str().expect("id").to_owned();
 
     // The refused rows, by line, with the rules' reasons.
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/imports/{import_id}/refused.csv",
-            app.address
-        ))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    let text = response.text().await.expect("text");
-    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+    let text = refused_rows(&app, &record).await;
+    let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "行号 line,原因 reason");
     assert_eq!(lines.len(), 5, "{text}");
     assert!(
@@ -288,8 +295,7 @@ async fn members_on_different_workers_never_both_take_one_member_number() {
     let first = Uuid::new_v4();
     let second = loop {
         let candidate = Uuid::new_v4();
-        if WORKERS > 1
-            && candidate.as_u128() % WORKERS as u128 != first.as_u128() % WORKERS as u128
+        if WORKERS > 1 && candidate.as_u128() % WORKERS as u128 != first.as_u128() % WORKERS as u128
         {
             break candidate;
         }
@@ -316,20 +322,8 @@ async fn members_on_different_workers_never_both_take_one_member_number() {
     assert!(holder == first || holder == second);
     let (status, _) = app.get(&format!("/v1/members/{refused_member}")).await;
     assert_eq!(status, 404, "the refused enrolment recorded nothing");
-    let import_id = record["import_id"].as_str().expect("id");
-    let text = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/imports/{import_id}/refused.csv",
-            app.address
-        ))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
-    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+    let text = refused_rows(&app, &record).await;
+    let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(
         lines[1].starts_with(&format!("{refused_line},"))
