@@ -291,7 +291,7 @@ async fn members_on_different_workers_never_both_take_one_member_number() {
     let app = TestApp::spawn().await;
     catalog(&app).await;
     // Two new members whose rows go to different workers, both enrolling with number N-7,
-    // in the same batch: the workers decide at once, and only one may take it.
+    // in the same batch: only one may take it, and the file's order says which.
     let first = Uuid::new_v4();
     let second = loop {
         let candidate = Uuid::new_v4();
@@ -309,17 +309,14 @@ async fn members_on_different_workers_never_both_take_one_member_number() {
     assert_eq!(record["status"], "succeeded", "{record}");
     assert_eq!(record["rows_recorded"], 1, "{record}");
     assert_eq!(record["rows_refused"], 1, "{record}");
+    // The earlier line takes it, as if one worker imported the file.
     let holder: Uuid =
         sqlx::query_scalar("SELECT member_id FROM member_numbers WHERE member_no = 'N-7'")
             .fetch_one(&app.pool)
             .await
             .expect("the number's holder");
-    let (refused_line, refused_member) = if holder == first {
-        (3, second)
-    } else {
-        (2, first)
-    };
-    assert!(holder == first || holder == second);
+    assert_eq!(holder, first);
+    let (refused_line, refused_member) = (3, second);
     let (status, _) = app.get(&format!("/v1/members/{refused_member}")).await;
     assert_eq!(status, 404, "the refused enrolment recorded nothing");
     let text = refused_rows(&app, &record).await;

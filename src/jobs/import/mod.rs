@@ -19,6 +19,7 @@ pub mod rows;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ pub async fn run(
         importer: importer.clone(),
         import_id,
         authority: feed::authority(&importer.metadata.actor, &importer.metadata.token_id),
+        stopped: AtomicBool::new(false),
     });
     let mut failure = job.import(rx, &progress).await.err().map(|e| e.to_string());
     if failure.is_none() {
@@ -106,6 +108,8 @@ enum BatchError {
     Contention,
     #[error("an import worker stopped")]
     Stopped,
+    #[error("an import worker failed: {0}")]
+    Panicked(String),
 }
 
 impl From<sqlx::Error> for BatchError {
@@ -120,6 +124,9 @@ struct Job {
     importer: Importer,
     import_id: Uuid,
     authority: Value,
+    /// Set by a worker that fails, so that the others and the dispatcher stop at their next
+    /// share or batch rather than commit what comes after it.
+    stopped: AtomicBool,
 }
 
 /// A worker's share of a batch: its rows, the catalog they are decided against, and whom to
@@ -191,59 +198,135 @@ impl Job {
             }
         };
         let dispatch = async move {
+            let mut queues = Queues {
+                pending: queues.iter().map(|_| None).collect(),
+                queues,
+            };
             let mut catalog = Catalog::default();
             while let Some(batch) = batches.recv().await {
-                let (statements, rows): (Vec<Parsed>, Vec<Parsed>) = batch
-                    .into_iter()
-                    .partition(|p| matches!(p.row, Ok(Row::Statement(_))));
-                catalog.read(&self.ledger, &rows).await?;
-                let committed = self.share_out(&queues, rows, &catalog).await?;
-                if !statements.is_empty() {
-                    for share in committed {
-                        share.await.map_err(|_| BatchError::Stopped)?;
-                    }
-                    self.import_statements(statements, progress).await?;
+                if self.stopped.load(Ordering::Relaxed) {
+                    return Err(BatchError::Stopped);
                 }
+                self.dispatch(batch, &mut queues, &mut catalog, progress)
+                    .await?;
             }
             Ok::<(), BatchError>(())
         };
         let (dispatched, ()) = tokio::join!(dispatch, report);
         // A worker's own failure says more than the dispatcher's finding it stopped.
         for worker in workers {
-            worker.await.map_err(|_| BatchError::Stopped)??;
+            worker
+                .await
+                .map_err(|e| BatchError::Panicked(e.to_string()))??;
         }
         dispatched
     }
 
-    /// Splits a batch's member rows among the workers' queues; answers when each share is
-    /// committed.
-    async fn share_out(
+    /// Hands a batch's member rows to the workers, and then imports its statements once every
+    /// row before them is committed. Enrolments claim member numbers, so a batch with any waits
+    /// for the rows before it, and of two members claiming one number in it, the later one's
+    /// rows wait for the earlier one's: the earlier line takes the number, as if one worker
+    /// imported the file.
+    async fn dispatch(
         &self,
-        queues: &[mpsc::Sender<Share>],
-        rows: Vec<Parsed>,
-        catalog: &Catalog,
-    ) -> Result<Vec<oneshot::Receiver<()>>, BatchError> {
+        batch: Vec<Parsed>,
+        queues: &mut Queues,
+        catalog: &mut Catalog,
+        progress: &impl Fn(u64),
+    ) -> Result<(), BatchError> {
+        let (statements, mut rows): (Vec<Parsed>, Vec<Parsed>) = batch
+            .into_iter()
+            .partition(|p| matches!(p.row, Ok(Row::Statement(_))));
+        catalog.read(&self.ledger, &rows).await?;
         let catalog = Arc::new(catalog.clone());
-        let mut shares: Vec<Vec<Parsed>> = (0..queues.len()).map(|_| Vec::new()).collect();
+        if rows.iter().any(|p| matches!(p.row, Ok(Row::Enrol(_)))) {
+            queues.settle().await?;
+        }
+        while !rows.is_empty() {
+            let (now, later) = defer_contested(rows);
+            queues.share_out(now, &catalog).await?;
+            if !later.is_empty() {
+                queues.settle().await?;
+            }
+            rows = later;
+        }
+        if !statements.is_empty() {
+            queues.settle().await?;
+            self.import_statements(statements, progress).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The workers' queues, with the last share handed to each that is not yet known to be
+/// committed (a worker commits its shares in order, so that one stands for all before it).
+struct Queues {
+    queues: Vec<mpsc::Sender<Share>>,
+    pending: Vec<Option<oneshot::Receiver<()>>>,
+}
+
+impl Queues {
+    /// Hands each worker its share of `rows`.
+    async fn share_out(
+        &mut self,
+        rows: Vec<Parsed>,
+        catalog: &Arc<Catalog>,
+    ) -> Result<(), BatchError> {
+        let mut shares: Vec<Vec<Parsed>> = (0..self.queues.len()).map(|_| Vec::new()).collect();
         for parsed in rows {
             shares[worker_of(&parsed)].push(parsed);
         }
-        let mut committed = Vec::new();
-        for (queue, rows) in queues.iter().zip(shares) {
+        for ((queue, pending), rows) in self.queues.iter().zip(&mut self.pending).zip(shares) {
             if rows.is_empty() {
                 continue;
             }
             let (done, ack) = oneshot::channel();
             let share = Share {
                 rows,
-                catalog: Arc::clone(&catalog),
+                catalog: Arc::clone(catalog),
                 committed: done,
             };
             queue.send(share).await.map_err(|_| BatchError::Stopped)?;
-            committed.push(ack);
+            *pending = Some(ack);
         }
-        Ok(committed)
+        Ok(())
     }
+
+    /// Waits until every share handed out so far is committed.
+    async fn settle(&mut self) -> Result<(), BatchError> {
+        for pending in &mut self.pending {
+            if let Some(ack) = pending.take() {
+                ack.await.map_err(|_| BatchError::Stopped)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits rows into those that can be decided now and those that must wait for them: an
+/// enrolment whose member number an earlier enrolment of another member in `rows` claims,
+/// and every later row of a member that waits.
+fn defer_contested(rows: Vec<Parsed>) -> (Vec<Parsed>, Vec<Parsed>) {
+    let mut claims: HashMap<String, Uuid> = HashMap::new();
+    let mut waiting: HashSet<Uuid> = HashSet::new();
+    let (mut now, mut later) = (Vec::new(), Vec::new());
+    for parsed in rows {
+        let member = parsed.row.as_ref().ok().and_then(Row::member_id);
+        let contested = match &parsed.row {
+            Ok(Row::Enrol(e)) => {
+                *claims.entry(e.member_no.to_string()).or_insert(e.member_id) != e.member_id
+            }
+            _ => false,
+        };
+        match member {
+            Some(member) if contested || waiting.contains(&member) => {
+                waiting.insert(member);
+                later.push(parsed);
+            }
+            _ => now.push(parsed),
+        }
+    }
+    (now, later)
 }
 
 impl Catalog {
@@ -284,7 +367,14 @@ impl Worker {
         committed: mpsc::UnboundedSender<u64>,
     ) -> Result<(), BatchError> {
         while let Some(share) = shares.recv().await {
-            self.import(&share.rows, &share.catalog).await?;
+            if self.job.stopped.load(Ordering::Relaxed) {
+                // Another worker failed: the import ends with its error.
+                return Ok(());
+            }
+            if let Err(error) = self.import(&share.rows, &share.catalog).await {
+                self.job.stopped.store(true, Ordering::Relaxed);
+                return Err(error);
+            }
             let _ = committed.send(share.rows.len() as u64);
             // The dispatcher waits for this only before statements; it may have moved on.
             let _ = share.committed.send(());
@@ -614,5 +704,49 @@ impl Job {
         tx.commit().await?;
         progress(u64::try_from(read).unwrap_or(0));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_of(csv: &str) -> Vec<Parsed> {
+        let (tx, mut rx) = mpsc::channel(8);
+        rows::parse(csv.as_bytes(), Format::Csv, BATCH, &tx).expect("parsed");
+        drop(tx);
+        let mut rows = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            rows.extend(batch);
+        }
+        rows
+    }
+
+    #[test]
+    fn a_later_claimant_of_a_member_number_waits_with_its_later_rows_and_no_other() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let csv = format!(
+            "kind,member_id,member_no,name,org_id,enrolled_on,session_id,course_id,started_at,ended_at\n\
+             enrolment,{a},N-1,甲,fz,2019-01-01,,,,\n\
+             enrolment,{b},N-1,乙,fz,2019-01-01,,,,\n\
+             session,{b},,,,,{},party,2019-01-02T01:00:00Z,2019-01-02T01:30:00Z\n\
+             enrolment,{c},N-1,丙,fz,2019-01-01,,,,\n\
+             session,{a},,,,,{},party,2019-01-02T01:00:00Z,2019-01-02T01:30:00Z\n\
+             enrolment,{a},N-1,甲,fz,2019-01-01,,,,\n",
+            Uuid::new_v4(),
+            Uuid::new_v4()
+        );
+        let lines = |rows: &[Parsed]| rows.iter().map(|p| p.line).collect::<Vec<_>>();
+        let rows = rows_of(&csv);
+        assert!(rows.iter().all(|p| p.row.is_ok()), "{rows:?}");
+        let (now, later) = defer_contested(rows);
+        // The first claimant and its own rows (a resend of its enrolment too) go now; the
+        // other claimants, and the session after b's enrolment, wait.
+        assert_eq!(lines(&now), [2, 6, 7]);
+        assert_eq!(lines(&later), [3, 4, 5]);
+        // Among those that waited, the next claimant goes first, and so on.
+        let (now, later) = defer_contested(later);
+        assert_eq!(lines(&now), [3, 4]);
+        assert_eq!(lines(&later), [5]);
     }
 }
