@@ -173,6 +173,8 @@ struct ManyRows {
     versions: Vec<String>,
     payloads: Vec<String>,
     hashes: Vec<Vec<u8>>,
+    /// The metadata's JSON, the same for every event of the append.
+    metadata: String,
     snapshot_ids: Vec<String>,
     snapshot_last: Vec<i64>,
     snapshot_numbers: Vec<i64>,
@@ -185,7 +187,6 @@ impl ManyRows {
     fn add(
         &mut self,
         (aggregate_type, aggregate_id): (&str, &str),
-        metadata: &str,
         previous: Vec<u8>,
         events: Serialised,
     ) -> Vec<u8> {
@@ -200,7 +201,7 @@ impl ManyRows {
                     event_version: &events.versions[i],
                     sequence: *sequence,
                     recorded_at: events.recorded_at,
-                    metadata,
+                    metadata: &events.metadata,
                     payload: &events.payloads[i],
                 },
             );
@@ -210,6 +211,8 @@ impl ManyRows {
             aggregate_id.to_owned(),
             events.sequences.len(),
         ));
+        // One append, one metadata.
+        self.metadata = events.metadata;
         self.sequences.extend(events.sequences);
         self.types.extend(events.types);
         self.versions.extend(events.versions);
@@ -490,7 +493,7 @@ where
         if events.is_empty() {
             return Ok(vec![]);
         }
-        let serialised = self.serialise(events, context, metadata)?;
+        let serialised = self.serialise(events, context, metadata, &metadata_text(metadata)?)?;
         let appended = if events.len() == 1 && serialised.snapshot.is_none() {
             // The common case: one event, no snapshot due — it rides in a group commit.
             self.append_alone(&context.aggregate_id, serialised).await?
@@ -519,11 +522,14 @@ where
         self.snapshot_every > 0 && last / self.snapshot_every > from / self.snapshot_every
     }
 
+    /// The events' columns after `context`, with `metadata` rendered as `metadata_text` (see
+    /// [`metadata_text`]).
     fn serialise(
         &self,
         events: &[A::Event],
         context: &LedgerContext<A>,
         metadata: &Metadata,
+        metadata_text: &str,
     ) -> Result<Serialised, StoreError> {
         let last = context.sequence + events.len();
         let snapshot = if self.snapshot_due(context.sequence, last) {
@@ -543,7 +549,7 @@ where
                 .iter()
                 .map(serde_json::to_string)
                 .collect::<Result<_, _>>()?,
-            metadata: serde_json::to_string(&metadata.as_map())?,
+            metadata: metadata_text.to_owned(),
             recorded_at: metadata.recorded_at,
             snapshot,
         })
@@ -600,7 +606,7 @@ where
         if events.is_empty() {
             return Ok(vec![]);
         }
-        let serialised = self.serialise(events, context, metadata)?;
+        let serialised = self.serialise(events, context, metadata, &metadata_text(metadata)?)?;
         let appended = insert_serialised(connection, A::TYPE, &context.aggregate_id, &serialised)
             .await
             .map_err(append_error)?;
@@ -626,8 +632,8 @@ where
             ..metadata.clone()
         };
         self.read_last_links(connection, appends).await?;
-        // Serialised once: the links cover the metadata exactly as stored.
-        let metadata_text = serde_json::to_string(&metadata.as_map())?;
+        // Rendered once for the whole append.
+        let text = metadata_text(metadata)?;
         let mut rows = ManyRows::default();
         let mut last_links = Vec::with_capacity(appends.len());
         for (context, events) in appends.iter() {
@@ -635,10 +641,10 @@ where
                 last_links.push(None);
                 continue;
             }
-            let serialised = self.serialise(events, context, metadata)?;
+            let serialised = self.serialise(events, context, metadata, &text)?;
             let previous = context.link.clone().unwrap_or_default();
             let stream = (A::TYPE, context.aggregate_id.as_str());
-            let last = rows.add(stream, &metadata_text, previous, serialised);
+            let last = rows.add(stream, previous, serialised);
             last_links.push(Some(last));
         }
         if rows.ids.is_empty() {
@@ -651,7 +657,7 @@ where
             .bind(&rows.types)
             .bind(&rows.versions)
             .bind(&rows.payloads)
-            .bind(&metadata_text)
+            .bind(&rows.metadata)
             .bind(metadata.recorded_at)
             .bind(&rows.hashes)
             .execute(&mut *connection)
@@ -770,6 +776,11 @@ where
             .await?;
         Ok(position)
     }
+}
+
+/// The metadata column's text for an append.
+fn metadata_text(metadata: &Metadata) -> Result<String, StoreError> {
+    Ok(serde_json::to_string(&metadata.as_map())?)
 }
 
 /// Applies event rows to an aggregate, in the order given; an event that cannot be read is

@@ -1,6 +1,6 @@
 //! What an event carries besides its payload, and what the store answers about it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,9 +29,11 @@ impl Metadata {
         }
     }
 
-    /// The metadata column's JSON: a map of strings, as postgres-es writes and reads it.
-    pub fn as_map(&self) -> HashMap<String, String> {
-        HashMap::from([
+    /// The metadata column's JSON: a map of strings, as postgres-es writes and reads it. In
+    /// key order, so that the same metadata always renders as the same text (a link of the
+    /// hash chain covers the text as stored).
+    pub fn as_map(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
             ("actor".to_owned(), self.actor.clone()),
             ("token_id".to_owned(), self.token_id.clone()),
             ("role".to_owned(), self.role.clone()),
