@@ -49,8 +49,8 @@ use rows::{Format, Parsed, Row};
 
 /// Rows per batch, split among the workers: one transaction and one INSERT of events each.
 pub const BATCH: usize = 5_000;
-/// Workers appending at once, each on its own connection (measured on two cores: two to
-/// three times one worker's rate with links computed here; see the README's import figures).
+/// Workers appending at once, each on its own connection (measured on two cores: one and a
+/// half times one worker's rate, and a fourth added nothing; see the README's import figures).
 pub const WORKERS: usize = 3;
 /// Members kept between batches, over all workers (a file of one organisation's history
 /// touches each member many times; a national one is bounded all the same).
