@@ -162,6 +162,7 @@ async fn catch_up(projector: &Projector, pool: &sqlx::PgPool) -> Result<usize, J
 pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
     let app = App::build(&args.database, &args.ledger).await?;
     let pool = app.ledger().pool();
+    database::warn_without_synchronous_standby(pool).await;
     if args.demo_data_if_empty && !streams::has_members(pool).await? {
         tracing::info!("empty ledger: loading the demo data set");
         demo::load(app.ledger(), &DemoPlan::default()).await?;

@@ -177,7 +177,7 @@ impl Stored for RuleBook {
 impl Ledger {
     pub fn new(pool: PgPool, tz: Tz, settings: &LedgerSettings) -> Arc<Ledger> {
         let writer = Arc::new(GroupCommit::new(WriteConnections::new(
-            (*pool.connect_options()).clone(),
+            pool.clone(),
             settings.write_connections,
         )));
         Arc::new(Ledger {

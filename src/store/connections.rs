@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a command may wait for a write connection (a free one, or a new one) before it is
@@ -108,7 +108,8 @@ struct Idle {
 }
 
 struct Shared {
-    options: PgConnectOptions,
+    /// New connections go where the pool's do now (after a failover: the new primary).
+    pool: PgPool,
     idle: Mutex<Vec<Idle>>,
     permits: Arc<Semaphore>,
 }
@@ -122,10 +123,10 @@ impl Shared {
 }
 
 impl WriteConnections {
-    pub fn new(options: PgConnectOptions, size: usize) -> WriteConnections {
+    pub fn new(pool: PgPool, size: usize) -> WriteConnections {
         WriteConnections {
             shared: Arc::new(Shared {
-                options: options.options([("statement_timeout", STATEMENT_TIMEOUT)]),
+                pool,
                 idle: Mutex::new(Vec::with_capacity(size)),
                 permits: Arc::new(Semaphore::new(size.max(1))),
             }),
@@ -159,7 +160,11 @@ impl WriteConnections {
     async fn live_connection(&self) -> Result<PgConnection, sqlx::Error> {
         loop {
             let Some(mut idle) = self.shared.idle().pop() else {
-                return self.shared.options.connect().await;
+                let options: PgConnectOptions = (*self.shared.pool.connect_options()).clone();
+                return options
+                    .options([("statement_timeout", STATEMENT_TIMEOUT)])
+                    .connect()
+                    .await;
             };
             if idle.since.elapsed() < CHECK_IDLE_AFTER {
                 return Ok(idle.connection);

@@ -7,6 +7,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 use crate::store::connections;
+use crate::store::hosts::{self, Hosts};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -41,8 +42,21 @@ pub fn pool_options(pool_size: u32) -> PgPoolOptions {
         })
 }
 
+/// A pool on the database `database_url` names: one host, or libpq's list of hosts with
+/// `target_session_attrs`, in which case the pool goes to the host that serves as asked and
+/// follows it when it moves (a failover).
 pub async fn connect(database_url: &str, pool_size: u32) -> Result<PgPool, sqlx::Error> {
-    pool_options(pool_size).connect(database_url).await
+    let hosts = Hosts::parse(database_url)?;
+    if !hosts.needs_watching() {
+        return pool_options(pool_size)
+            .connect_with(hosts.each[0].clone())
+            .await;
+    }
+    let chosen = hosts.find().await?;
+    let pool = pool_options(pool_size).connect_with(chosen.clone()).await?;
+    tracing::info!(host = %hosts::address(&chosen), "connected to the database host serving as {:?}", hosts.attrs);
+    hosts::follow(hosts, pool.clone(), chosen);
+    Ok(pool)
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
@@ -131,6 +145,45 @@ pub async fn ensure_transaction_ids_ahead(pool: &PgPool) -> Result<(), crate::Jo
             floor.log_max, floor.epoch, floor.xid
         )
         .into()),
+    }
+}
+
+/// Why an acknowledged write could be lost with the primary, if it could: the primary must
+/// commit only once a synchronous standby has the record (`synchronous_standby_names` names
+/// one, `synchronous_commit` is `on`, `remote_write` or `remote_apply`, and such a standby is
+/// connected now). `None` when all of that holds.
+pub async fn durability_gap(pool: &PgPool) -> Result<Option<String>, sqlx::Error> {
+    let (names, commit, in_sync): (String, String, i64) = sqlx::query_as(
+        "SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
+                (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if names.trim().is_empty() {
+        Some(
+            "synchronous_standby_names is empty: the primary acknowledges commits no standby has"
+                .to_owned(),
+        )
+    } else if !matches!(commit.as_str(), "on" | "remote_write" | "remote_apply") {
+        Some(format!(
+            "synchronous_commit is {commit}: commits do not wait for the standby"
+        ))
+    } else if in_sync == 0 {
+        Some(format!("no synchronous standby is connected (synchronous_standby_names = '{names}'): commits wait until one is"))
+    } else {
+        None
+    })
+}
+
+/// Logs a warning when [`durability_gap`] finds one (or cannot tell).
+pub async fn warn_without_synchronous_standby(pool: &PgPool) {
+    match durability_gap(pool).await {
+        Ok(None) => tracing::info!("commits wait for a synchronous standby"),
+        Ok(Some(gap)) => tracing::warn!(
+            "the database runs without a synchronous standby; a failover could lose \
+             acknowledged commits, or commits may wait: {gap} (README, \"Failover\")"
+        ),
+        Err(error) => tracing::warn!(%error, "could not check for a synchronous standby"),
     }
 }
 

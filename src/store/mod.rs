@@ -2,7 +2,8 @@
 //! `snapshots` tables (postgres-es's tables, which postgres-es itself can still read) and on
 //! the projector's checkpoint lives under this folder.
 //!
-//! - [`database`]: pools and the migrations;
+//! - [`database`]: pools and the migrations; [`hosts`]: libpq's multi-host URLs, followed
+//!   through a failover;
 //! - [`event_store`]: aggregates loaded and appended with as few round trips as possible;
 //! - [`group_commit`] over [`connections`]: concurrent appends share one commit;
 //! - [`commit_order`]: reading the log in commit order, checkpoints and horizons;
@@ -27,6 +28,7 @@ pub mod documents;
 pub mod error;
 pub mod event_store;
 pub mod group_commit;
+pub mod hosts;
 pub mod imports;
 pub mod lock;
 pub mod mappings;

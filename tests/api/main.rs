@@ -15,6 +15,7 @@ mod course_terms;
 mod crash;
 mod dashboard;
 mod evaluations;
+mod failover;
 mod helpers;
 mod history;
 mod hostile;

@@ -1,0 +1,366 @@
+//! libpq's multi-host connection URLs, which sqlx does not read:
+//! `postgres://user@10.0.0.1:5432,10.0.0.2:5432/ledger?target_session_attrs=read-write` (the
+//! form `pg_autoctl show uri` prints). The service connects to the first host, in the URL's
+//! order, whose role `target_session_attrs` asks for, and follows the role when it moves: a
+//! watcher asks the chosen host twice a second whether it still serves, and when it does not
+//! (it died, or was demoted), finds the host that does and points the pool at it. Connections
+//! to the old host are dead by then (a primary is demoted only through a restart), and each new
+//! one — pooled, write, the projector's lock connection — goes to the new host.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+/// How often the watcher asks the chosen host whether it still serves.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// How long connecting to one host and asking its role may take before the next is tried.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// libpq's `target_session_attrs`: which server of the list a session wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAttrs {
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    /// A standby if one serves, else any server.
+    PreferStandby,
+}
+
+/// What a server says of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// A standby (`pg_is_in_recovery()`).
+    pub in_recovery: bool,
+    /// Its sessions cannot write (`transaction_read_only`: a standby, or a primary set so).
+    pub read_only: bool,
+}
+
+impl SessionAttrs {
+    fn parse(value: &str) -> Result<SessionAttrs, sqlx::Error> {
+        Ok(match value {
+            "any" => SessionAttrs::Any,
+            "read-write" => SessionAttrs::ReadWrite,
+            "read-only" => SessionAttrs::ReadOnly,
+            "primary" => SessionAttrs::Primary,
+            "standby" => SessionAttrs::Standby,
+            "prefer-standby" => SessionAttrs::PreferStandby,
+            other => {
+                return Err(config(format!(
+                    "target_session_attrs={other} is none of any, read-write, read-only, \
+                     primary, standby, prefer-standby"
+                )))
+            }
+        })
+    }
+
+    /// Whether a server in `role` is what this asks for (for `PreferStandby`: a standby).
+    pub fn accepts(self, role: Role) -> bool {
+        match self {
+            SessionAttrs::Any => true,
+            SessionAttrs::ReadWrite => !role.read_only,
+            SessionAttrs::ReadOnly => role.read_only,
+            SessionAttrs::Primary => !role.in_recovery,
+            SessionAttrs::Standby | SessionAttrs::PreferStandby => role.in_recovery,
+        }
+    }
+
+    /// The passes over the host list: a preference falls back to any server.
+    fn passes(self) -> Vec<SessionAttrs> {
+        match self {
+            SessionAttrs::PreferStandby => vec![SessionAttrs::Standby, SessionAttrs::Any],
+            other => vec![other],
+        }
+    }
+}
+
+/// The hosts of one connection URL, in its order, and the role a session wants.
+#[derive(Debug, Clone)]
+pub struct Hosts {
+    pub each: Vec<PgConnectOptions>,
+    pub attrs: SessionAttrs,
+}
+
+fn config(message: String) -> sqlx::Error {
+    sqlx::Error::Configuration(message.into())
+}
+
+/// One host of a host list: `name`, `name:port`, `[v6]` or `[v6]:port`.
+fn host_and_port(spec: &str) -> Result<(String, Option<u16>), sqlx::Error> {
+    let (name, port) = if let Some(v6) = spec.strip_prefix('[') {
+        let (address, rest) = v6
+            .split_once(']')
+            .ok_or_else(|| config(format!("host {spec} opens '[' without closing it")))?;
+        (address, rest.strip_prefix(':'))
+    } else {
+        match spec.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (spec, None),
+        }
+    };
+    if name.is_empty() {
+        return Err(config(format!("an empty host in the host list ({spec:?})")));
+    }
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| config(format!("host {spec}: {p:?} is not a port number")))
+        })
+        .transpose()?;
+    Ok((name.to_owned(), port))
+}
+
+impl Hosts {
+    /// Reads a URL with one host or libpq's comma-separated list of them. Everything but the
+    /// host list and `target_session_attrs` is read by sqlx, as for any URL.
+    pub fn parse(url: &str) -> Result<Hosts, sqlx::Error> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| config("a database URL starts with postgres://".to_owned()))?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let (user, host_list) = match authority.rsplit_once('@') {
+            Some((user, hosts)) => (format!("{user}@"), hosts),
+            None => (String::new(), authority),
+        };
+        let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+        let mut attrs = SessionAttrs::Any;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("target_session_attrs", value)) => attrs = SessionAttrs::parse(value)?,
+                _ => kept.push(pair),
+            }
+        }
+        let query = if kept.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", kept.join("&"))
+        };
+        let specs: Vec<&str> = host_list.split(',').collect();
+        let first = if specs.len() > 1 { specs[0] } else { host_list };
+        let base: PgConnectOptions = format!("{scheme}://{user}{first}{path}{query}").parse()?;
+        let each = if specs.len() == 1 {
+            vec![base]
+        } else {
+            let mut each = Vec::with_capacity(specs.len());
+            for spec in specs {
+                let (name, port) = host_and_port(spec)?;
+                each.push(base.clone().host(&name).port(port.unwrap_or(5432)));
+            }
+            each
+        };
+        Ok(Hosts { each, attrs })
+    }
+
+    /// Whether there is anything to choose or follow: more than one host, or one host that
+    /// must be in a given role.
+    pub fn needs_watching(&self) -> bool {
+        self.each.len() > 1 || self.attrs != SessionAttrs::Any
+    }
+
+    /// The first host, in the URL's order, that serves as asked now (for a preference: the
+    /// first standby, else the first that answers). Fails as unavailable when none does.
+    pub async fn find(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        let mut refusals = Vec::new();
+        for pass in self.attrs.passes() {
+            for options in &self.each {
+                match role_of(options).await {
+                    Ok(role) if pass.accepts(role) => return Ok(options.clone()),
+                    Ok(role) => refusals.push(format!("{}: {role:?}", address(options))),
+                    Err(error) => refusals.push(format!("{}: {error}", address(options))),
+                }
+            }
+        }
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            format!(
+                "no database host serves as {:?} now ({})",
+                self.attrs,
+                refusals.join("; ")
+            ),
+        )))
+    }
+}
+
+/// `host:port` of one host, for the log.
+pub fn address(options: &PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// The role of the server a connection is on.
+pub async fn role_on(connection: &mut PgConnection) -> Result<Role, sqlx::Error> {
+    let (in_recovery, read_only): (bool, bool) = sqlx::query_as(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
+    )
+    .fetch_one(connection)
+    .await?;
+    Ok(Role {
+        in_recovery,
+        read_only,
+    })
+}
+
+fn timed_out() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the host did not answer in time",
+    ))
+}
+
+/// Connects to one host and asks its role, within [`PROBE_TIMEOUT`].
+async fn role_of(options: &PgConnectOptions) -> Result<Role, sqlx::Error> {
+    let asked = async {
+        let mut connection = options.connect().await?;
+        let role = role_on(&mut connection).await;
+        let _ = connection.close().await;
+        role
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, asked)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+/// Keeps `pool` on a host that serves as `hosts` asks, until the pool is closed: see the
+/// module's documentation. `chosen` is the host the pool connects to now.
+pub fn follow(hosts: Hosts, pool: PgPool, chosen: PgConnectOptions) {
+    tokio::spawn(async move {
+        let mut watched = Watched {
+            chosen,
+            probe: None,
+        };
+        while !pool.is_closed() {
+            tokio::time::sleep(PROBE_EVERY).await;
+            if watched.still_serves(hosts.attrs).await {
+                continue;
+            }
+            match hosts.find().await {
+                Ok(found) if address(&found) != address(&watched.chosen) => {
+                    tracing::warn!(
+                        from = %address(&watched.chosen),
+                        to = %address(&found),
+                        "the database host serving as {:?} moved; new connections go to it",
+                        hosts.attrs
+                    );
+                    pool.set_connect_options(found.clone());
+                    watched.chosen = found;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "no database host serves now"),
+            }
+        }
+    });
+}
+
+/// The host the pool is on, and a connection kept to ask it.
+struct Watched {
+    chosen: PgConnectOptions,
+    probe: Option<PgConnection>,
+}
+
+impl Watched {
+    /// Whether the chosen host still serves as asked (a preferred standby: whether it is one).
+    async fn still_serves(&mut self, attrs: SessionAttrs) -> bool {
+        let asked = async {
+            if self.probe.is_none() {
+                self.probe = Some(self.chosen.connect().await?);
+            }
+            match self.probe.as_mut() {
+                Some(probe) => role_on(probe).await,
+                None => Err(timed_out()),
+            }
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
+            Ok(Ok(role)) => attrs.accepts(role),
+            Ok(Err(_)) | Err(_) => {
+                self.probe = None;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_list_gives_one_set_of_options_per_host_in_order() {
+        let hosts = Hosts::parse(
+            "postgres://autoctl:s%40cret@127.0.0.1:56101,[::1]:56102,db3/ledger\
+             ?target_session_attrs=read-write&sslmode=disable&application_name=x",
+        )
+        .expect("a multi-host URL");
+        assert_eq!(hosts.attrs, SessionAttrs::ReadWrite);
+        let found: Vec<String> = hosts.each.iter().map(address).collect();
+        assert_eq!(found, ["127.0.0.1:56101", "::1:56102", "db3:5432"]);
+        for options in &hosts.each {
+            assert_eq!(options.get_username(), "autoctl");
+            assert_eq!(options.get_database(), Some("ledger"));
+            assert_eq!(options.get_application_name(), Some("x"));
+        }
+    }
+
+    #[test]
+    fn a_single_host_reads_as_before_and_needs_no_watching() {
+        let hosts =
+            Hosts::parse("postgres://postgres@127.0.0.1:55963/studyledger").expect("a plain URL");
+        assert_eq!(hosts.each.len(), 1);
+        assert_eq!(address(&hosts.each[0]), "127.0.0.1:55963");
+        assert!(!hosts.needs_watching());
+        let one_primary =
+            Hosts::parse("postgres://u@h:1/db?target_session_attrs=primary").expect("one host");
+        assert!(one_primary.needs_watching());
+    }
+
+    #[test]
+    fn bad_host_lists_and_attrs_are_refused_with_the_reason() {
+        for (url, reason) in [
+            ("postgres://u@h1:5432,h2:x/db", "not a port number"),
+            ("postgres://u@h1,,h2/db", "empty host"),
+            ("postgres://u@[::1,h2/db", "without closing"),
+            (
+                "postgres://u@h1,h2/db?target_session_attrs=leader",
+                "none of",
+            ),
+            ("127.0.0.1:5432", "starts with postgres://"),
+        ] {
+            let error = Hosts::parse(url).expect_err(url).to_string();
+            assert!(error.contains(reason), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn each_attr_accepts_the_roles_libpq_would() {
+        let primary = Role {
+            in_recovery: false,
+            read_only: false,
+        };
+        let standby = Role {
+            in_recovery: true,
+            read_only: true,
+        };
+        let read_only_primary = Role {
+            in_recovery: false,
+            read_only: true,
+        };
+        let cases = [
+            (SessionAttrs::Any, [true, true, true]),
+            (SessionAttrs::ReadWrite, [true, false, false]),
+            (SessionAttrs::ReadOnly, [false, true, true]),
+            (SessionAttrs::Primary, [true, false, true]),
+            (SessionAttrs::Standby, [false, true, false]),
+            (SessionAttrs::PreferStandby, [false, true, false]),
+        ];
+        for (attrs, expected) in cases {
+            let got = [primary, standby, read_only_primary].map(|r| attrs.accepts(r));
+            assert_eq!(got, expected, "{attrs:?}");
+        }
+        assert_eq!(
+            SessionAttrs::PreferStandby.passes(),
+            [SessionAttrs::Standby, SessionAttrs::Any]
+        );
+    }
+}
