@@ -39,7 +39,11 @@ pub enum ApiError {
     RuleViolation(String),
     #[error("too many concurrent changes to the same record; retry shortly")]
     Busy,
-    #[error("the database is unavailable")]
+    #[error(
+        "the database is unavailable (restarting, or failing over to its standby); a command \
+         answered so may or may not have been recorded: resend it with the same client ids, \
+         which records it once and answers as the first time"
+    )]
     Unavailable,
     #[error("internal error")]
     Internal,

@@ -139,19 +139,22 @@ impl Hosts {
         } else {
             format!("?{}", kept.join("&"))
         };
-        let specs: Vec<&str> = host_list.split(',').collect();
-        let first = if specs.len() > 1 { specs[0] } else { host_list };
-        let base: PgConnectOptions = format!("{scheme}://{user}{first}{path}{query}").parse()?;
-        let each = if specs.len() == 1 {
-            vec![base]
-        } else {
-            let mut each = Vec::with_capacity(specs.len());
-            for spec in specs {
-                let (name, port) = host_and_port(spec)?;
-                each.push(base.clone().host(&name).port(port.unwrap_or(5432)));
-            }
-            each
-        };
+        if !host_list.contains(',') {
+            let one = format!("{scheme}://{user}{host_list}{path}{query}").parse()?;
+            return Ok(Hosts {
+                each: vec![one],
+                attrs,
+            });
+        }
+        let specs = host_list
+            .split(',')
+            .map(host_and_port)
+            .collect::<Result<Vec<_>, _>>()?;
+        let base: PgConnectOptions = format!("{scheme}://{user}localhost{path}{query}").parse()?;
+        let each = specs
+            .into_iter()
+            .map(|(name, port)| base.clone().host(&name).port(port.unwrap_or(base.get_port())))
+            .collect();
         Ok(Hosts { each, attrs })
     }
 

@@ -124,6 +124,17 @@ async fn until_accepted(
             Ok(response) if response.status() == 503 => {
                 let retry = response.headers().get("retry-after").is_some();
                 assert!(retry, "a 503 says when to retry");
+                let problem: serde_json::Value = response.json().await.unwrap_or_default();
+                if problem["type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("unavailable"))
+                {
+                    let detail = problem["detail"].as_str().unwrap_or_default();
+                    assert!(
+                        detail.contains("may or may not have been recorded"),
+                        "{detail}"
+                    );
+                }
             }
             Ok(response) => {
                 let status = response.status();
