@@ -153,7 +153,11 @@ impl Hosts {
         let base: PgConnectOptions = format!("{scheme}://{user}localhost{path}{query}").parse()?;
         let each = specs
             .into_iter()
-            .map(|(name, port)| base.clone().host(&name).port(port.unwrap_or(base.get_port())))
+            .map(|(name, port)| {
+                base.clone()
+                    .host(&name)
+                    .port(port.unwrap_or(base.get_port()))
+            })
             .collect();
         Ok(Hosts { each, attrs })
     }
