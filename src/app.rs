@@ -47,10 +47,15 @@ impl App {
         let pool = database::connect(&database.database_url, database.pool_size).await?;
         database::migrate(&pool).await?;
         database::ensure_transaction_ids_ahead(&pool).await?;
+        let read_pool = match &database.read_url {
+            Some(url) => Some(database::connect(url, database.pool_size).await?),
+            None => None,
+        };
         let settings = LedgerSettings {
             member_cache: ledger.member_cache,
             write_connections: ledger.write_connections,
             xapi_homepage: ledger.xapi_homepage.clone(),
+            read_pool,
         };
         let built = Ledger::new(pool, ledger.timezone, &settings);
         built

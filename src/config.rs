@@ -66,6 +66,11 @@ pub struct DatabaseArgs {
     /// Connections in the pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 32)]
     pub pool_size: u32,
+    /// A standby for reads of the views (`serve` only; libpq's multi-host form with
+    /// `target_session_attrs=prefer-standby` or `standby` is the usual value). A read waits
+    /// there until the standby has what it must see, or goes to the primary after a short bound.
+    #[arg(long, env = "DATABASE_READ_URL")]
+    pub read_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -85,6 +85,8 @@ pub struct LedgerSettings {
     pub write_connections: usize,
     /// The `homePage` of the xAPI accounts that name members.
     pub xapi_homepage: String,
+    /// A pool on a standby for reads of the views (`DATABASE_READ_URL`), if any.
+    pub read_pool: Option<PgPool>,
 }
 
 impl Default for LedgerSettings {
@@ -93,6 +95,7 @@ impl Default for LedgerSettings {
             member_cache: 20_000,
             write_connections: 4,
             xapi_homepage: crate::config::XAPI_HOMEPAGE.to_owned(),
+            read_pool: None,
         }
     }
 }
@@ -100,6 +103,7 @@ impl Default for LedgerSettings {
 /// The aggregates of the ledger and the stores they live in.
 pub struct Ledger {
     pool: PgPool,
+    read_pool: Option<PgPool>,
     tz: Tz,
     members: LedgerStore<Member>,
     courses: LedgerStore<Course>,
@@ -198,6 +202,7 @@ impl Ledger {
             hasher: std::collections::hash_map::RandomState::new(),
             activities: LedgerStore::new(pool.clone(), writer.clone(), 10_000, 0),
             xapi_homepage: settings.xapi_homepage.clone(),
+            read_pool: settings.read_pool.clone(),
             pool,
             tz,
         })
@@ -205,6 +210,11 @@ impl Ledger {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The standby's pool for reads of the views, when the deployment has one.
+    pub fn read_pool(&self) -> Option<&PgPool> {
+        self.read_pool.as_ref()
     }
 
     pub fn tz(&self) -> Tz {

@@ -34,6 +34,7 @@ struct Metrics {
     skips: IntCounter,
     open_skips: IntGauge,
     overloaded: IntCounter,
+    view_reads: IntCounterVec,
 }
 
 /// Upper bounds of the request latency histogram, in seconds: ten per decade (the R10 series,
@@ -103,6 +104,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "studyledger_http_overloaded_total",
             "Requests refused with 503 because too many were in flight",
         ),
+        view_reads: defined(IntCounterVec::new(
+            Opts::new(
+                "studyledger_view_reads_total",
+                "Reads of the views that waited for read-your-writes, by the server that answered \
+                 (standby, or primary)",
+            ),
+            &["from"],
+        )),
         open_skips: defined(IntGauge::new(
             "studyledger_skipped_events_open",
             "Skipped events not yet set aside (GET /v1/skipped-events lists them)",
@@ -119,6 +128,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(metrics.skips.clone()),
         Box::new(metrics.open_skips.clone()),
         Box::new(metrics.overloaded.clone()),
+        Box::new(metrics.view_reads.clone()),
     ] {
         defined(metrics.registry.register(collector));
     }
@@ -148,6 +158,11 @@ pub fn projector_lag(events: i64, seconds: f64, open_skips: i64) {
 /// The projector or replay passed over `events` it could not apply.
 pub fn events_skipped(events: usize) {
     METRICS.skips.inc_by(events as u64);
+}
+
+/// A read of the views answered from `from` ("standby" or "primary").
+pub fn view_read(from: &str) {
+    METRICS.view_reads.with_label_values(&[from]).inc();
 }
 
 /// A request refused because too many were in flight.

@@ -143,6 +143,7 @@ pub async fn fresh_app(options: &PgConnectOptions) -> Result<App, JobError> {
     let database = DatabaseArgs {
         database_url: options.to_url_lossy().to_string(),
         pool_size: 8,
+        read_url: None,
     };
     let ledger = LedgerArgs {
         member_cache: 20_000,

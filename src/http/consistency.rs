@@ -5,15 +5,86 @@
 //! the `min_position` the client names) — and waits, at most two seconds, until the projector
 //! has applied all of it. If it has not by then, the answer says so in `x-views-behind: true`
 //! (see `answer::FromViews`).
+//!
+//! With a standby for reads (`DATABASE_READ_URL`), [`views`] sends a read there once the
+//! standby has replayed the primary's WAL as of the request and its views cover the horizon,
+//! which it waits for at most [`STANDBY_WAIT`]; past that, or when the standby fails, the
+//! primary answers as without one.
 
 use std::time::{Duration, Instant};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use sqlx::PgPool;
+
 use crate::store::commit_order;
+use crate::telemetry;
 
 const WAIT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(5);
+/// How long a read waits for the standby before the primary answers it: the bound on the lag
+/// a read tolerates.
+pub const STANDBY_WAIT: Duration = Duration::from_millis(500);
+
+/// Where a read of the views goes, and whether the views there hold what it must see.
+pub struct Views {
+    pub pool: PgPool,
+    pub caught_up: bool,
+}
+
+/// The views a read must see: on the standby when it has caught up within [`STANDBY_WAIT`],
+/// else on the primary (after [`wait_for_views`]).
+pub async fn views(state: &AppState, min_position: Option<i64>) -> Result<Views, ApiError> {
+    let ledger = state.ledger();
+    if let Some(standby) = ledger.read_pool() {
+        match standby_serves(ledger.pool(), standby, min_position).await {
+            Ok(true) => {
+                telemetry::view_read("standby");
+                return Ok(Views {
+                    pool: standby.clone(),
+                    caught_up: true,
+                });
+            }
+            Ok(false) => tracing::debug!("the standby lags; the primary answers"),
+            Err(error) => tracing::warn!(%error, "the standby could not answer; the primary does"),
+        }
+    }
+    let caught_up = wait_for_views(state, min_position).await?;
+    if ledger.read_pool().is_some() {
+        telemetry::view_read("primary");
+    }
+    Ok(Views {
+        pool: ledger.pool().clone(),
+        caught_up,
+    })
+}
+
+/// Whether the standby, within [`STANDBY_WAIT`], has replayed the primary's WAL as of now and
+/// its views cover the primary's horizon of now (and of `min_position`).
+async fn standby_serves(
+    primary: &PgPool,
+    standby: &PgPool,
+    min_position: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let (mut horizon, wal) = commit_order::horizon_and_wal(primary).await?;
+    if let Some(position) = min_position {
+        if let Some(of_position) = commit_order::horizon_of_position(primary, position).await? {
+            horizon = horizon.max(of_position);
+        }
+    }
+    let deadline = Instant::now() + STANDBY_WAIT;
+    loop {
+        if commit_order::replayed(standby, &wal).await?
+            && commit_order::caught_up_to(standby, horizon).await?
+        {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
 
 /// Waits until the views hold every event committed before now (and the one at
 /// `min_position`); answers whether they do.

@@ -41,8 +41,9 @@ pub enum ApiError {
     Busy,
     #[error(
         "the database is unavailable (restarting, or failing over to its standby); a command \
-         answered so may or may not have been recorded: resend it with the same client ids, \
-         which records it once and answers as the first time"
+         answered so may or may not have been recorded: resend it with the same client ids \
+         (session, completion, statement ids), which records it once and answers as the \
+         first time"
     )]
     Unavailable,
     #[error("internal error")]

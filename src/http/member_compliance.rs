@@ -74,9 +74,10 @@ async fn compliance(
     ApiQuery(query): ApiQuery<ComplianceQuery>,
 ) -> Result<Response, ApiError> {
     access::member(&state, &caller, member_id).await?;
-    let caught_up = consistency::wait_for_views(&state, query.min_position).await?;
+    let views = consistency::views(&state, query.min_position).await?;
+    let caught_up = views.caught_up;
     let ledger = state.ledger();
-    let Some((member, stored)) = members::member(ledger.pool(), member_id.uuid()).await? else {
+    let Some((member, stored)) = members::member(&views.pool, member_id.uuid()).await? else {
         // Perhaps enrolled a moment ago, and the views have not caught up: say so.
         let answer = ApiError::NotFound(format!("member {member_id} is not enrolled"));
         return Ok(FromViews { answer, caught_up }.into_response());

@@ -144,12 +144,13 @@ impl Subtree {
         pinned: bool,
     ) -> Result<Subtree, ApiError> {
         access::organisation(state, caller, org_id).await?;
-        let caught_up = consistency::wait_for_views(state, min_position).await?;
+        let views = consistency::views(state, min_position).await?;
+        let caught_up = views.caught_up;
         let ledger = state.ledger();
         // Before the transaction: inside it, a second connection for the rulesets could wait
         // on a pool that concurrent roll-ups have emptied.
         let rulesets = ledger.rulesets().await?;
-        let mut tx = ledger.pool().begin().await?;
+        let mut tx = views.pool.begin().await?;
         if !is_registered(&mut *tx, org_id.as_str()).await? {
             return Err(ApiError::NotFound(format!(
                 "organisation {org_id} is not registered"
@@ -160,7 +161,7 @@ impl Subtree {
             Reader::Pinned(tx)
         } else {
             tx.commit().await?;
-            Reader::PerChunk(ledger.pool().clone())
+            Reader::PerChunk(views.pool.clone())
         };
         Ok(Subtree {
             quarter,
@@ -436,12 +437,13 @@ async fn compliance(
 ) -> Result<Response, ApiError> {
     let quarter = required_quarter(query.quarter)?;
     access::organisation(&state, &caller, &org_id).await?;
-    let caught_up = consistency::wait_for_views(&state, query.min_position).await?;
+    let views = consistency::views(&state, query.min_position).await?;
+    let caught_up = views.caught_up;
     let ledger = state.ledger();
     let rulesets = ledger.rulesets().await?;
     let today = local_date(Utc::now(), ledger.tz());
     // One transaction: sums and corrections from the same views, never across a replay's swap.
-    let mut tx = ledger.pool().begin().await?;
+    let mut tx = views.pool.begin().await?;
     if !is_registered(&mut *tx, org_id.as_str()).await? {
         return Err(ApiError::NotFound(format!(
             "organisation {org_id} is not registered"

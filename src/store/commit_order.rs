@@ -368,6 +368,28 @@ pub async fn horizon(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(xmax.parse().unwrap_or(u64::MAX))
 }
 
+/// The horizon of now on the primary, with its WAL insert position: a standby that has
+/// replayed that far holds every commit below the horizon.
+pub async fn horizon_and_wal(pool: &PgPool) -> Result<(u64, String), sqlx::Error> {
+    let (xmax, wal): (String, String) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, pg_current_wal_insert_lsn()::text",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((xmax.parse().unwrap_or(u64::MAX), wal))
+}
+
+/// Whether the server of `pool` has replayed the primary's WAL up to `wal` (a server that is
+/// not in recovery — a standby promoted since — has it all).
+pub async fn replayed(pool: &PgPool, wal: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, NOT pg_is_in_recovery())",
+    )
+    .bind(wal)
+    .fetch_one(pool)
+    .await
+}
+
 /// The transaction of the event at a position.
 pub const TRANSACTION_OF_POSITION: &str =
     "SELECT transaction_id::text FROM events WHERE position = $1";

@@ -79,9 +79,15 @@ pub fn session_ended(error: &sqlx::Error) -> bool {
 }
 
 /// Whether the connection is gone after `error`: the socket failed, or the server ended the
-/// session.
+/// session. A connection on a server that became read-only (a primary demoted) counts as gone:
+/// a new one goes to the host that serves writes now.
 fn connection_lost(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_)) || session_ended(error)
+    matches!(error, sqlx::Error::Io(_))
+        || session_ended(error)
+        || error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "25006")
 }
 
 /// Whether a connection that has been idle answers a ping in time.

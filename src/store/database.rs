@@ -53,7 +53,11 @@ pub async fn connect(database_url: &str, pool_size: u32) -> Result<PgPool, sqlx:
             .await;
     }
     let chosen = hosts.find().await?;
-    let pool = pool_options(pool_size).connect_with(chosen.clone()).await?;
+    let attrs = hosts.attrs;
+    let pool = pool_options(pool_size)
+        .after_connect(move |connection, _| Box::pin(hosts::check_role(connection, attrs)))
+        .connect_with(chosen.clone())
+        .await?;
     tracing::info!(host = %hosts::address(&chosen), "connected to the database host serving as {:?}", hosts.attrs);
     hosts::follow(hosts, pool.clone(), chosen);
     Ok(pool)
@@ -153,9 +157,10 @@ pub async fn ensure_transaction_ids_ahead(pool: &PgPool) -> Result<(), crate::Jo
 /// one, `synchronous_commit` is `on`, `remote_write` or `remote_apply`, and such a standby is
 /// connected now). `None` when all of that holds.
 pub async fn durability_gap(pool: &PgPool) -> Result<Option<String>, sqlx::Error> {
-    let (names, commit, in_sync): (String, String, i64) = sqlx::query_as(
+    let (names, commit, in_sync, hidden): (String, String, i64, i64) = sqlx::query_as(
         "SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
-                (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))",
+                (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),
+                (SELECT count(*) FROM pg_stat_replication WHERE sync_state IS NULL)",
     )
     .fetch_one(pool)
     .await?;
@@ -168,6 +173,8 @@ pub async fn durability_gap(pool: &PgPool) -> Result<Option<String>, sqlx::Error
         Some(format!(
             "synchronous_commit is {commit}: commits do not wait for the standby"
         ))
+    } else if in_sync == 0 && hidden > 0 {
+        Some("this role cannot see the standbys' replication state: grant it pg_monitor".to_owned())
     } else if in_sync == 0 {
         Some(format!("no synchronous standby is connected (synchronous_standby_names = '{names}'): commits wait until one is"))
     } else {

@@ -150,15 +150,21 @@ impl Hosts {
             .split(',')
             .map(host_and_port)
             .collect::<Result<Vec<_>, _>>()?;
-        let base: PgConnectOptions = format!("{scheme}://{user}localhost{path}{query}").parse()?;
+        // One URL per host, read by sqlx as a whole: the password file (~/.pgpass) is looked
+        // up for each host and port.
         let each = specs
             .into_iter()
             .map(|(name, port)| {
-                base.clone()
-                    .host(&name)
-                    .port(port.unwrap_or(base.get_port()))
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                if name.contains(':') {
+                    // An IPv6 address: sqlx would keep the URL's brackets in the host name.
+                    let url = format!("{scheme}://{user}[{name}]{port}{path}{query}");
+                    url.parse::<PgConnectOptions>().map(|o| o.host(&name))
+                } else {
+                    format!("{scheme}://{user}{name}{port}{path}{query}").parse()
+                }
             })
-            .collect();
+            .collect::<Result<Vec<PgConnectOptions>, _>>()?;
         Ok(Hosts { each, attrs })
     }
 
@@ -215,6 +221,23 @@ fn timed_out() -> sqlx::Error {
         std::io::ErrorKind::TimedOut,
         "the host did not answer in time",
     ))
+}
+
+/// Refuses a new connection whose server is not in the role `attrs` asks for (a preference
+/// takes any): between a failover and the watcher's next look, a connection could otherwise
+/// land on a standby and stay in the pool.
+pub async fn check_role(
+    connection: &mut PgConnection,
+    attrs: SessionAttrs,
+) -> Result<(), sqlx::Error> {
+    let role = role_on(connection).await?;
+    if attrs == SessionAttrs::PreferStandby || attrs.accepts(role) {
+        return Ok(());
+    }
+    Err(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        format!("the database host is no longer what target_session_attrs asks for ({role:?})"),
+    )))
 }
 
 /// Connects to one host and asks its role, within [`PROBE_TIMEOUT`].

@@ -195,6 +195,7 @@ impl TestApp {
             &DatabaseArgs {
                 database_url: database.url(),
                 pool_size: 8,
+                read_url: None,
             },
             &LedgerArgs {
                 timezone: chrono_tz::Asia::Shanghai,

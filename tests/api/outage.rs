@@ -340,6 +340,7 @@ async fn ingest_token(database_url: &str) -> String {
     let database = DatabaseArgs {
         database_url: database_url.to_owned(),
         pool_size: 2,
+        read_url: None,
     };
     let app = App::build(&database, &LedgerArgs::quiet())
         .await

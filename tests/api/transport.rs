@@ -133,6 +133,7 @@ async fn serve(database: &TestDatabase, timeouts: Timeouts, max_in_flight: u32) 
         &DatabaseArgs {
             database_url: database.url(),
             pool_size: 8,
+            read_url: None,
         },
         &LedgerArgs::quiet(),
     )
