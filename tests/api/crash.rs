@@ -68,31 +68,8 @@ async fn a_service_killed_mid_load_loses_no_accepted_fact_and_its_views_heal() {
     let base = format!("http://127.0.0.1:{port}");
     let mut service = start_service(&database, port).await;
     let client = client();
-    for (path, body) in [
-        ("/v1/orgs", json!({"org_id": "fz", "name": "福州"})),
-        (
-            "/v1/courses",
-            json!({"course_id": "ethics", "title": "ethics", "category": "elective", "credit_hours": 1.5, "min_study_minutes": 10}),
-        ),
-    ] {
-        let response = client
-            .post(format!("{base}{path}"))
-            .json(&body)
-            .send()
-            .await
-            .expect("setup");
-        assert_eq!(response.status(), 201);
-    }
     let members: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-    for (n, member) in members.iter().enumerate() {
-        let response = client
-            .post(format!("{base}/v1/members"))
-            .json(&json!({"member_id": member, "member_no": format!("K-{n}"), "name": "甲", "org_id": "fz", "enrolled_on": "2018-01-01"}))
-            .send()
-            .await
-            .expect("enrol");
-        assert_eq!(response.status(), 201);
-    }
+    crate::helpers::seed_over_http(&client, &base, &members, "K").await;
 
     // Eight clients, two per member, each sending sessions (and completions) until the
     // service dies under them.

@@ -273,35 +273,6 @@ async fn reads_from_the_standby_see_their_own_writes(base: &str, member: Uuid) -
     recorded
 }
 
-async fn setup(base: &str, members: &[Uuid]) {
-    let client = client_with_token(ADMIN);
-    let course = json!({"course_id": "ethics", "title": "ethics", "category": "elective",
-                        "credit_hours": 1.5, "min_study_minutes": 10});
-    for (path, body) in [
-        ("/v1/orgs", json!({"org_id": "fz", "name": "福州"})),
-        ("/v1/courses", course),
-    ] {
-        let response = client
-            .post(format!("{base}{path}"))
-            .json(&body)
-            .send()
-            .await
-            .expect("setup");
-        assert_eq!(response.status(), 201);
-    }
-    for (n, member) in members.iter().enumerate() {
-        let body = json!({"member_id": member, "member_no": format!("HA-{n}"), "name": "甲",
-                          "org_id": "fz", "enrolled_on": "2018-01-01"});
-        let response = client
-            .post(format!("{base}/v1/members"))
-            .json(&body)
-            .send()
-            .await
-            .expect("enrol");
-        assert_eq!(response.status(), 201);
-    }
-}
-
 #[tokio::test]
 async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_instances_carry_on() {
     let formation = Formation::start().await;
@@ -324,7 +295,8 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_inst
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
     let members: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-    setup(&bases[0], &members).await;
+    let admin = client_with_token(ADMIN);
+    crate::helpers::seed_over_http(&admin, &bases[0], &members, "HA").await;
     let read_back = reads_from_the_standby_see_their_own_writes(&bases[1], members[1]).await;
 
     let outcomes: Arc<Mutex<Outcomes>> = Arc::default();

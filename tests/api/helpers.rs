@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use studyledger::app::App;
@@ -758,6 +758,28 @@ pub async fn start_binary(
         }
         assert!(Instant::now() < deadline, "the service did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Over HTTP, as an administrator's `client`: the organisation `fz`, the elective course
+/// `ethics` (1.5 hours, 10 minutes' study) and `members` enrolled in `fz` on 2018-01-01 with
+/// member numbers `{prefix}-{n}`.
+pub async fn seed_over_http(client: &reqwest::Client, base: &str, members: &[Uuid], prefix: &str) {
+    let course = json!({"course_id": "ethics", "title": "ethics", "category": "elective",
+                        "credit_hours": 1.5, "min_study_minutes": 10});
+    let enrolments = members.iter().enumerate().map(|(n, member)| {
+        let body = json!({"member_id": member, "member_no": format!("{prefix}-{n}"),
+                          "name": "甲", "org_id": "fz", "enrolled_on": "2018-01-01"});
+        ("/v1/members", body)
+    });
+    let setup = [
+        ("/v1/orgs", json!({"org_id": "fz", "name": "福州"})),
+        ("/v1/courses", course),
+    ];
+    for (path, body) in setup.into_iter().chain(enrolments) {
+        let url = format!("{base}{path}");
+        let response = client.post(url).json(&body).send().await.expect("setup");
+        assert_eq!(response.status(), 201, "{path}");
     }
 }
 
