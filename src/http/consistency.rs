@@ -13,10 +13,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::http::error::ApiError;
-use crate::http::state::AppState;
 use sqlx::PgPool;
 
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::commit_order;
 use crate::telemetry;
 

@@ -298,6 +298,11 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_inst
     let admin = client_with_token(ADMIN);
     crate::helpers::seed_over_http(&admin, &bases[0], &members, "HA").await;
     let read_back = reads_from_the_standby_see_their_own_writes(&bases[1], members[1]).await;
+    let pool = studyledger::store::database::connect(&formation.url, 4)
+        .await
+        .expect("pool");
+    let gap = studyledger::store::database::durability_gap(&pool).await;
+    assert_eq!(gap.expect("checked"), None, "commits wait for the standby");
 
     let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
     let killed = Arc::new(AtomicBool::new(false));
@@ -355,10 +360,12 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_inst
         );
     }
 
-    // The pool finds the new primary, as the instances did.
-    let pool = studyledger::store::database::connect(&formation.url, 4)
-        .await
-        .expect("pool");
+    // The pool found the new primary, as the instances did; no standby replicates from it.
+    let gap = studyledger::store::database::durability_gap(&pool).await;
+    assert!(
+        gap.expect("checked").is_some(),
+        "a lone primary is reported"
+    );
     let on: (bool, i32) =
         sqlx::query_as("SELECT pg_is_in_recovery(), current_setting('port')::int")
             .fetch_one(&pool)
