@@ -14,6 +14,9 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 /// How often the watcher asks the chosen host whether it still serves.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// With `prefer-standby` served by a primary (no standby answered), how many probes pass
+/// between two looks for a standby: a look opens a connection to every host.
+const STANDBY_LOOK_EVERY: u32 = 20;
 /// How long connecting to one host and asking its role may take before the next is tried.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -103,7 +106,9 @@ fn host_and_port(spec: &str) -> Result<(String, Option<u16>), sqlx::Error> {
     if name.is_empty() {
         return Err(config(format!("an empty host in the host list ({spec:?})")));
     }
+    // An empty port (`host:`) is the default port, as in libpq.
     let port = port
+        .filter(|p| !p.is_empty())
         .map(|p| {
             p.parse::<u16>()
                 .map_err(|_| config(format!("host {spec}: {p:?} is not a port number")))
@@ -260,6 +265,7 @@ pub fn follow(hosts: Hosts, pool: PgPool, chosen: PgConnectOptions) {
         let mut watched = Watched {
             chosen,
             probe: None,
+            probes: 0,
         };
         while !pool.is_closed() {
             tokio::time::sleep(PROBE_EVERY).await;
@@ -288,11 +294,14 @@ pub fn follow(hosts: Hosts, pool: PgPool, chosen: PgConnectOptions) {
 struct Watched {
     chosen: PgConnectOptions,
     probe: Option<PgConnection>,
+    probes: u32,
 }
 
 impl Watched {
-    /// Whether the chosen host still serves as asked (a preferred standby: whether it is one).
+    /// Whether the chosen host still serves as asked. A preference served by a primary counts
+    /// as served but for every [`STANDBY_LOOK_EVERY`]th probe, when a standby is looked for.
     async fn still_serves(&mut self, attrs: SessionAttrs) -> bool {
+        self.probes = self.probes.wrapping_add(1);
         let asked = async {
             if self.probe.is_none() {
                 self.probe = Some(self.chosen.connect().await?);
@@ -303,6 +312,9 @@ impl Watched {
             }
         };
         match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
+            Ok(Ok(role)) if attrs == SessionAttrs::PreferStandby && !role.in_recovery => {
+                !self.probes.is_multiple_of(STANDBY_LOOK_EVERY)
+            }
             Ok(Ok(role)) => attrs.accepts(role),
             Ok(Err(_)) | Err(_) => {
                 self.probe = None;
@@ -324,6 +336,8 @@ mod tests {
         )
         .expect("a multi-host URL");
         assert_eq!(hosts.attrs, SessionAttrs::ReadWrite);
+        let empty_port = Hosts::parse("postgres://u@h1:,h2:6000/db").expect("an empty port");
+        assert_eq!(address(&empty_port.each[0]), "h1:5432");
         let found: Vec<String> = hosts.each.iter().map(address).collect();
         assert_eq!(found, ["127.0.0.1:56101", "::1:56102", "db3:5432"]);
         for options in &hosts.each {
@@ -349,6 +363,7 @@ mod tests {
     fn bad_host_lists_and_attrs_are_refused_with_the_reason() {
         for (url, reason) in [
             ("postgres://u@h1:5432,h2:x/db", "not a port number"),
+            ("postgres://u@h1:5432,h2:70000/db", "not a port number"),
             ("postgres://u@h1,,h2/db", "empty host"),
             ("postgres://u@[::1,h2/db", "without closing"),
             (
