@@ -66,12 +66,8 @@ async fn standby_serves(
     standby: &PgPool,
     min_position: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
-    let (mut horizon, wal) = commit_order::horizon_and_wal(primary).await?;
-    if let Some(position) = min_position {
-        if let Some(of_position) = commit_order::horizon_of_position(primary, position).await? {
-            horizon = horizon.max(of_position);
-        }
-    }
+    let (horizon, wal) = commit_order::horizon_and_wal(primary).await?;
+    let horizon = covering(primary, horizon, min_position).await?;
     let deadline = Instant::now() + STANDBY_WAIT;
     loop {
         if commit_order::replayed(standby, &wal).await?
@@ -90,14 +86,11 @@ async fn standby_serves(
 /// `min_position`); answers whether they do.
 pub async fn wait_for_views(state: &AppState, min_position: Option<i64>) -> Result<bool, ApiError> {
     let pool = state.ledger().pool();
-    let (mut horizon, fresh) = commit_order::fresh_now(pool).await?;
-    if let Some(position) = min_position {
-        if let Some(of_position) = commit_order::horizon_of_position(pool, position).await? {
-            horizon = horizon.max(of_position);
-        }
-    } else if fresh {
+    let (horizon, fresh) = commit_order::fresh_now(pool).await?;
+    if fresh && min_position.is_none() {
         return Ok(true);
     }
+    let horizon = covering(pool, horizon, min_position).await?;
     let deadline = Instant::now() + WAIT;
     loop {
         if commit_order::caught_up_to(pool, horizon).await? {
@@ -108,4 +101,17 @@ pub async fn wait_for_views(state: &AppState, min_position: Option<i64>) -> Resu
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// `horizon`, raised to cover the event at `min_position` when the client names one.
+async fn covering(
+    pool: &PgPool,
+    horizon: u64,
+    min_position: Option<i64>,
+) -> Result<u64, sqlx::Error> {
+    let Some(position) = min_position else {
+        return Ok(horizon);
+    };
+    let of_position = commit_order::horizon_of_position(pool, position).await?;
+    Ok(of_position.map_or(horizon, |h| horizon.max(h)))
 }
