@@ -117,9 +117,62 @@ fn host_and_port(spec: &str) -> Result<(String, Option<u16>), sqlx::Error> {
     Ok((name.to_owned(), port))
 }
 
+/// libpq's other spelling of a host list, `postgres:///ledger?host=h1,h2&port=5432,5433`,
+/// turned into the authority's spelling (`h1:5432,h2:5433`): `port` holds one port for every
+/// host or one per host. Answers `None` (and leaves the parameters to sqlx) for one host.
+fn host_list_from_query(pairs: &mut Vec<(String, String)>) -> Result<Option<String>, sqlx::Error> {
+    let value = |pairs: &[(String, String)], key: &str| {
+        pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let Some(hosts) = value(pairs, "host").filter(|h| h.contains(',')) else {
+        return Ok(None);
+    };
+    let hosts: Vec<&str> = hosts.split(',').collect();
+    let ports = value(pairs, "port").unwrap_or_default();
+    let ports: Vec<&str> = ports.split(',').collect();
+    if ports.len() != 1 && ports.len() != hosts.len() {
+        return Err(config(format!(
+            "{} ports for {} hosts: give one port for all, or one per host",
+            ports.len(),
+            hosts.len()
+        )));
+    }
+    let list = hosts
+        .iter()
+        .enumerate()
+        .map(|(n, host)| {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                (*host).to_owned()
+            };
+            format!("{host}:{}", ports.get(n).or(ports.first()).unwrap_or(&""))
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    pairs.retain(|(k, _)| k != "host" && k != "port");
+    Ok(Some(list))
+}
+
+/// The URL of one host of a list: a name, an IPv6 address (which sqlx would keep in brackets)
+/// or a Unix socket's folder (percent-encoded, as sqlx reads it).
+fn url_of_host(
+    (scheme, user, path, query): (&str, &str, &str, &str),
+    (name, port): (String, Option<u16>),
+) -> Result<PgConnectOptions, sqlx::Error> {
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+    if name.contains(':') {
+        let url = format!("{scheme}://{user}[{name}]{port}{path}{query}");
+        return url.parse::<PgConnectOptions>().map(|o| o.host(&name));
+    }
+    let name = name.replace('/', "%2F");
+    format!("{scheme}://{user}{name}{port}{path}{query}").parse()
+}
+
 impl Hosts {
-    /// Reads a URL with one host or libpq's comma-separated list of them. Everything but the
-    /// host list and `target_session_attrs` is read by sqlx, as for any URL.
+    /// Reads a URL with one host or libpq's comma-separated list of them (in the authority, or
+    /// in `host=` and `port=` parameters). Everything but the host list and
+    /// `target_session_attrs` is read by sqlx, as for any URL.
     pub fn parse(url: &str) -> Result<Hosts, sqlx::Error> {
         let (scheme, rest) = url
             .split_once("://")
@@ -127,22 +180,23 @@ impl Hosts {
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         let (user, host_list) = match authority.rsplit_once('@') {
-            Some((user, hosts)) => (format!("{user}@"), hosts),
-            None => (String::new(), authority),
+            Some((user, hosts)) => (format!("{user}@"), hosts.to_owned()),
+            None => (String::new(), authority.to_owned()),
         };
         let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-        let mut attrs = SessionAttrs::Any;
-        let mut kept = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("target_session_attrs", value)) => attrs = SessionAttrs::parse(value)?,
-                _ => kept.push(pair),
-            }
-        }
-        let query = if kept.is_empty() {
+        let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| config(format!("the URL's parameters: {e}")))?;
+        let attrs = match pairs.iter().position(|(k, _)| k == "target_session_attrs") {
+            Some(at) => SessionAttrs::parse(&pairs.remove(at).1)?,
+            None => SessionAttrs::Any,
+        };
+        let host_list = host_list_from_query(&mut pairs)?.unwrap_or(host_list);
+        let query = if pairs.is_empty() {
             String::new()
         } else {
-            format!("?{}", kept.join("&"))
+            let encoded = serde_urlencoded::to_string(&pairs)
+                .map_err(|e| config(format!("the URL's parameters: {e}")))?;
+            format!("?{encoded}")
         };
         if !host_list.contains(',') {
             let one = format!("{scheme}://{user}{host_list}{path}{query}").parse()?;
@@ -151,24 +205,11 @@ impl Hosts {
                 attrs,
             });
         }
-        let specs = host_list
-            .split(',')
-            .map(host_and_port)
-            .collect::<Result<Vec<_>, _>>()?;
         // One URL per host, read by sqlx as a whole: the password file (~/.pgpass) is looked
         // up for each host and port.
-        let each = specs
-            .into_iter()
-            .map(|(name, port)| {
-                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-                if name.contains(':') {
-                    // An IPv6 address: sqlx would keep the URL's brackets in the host name.
-                    let url = format!("{scheme}://{user}[{name}]{port}{path}{query}");
-                    url.parse::<PgConnectOptions>().map(|o| o.host(&name))
-                } else {
-                    format!("{scheme}://{user}{name}{port}{path}{query}").parse()
-                }
-            })
+        let each = host_list
+            .split(',')
+            .map(|spec| url_of_host((scheme, &user, path, &query), host_and_port(spec)?))
             .collect::<Result<Vec<PgConnectOptions>, _>>()?;
         Ok(Hosts { each, attrs })
     }
@@ -345,6 +386,37 @@ mod tests {
             assert_eq!(options.get_database(), Some("ledger"));
             assert_eq!(options.get_application_name(), Some("x"));
         }
+    }
+
+    #[test]
+    fn host_lists_in_parameters_and_socket_folders_read_as_libpq_reads_them() {
+        let hosts = Hosts::parse(
+            "postgres://u@/ledger?host=10.0.0.1,10.0.0.2&port=5433,5434\
+             &target_session_attrs=primary&application_name=y",
+        )
+        .expect("host= and port= lists");
+        let found: Vec<String> = hosts.each.iter().map(address).collect();
+        assert_eq!(found, ["10.0.0.1:5433", "10.0.0.2:5434"]);
+        assert_eq!(hosts.attrs, SessionAttrs::Primary);
+        assert_eq!(hosts.each[1].get_database(), Some("ledger"));
+        assert_eq!(hosts.each[1].get_application_name(), Some("y"));
+        let one_port = Hosts::parse("postgres:///db?host=a%2Cb&port=6000").expect("one port");
+        let found: Vec<String> = one_port.each.iter().map(address).collect();
+        assert_eq!(found, ["a:6000", "b:6000"]);
+        let sockets =
+            Hosts::parse("postgres://u@%2Fvar%2Frun%2Fpostgresql,%2Ftmp:5433/db").expect("sockets");
+        let folders: Vec<_> = sockets
+            .each
+            .iter()
+            .map(|o| o.get_socket().cloned())
+            .collect();
+        assert_eq!(
+            folders,
+            [Some("/var/run/postgresql".into()), Some("/tmp".into())]
+        );
+        assert_eq!(sockets.each[1].get_port(), 5433);
+        let error = Hosts::parse("postgres:///db?host=a,b,c&port=1,2").expect_err("2 ports");
+        assert!(error.to_string().contains("one per host"), "{error}");
     }
 
     #[test]
