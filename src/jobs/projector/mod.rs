@@ -62,6 +62,10 @@ fn next_limit(limit: i64, applied: usize) -> i64 {
 const IDLE_POLL: Duration = Duration::from_millis(20);
 /// How often the projector makes sure its advisory lock's connection is still alive.
 const LOCK_CHECK: Duration = Duration::from_secs(1);
+/// How long the lock connection may take to answer a check before the projector gives the
+/// lock up for lost: a host that died without closing its sockets (a machine gone from the
+/// network) would otherwise keep the check waiting until the kernel's TCP timeouts.
+const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
@@ -446,7 +450,14 @@ impl Projector {
             telemetry::projector_batch(applied);
             // Still ours? A lost lock connection means another instance may take over.
             if pinged.elapsed() >= LOCK_CHECK {
-                lock_connection.ping().await?;
+                tokio::time::timeout(LOCK_CHECK_TIMEOUT, lock_connection.ping())
+                    .await
+                    .map_err(|_| {
+                        sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the projector's lock connection did not answer its check",
+                        ))
+                    })??;
                 pinged = std::time::Instant::now();
             }
             if applied == 0 {
