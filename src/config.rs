@@ -257,6 +257,12 @@ pub struct BenchArgs {
     /// Seconds per run.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// Also measure, in the same runs, commits that do not wait for a synchronous standby
+    /// (`synchronous_commit = local`, what a lone primary does), through a second instance of
+    /// the service, and report the ratio of each rate to its local-commit rate. Meant for a
+    /// primary with a synchronous standby.
+    #[arg(long)]
+    pub local_commit: bool,
 }
 
 #[derive(Debug, Clone, Args)]

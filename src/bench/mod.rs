@@ -167,15 +167,16 @@ pub async fn timed_scan<T>(
 }
 
 /// The service as its own process, as in production: `studyledger serve` on a loopback port,
-/// over a benchmark's database, with `admin_token` as its bootstrap administrator's token.
+/// over a benchmark's database (`database_url`), with `admin_token` as its bootstrap
+/// administrator's token.
 pub fn start_service(
-    options: &PgConnectOptions,
+    database_url: &str,
     port: u16,
     admin_token: &str,
 ) -> Result<tokio::process::Child, JobError> {
     Ok(tokio::process::Command::new(std::env::current_exe()?)
         .arg("serve")
-        .env("DATABASE_URL", options.to_url_lossy().as_str())
+        .env("DATABASE_URL", database_url)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .env("LEDGER_ADMIN_TOKEN", admin_token)

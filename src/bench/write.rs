@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::ConnectOptions;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -38,19 +39,58 @@ pub async fn run(args: BenchArgs) -> Result<(), JobError> {
     .await
 }
 
+/// One way of committing, measured on its own connections and its own instance of the
+/// service: as the server is configured, or with `synchronous_commit = local`.
+struct Target {
+    label: &'static str,
+    pool: PgPool,
+    base: String,
+    service: tokio::process::Child,
+}
+
+/// The setting a lone primary commits with: the commit waits for the local disk only.
+const LOCAL_COMMIT: (&str, &str) = ("synchronous_commit", "local");
+
+async fn start_target(
+    label: &'static str,
+    options: PgConnectOptions,
+    local: bool,
+    clients: usize,
+    http: &reqwest::Client,
+) -> Result<Target, JobError> {
+    let mut url = options.to_url_lossy().to_string();
+    let options = if local {
+        // sqlx's URL leaves out startup options; the service reads them from its URL.
+        url.push_str("&options=-c%20synchronous_commit%3Dlocal");
+        options.options([LOCAL_COMMIT])
+    } else {
+        options
+    };
+    let pool_size = u32::try_from(clients * 2).unwrap_or(32).max(4);
+    let pool = database::pool_options(pool_size)
+        .connect_with(options)
+        .await?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let service = start_service(&url, port, BENCH_ADMIN)?;
+    wait_until_ready(http, &base).await?;
+    Ok(Target {
+        label,
+        pool,
+        base,
+        service,
+    })
+}
+
 async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobError> {
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
-    let pool_size = u32::try_from(max_clients * 2).unwrap_or(32).max(4);
-    let pool = database::pool_options(pool_size)
+    let pool = database::pool_options(4)
         .connect_with(options.clone())
         .await?;
     database::migrate(&pool).await?;
     // The baseline table has the shape, constraints and indexes of `events`, and no trigger:
     // the hash chain the ledger computes on insert counts as part of the ledger's cost.
     streams::create_baseline_table(&pool).await?;
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let mut service = start_service(&options, port, BENCH_ADMIN)?;
     // Every request carries the service's bootstrap administrator token: the benchmark measures
     // the ledger as deployed, authentication included.
     let mut headers = reqwest::header::HeaderMap::new();
@@ -62,16 +102,24 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
         .pool_max_idle_per_host(max_clients * 2)
         .default_headers(headers)
         .build()?;
-    wait_until_ready(&http, &base).await?;
-    setup_catalog(&http, &base).await?;
+    let mut targets =
+        vec![start_target("server", options.clone(), false, max_clients, &http).await?];
+    if args.local_commit {
+        targets.push(start_target("local", options, true, max_clients, &http).await?);
+    }
+    setup_catalog(&http, &targets[0].base).await?;
     let seconds = args.seconds.max(0.5);
     println!(
         "write benchmark: {} runs of {seconds} s per measurement; medians; ratio = ledger / PostgreSQL",
         args.runs
     );
+    if args.local_commit {
+        println!("commit: server = as the server is configured; local = synchronous_commit local (no wait for a standby)");
+    }
     println!(
-        "{:>7}  {:>14}  {:>14}  {:>6}  {:>16}  {:>18}",
+        "{:>7}  {:>6}  {:>14}  {:>14}  {:>6}  {:>16}  {:>18}",
         "clients",
+        "commit",
         "postgres ins/s",
         "ledger cmd/s",
         "ratio",
@@ -79,52 +127,88 @@ async fn measure(args: &BenchArgs, options: PgConnectOptions) -> Result<(), JobE
         "view lag p50/p99"
     );
     for &clients in &args.clients {
-        measure_clients(&pool, &http, &base, clients, args.runs, seconds).await?;
+        measure_clients(&targets, &http, clients, args.runs, seconds).await?;
     }
-    service.kill().await?;
+    for mut target in targets {
+        target.service.kill().await?;
+    }
     Ok(())
 }
 
-/// One line of the report: `runs` alternating runs of the baseline, the ledger (with the
-/// projector's lag sampled meanwhile) and the HTTP floor, with `clients` clients each.
+/// The runs of one commit target for one client count.
+#[derive(Default)]
+struct Runs {
+    postgres: Vec<f64>,
+    ledger: Vec<f64>,
+    floor: Vec<f64>,
+    lag: Vec<f64>,
+}
+
+/// Lines of the report for `clients` clients: `runs` rounds, each running every target in
+/// turn (the baseline, the ledger with the projector's lag sampled meanwhile, the HTTP floor),
+/// so that the targets share the machine's moods; then, with more than one target, each
+/// rate's ratio to the last target's.
 async fn measure_clients(
-    pool: &PgPool,
+    targets: &[Target],
     http: &reqwest::Client,
-    base: &str,
     clients: usize,
     runs: usize,
     seconds: f64,
 ) -> Result<(), JobError> {
-    let mut baseline = Vec::new();
-    let mut ledger_rates = Vec::new();
-    let mut floor = Vec::new();
-    let mut lag = Vec::new();
+    let mut all: Vec<Runs> = targets.iter().map(|_| Runs::default()).collect();
     for run in 0..runs.max(1) {
-        baseline.push(postgres_inserts(pool, clients, seconds).await?);
-        let sampler = tokio::spawn(sample_lag(
-            http.clone(),
-            base.to_owned(),
-            seconds,
-            LAG_EVERY,
-        ));
-        ledger_rates.push(ledger_sessions(http, base, clients, seconds, run).await?);
-        lag.extend(sampler.await?);
-        floor.push(http_floor(http, base, clients, seconds).await?);
+        for (index, (target, runs)) in targets.iter().zip(all.iter_mut()).enumerate() {
+            let base = target.base.as_str();
+            runs.postgres
+                .push(postgres_inserts(&target.pool, clients, seconds).await?);
+            let sampler = tokio::spawn(sample_lag(
+                http.clone(),
+                base.to_owned(),
+                seconds,
+                LAG_EVERY,
+            ));
+            let round = run * targets.len() + index;
+            runs.ledger
+                .push(ledger_sessions(http, base, clients, seconds, round).await?);
+            runs.lag.extend(sampler.await?);
+            runs.floor
+                .push(http_floor(http, base, clients, seconds).await?);
+        }
     }
-    let pg = median(&mut baseline);
-    let sl = median(&mut ledger_rates);
-    let fl = median(&mut floor);
-    lag.sort_by(f64::total_cmp);
-    println!(
-        "{clients:>7}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}  {:>8.0}/{:.0} ms",
-        sl / pg,
-        percentile(&lag, 0.5) * 1000.0,
-        percentile(&lag, 0.99) * 1000.0
-    );
-    eprintln!(
-        "  runs: postgres {baseline:.0?}, ledger {ledger_rates:.0?}, http floor {floor:.0?}; {} lag samples",
-        lag.len()
-    );
+    let mut medians = Vec::new();
+    for (target, runs) in targets.iter().zip(all.iter_mut()) {
+        let (pg, sl, fl) = (
+            median(&mut runs.postgres),
+            median(&mut runs.ledger),
+            median(&mut runs.floor),
+        );
+        runs.lag.sort_by(f64::total_cmp);
+        println!(
+            "{clients:>7}  {:>6}  {pg:>14.0}  {sl:>14.0}  {:>6.2}  {fl:>16.0}  {:>8.0}/{:.0} ms",
+            target.label,
+            sl / pg,
+            percentile(&runs.lag, 0.5) * 1000.0,
+            percentile(&runs.lag, 0.99) * 1000.0
+        );
+        eprintln!(
+            "  runs ({}): postgres {:.0?}, ledger {:.0?}, http floor {:.0?}; {} lag samples",
+            target.label,
+            runs.postgres,
+            runs.ledger,
+            runs.floor,
+            runs.lag.len()
+        );
+        medians.push((pg, sl));
+    }
+    if let (Some(first), Some(last)) = (medians.first(), medians.last()) {
+        if medians.len() > 1 {
+            println!(
+                "{clients:>7}  server / local commit: postgres {:.2}, ledger {:.2}",
+                first.0 / last.0,
+                first.1 / last.1
+            );
+        }
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use sqlx::ConnectOptions;
 use studyledger_aggregates::values::{local_date, Quarter};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -106,7 +107,7 @@ impl Service {
     /// ledger's member ids.
     pub async fn start(built: &Built, readers: usize) -> Result<Service, JobError> {
         let port = free_port()?;
-        let child = start_service(&built.options, port, ADMIN)?;
+        let child = start_service(built.options.to_url_lossy().as_str(), port, ADMIN)?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
