@@ -6,6 +6,11 @@
 //! the report gives the median of the runs and the ratio of the medians. The service runs in
 //! a process of its own on a loopback port, as in production; this process is the client of
 //! both.
+//!
+//! With `--local-commit`, a second instance of the service and a second pool commit with
+//! `synchronous_commit = local`, and each round measures both in turn: on a primary with a
+//! synchronous standby, what waiting for the standby costs, against a lone primary's commit,
+//! in one run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
