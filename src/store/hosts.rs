@@ -117,36 +117,83 @@ fn host_and_port(spec: &str) -> Result<(String, Option<u16>), sqlx::Error> {
     Ok((name.to_owned(), port))
 }
 
-/// libpq's other spelling of a host list, `postgres:///ledger?host=h1,h2&port=5432,5433`,
-/// turned into the authority's spelling (`h1:5432,h2:5433`): `port` holds one port for every
-/// host or one per host. Answers `None` (and leaves the parameters to sqlx) for one host.
-fn host_list_from_query(pairs: &mut Vec<(String, String)>) -> Result<Option<String>, sqlx::Error> {
-    let value = |pairs: &[(String, String)], key: &str| {
-        pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    };
-    let Some(hosts) = value(pairs, "host").filter(|h| h.contains(',')) else {
+/// The last value of a URL parameter (as in libpq, a later one overrides an earlier one).
+fn last_value(pairs: &[(String, String)], key: &str) -> Option<String> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// A host of a list as the authority writes it: an IPv6 address in brackets, a socket folder
+/// percent-encoded (sqlx decodes it), a name as it is.
+fn authority_host(name: &str) -> String {
+    if name.contains(':') {
+        format!("[{name}]")
+    } else if name.starts_with('/') {
+        name.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// libpq's parameters for hosts and ports, `postgres:///ledger?host=h1,h2&port=5432,5433`,
+/// turned into the authority's spelling (`h1:5432,h2:5433`). A parameter overrides only its
+/// own part: `host=` the URL's host names (whose port stays the default), `port=` their ports;
+/// `port` holds one port for every host or one per host. Answers `None` (and leaves the
+/// parameters to sqlx) unless either holds a list.
+fn host_list_from_query(
+    pairs: &mut Vec<(String, String)>,
+    authority: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let (hosts, ports) = (last_value(pairs, "host"), last_value(pairs, "port"));
+    let listed = |value: &Option<String>| value.as_ref().is_some_and(|v| v.contains(','));
+    if !listed(&hosts) && !listed(&ports) {
         return Ok(None);
+    }
+    let from_authority = authority
+        .split(',')
+        .filter(|_| !authority.is_empty())
+        .map(host_and_port)
+        .collect::<Result<Vec<_>, _>>()?;
+    let specs: Vec<(String, Option<String>)> = match &hosts {
+        Some(hosts) => {
+            // The URL's one port, if it gave one, goes with every host the parameter names.
+            let port = match from_authority.as_slice() {
+                [(_, Some(port))] => Some(port.to_string()),
+                _ => None,
+            };
+            let names = hosts.split(',').map(|n| (authority_host(n), port.clone()));
+            names.collect()
+        }
+        None => from_authority
+            .into_iter()
+            .map(|(name, port)| (authority_host(&name), port.map(|p| p.to_string())))
+            .collect(),
     };
-    let hosts: Vec<&str> = hosts.split(',').collect();
-    let ports = value(pairs, "port").unwrap_or_default();
-    let ports: Vec<&str> = ports.split(',').collect();
-    if ports.len() != 1 && ports.len() != hosts.len() {
+    let ports: Vec<String> =
+        ports.map_or_else(Vec::new, |p| p.split(',').map(str::to_owned).collect());
+    if ports.len() > 1 && ports.len() != specs.len() {
         return Err(config(format!(
             "{} ports for {} hosts: give one port for all, or one per host",
             ports.len(),
-            hosts.len()
+            specs.len()
         )));
     }
-    let list = hosts
-        .iter()
+    let list = specs
+        .into_iter()
         .enumerate()
-        .map(|(n, host)| {
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                (*host).to_owned()
-            };
-            format!("{host}:{}", ports.get(n).or(ports.first()).unwrap_or(&""))
+        .map(|(n, (host, own))| {
+            let port = ports.get(n).or(ports.first()).cloned().or(own);
+            format!("{host}:{}", port.unwrap_or_default())
         })
         .collect::<Vec<_>>()
         .join(",");
@@ -165,7 +212,6 @@ fn url_of_host(
         let url = format!("{scheme}://{user}[{name}]{port}{path}{query}");
         return url.parse::<PgConnectOptions>().map(|o| o.host(&name));
     }
-    let name = name.replace('/', "%2F");
     format!("{scheme}://{user}{name}{port}{path}{query}").parse()
 }
 
@@ -174,6 +220,8 @@ impl Hosts {
     /// in `host=` and `port=` parameters). Everything but the host list and
     /// `target_session_attrs` is read by sqlx, as for any URL.
     pub fn parse(url: &str) -> Result<Hosts, sqlx::Error> {
+        // A fragment is no part of a connection URL (the URL parser drops it).
+        let url = url.split_once('#').map_or(url, |(url, _)| url);
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| config("a database URL starts with postgres://".to_owned()))?;
@@ -186,11 +234,12 @@ impl Hosts {
         let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
         let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|e| config(format!("the URL's parameters: {e}")))?;
-        let attrs = match pairs.iter().position(|(k, _)| k == "target_session_attrs") {
-            Some(at) => SessionAttrs::parse(&pairs.remove(at).1)?,
+        let attrs = match last_value(&pairs, "target_session_attrs") {
+            Some(value) => SessionAttrs::parse(&value)?,
             None => SessionAttrs::Any,
         };
-        let host_list = host_list_from_query(&mut pairs)?.unwrap_or(host_list);
+        pairs.retain(|(k, _)| k != "target_session_attrs");
+        let host_list = host_list_from_query(&mut pairs, &host_list)?.unwrap_or(host_list);
         let query = if pairs.is_empty() {
             String::new()
         } else {
@@ -417,6 +466,42 @@ mod tests {
         assert_eq!(sockets.each[1].get_port(), 5433);
         let error = Hosts::parse("postgres:///db?host=a,b,c&port=1,2").expect_err("2 ports");
         assert!(error.to_string().contains("one per host"), "{error}");
+        // A parameter overrides only its own part, and the last of two copies counts.
+        let cases = [
+            ("postgres://u@h0:6000/db?host=a,b", vec!["a:6000", "b:6000"]),
+            (
+                "postgres://u@h1,h2:7000/db?port=6000,6001",
+                vec!["h1:6000", "h2:6001"],
+            ),
+            (
+                // As in libpq, `port=` replaces the URL's ports as a whole.
+                "postgres://u@h1,h2:7000/db?port=6000",
+                vec!["h1:6000", "h2:6000"],
+            ),
+            (
+                "postgres://u@/db?host=%2Frun%2Fa%20b,::1&port=5",
+                vec!["localhost:5", "::1:5"],
+            ),
+        ];
+        for (url, expected) in cases {
+            let found: Vec<String> = Hosts::parse(url)
+                .expect(url)
+                .each
+                .iter()
+                .map(address)
+                .collect();
+            assert_eq!(found, expected, "{url}");
+        }
+        let socket =
+            Hosts::parse("postgres://u@/db?host=%2Frun%2Fa%20b,h&port=5").expect("a socket");
+        assert_eq!(socket.each[0].get_socket(), Some(&"/run/a b".into()));
+        let twice = Hosts::parse(
+            "postgres://u@h1,h2/db?target_session_attrs=any&target_session_attrs=primary#frag",
+        )
+        .expect("two attrs and a fragment");
+        assert_eq!(twice.attrs, SessionAttrs::Primary);
+        let fragment = Hosts::parse("postgres://u@h/db?sslmode=require#x").expect("a fragment");
+        assert_eq!(address(&fragment.each[0]), "h:5432");
     }
 
     #[test]
