@@ -11,7 +11,7 @@
 //! which it waits for at most [`STANDBY_WAIT`]; past that, or when the standby fails, the
 //! primary answers as without one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -33,53 +33,54 @@ pub struct Views {
 }
 
 /// The views a read must see: on the standby when it has caught up within [`STANDBY_WAIT`],
-/// else on the primary (after [`wait_for_views`]).
+/// else on the primary (waiting there as [`wait_for_views`] does).
 pub async fn views(state: &AppState, min_position: Option<i64>) -> Result<Views, ApiError> {
     let ledger = state.ledger();
-    if let Some(standby) = ledger.read_pool() {
-        match standby_serves(ledger.pool(), standby, min_position).await {
-            Ok(true) => {
-                telemetry::view_read("standby");
-                return Ok(Views {
-                    pool: standby.clone(),
-                    caught_up: true,
-                });
-            }
-            Ok(false) => tracing::debug!("the standby lags; the primary answers"),
-            Err(error) => tracing::warn!(%error, "the standby could not answer; the primary does"),
+    let Some(standby) = ledger.read_pool() else {
+        return primary_views(state, min_position).await;
+    };
+    let primary = ledger.pool();
+    let (horizon, wal) = commit_order::horizon_and_wal(primary).await?;
+    let horizon = covering(primary, horizon, min_position).await?;
+    // The bound holds whatever the standby does, a pool waiting for a connection included.
+    match tokio::time::timeout(STANDBY_WAIT, standby_holds(standby, horizon, &wal)).await {
+        Ok(Ok(())) => {
+            telemetry::view_read("standby");
+            return Ok(Views {
+                pool: standby.clone(),
+                caught_up: true,
+            });
         }
+        Ok(Err(error)) => tracing::warn!(%error, "the standby could not answer; the primary does"),
+        Err(_) => tracing::debug!("the standby lags; the primary answers"),
     }
-    let caught_up = wait_for_views(state, min_position).await?;
-    if ledger.read_pool().is_some() {
-        telemetry::view_read("primary");
-    }
+    telemetry::view_read("primary");
     Ok(Views {
-        pool: ledger.pool().clone(),
+        pool: primary.clone(),
+        caught_up: commit_order::wait_until_covered(primary, horizon, WAIT).await?,
+    })
+}
+
+/// The views on the primary, once they hold what the read must see (see [`wait_for_views`]):
+/// for reads that must hold back a replay's swap of the views, which a standby cannot.
+pub async fn primary_views(state: &AppState, min_position: Option<i64>) -> Result<Views, ApiError> {
+    let caught_up = wait_for_views(state, min_position).await?;
+    Ok(Views {
+        pool: state.ledger().pool().clone(),
         caught_up,
     })
 }
 
-/// Whether the standby, within [`STANDBY_WAIT`], has replayed the primary's WAL as of now and
-/// its views cover the primary's horizon of now (and of `min_position`).
-async fn standby_serves(
-    primary: &PgPool,
-    standby: &PgPool,
-    min_position: Option<i64>,
-) -> Result<bool, sqlx::Error> {
-    let (horizon, wal) = commit_order::horizon_and_wal(primary).await?;
-    let horizon = covering(primary, horizon, min_position).await?;
-    let deadline = Instant::now() + STANDBY_WAIT;
-    loop {
-        if commit_order::replayed(standby, &wal).await?
-            && commit_order::caught_up_to(standby, horizon).await?
-        {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
+/// Waits until the standby has replayed the primary's WAL up to `wal` and its views cover
+/// `horizon` (the caller bounds the wait).
+async fn standby_holds(standby: &PgPool, horizon: u64, wal: &str) -> Result<(), sqlx::Error> {
+    while !commit_order::replayed(standby, wal).await? {
         tokio::time::sleep(POLL).await;
     }
+    while !commit_order::caught_up_to(standby, horizon).await? {
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
 }
 
 /// Waits until the views hold every event committed before now (and the one at
@@ -91,16 +92,7 @@ pub async fn wait_for_views(state: &AppState, min_position: Option<i64>) -> Resu
         return Ok(true);
     }
     let horizon = covering(pool, horizon, min_position).await?;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if commit_order::caught_up_to(pool, horizon).await? {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    Ok(commit_order::wait_until_covered(pool, horizon, WAIT).await?)
 }
 
 /// `horizon`, raised to cover the event at `min_position` when the client names one.

@@ -144,7 +144,13 @@ impl Subtree {
         pinned: bool,
     ) -> Result<Subtree, ApiError> {
         access::organisation(state, caller, org_id).await?;
-        let views = consistency::views(state, min_position).await?;
+        // A pinned read holds back a replay's swap of the views by its locks: only on the
+        // primary, where the swap happens.
+        let views = if pinned {
+            consistency::primary_views(state, min_position).await?
+        } else {
+            consistency::views(state, min_position).await?
+        };
         let caught_up = views.caught_up;
         let ledger = state.ledger();
         // Before the transaction: inside it, a second connection for the rulesets could wait

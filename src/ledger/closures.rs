@@ -8,7 +8,7 @@
 //! its children are open: the aggregate cannot see other streams, so the check happens here,
 //! under the lock, where no move can slip past it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use cqrs_es::event_sink::EventSink;
@@ -31,7 +31,6 @@ use crate::store::record::Metadata;
 
 /// How long a closing waits for the views to hold the log before it answers "retry".
 const VIEWS_WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(10);
 /// Members named in a refusal (the count says how many there are).
 const NAMED: usize = 5;
 /// A merge's transfers in flight at once (each on a connection of the pool).
@@ -252,16 +251,10 @@ impl Ledger {
     /// Waits until the views hold every event committed before now.
     pub(super) async fn views_hold_the_log(&self) -> Result<(), TreeError> {
         let (horizon, fresh) = commit_order::fresh_now(self.pool()).await?;
-        let deadline = Instant::now() + VIEWS_WAIT;
-        let mut caught_up = fresh;
-        while !caught_up {
-            if Instant::now() >= deadline {
-                return Err(TreeError::ViewsBehind);
-            }
-            tokio::time::sleep(POLL).await;
-            caught_up = commit_order::caught_up_to(self.pool(), horizon).await?;
+        if fresh || commit_order::wait_until_covered(self.pool(), horizon, VIEWS_WAIT).await? {
+            return Ok(());
         }
-        Ok(())
+        Err(TreeError::ViewsBehind)
     }
 
     async fn check_children(&self, org_id: &OrgId) -> Result<(), TreeError> {

@@ -435,6 +435,28 @@ pub async fn fresh_now(pool: &PgPool) -> Result<(u64, bool), sqlx::Error> {
     Ok((horizon, holds(pool, &row, horizon).await?))
 }
 
+/// How often a read waiting for the views asks again.
+const VIEWS_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Waits, at most `wait`, until the views of `pool` hold every event committed below
+/// `horizon`; answers whether they do.
+pub async fn wait_until_covered(
+    pool: &PgPool,
+    horizon: u64,
+    wait: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if caught_up_to(pool, horizon).await? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(VIEWS_POLL).await;
+    }
+}
+
 /// Whether every committed event of a transaction below `horizon` is in the views: at once
 /// when the horizon the projector covered reaches it, else by one probe just after the
 /// checkpoint. Neither costs more as the log grows.
