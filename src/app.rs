@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sqlx::PgPool;
 use studyledger_aggregates::member::Member;
 use studyledger_aggregates::organisation::Organisation;
 use studyledger_aggregates::values::OrgId;
@@ -44,13 +45,18 @@ pub struct App {
 
 impl App {
     pub async fn build(database: &DatabaseArgs, ledger: &LedgerArgs) -> Result<App, JobError> {
+        App::build_reading_from(database, ledger, None).await
+    }
+
+    /// [`App::build`], with the views read from `read_pool` when it is given (`serve` only).
+    async fn build_reading_from(
+        database: &DatabaseArgs,
+        ledger: &LedgerArgs,
+        read_pool: Option<PgPool>,
+    ) -> Result<App, JobError> {
         let pool = database::connect(&database.database_url, database.pool_size).await?;
         database::migrate(&pool).await?;
         database::ensure_transaction_ids_ahead(&pool).await?;
-        let read_pool = match &database.read_url {
-            Some(url) => Some(database::connect(url, database.pool_size).await?),
-            None => None,
-        };
         let settings = LedgerSettings {
             member_cache: ledger.member_cache,
             write_connections: ledger.write_connections,
@@ -165,7 +171,19 @@ async fn catch_up(projector: &Projector, pool: &sqlx::PgPool) -> Result<usize, J
 /// `studyledger serve`: migrate, publish ruleset 1 into an empty ledger, (load the demo data),
 /// start the projector and serve HTTP until Ctrl-C or SIGTERM, then stop in order.
 pub async fn serve(args: ServeArgs) -> Result<(), JobError> {
-    let app = App::build(&args.database, &args.ledger).await?;
+    // A standby out of reach at start does not stop the service: the primary answers every
+    // read, as when a standby lags.
+    let read_pool = match &args.database.read_url {
+        Some(url) => match database::connect(url, args.database.pool_size).await {
+            Ok(pool) => Some(pool),
+            Err(error) => {
+                tracing::warn!(%error, "DATABASE_READ_URL cannot be reached; the primary answers every read");
+                None
+            }
+        },
+        None => None,
+    };
+    let app = App::build_reading_from(&args.database, &args.ledger, read_pool).await?;
     let pool = app.ledger().pool();
     database::warn_without_synchronous_standby(pool).await;
     if args.demo_data_if_empty && !streams::has_members(pool).await? {
