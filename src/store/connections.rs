@@ -53,6 +53,9 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
 }
 
 /// SQLSTATEs (PostgreSQL's appendix A) that say "not now" rather than "never".
+/// read_only_sql_transaction: the server is a standby now.
+const READ_ONLY: &str = "25006";
+
 fn unavailable_code(code: &str) -> bool {
     // 08: connection exception; 53: insufficient resources (too many connections, disk
     // full, out of memory); 57P: operator intervention (administrator or crash shutdown,
@@ -65,7 +68,7 @@ fn unavailable_code(code: &str) -> bool {
             // query_canceled (statement_timeout), lock_not_available (lock_timeout),
             // read_only_sql_transaction (a standby answers: the primary is gone),
             // serialization_failure and deadlock_detected (try again).
-            "57014" | "55P03" | "25006" | "40001" | "40P01"
+            "57014" | "55P03" | READ_ONLY | "40001" | "40P01"
         )
 }
 
@@ -87,7 +90,7 @@ fn connection_lost(error: &sqlx::Error) -> bool {
         || error
             .as_database_error()
             .and_then(|e| e.code())
-            .is_some_and(|code| code == "25006")
+            .is_some_and(|code| code == READ_ONLY)
 }
 
 /// Whether a connection that has been idle answers a ping in time.
