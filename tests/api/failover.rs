@@ -233,7 +233,10 @@ async fn projector_holder(pool: &sqlx::PgPool) -> Option<String> {
 async fn reads_from_the_standby_see_their_own_writes(base: &str, member: Uuid) -> Vec<Uuid> {
     let client = client_with_token(ADMIN);
     let mut recorded = Vec::new();
-    let first = chrono::DateTime::parse_from_rfc3339("2019-01-07T08:00:00Z").expect("instant");
+    // Years after the clients' sessions of the same member (2018 on, 160 minutes apart per
+    // client and member), so that no session of theirs can overlap these.
+    let first = chrono::DateTime::parse_from_rfc3339("2025-01-06T08:00:00Z").expect("instant");
+    let standby_reads_before = view_reads(&client, base, "standby").await;
     for n in 0..10_i64 {
         let start = first + chrono::Duration::days(n);
         let session_id = Uuid::new_v4();
@@ -243,7 +246,7 @@ async fn reads_from_the_standby_see_their_own_writes(base: &str, member: Uuid) -
         let response = client.post(url).json(&body).send().await.expect("session");
         assert!(response.status().is_success(), "{}", response.status());
         recorded.push(session_id);
-        let url = format!("{base}/v1/members/{member}/compliance?quarter=2019-Q1");
+        let url = format!("{base}/v1/members/{member}/compliance?quarter=2025-Q1");
         let response = client.get(url).send().await.expect("read");
         assert_eq!(response.status(), 200);
         assert!(
@@ -257,20 +260,27 @@ async fn reads_from_the_standby_see_their_own_writes(base: &str, member: Uuid) -
             "read {n} sees its writes"
         );
     }
-    let metrics = client
+    // Every one of the ten reads was the standby's (none fell back to the primary).
+    let from_standby = view_reads(&client, base, "standby").await - standby_reads_before;
+    assert_eq!(from_standby, 10, "the standby answered every read");
+    recorded
+}
+
+/// `studyledger_view_reads_total{from}` of the instance at `base`.
+async fn view_reads(client: &reqwest::Client, base: &str, from: &str) -> u64 {
+    let text = client
         .get(format!("{base}/metrics"))
         .send()
         .await
-        .expect("metrics");
-    let text = metrics.text().await.expect("text");
-    let from_standby = text
-        .lines()
-        .find(|l| l.starts_with("studyledger_view_reads_total{from=\"standby\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(from_standby > 0, "the standby answered reads: {text}");
-    recorded
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let prefix = format!("studyledger_view_reads_total{{from=\"{from}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -348,6 +358,10 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_inst
         .map(|(_, _, answered)| answered.duration_since(killed_at))
         .min()
         .expect("sessions accepted after the kill");
+    assert!(
+        outcomes.resends > 0,
+        "the kill interrupted commands in flight (else the test showed no failover)"
+    );
     eprintln!(
         "failover: {killed_node} killed; first command sent afterwards accepted {:.1} s after the kill; {} resends",
         first_after.as_secs_f64(),
@@ -404,6 +418,10 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_inst
     let holder = projector_holder(&pool)
         .await
         .expect("a projector holds the lock");
+    assert!(
+        ["instance-a", "instance-b"].contains(&holder.as_str()),
+        "one of the instances holds the lock: {holder}"
+    );
 
     // The instance holding the projector's lock dies; the other takes the lock over.
     let (dying, surviving) = if holder == "instance-a" {
@@ -417,7 +435,7 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_command_and_both_inst
     let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
     client_run(
         0,
-        "2018-07-01T00:00:00Z",
+        "2024-07-01T00:00:00Z",
         bases[surviving].clone(),
         members[0],
         outcomes.clone(),
