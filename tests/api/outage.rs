@@ -18,7 +18,8 @@ use studyledger::store::tokens::Role;
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_views_match_the_log, client_with_token, free_port, new_token, start_binary, until,
+    assert_views_match_the_log, client_with_token, free_port, new_token, seed_over_http,
+    start_binary, until,
 };
 
 /// How long PostgreSQL stays down: what the issue asks for.
@@ -305,32 +306,8 @@ async fn client_loop(load: Arc<Load>, client: reqwest::Client, url: String) {
 
 /// An organisation, a course, and `count` members; answers their ids.
 async fn seed(admin: &reqwest::Client, base: &str, count: usize) -> Vec<Uuid> {
-    let course = json!({"course_id": "ethics", "title": "ethics", "category": "elective",
-                        "credit_hours": 1.5, "min_study_minutes": 10});
-    let mut posts = vec![
-        (
-            "/v1/orgs".to_owned(),
-            json!({"org_id": "fz", "name": "福州"}),
-        ),
-        ("/v1/courses".to_owned(), course),
-    ];
     let members: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
-    for (n, member) in members.iter().enumerate() {
-        posts.push((
-            "/v1/members".to_owned(),
-            json!({"member_id": member, "member_no": format!("O-{n}"), "name": "丙",
-                   "org_id": "fz", "enrolled_on": "2018-01-01"}),
-        ));
-    }
-    for (path, body) in posts {
-        let response = admin
-            .post(format!("{base}{path}"))
-            .json(&body)
-            .send()
-            .await
-            .expect("setup");
-        assert_eq!(response.status(), 201, "{path}");
-    }
+    seed_over_http(admin, base, &members, "O").await;
     members
 }
 
