@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{assert_views_match_the_log, client_with_token, start_binary};
+use crate::helpers::{assert_views_match_the_log, client_with_token, metrics_text, start_binary};
 
 const ADMIN: &str = "failover-test-administrator-token-0123456789";
 /// Sessions each client sends (a completion follows every fifth).
@@ -268,14 +268,7 @@ async fn reads_from_the_standby_see_their_own_writes(base: &str, member: Uuid) -
 
 /// `studyledger_view_reads_total{from}` of the instance at `base`.
 async fn view_reads(client: &reqwest::Client, base: &str, from: &str) -> u64 {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(client, base).await;
     let prefix = format!("studyledger_view_reads_total{{from=\"{from}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))

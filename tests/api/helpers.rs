@@ -783,6 +783,18 @@ pub async fn seed_over_http(client: &reqwest::Client, base: &str, members: &[Uui
     }
 }
 
+/// The service's `/metrics` page, as `client` reads it.
+pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// A client that sends `Authorization: Bearer <token>` with every request.
 pub fn client_with_token(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{holding_the_horizon, TestApp, TestDatabase};
+use crate::helpers::{holding_the_horizon, metrics_text, TestApp, TestDatabase};
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use studyledger::jobs::projector::Projector;
@@ -225,15 +225,7 @@ async fn a_read_waits_for_the_views_and_says_when_they_are_behind() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["study_minutes"], 60, "read your writes");
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&app.client, &app.address).await;
     for line in [
         "studyledger_projector_events_behind 0",
         "studyledger_projector_seconds_behind 0",
