@@ -14,6 +14,7 @@
 //! so its `PostgresEventRepository` reads them too: a test loads every member of a generated
 //! ledger through postgres-es and gets the same state as here.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -44,6 +45,9 @@ pub struct LedgerContext<A> {
     pub sequence: usize,
     /// Number of the last snapshot written (postgres-es's `current_snapshot`).
     pub snapshot: usize,
+    /// The stored snapshot could not be read (one of an older layout, after an upgrade): the
+    /// state came from the events, and the next append writes a new snapshot, due or not.
+    pub stale_snapshot: bool,
     /// The last event's link of the stream's hash chain, when this context knows it (a bulk
     /// append computes the links after it; [`LedgerStore::append_many_on`] keeps it).
     pub link: Option<Vec<u8>>,
@@ -53,6 +57,7 @@ struct Cached<A> {
     aggregate: A,
     sequence: usize,
     snapshot: usize,
+    stale_snapshot: bool,
 }
 
 pub struct LedgerStore<A> {
@@ -311,6 +316,7 @@ where
                 aggregate: cached.aggregate,
                 sequence: cached.sequence,
                 snapshot: cached.snapshot,
+                stale_snapshot: cached.stale_snapshot,
                 link: None,
             });
         }
@@ -318,8 +324,17 @@ where
         let rows = lease
             .run(|connection| self.load_query(aggregate_id).fetch_all(connection))
             .await?;
-        drop(lease);
-        self.rebuild(aggregate_id, rows).await
+        match self.rebuild(aggregate_id, rows) {
+            Ok(context) => Ok(context),
+            Err(snapshot) => {
+                let rows = lease
+                    .run(|connection| {
+                        events_through::<A>(aggregate_id, i64::MAX).fetch_all(connection)
+                    })
+                    .await?;
+                Ok(from_events(aggregate_id, snapshot, rows))
+            }
+        }
     }
 
     /// Returns an aggregate to the cache. Streams without events are not cached, so that an
@@ -334,6 +349,7 @@ where
                 aggregate: context.aggregate,
                 sequence: context.sequence,
                 snapshot: context.snapshot,
+                stale_snapshot: context.stale_snapshot,
             },
         );
     }
@@ -346,7 +362,15 @@ where
     /// Loads the aggregate from the database in one statement: snapshot, then later events.
     pub async fn load_fresh(&self, aggregate_id: &str) -> Result<LedgerContext<A>, StoreError> {
         let rows = self.load_query(aggregate_id).fetch_all(&self.pool).await?;
-        self.rebuild(aggregate_id, rows).await
+        match self.rebuild(aggregate_id, rows) {
+            Ok(context) => Ok(context),
+            Err(snapshot) => {
+                let rows = events_through::<A>(aggregate_id, i64::MAX)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(from_events(aggregate_id, snapshot, rows))
+            }
+        }
     }
 
     /// Loads many aggregates in one statement on the caller's connection, each as of a
@@ -362,8 +386,14 @@ where
             .bind(A::TYPE)
             .bind(aggregate_ids)
             .bind(through)
-            .fetch_all(connection)
+            .fetch_all(&mut *connection)
             .await?;
+        // As the statement reads them: an id given twice is loaded through the later sequence.
+        let mut through_of: HashMap<&str, i64> = HashMap::new();
+        for (id, &sequence) in aggregate_ids.iter().zip(through) {
+            let entry = through_of.entry(id.as_str()).or_insert(sequence);
+            *entry = (*entry).max(sequence);
+        }
         let mut loaded = Vec::new();
         let mut rows = rows.into_iter().peekable();
         while let Some(first) = rows.next() {
@@ -372,7 +402,16 @@ where
             while let Some(row) = rows.next_if(|r| r.aggregate_id == id) {
                 group.push(row);
             }
-            loaded.push(self.rebuild(&id, group).await?);
+            match self.rebuild(&id, group) {
+                Ok(context) => loaded.push(context),
+                Err(snapshot) => {
+                    let through = through_of.get(id.as_str()).copied().unwrap_or(i64::MAX);
+                    let rows = events_through::<A>(&id, through)
+                        .fetch_all(&mut *connection)
+                        .await?;
+                    loaded.push(from_events(&id, snapshot, rows));
+                }
+            }
         }
         Ok(loaded)
     }
@@ -387,10 +426,7 @@ where
         skipped: &std::collections::BTreeSet<usize>,
         through: usize,
     ) -> Result<LedgerContext<A>, StoreError> {
-        let rows: Vec<StreamRow> = sqlx::query_as(LOAD_EVENTS_THROUGH)
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(to_i64(through))
+        let rows = events_through::<A>(aggregate_id, to_i64(through))
             .fetch_all(connection)
             .await?;
         let mut context = LedgerContext {
@@ -398,6 +434,7 @@ where
             aggregate: A::default(),
             sequence: 0,
             snapshot: 0,
+            stale_snapshot: false,
             link: None,
         };
         // Rows come in sequence order.
@@ -425,58 +462,37 @@ where
     }
 
     /// The aggregate from the rows of [`LOAD`]: the snapshot, if any, then the later events.
-    async fn rebuild(
-        &self,
-        aggregate_id: &str,
-        rows: Vec<StreamRow>,
-    ) -> Result<LedgerContext<A>, StoreError> {
+    /// When the snapshot cannot be read (one of an older layout, after an upgrade), `Err`
+    /// with its number: the caller loads the events alone and builds with [`from_events`].
+    fn rebuild(&self, aggregate_id: &str, rows: Vec<StreamRow>) -> Result<LedgerContext<A>, usize> {
         let mut context = LedgerContext {
             aggregate_id: aggregate_id.to_owned(),
             aggregate: A::default(),
             sequence: 0,
             snapshot: 0,
+            stale_snapshot: false,
             link: None,
         };
         let mut rows = rows.into_iter().peekable();
         if let Some(row) = rows.next_if(|r| r.part == 0) {
             // Kept even when the payload is unreadable, so the next snapshot numbers on.
             context.snapshot = usize::try_from(row.current_snapshot).unwrap_or(0);
-            // A snapshot of an older shape is ignored: the events rebuild the state, and the
-            // next snapshot written replaces it.
-            if let Ok(aggregate) = serde_json::from_str::<A>(&row.payload) {
-                context.aggregate = aggregate;
-                context.sequence = to_usize(row.sequence);
-            } else {
-                tracing::warn!(
-                    aggregate_id,
-                    "snapshot unreadable; replaying the whole stream"
-                );
-                return self
-                    .load_without_snapshot(aggregate_id, context.snapshot)
-                    .await;
+            match serde_json::from_str::<A>(&row.payload) {
+                Ok(aggregate) => {
+                    context.aggregate = aggregate;
+                    context.sequence = to_usize(row.sequence);
+                }
+                Err(error) => {
+                    tracing::info!(
+                        aggregate_type = A::TYPE,
+                        aggregate_id,
+                        %error,
+                        "a snapshot this build cannot read; rebuilding from the events"
+                    );
+                    return Err(context.snapshot);
+                }
             }
         }
-        apply_rows(&mut context, rows);
-        Ok(context)
-    }
-
-    async fn load_without_snapshot(
-        &self,
-        aggregate_id: &str,
-        snapshot: usize,
-    ) -> Result<LedgerContext<A>, StoreError> {
-        let rows: Vec<StreamRow> = sqlx::query_as(LOAD_EVENTS_ONLY)
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut context = LedgerContext {
-            aggregate_id: aggregate_id.to_owned(),
-            aggregate: A::default(),
-            sequence: 0,
-            snapshot,
-            link: None,
-        };
         apply_rows(&mut context, rows);
         Ok(context)
     }
@@ -509,17 +525,20 @@ where
     /// with them when one fell due.
     fn advance(&self, context: &mut LedgerContext<A>, appended: usize) {
         let last = context.sequence + appended;
-        if self.snapshot_due(context.sequence, last) {
+        if self.snapshot_due(context, last) {
             context.snapshot += 1;
+            context.stale_snapshot = false;
         }
         context.sequence = last;
         // The database computed the new links: this context no longer knows its last one.
         context.link = None;
     }
 
-    /// Whether an append from `from` to `last` crosses a multiple of `snapshot_every`.
-    fn snapshot_due(&self, from: usize, last: usize) -> bool {
-        self.snapshot_every > 0 && last / self.snapshot_every > from / self.snapshot_every
+    /// Whether an append after `context` through sequence `last` writes a snapshot: when it
+    /// crosses a multiple of `snapshot_every`, or replaces one that could not be read.
+    fn snapshot_due(&self, context: &LedgerContext<A>, last: usize) -> bool {
+        let every = self.snapshot_every;
+        every > 0 && (context.stale_snapshot || last / every > context.sequence / every)
     }
 
     /// The events' columns after `context`, with `metadata` rendered as `metadata_text` (see
@@ -532,7 +551,7 @@ where
         metadata_text: &str,
     ) -> Result<Serialised, StoreError> {
         let last = context.sequence + events.len();
-        let snapshot = if self.snapshot_due(context.sequence, last) {
+        let snapshot = if self.snapshot_due(context, last) {
             Some((
                 to_i64(last),
                 to_i64(context.snapshot + 1),
@@ -785,6 +804,36 @@ fn metadata_text(metadata: &Metadata) -> Result<String, StoreError> {
 
 /// Applies event rows to an aggregate, in the order given; an event that cannot be read is
 /// passed over (and the projector lists it).
+/// The statement loading a stream's events alone, through sequence `through`.
+fn events_through<'q, A: Aggregate>(
+    aggregate_id: &'q str,
+    through: i64,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, StreamRow, sqlx::postgres::PgArguments> {
+    sqlx::query_as(LOAD_EVENTS_THROUGH)
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(through)
+}
+
+/// An aggregate from its events alone, in place of a snapshot it could not read (number
+/// `snapshot`): the next append writes a new one.
+fn from_events<A: Aggregate + PassOver>(
+    aggregate_id: &str,
+    snapshot: usize,
+    rows: Vec<StreamRow>,
+) -> LedgerContext<A> {
+    let mut context = LedgerContext {
+        aggregate_id: aggregate_id.to_owned(),
+        aggregate: A::default(),
+        sequence: 0,
+        snapshot,
+        stale_snapshot: true,
+        link: None,
+    };
+    apply_rows(&mut context, rows);
+    context
+}
+
 fn apply_rows<A: Aggregate + PassOver>(
     context: &mut LedgerContext<A>,
     rows: impl IntoIterator<Item = StreamRow>,

@@ -154,6 +154,68 @@ async fn a_long_member_stream_is_snapshotted_and_reloads_to_the_same_state() {
 }
 
 #[tokio::test]
+async fn a_snapshot_of_another_layout_is_rebuilt_from_the_events_and_replaced() {
+    let app = TestApp::spawn().await;
+    let member = app.seed_member("2018-01-01").await;
+    let path = format!("/v1/members/{member}/study-sessions");
+    let session_at = |i: i64| {
+        let start = chrono::DateTime::parse_from_rfc3339("2018-05-01T00:00:00Z").expect("instant")
+            + chrono::Duration::minutes(20 * i);
+        json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
+               "started_at": start, "ended_at": start + chrono::Duration::minutes(10)})
+    };
+    for i in 0..120 {
+        assert_eq!(app.post(&path, &session_at(i)).await.0, 201);
+    }
+    // The snapshot at 100 as an older build wrote it: no layout of this build's.
+    sqlx::query(
+        "UPDATE snapshots SET payload = (payload::jsonb - 'layout')::json
+          WHERE aggregate_type = 'member' AND aggregate_id = $1",
+    )
+    .bind(member.to_string())
+    .execute(&app.pool)
+    .await
+    .expect("an old snapshot");
+
+    // Loaded as of an earlier sequence in a transaction (as the projector loads), the member
+    // comes from its events through that sequence, not past it.
+    let ledger = app.ledger();
+    let mut tx = app.pool.begin().await.expect("tx");
+    let loaded = ledger
+        .load_members_on(&mut tx, &[member.to_string()], &[110])
+        .await
+        .expect("loaded");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].sequence, 110);
+    assert!(loaded[0].stale_snapshot);
+    assert_eq!(loaded[0].aggregate.sessions().len(), 109);
+
+    // A fresh instance (no cache) sees every session: an overlap with the first is refused.
+    let fresh = TestApp::spawn_on(app.database.clone()).await;
+    let (status, _) = fresh
+        .post(&path, &json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
+                             "started_at": "2018-05-01T00:05:00Z", "ended_at": "2018-05-01T00:15:00Z"}))
+        .await;
+    assert_eq!(status, 409);
+    // Its next append writes a snapshot of this layout, though no hundred is crossed.
+    assert_eq!(fresh.post(&path, &session_at(120)).await.0, 201);
+    let (last, number, layout): (i64, i64, Option<i64>) = sqlx::query_as(
+        "SELECT last_sequence, current_snapshot, (payload->>'layout')::bigint FROM snapshots
+          WHERE aggregate_type = 'member' AND aggregate_id = $1",
+    )
+    .bind(member.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("the snapshot");
+    assert_eq!((last, number, layout), (122, 2, Some(2)));
+    let (_, q2) = fresh
+        .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
+        .await;
+    assert_eq!(q2["study_minutes"], 1210);
+}
+
+#[tokio::test]
 async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
     let (status, body) = app.get("/healthz").await;

@@ -3,7 +3,8 @@
 //! - [`state`]: what the stream holds, and the questions asked of it (answered by the rules);
 //! - [`command`] and [`event`]: what can be asked, and what is recorded;
 //! - `decide/`: one file per command, each a plain function from state and command to events
-//!   or a [`rejection`]; `apply`: how an event moves the state.
+//!   or a [`rejection`]; `apply`: how an event moves the state;
+//! - `snapshot`: how the state is written into a snapshot.
 //!
 //! The cqrs-es `Aggregate::handle` adapter only writes the decided events to the sink.
 
@@ -12,6 +13,7 @@ pub mod command;
 mod decide;
 pub mod event;
 pub mod rejection;
+mod snapshot;
 pub mod state;
 
 use cqrs_es::Aggregate;

@@ -15,6 +15,7 @@ use crate::facts::{
 };
 use crate::member::command::Clock;
 use crate::member::rejection::MemberRejection;
+use crate::member::snapshot::{self, Layout};
 use crate::rules::appeals::{FinalEligibility, Hearings};
 use crate::rules::credit::{credit_by_quarter, QuarterTotals};
 use crate::rules::eligibility::{judge_evaluation, Determination, QuarterJudgement};
@@ -26,16 +27,24 @@ use crate::values::{local_date, EvaluationId, MemberNo, Name, OrgId, Quarter};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Member {
+    /// How a snapshot of this state is written (see `snapshot`): one of another layout is
+    /// refused, and the state is rebuilt from the events.
+    pub(super) layout: Layout,
     /// The sequence of the last applied event; each event's own sequence is its version.
     pub(super) version: usize,
     pub(super) enrolment: Option<Enrolment>,
     /// Sorted by start and pairwise disjoint; withdrawn sessions (rule 11) are not here.
+    #[serde(serialize_with = "snapshot::write_sessions")]
+    #[serde(deserialize_with = "snapshot::read_sessions")]
     pub(super) sessions: Vec<StudySession>,
     /// Sessions withdrawn (rule 11), in the order withdrawn: they count for nothing and
     /// overlap nothing, yet their ids stay taken.
-    #[serde(default)]
+    #[serde(serialize_with = "snapshot::write_sessions")]
+    #[serde(deserialize_with = "snapshot::read_sessions")]
     pub(super) withdrawn_sessions: Vec<StudySession>,
     /// In the order recorded.
+    #[serde(serialize_with = "snapshot::write_completions")]
+    #[serde(deserialize_with = "snapshot::read_completions")]
     pub(super) completions: Vec<Completion>,
     /// In the order recorded.
     #[serde(default)]

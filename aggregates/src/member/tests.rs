@@ -11,6 +11,7 @@ use crate::rules::sessions::TimeViolation;
 use crate::values::{Category, EvaluationId, Hours, Quarter};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
+use serde_json::json;
 use uuid::Uuid;
 
 type MemberTest = TestFramework<Member>;
@@ -1043,4 +1044,69 @@ fn while_away_study_and_transfers_are_refused_and_the_member_belongs_nowhere() {
         Some("fz-branch-1"),
         "while away, answered for where they were last"
     );
+}
+
+/// A member with a live session, a withdrawn session and a live and a withdrawn completion.
+fn member_with_every_kind_of_fact() -> Member {
+    after(vec![
+        record_session(10, at(5, 1, 9, 0), at(5, 1, 10, 0)),
+        from_statement(record_session(11, at(5, 2, 9, 0), at(5, 2, 10, 0)), 70),
+        from_statement(record_completion(20, at(5, 2, 11, 0)), 71),
+        record_completion(21, at(5, 3, 11, 0)),
+        withdraw(70),
+        withdraw(71),
+    ])
+}
+
+#[test]
+fn a_snapshot_reads_back_as_the_same_state() {
+    let member = member_with_every_kind_of_fact();
+    assert_eq!(
+        (
+            member.sessions().len(),
+            member.withdrawn_sessions().len(),
+            member.completions().len()
+        ),
+        (1, 1, 2)
+    );
+    assert!(member.completions().iter().any(|c| c.withdrawn.is_some()));
+    let snapshot = serde_json::to_string(&member).expect("serialises");
+    let read: Member = serde_json::from_str(&snapshot).expect("deserialises");
+    assert_eq!(read, member);
+}
+
+#[test]
+fn a_snapshot_writes_facts_as_arrays_and_refuses_other_layouts() {
+    let member = member_with_every_kind_of_fact();
+    let snapshot = serde_json::to_value(&member).expect("serialises");
+    assert_eq!(snapshot["layout"], 2);
+    let session = &snapshot["sessions"][0];
+    assert_eq!(session[0], json!(id(10)));
+    assert_eq!(session[2], json!("2018-05-01T09:00:00Z"));
+    assert!(snapshot["completions"][0][1].is_array(), "{snapshot}");
+    // The same facts as objects (the layout before) take about twice the bytes.
+    let objects = serde_json::to_string(&json!({
+        "sessions": member.sessions(),
+        "completions": member.completions(),
+    }))
+    .expect("objects");
+    let arrays = serde_json::to_string(&json!({
+        "sessions": snapshot["sessions"],
+        "completions": snapshot["completions"],
+    }))
+    .expect("arrays");
+    assert!(
+        arrays.len() * 10 < objects.len() * 7,
+        "{arrays} / {objects}"
+    );
+    // A snapshot of another layout is refused, so the store rebuilds from the events.
+    let mut other = snapshot.clone();
+    other["layout"] = json!(1);
+    assert!(serde_json::from_value::<Member>(other).is_err());
+    let mut unmarked = snapshot.clone();
+    unmarked.as_object_mut().expect("object").remove("layout");
+    assert!(serde_json::from_value::<Member>(unmarked).is_err());
+    let mut objects = snapshot;
+    objects["sessions"] = json!(member.sessions());
+    assert!(serde_json::from_value::<Member>(objects).is_err());
 }

@@ -491,6 +491,7 @@ impl Worker {
                 aggregate: Member::default(),
                 sequence: 0,
                 snapshot: 0,
+                stale_snapshot: false,
                 link: None,
             });
         }
