@@ -142,15 +142,21 @@ async fn a_long_member_stream_is_snapshotted_and_reloads_to_the_same_state() {
     // A fresh instance has no cache: it loads snapshot + 21 events, and must still see every
     // session (an overlap with the first one is refused) and count all the minutes.
     let fresh = TestApp::spawn_on(app.database.clone()).await;
-    let (status, _) = fresh
-        .post(&path, &json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
-                             "started_at": "2018-05-01T00:05:00Z", "ended_at": "2018-05-01T00:15:00Z"}))
-        .await;
-    assert_eq!(status, 409);
+    assert_overlap_with_the_first_session_refused(&fresh, &path).await;
     let (_, q2) = fresh
         .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
         .await;
     assert_eq!(q2["study_minutes"], 1200);
+}
+
+/// A session overlapping the first of the long streams above (2018-05-01, 00:00-00:10) is
+/// refused: the instance sees the whole stream.
+async fn assert_overlap_with_the_first_session_refused(app: &TestApp, path: &str) {
+    let (status, _) = app
+        .post(path, &json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
+                            "started_at": "2018-05-01T00:05:00Z", "ended_at": "2018-05-01T00:15:00Z"}))
+        .await;
+    assert_eq!(status, 409);
 }
 
 #[tokio::test]
@@ -193,11 +199,7 @@ async fn a_snapshot_of_another_layout_is_rebuilt_from_the_events_and_replaced() 
 
     // A fresh instance (no cache) sees every session: an overlap with the first is refused.
     let fresh = TestApp::spawn_on(app.database.clone()).await;
-    let (status, _) = fresh
-        .post(&path, &json!({"session_id": Uuid::new_v4(), "course_id": "ethics",
-                             "started_at": "2018-05-01T00:05:00Z", "ended_at": "2018-05-01T00:15:00Z"}))
-        .await;
-    assert_eq!(status, 409);
+    assert_overlap_with_the_first_session_refused(&fresh, &path).await;
     // Its next append writes a snapshot of this layout, though no hundred is crossed.
     assert_eq!(fresh.post(&path, &session_at(120)).await.0, 201);
     let (last, number, layout): (i64, i64, Option<i64>) = sqlx::query_as(

@@ -93,12 +93,8 @@ struct CompletionIn(
     Option<Withdrawal>,
 );
 
-/// A state's list of sessions, as arrays.
-pub fn write_sessions<S: Serializer>(
-    sessions: &[StudySession],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(sessions.iter().map(|s| {
+impl<'a> From<&'a StudySession> for SessionOut<'a> {
+    fn from(s: &'a StudySession) -> Self {
         SessionOut(
             &s.session_id,
             &s.course_id,
@@ -108,37 +104,96 @@ pub fn write_sessions<S: Serializer>(
             &s.source,
             &s.withdrawn,
         )
-    }))
+    }
+}
+
+impl From<SessionIn> for StudySession {
+    fn from(row: SessionIn) -> Self {
+        let SessionIn(session_id, course_id, started_at, ended_at, sequence, source, withdrawn) =
+            row;
+        StudySession {
+            session_id,
+            course_id,
+            started_at,
+            ended_at,
+            sequence,
+            source,
+            withdrawn,
+        }
+    }
+}
+
+impl<'a> From<&'a Completion> for CompletionOut<'a> {
+    fn from(c: &'a Completion) -> Self {
+        let course = &c.course;
+        let terms = (
+            &course.course_id,
+            course.category,
+            course.credit_hours,
+            course.min_study_minutes,
+        );
+        CompletionOut(
+            &c.completion_id,
+            terms,
+            &c.completed_at,
+            c.sequence,
+            &c.source,
+            &c.withdrawn,
+        )
+    }
+}
+
+impl From<CompletionIn> for Completion {
+    fn from(row: CompletionIn) -> Self {
+        let CompletionIn(completion_id, terms, completed_at, sequence, source, withdrawn) = row;
+        let (course_id, category, credit_hours, min_study_minutes) = terms;
+        Completion {
+            completion_id,
+            course: CourseTerms {
+                course_id,
+                category,
+                credit_hours,
+                min_study_minutes,
+            },
+            completed_at,
+            sequence,
+            source,
+            withdrawn,
+        }
+    }
+}
+
+/// A list of facts, each written as its array `O`.
+fn write_rows<'a, T, O, S>(facts: &'a [T], serializer: S) -> Result<S::Ok, S::Error>
+where
+    O: Serialize + From<&'a T>,
+    S: Serializer,
+{
+    serializer.collect_seq(facts.iter().map(O::from))
+}
+
+/// A list of facts, each read from its array `I`.
+fn read_rows<'de, I, T, D>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    I: Deserialize<'de> + Into<T>,
+    D: Deserializer<'de>,
+{
+    let rows = Vec::<I>::deserialize(deserializer)?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// A state's list of sessions, as arrays.
+pub fn write_sessions<S: Serializer>(
+    sessions: &[StudySession],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    write_rows::<_, SessionOut, _>(sessions, serializer)
 }
 
 pub fn read_sessions<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<StudySession>, D::Error> {
-    let rows = Vec::<SessionIn>::deserialize(deserializer)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |SessionIn(
-                session_id,
-                course_id,
-                started_at,
-                ended_at,
-                sequence,
-                source,
-                withdrawn,
-            )| {
-                StudySession {
-                    session_id,
-                    course_id,
-                    started_at,
-                    ended_at,
-                    sequence,
-                    source,
-                    withdrawn,
-                }
-            },
-        )
-        .collect())
+    read_rows::<SessionIn, _, _>(deserializer)
 }
 
 /// A state's list of completions, as arrays.
@@ -146,47 +201,11 @@ pub fn write_completions<S: Serializer>(
     completions: &[Completion],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(completions.iter().map(|c| {
-        let course = &c.course;
-        CompletionOut(
-            &c.completion_id,
-            (
-                &course.course_id,
-                course.category,
-                course.credit_hours,
-                course.min_study_minutes,
-            ),
-            &c.completed_at,
-            c.sequence,
-            &c.source,
-            &c.withdrawn,
-        )
-    }))
+    write_rows::<_, CompletionOut, _>(completions, serializer)
 }
 
 pub fn read_completions<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<Completion>, D::Error> {
-    let rows = Vec::<CompletionIn>::deserialize(deserializer)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |CompletionIn(completion_id, terms, completed_at, sequence, source, withdrawn)| {
-                let (course_id, category, credit_hours, min_study_minutes) = terms;
-                Completion {
-                    completion_id,
-                    course: CourseTerms {
-                        course_id,
-                        category,
-                        credit_hours,
-                        min_study_minutes,
-                    },
-                    completed_at,
-                    sequence,
-                    source,
-                    withdrawn,
-                }
-            },
-        )
-        .collect())
+    read_rows::<CompletionIn, _, _>(deserializer)
 }
