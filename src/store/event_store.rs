@@ -324,14 +324,18 @@ where
         let rows = lease
             .run(|connection| self.load_query(aggregate_id).fetch_all(connection))
             .await?;
+        // The write connection goes back before the rows are parsed and applied.
+        drop(lease);
         match self.rebuild(aggregate_id, rows) {
             Ok(context) => Ok(context),
             Err(snapshot) => {
+                let mut lease = self.writer.connections().lease().await?;
                 let rows = lease
                     .run(|connection| {
                         events_through::<A>(aggregate_id, i64::MAX).fetch_all(connection)
                     })
                     .await?;
+                drop(lease);
                 Ok(from_events(aggregate_id, snapshot, rows))
             }
         }
@@ -389,6 +393,7 @@ where
             .fetch_all(&mut *connection)
             .await?;
         // As the statement reads them: an id given twice is loaded through the later sequence.
+        debug_assert_eq!(aggregate_ids.len(), through.len());
         let mut through_of: HashMap<&str, i64> = HashMap::new();
         for (id, &sequence) in aggregate_ids.iter().zip(through) {
             let entry = through_of.entry(id.as_str()).or_insert(sequence);
@@ -802,8 +807,6 @@ fn metadata_text(metadata: &Metadata) -> Result<String, StoreError> {
     Ok(serde_json::to_string(&metadata.as_map())?)
 }
 
-/// Applies event rows to an aggregate, in the order given; an event that cannot be read is
-/// passed over (and the projector lists it).
 /// The statement loading a stream's events alone, through sequence `through`.
 fn events_through<'q, A: Aggregate>(
     aggregate_id: &'q str,
@@ -816,7 +819,10 @@ fn events_through<'q, A: Aggregate>(
 }
 
 /// An aggregate from its events alone, in place of a snapshot it could not read (number
-/// `snapshot`): the next append writes a new one.
+/// `snapshot`): the next append writes a new one. The events are read by a statement after
+/// the snapshot's: should another instance write snapshot `snapshot + 1` in between, the next
+/// append numbers its snapshot `snapshot + 1` again (postgres-es's counter repeats; the state
+/// and the upsert's sequence guard are unaffected).
 fn from_events<A: Aggregate + PassOver>(
     aggregate_id: &str,
     snapshot: usize,
@@ -834,6 +840,8 @@ fn from_events<A: Aggregate + PassOver>(
     context
 }
 
+/// Applies event rows to an aggregate, in the order given; an event that cannot be read is
+/// passed over (and the projector lists it).
 fn apply_rows<A: Aggregate + PassOver>(
     context: &mut LedgerContext<A>,
     rows: impl IntoIterator<Item = StreamRow>,

@@ -174,14 +174,28 @@ async fn a_snapshot_of_another_layout_is_rebuilt_from_the_events_and_replaced() 
         assert_eq!(app.post(&path, &session_at(i)).await.0, 201);
     }
     // The snapshot at 100 as an older build wrote it: no layout of this build's.
-    sqlx::query(
-        "UPDATE snapshots SET payload = (payload::jsonb - 'layout')::json
-          WHERE aggregate_type = 'member' AND aggregate_id = $1",
-    )
-    .bind(member.to_string())
-    .execute(&app.pool)
-    .await
-    .expect("an old snapshot");
+    let strip_layout = || async {
+        sqlx::query(
+            "UPDATE snapshots SET payload = (payload::jsonb - 'layout')::json
+              WHERE aggregate_type = 'member' AND aggregate_id = $1",
+        )
+        .bind(member.to_string())
+        .execute(&app.pool)
+        .await
+        .expect("an old snapshot");
+    };
+    let snapshot_row = || async {
+        let row: (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT last_sequence, current_snapshot, (payload->>'layout')::bigint FROM snapshots
+              WHERE aggregate_type = 'member' AND aggregate_id = $1",
+        )
+        .bind(member.to_string())
+        .fetch_one(&app.pool)
+        .await
+        .expect("the snapshot");
+        row
+    };
+    strip_layout().await;
 
     // Loaded as of an earlier sequence in a transaction (as the projector loads), the member
     // comes from its events through that sequence, not past it.
@@ -197,24 +211,38 @@ async fn a_snapshot_of_another_layout_is_rebuilt_from_the_events_and_replaced() 
     assert!(loaded[0].stale_snapshot);
     assert_eq!(loaded[0].aggregate.sessions().len(), 109);
 
-    // A fresh instance (no cache) sees every session: an overlap with the first is refused.
+    // A fresh instance (no cache) reads the whole stream, and writes nothing for a read.
     let fresh = TestApp::spawn_on(app.database.clone()).await;
+    let (state, sequence) = fresh
+        .ledger()
+        .read::<studyledger_aggregates::member::Member>(&member.to_string())
+        .await
+        .expect("read");
+    assert_eq!((sequence, state.sessions().len()), (121, 120));
+    assert_eq!(snapshot_row().await, (100, 1, None));
+    // It sees every session: an overlap with the first is refused.
     assert_overlap_with_the_first_session_refused(&fresh, &path).await;
-    // Its next append writes a snapshot of this layout, though no hundred is crossed.
+    // Its next append writes a snapshot of this layout, though no hundred is crossed; the one
+    // after writes none.
     assert_eq!(fresh.post(&path, &session_at(120)).await.0, 201);
-    let (last, number, layout): (i64, i64, Option<i64>) = sqlx::query_as(
-        "SELECT last_sequence, current_snapshot, (payload->>'layout')::bigint FROM snapshots
-          WHERE aggregate_type = 'member' AND aggregate_id = $1",
-    )
-    .bind(member.to_string())
-    .fetch_one(&app.pool)
-    .await
-    .expect("the snapshot");
-    assert_eq!((last, number, layout), (122, 2, Some(2)));
+    assert_eq!(snapshot_row().await, (122, 2, Some(2)));
+    assert_eq!(fresh.post(&path, &session_at(121)).await.0, 201);
+    assert_eq!(snapshot_row().await, (122, 2, Some(2)));
     let (_, q2) = fresh
         .get(&format!("/v1/members/{member}/compliance?quarter=2018-Q2"))
         .await;
-    assert_eq!(q2["study_minutes"], 1210);
+    assert_eq!(q2["study_minutes"], 1220);
+
+    // A bulk import loads the member in its own way, and replaces such a snapshot too.
+    strip_layout().await;
+    let mut rows = String::from("kind,member_id,session_id,course_id,started_at,ended_at\n");
+    rows.push_str(&format!(
+        "session,{member},{},ethics,2018-06-01T00:00:00Z,2018-06-01T00:10:00Z\n",
+        Uuid::new_v4()
+    ));
+    let record = crate::import::import(&fresh, "text/csv", rows).await;
+    assert_eq!(record["rows_recorded"], 1, "{record}");
+    assert_eq!(snapshot_row().await, (124, 3, Some(2)));
 }
 
 #[tokio::test]

@@ -10,8 +10,11 @@
 //! The facts keep their object form everywhere else (events, answers of the API): only the
 //! state's snapshot uses this layout. [`LAYOUT`] names it; a snapshot of another layout (the
 //! objects of before, or a later change) does not deserialise, and the event store then
-//! rebuilds the state from the events and replaces the snapshot at the next one due.
-//! Change [`LAYOUT`] with any change to the arrays below.
+//! rebuilds the state from the events and replaces the snapshot with its next append.
+//! Change [`LAYOUT`] with any change to the arrays below, and only ever append elements,
+//! never reorder them: builds from before layout 2 ignore the marker and would read arrays
+//! by position into the facts' fields (today's order is theirs, so a rollback reads layout 2
+//! correctly).
 
 use chrono::{DateTime, Utc};
 use serde::de::Error as _;
