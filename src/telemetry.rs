@@ -35,6 +35,7 @@ struct Metrics {
     open_skips: IntGauge,
     overloaded: IntCounter,
     view_reads: IntCounterVec,
+    stale_snapshots: IntCounter,
 }
 
 /// Upper bounds of the request latency histogram, in seconds: ten per decade (the R10 series,
@@ -116,6 +117,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "studyledger_skipped_events_open",
             "Skipped events not yet set aside (GET /v1/skipped-events lists them)",
         )),
+        stale_snapshots: counter(
+            "studyledger_snapshots_unreadable_total",
+            "Cold loads that found a snapshot this build cannot read (an older layout) and \
+             rebuilt the aggregate from its events",
+        ),
     };
     for collector in [
         Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -129,6 +135,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(metrics.open_skips.clone()),
         Box::new(metrics.overloaded.clone()),
         Box::new(metrics.view_reads.clone()),
+        Box::new(metrics.stale_snapshots.clone()),
     ] {
         defined(metrics.registry.register(collector));
     }
@@ -163,6 +170,11 @@ pub fn events_skipped(events: usize) {
 /// A read of the views answered from `from` ("standby" or "primary").
 pub fn view_read(from: &str) {
     METRICS.view_reads.with_label_values(&[from]).inc();
+}
+
+/// A cold load found a snapshot it cannot read and rebuilt from the events.
+pub fn snapshot_unreadable() {
+    METRICS.stale_snapshots.inc();
 }
 
 /// A request refused because too many were in flight.

@@ -28,6 +28,7 @@ use crate::store::chain;
 use crate::store::error::StoreError;
 use crate::store::group_commit::{EventRow, GroupCommit};
 use crate::store::record::{Appended, Metadata, Recorded};
+use crate::telemetry;
 
 /// How an aggregate takes the place of a stored event that no current type can read (written
 /// before a rule of the value types, or by hand): the event is passed over, never applied.
@@ -488,7 +489,10 @@ where
                     context.sequence = to_usize(row.sequence);
                 }
                 Err(error) => {
-                    tracing::info!(
+                    // After an upgrade this is every cold load of a member not written since:
+                    // counted, and logged only at debug level.
+                    telemetry::snapshot_unreadable();
+                    tracing::debug!(
                         aggregate_type = A::TYPE,
                         aggregate_id,
                         %error,

@@ -211,14 +211,24 @@ async fn a_snapshot_of_another_layout_is_rebuilt_from_the_events_and_replaced() 
     assert!(loaded[0].stale_snapshot);
     assert_eq!(loaded[0].aggregate.sessions().len(), 109);
 
-    // A fresh instance (no cache) reads the whole stream, and writes nothing for a read.
+    // A fresh instance (no cache) reads the whole stream, counts the unreadable snapshot, and
+    // writes nothing for a read.
     let fresh = TestApp::spawn_on(app.database.clone()).await;
+    let unreadable = || async {
+        let text = crate::helpers::metrics_text(&fresh.client, &fresh.address).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("studyledger_snapshots_unreadable_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = unreadable().await;
     let (state, sequence) = fresh
         .ledger()
         .read::<studyledger_aggregates::member::Member>(&member.to_string())
         .await
         .expect("read");
     assert_eq!((sequence, state.sessions().len()), (121, 120));
+    assert!(unreadable().await > before);
     assert_eq!(snapshot_row().await, (100, 1, None));
     // It sees every session: an overlap with the first is refused.
     assert_overlap_with_the_first_session_refused(&fresh, &path).await;
